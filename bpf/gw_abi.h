@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The one ABI shared by the BPF programs and gatewayd: map keys and values, enums, sizes.
+ * Included from BPF C (after vmlinux.h) and from C++ (after <linux/types.h>). Addresses are
+ * 16 bytes so IPv6 fits later; IPv4 uses the first 4 bytes. Everything is network order
+ * unless named _host.
+ */
+#pragma once
+
+#ifndef __bpf__
+#include <linux/types.h>
+#endif
+
+/* Map sizes. */
+#define GW_CT_MAX_ENTRIES       262144 /* conntrack entries; a flow uses two */
+#define GW_EXPOSE_MAX_ENTRIES   65536  /* exposed host ports (a range is one entry per port) */
+#define GW_MASQ_MAX_ENTRIES     256    /* masquerade source CIDRs */
+#define GW_LOCAL_MAX_ENTRIES    256    /* addresses owned by the gateway host */
+#define GW_ENDPOINT_MAX_ENTRIES 4096   /* namespace addresses reachable on a gateway-end link */
+#define GW_RULE_MAX             65536  /* rule ids for per-rule counters */
+
+#define GW_SNAT_PORT_MIN        61000  /* SNAT ports outside Linux's ephemeral 32768-60999 */
+#define GW_SNAT_PORT_MAX        65535
+#define GW_SNAT_PROBES          32     /* bounded probing before exhaustion is declared */
+
+enum gw_family {
+	GW_AF_INET = 2,
+	GW_AF_INET6 = 10,
+};
+
+union gw_addr {
+	__u32 v4;
+	__u32 v6[4];
+	__u8 bytes[16];
+};
+
+/* A packet's 5-tuple as seen on the wire. ICMP echo: the id is in sport, dport is 0. */
+struct gw_ct_key {
+	union gw_addr saddr;
+	union gw_addr daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+enum gw_ct_dir {
+	GW_CT_DIR_ORIG = 0,  /* the direction of the first packet */
+	GW_CT_DIR_REPLY = 1,
+};
+
+/* Which translations a flow carries (bits). */
+enum gw_nat_kind {
+	GW_NAT_DNAT = 1 << 0, /* exposed port: destination rewritten */
+	GW_NAT_SNAT = 1 << 1, /* masquerade or hairpin: source rewritten */
+};
+
+/* TCP events seen in one direction (bits of gw_ct_entry.tcp_flags). */
+enum gw_ct_tcp_seen {
+	GW_CT_SEEN_SYN = 1 << 0,
+	GW_CT_SEEN_SYNACK = 1 << 1,
+	GW_CT_SEEN_FIN = 1 << 2,
+	GW_CT_SEEN_RST = 1 << 3,
+	GW_CT_SEEN_ACK = 1 << 4,
+};
+
+/*
+ * One direction of a flow. Packets matching the key get their addresses/ports rewritten to
+ * the new_* fields (a field equal to the packet's own means no change). The two entries of a
+ * flow point at each other through `peer`, the key of the other direction *as it appears on
+ * the wire*, so gatewayd can list and delete flows as pairs.
+ */
+struct gw_ct_entry {
+	union gw_addr new_saddr;
+	union gw_addr new_daddr;
+	__be16 new_sport;
+	__be16 new_dport;
+	__u8 dir;        /* enum gw_ct_dir */
+	__u8 nat;        /* enum gw_nat_kind bits */
+	__u8 tcp_flags;  /* enum gw_ct_tcp_seen bits, this direction */
+	__u8 pad0;
+	__u32 rule_id;   /* expose rule id (DNAT), 0 otherwise */
+	__u32 pad1;
+	__u64 created_ns;   /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 last_seen_ns;
+	__u64 packets;
+	__u64 bytes;
+	struct gw_ct_key peer;
+};
+
+/* Exposed port: matched on ingress by {proto, family, port, daddr}; daddr 0 = any local. */
+struct gw_expose_key {
+	union gw_addr daddr;
+	__be16 dport;
+	__u8 proto;
+	__u8 family;
+};
+
+struct gw_expose_value {
+	union gw_addr target_addr;
+	__be16 target_port;
+	__u16 pad;
+	__u32 rule_id;
+};
+
+/* Masquerade: sources in an LPM prefix leaving through out_ifindex (0 = the uplink). */
+struct gw_masq_key {
+	__u32 prefixlen; /* LPM trie: bits after the family byte */
+	__u8 family;
+	__u8 pad[3];
+	union gw_addr addr;
+};
+
+struct gw_masq_value {
+	__u32 out_ifindex;
+	__u32 flags;
+};
+
+/* Runtime configuration, one entry (index 0) of gw_config_map. */
+struct gw_config {
+	__u32 uplink_ifindex;
+	__u32 flags;          /* GW_CFG_* */
+	union gw_addr uplink_addr; /* masquerade source and the default exposed address */
+	union gw_addr hairpin_addr; /* source for hairpin/host-local translation: the bridge gw */
+	__u64 netns_cookie;   /* the gateway host's netns, for the cgroup socket hooks */
+	__u16 snat_port_min;  /* host order */
+	__u16 snat_port_max;  /* host order */
+	__u32 pad;
+};
+
+enum gw_config_flags {
+	GW_CFG_FIB_REDIRECT = 1 << 0, /* forward with bpf_fib_lookup + bpf_redirect_neigh */
+};
+
+/* Per-rule counters (per-CPU array indexed by rule id). */
+struct gw_rule_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 connections;
+	__u64 drops;
+};
+
+/* Why a packet was dropped or passed untouched: index of the per-CPU gw_stats_reason map. */
+enum gw_reason {
+	GW_REASON_PASS_NOT_IP = 0,
+	GW_REASON_PASS_NO_MATCH,      /* not ours: left to the stack untouched */
+	GW_REASON_PASS_FRAGMENT_MISS, /* later fragment with no flow: left to the stack */
+	GW_REASON_NAT_DNAT,           /* translated: exposed port */
+	GW_REASON_NAT_SNAT,           /* translated: masquerade */
+	GW_REASON_NAT_REPLY,          /* translated back: reply of a flow */
+	GW_REASON_NAT_ICMP_ERROR,     /* ICMP error about a flow translated */
+	GW_REASON_CT_CREATED,         /* new flow pair inserted */
+	GW_REASON_CT_INSERT_RACE,     /* another CPU inserted the flow first */
+	GW_REASON_DROP_MALFORMED,     /* truncated or bad header */
+	GW_REASON_DROP_CT_INSERT,     /* map full / insert failed */
+	GW_REASON_DROP_SNAT_EXHAUSTED,/* no free SNAT port */
+	GW_REASON_DROP_CSUM,          /* checksum helper failed */
+	GW_REASON_DROP_IP_OPTIONS,    /* reserved: options we refuse */
+	GW_REASON_REDIRECT,           /* forwarded by redirect (fib/peer) */
+	GW_REASON_MAX,
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(union gw_addr) == 16);
+static_assert(sizeof(struct gw_ct_key) == 40);
+static_assert(sizeof(struct gw_ct_entry) == 120);
+static_assert(sizeof(struct gw_expose_key) == 20);
+static_assert(sizeof(struct gw_expose_value) == 24);
+static_assert(sizeof(struct gw_masq_key) == 24);
+static_assert(sizeof(struct gw_config) == 56);
+static_assert(sizeof(struct gw_rule_stats) == 32);
+#else
+_Static_assert(sizeof(union gw_addr) == 16, "gw_addr");
+_Static_assert(sizeof(struct gw_ct_key) == 40, "gw_ct_key");
+_Static_assert(sizeof(struct gw_ct_entry) == 120, "gw_ct_entry");
+_Static_assert(sizeof(struct gw_expose_key) == 20, "gw_expose_key");
+_Static_assert(sizeof(struct gw_expose_value) == 24, "gw_expose_value");
+_Static_assert(sizeof(struct gw_masq_key) == 24, "gw_masq_key");
+_Static_assert(sizeof(struct gw_config) == 56, "gw_config");
+_Static_assert(sizeof(struct gw_rule_stats) == 32, "gw_rule_stats");
+#endif
