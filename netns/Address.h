@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: MIT
+// Interface addresses (IPv4 and IPv6) over rtnetlink.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <vector>
+
+#include "Error.h"
+#include "Ip.h"
+#include "Netlink.h"
+
+namespace gw {
+
+struct AddressInfo {
+  int ifindex = 0;
+  IpPrefix prefix; // the local address with its prefix length, e.g. 10.0.0.1/24
+};
+
+// Adds `prefix` (address plus length, host bits kept) to the interface; EEXIST if present.
+Status addAddress(Netlink& nl, int ifindex, const IpPrefix& prefix);
+Status deleteAddress(Netlink& nl, int ifindex, const IpPrefix& prefix);
+// family AF_UNSPEC lists both; ifindex 0 lists every interface.
+Result<std::vector<AddressInfo>> listAddresses(Netlink& nl, int family = AF_UNSPEC,
+                                               int ifindex = 0);
+
+} // namespace gw

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT
+// Network interfaces over rtnetlink: query, veth pairs, bridges, up/mtu/master, delete.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "Error.h"
+#include "Netlink.h"
+
+namespace gw {
+
+struct LinkInfo {
+  int index = 0;
+  std::string name;
+  std::string kind; // "veth", "bridge", ... ; empty for links without IFLA_INFO_KIND (lo)
+  unsigned mtu = 0;
+  bool up = false; // administratively up (IFF_UP)
+  int master = 0;  // ifindex of the bridge it is enslaved to, 0 if none
+  std::array<uint8_t, 6> mac{};
+};
+
+// The kernel's dev_valid_name(): 1..15 chars, no '/', ':' or whitespace, not "." or "..".
+Status validateIfName(std::string_view name);
+
+// ENODEV naming the link if it does not exist.
+Result<LinkInfo> getLink(Netlink& nl, const std::string& name);
+Result<LinkInfo> getLink(Netlink& nl, int index);
+Result<std::vector<LinkInfo>> listLinks(Netlink& nl);
+
+// Creates a veth pair; with peerNsFd >= 0 the peer is born inside that namespace.
+Status createVeth(Netlink& nl, const std::string& name, const std::string& peerName,
+                  int peerNsFd = -1);
+Status createBridge(Netlink& nl, const std::string& name);
+Status setLinkUp(Netlink& nl, int index, bool up);
+Status setLinkMtu(Netlink& nl, int index, unsigned mtu);
+// masterIndex 0 releases the link from its bridge.
+Status setLinkMaster(Netlink& nl, int index, int masterIndex);
+Status deleteLink(Netlink& nl, int index);
+
+} // namespace gw
