@@ -13,9 +13,10 @@ namespace gw {
 struct Error {
   int code = 0;
   std::string message;
+  bool appendStrerror = true; // false when the message already says it all (fail())
 
   std::string str() const {
-    if (code == 0) {
+    if (code == 0 || !appendStrerror) {
       return message;
     }
     return message + ": " + std::strerror(code);
@@ -33,7 +34,7 @@ inline std::unexpected<Error> sysError(std::string context) {
 }
 
 inline std::unexpected<Error> fail(std::string message, int code = 0) {
-  return std::unexpected(Error{code, std::move(message)});
+  return std::unexpected(Error{code, std::move(message), false});
 }
 
 } // namespace gw

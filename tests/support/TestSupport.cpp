@@ -212,7 +212,7 @@ int Child::stop(int sig, std::chrono::milliseconds timeout) {
 }
 
 const std::string& prefix() {
-  static const std::string p = "t" + toBase36(static_cast<unsigned long>(getpid())) + "-";
+  static const std::string p = "gwt" + toBase36(static_cast<unsigned long>(getpid())) + "-";
   return p;
 }
 
@@ -221,10 +221,10 @@ void sweepLeftovers() {
   for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ec)) {
     std::string name = entry.path().filename();
     auto dash = name.find('-');
-    if (name.size() < 3 || name[0] != 't' || dash == std::string::npos || dash < 2) {
+    if (!name.starts_with("gwt") || dash == std::string::npos || dash < 4) {
       continue;
     }
-    std::string id = name.substr(1, dash - 1);
+    std::string id = name.substr(3, dash - 3);
     char* end = nullptr;
     unsigned long pid = std::strtoul(id.c_str(), &end, 36);
     if (end == nullptr || *end != '\0' || pid == 0) {

@@ -54,11 +54,11 @@ private:
   int status_ = -1;
 };
 
-// A short prefix unique to this test process, e.g. "t1k3z-". Names built from it stay short
+// A short prefix unique to this test process, e.g. "gwt1k3z-". Names built from it stay short
 // (IFNAMSIZ). Leftovers of dead test processes are swept by sweepLeftovers().
 const std::string& prefix();
 
-// Deletes namespaces named t<base36 pid>-* whose pid is no longer alive (killed earlier runs).
+// Deletes namespaces named gwt<base36 pid>-* whose pid is no longer alive (killed earlier runs).
 void sweepLeftovers();
 
 // A namespace made with iproute2 (independent of our netns/ code); deleted on destruction.
