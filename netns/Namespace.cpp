@@ -110,11 +110,13 @@ Status createNamespace(const std::string& name) {
   if (unshare(CLONE_NEWNET) != 0) {
     return removeFile(sysError("unshare(CLONE_NEWNET) for " + name).error());
   }
-  int mounted = mount(kThreadNetns, path.c_str(), "none", MS_BIND, nullptr);
-  Error mountError{errno, "bind-mount namespace onto " + path};
+  Status mounted;
+  if (mount(kThreadNetns, path.c_str(), "none", MS_BIND, nullptr) != 0) {
+    mounted = sysError("bind-mount namespace onto " + path);
+  }
   returnOrAbort(saved->get());
-  if (mounted != 0) {
-    return removeFile(std::move(mountError));
+  if (!mounted) {
+    return removeFile(std::move(mounted.error()));
   }
   return {};
 }

@@ -34,11 +34,14 @@ std::string extackText(const nlmsghdr* nlh, size_t offset) {
 }
 
 std::unexpected<Error> kernelError(std::string_view what, int code, const std::string& extack) {
-  std::string message(what);
+  // Built field by field: the kernel's errno text is still appended by Error::str().
+  Error error;
+  error.code = code;
+  error.message = what;
   if (!extack.empty()) {
-    message += ": " + extack;
+    error.message += ": " + extack;
   }
-  return std::unexpected(Error{code, std::move(message)});
+  return std::unexpected(std::move(error));
 }
 
 } // namespace
