@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+// The small HTTP/1.1 subset spoken on the control socket: one request per connection,
+// Content-Length bodies, bounded sizes. Enough for gwctl and `curl --unix-socket`.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "Error.h"
+
+namespace gw::http {
+
+inline constexpr size_t kMaxHeaderBytes = 16 * 1024;
+inline constexpr size_t kMaxBodyBytes = 1024 * 1024;
+
+struct Request {
+  std::string method;
+  std::string target; // path with query
+  std::map<std::string, std::string> headers; // lower-cased names
+  std::string body;
+
+  std::string path() const;                       // target without the query
+  std::map<std::string, std::string> query() const; // decoded ?a=b&c=d
+};
+
+struct Response {
+  int status = 200;
+  std::string contentType = "application/json";
+  std::string body;
+};
+
+// Outcome of feeding bytes to the parser.
+enum class ParseState { Incomplete, Complete };
+
+// Parses a request from `data`; Incomplete while more bytes are needed. Errors name the fault.
+Result<ParseState> parseRequest(std::string_view data, Request& out);
+Result<ParseState> parseResponse(std::string_view data, Response& out);
+
+std::string serialize(const Response& response);
+std::string serialize(const Request& request);
+std::string_view reasonPhrase(int status);
+std::string percentDecode(std::string_view text);
+std::string percentEncode(std::string_view text);
+
+// Reads one full message from `fd` until the parser completes, with a deadline and size caps.
+Result<Request> readRequest(int fd, std::chrono::milliseconds timeout);
+Result<Response> readResponse(int fd, std::chrono::milliseconds timeout);
+Status writeAll(int fd, std::string_view data, std::chrono::milliseconds timeout);
+
+} // namespace gw::http

@@ -1,0 +1,378 @@
+// SPDX-License-Identifier: MIT
+#include "Gateway.h"
+
+#include <unistd.h>
+
+#include "Address.h"
+#include "Link.h"
+#include "Log.h"
+#include "Namespace.h"
+#include "Topology.h"
+
+namespace gw {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kVersion = "0.1.0";
+
+int statusFor(const Error& e) {
+  switch (e.code) {
+  case 0:
+  case EINVAL: return 400;
+  case ENOENT:
+  case ENODEV: return 404;
+  case EEXIST:
+  case EADDRINUSE:
+  case ENOSPC:
+  case EBUSY: return 409;
+  default: return 500;
+  }
+}
+
+http::Response jsonResponse(int status, const json& body) {
+  return {status, "application/json", body.dump() + "\n"};
+}
+
+http::Response errorResponse(const Error& e) {
+  return jsonResponse(statusFor(e), json{{"error", e.str()}});
+}
+
+std::unexpected<Error> badRequest(std::string message) {
+  return fail(std::move(message), EINVAL);
+}
+
+Result<std::string> optionalString(const json& body, const char* key) {
+  if (!body.contains(key) || body[key].is_null()) {
+    return std::string();
+  }
+  if (!body[key].is_string()) {
+    return badRequest(std::string("field '") + key + "' must be a string");
+  }
+  return body[key].get<std::string>();
+}
+
+} // namespace
+
+Gateway::Gateway(GatewayConfig config, Netlink host)
+    : config_(std::move(config)), host_(std::move(host)),
+      started_(std::chrono::steady_clock::now()) {}
+
+Result<std::unique_ptr<Gateway>> Gateway::start(const GatewayConfig& config) {
+  auto host = Netlink::open();
+  if (!host) {
+    return std::unexpected(host.error());
+  }
+  auto uplink = getLink(*host, config.uplink);
+  if (!uplink) {
+    return fail("unknown uplink '" + config.uplink + "'" +
+                    (config.netns.empty() ? "" : " in namespace " + config.netns) + ": " +
+                    uplink.error().str(),
+                ENODEV);
+  }
+  auto state = loadState(config.stateDir);
+  if (!state) {
+    return std::unexpected(state.error());
+  }
+  std::unique_ptr<Gateway> gw(new Gateway(config, std::move(*host)));
+  gw->uplinkIndex_ = uplink->index;
+  gw->state_ = std::move(*state);
+  if (auto r = gw->reconcile(); !r) {
+    return std::unexpected(r.error());
+  }
+  return gw;
+}
+
+Status Gateway::reconcile() {
+  for (const auto& bridge : state_.bridges) {
+    if (auto r = ensureBridge(host_, bridge, nullptr); !r) {
+      return fail("reconcile bridge " + bridge.name + ": " + r.error().str(), r.error().code);
+    }
+  }
+  for (const auto& ns : state_.namespaces) {
+    int bridgeIndex = 0;
+    if (ns.wiring == Wiring::Bridge) {
+      auto link = getLink(host_, ns.bridge);
+      if (!link) {
+        return fail("reconcile namespace " + ns.name + ": " + link.error().str());
+      }
+      bridgeIndex = link->index;
+    }
+    if (auto r = wireNamespace(host_, ns, bridgeIndex, nullptr); !r) {
+      log::warn("reconcile namespace ", ns.name, " failed: ", r.error().str());
+      continue;
+    }
+    log::info("reconciled namespace ", ns.name, " address ", ns.address.str());
+  }
+  return {};
+}
+
+Status Gateway::persist() {
+  return saveState(config_.stateDir, state_);
+}
+
+void Gateway::tick() {}
+
+Status Gateway::checkSubnetFree(const IpPrefix& subnet, std::string_view what) {
+  for (const auto& b : state_.bridges) {
+    if (b.gateway.overlaps(subnet)) {
+      return fail(std::string(what) + " " + subnet.network().str() + " overlaps bridge " + b.name +
+                      " (" + b.gateway.network().str() + ")",
+                  EEXIST);
+    }
+  }
+  for (const auto& n : state_.namespaces) {
+    if (n.wiring == Wiring::PointToPoint && n.address.overlaps(subnet)) {
+      return fail(std::string(what) + " " + subnet.network().str() + " overlaps namespace " +
+                      n.name + " (" + n.address.network().str() + ")",
+                  EEXIST);
+    }
+  }
+  auto addresses = listAddresses(host_, AF_INET);
+  if (!addresses) {
+    return std::unexpected(addresses.error());
+  }
+  for (const auto& a : *addresses) {
+    if (a.prefix.overlaps(subnet)) {
+      auto link = getLink(host_, a.ifindex);
+      return fail(std::string(what) + " " + subnet.network().str() + " overlaps " +
+                      a.prefix.str() + " on " + (link ? link->name : std::to_string(a.ifindex)),
+                  EEXIST);
+    }
+  }
+  return {};
+}
+
+Result<json> Gateway::addNamespace(const json& body) {
+  if (!body.is_object()) {
+    return badRequest("body must be a JSON object");
+  }
+  auto name = optionalString(body, "name");
+  auto bridgeName = optionalString(body, "bridge");
+  auto subnetText = optionalString(body, "subnet");
+  if (!name || !bridgeName || !subnetText) {
+    return std::unexpected((!name ? name : !bridgeName ? bridgeName : subnetText).error());
+  }
+  if (auto r = validateNamespaceName(*name); !r) {
+    return badRequest(r.error().message);
+  }
+  if (state_.findNamespace(*name) != nullptr) {
+    return fail("namespace " + *name + " is already managed by gatewayd", EEXIST);
+  }
+  if (namespaceExists(*name)) {
+    return fail("namespace " + *name + " already exists (made outside gatewayd)", EEXIST);
+  }
+  NamespaceRecord rec;
+  rec.name = *name;
+  rec.hostLink = hostLinkName(*name);
+  if (auto link = getLink(host_, rec.hostLink); link) {
+    return fail("link " + rec.hostLink + " already exists in the gateway host", EEXIST);
+  }
+  std::optional<IpPrefix> subnet;
+  if (!subnetText->empty()) {
+    auto parsed = IpPrefix::parse(*subnetText);
+    if (!parsed) {
+      return badRequest("--subnet: " + parsed.error().message);
+    }
+    subnet = *parsed;
+  }
+
+  Rollback rollback;
+  std::optional<BridgeRecord> newBridge;
+  int bridgeIndex = 0;
+  if (subnet && bridgeName->empty()) {
+    rec.wiring = Wiring::PointToPoint;
+    auto pair = pointToPointAddresses(*subnet);
+    if (!pair) {
+      return badRequest(pair.error().message);
+    }
+    if (auto r = checkSubnetFree(*subnet, "--subnet"); !r) {
+      return std::unexpected(r.error());
+    }
+    rec.hostAddress = pair->first;
+    rec.address = pair->second;
+  } else {
+    rec.wiring = Wiring::Bridge;
+    rec.bridge = bridgeName->empty() ? kDefaultBridge : *bridgeName;
+    if (auto r = validateIfName(rec.bridge); !r) {
+      return badRequest("--bridge: " + r.error().message);
+    }
+    BridgeRecord* bridge = state_.findBridge(rec.bridge);
+    if (bridge != nullptr) {
+      if (subnet && subnet->network() != bridge->gateway.network()) {
+        return fail("bridge " + rec.bridge + " already has subnet " +
+                        bridge->gateway.network().str(),
+                    EEXIST);
+      }
+    } else {
+      IpPrefix gateway;
+      if (subnet) {
+        auto pair = pointToPointAddresses(*subnet);
+        if (!pair) {
+          return badRequest(pair.error().message);
+        }
+        gateway = pair->first;
+      } else if (rec.bridge == kDefaultBridge) {
+        gateway = *IpPrefix::parse(kDefaultBridgeGateway);
+      } else {
+        return badRequest("bridge " + rec.bridge + " is new: give --subnet CIDR for it");
+      }
+      if (auto r = checkSubnetFree(gateway.network(), "bridge subnet"); !r) {
+        return std::unexpected(r.error());
+      }
+      newBridge = BridgeRecord{rec.bridge, gateway};
+      if (auto r = ensureBridge(host_, *newBridge, &rollback); !r) {
+        return std::unexpected(r.error());
+      }
+      bridge = &*newBridge;
+    }
+    std::set<IpAddress> used;
+    for (const auto& n : state_.namespaces) {
+      if (n.wiring == Wiring::Bridge && n.bridge == rec.bridge) {
+        used.insert(n.address.addr);
+      }
+    }
+    auto address = allocateAddress(bridge->gateway, used);
+    if (!address) {
+      return std::unexpected(address.error());
+    }
+    rec.address = *address;
+    rec.hostAddress = bridge->gateway;
+    auto link = getLink(host_, rec.bridge);
+    if (!link) {
+      return std::unexpected(link.error());
+    }
+    bridgeIndex = link->index;
+  }
+
+  if (auto r = wireNamespace(host_, rec, bridgeIndex, &rollback); !r) {
+    return fail("ns add " + rec.name + ": " + r.error().str() + " (rolled back)", r.error().code);
+  }
+  if (newBridge) {
+    state_.bridges.push_back(*newBridge);
+  }
+  state_.namespaces.push_back(rec);
+  if (auto r = persist(); !r) {
+    state_.namespaces.pop_back();
+    if (newBridge) {
+      state_.bridges.pop_back();
+    }
+    return fail("ns add " + rec.name + ": saving state: " + r.error().str() + " (rolled back)");
+  }
+  rollback.commit();
+  log::info("ns add ", rec.name, " address ", rec.address.str(), " via ", rec.hostLink);
+  return json{{"name", rec.name},
+              {"address", rec.address.addr.str()},
+              {"prefix", rec.address.str()},
+              {"gateway", rec.hostAddress.addr.str()},
+              {"link", rec.hostLink}};
+}
+
+Result<json> Gateway::deleteNamespace(const std::string& name) {
+  if (auto r = validateNamespaceName(name); !r) {
+    return badRequest(r.error().message);
+  }
+  auto it = std::ranges::find(state_.namespaces, name, &NamespaceRecord::name);
+  if (it == state_.namespaces.end()) {
+    return fail("namespace " + name + " is not managed by gatewayd", ENOENT);
+  }
+  NamespaceRecord rec = *it;
+  if (auto r = unwireNamespace(host_, rec); !r) {
+    return fail("ns del " + name + ": " + r.error().str(), r.error().code);
+  }
+  state_.namespaces.erase(it);
+  if (rec.wiring == Wiring::Bridge &&
+      std::ranges::none_of(state_.namespaces,
+                           [&](const auto& n) { return n.bridge == rec.bridge; })) {
+    // The bridge was made for its namespaces; the last one takes it along.
+    (void)removeBridge(host_, rec.bridge);
+    std::erase_if(state_.bridges, [&](const auto& b) { return b.name == rec.bridge; });
+  }
+  if (auto r = persist(); !r) {
+    return std::unexpected(r.error());
+  }
+  log::info("ns del ", name);
+  return json{{"name", name}, {"deleted", true}};
+}
+
+json Gateway::listNamespaces() {
+  json out = json::array();
+  for (const auto& n : state_.namespaces) {
+    std::string health = "up";
+    auto link = getLink(host_, n.hostLink);
+    if (!namespaceExists(n.name)) {
+      health = "missing: namespace";
+    } else if (!link) {
+      health = "missing: link " + n.hostLink;
+    } else if (!link->up) {
+      health = "down";
+    }
+    out.push_back({{"name", n.name},
+                   {"address", n.address.addr.str()},
+                   {"prefix", n.address.str()},
+                   {"gateway", n.hostAddress.addr.str()},
+                   {"link", n.hostLink},
+                   {"wiring", n.wiring == Wiring::Bridge ? "bridge" : "p2p"},
+                   {"bridge", n.bridge},
+                   {"state", health}});
+  }
+  return out;
+}
+
+json Gateway::status() {
+  json uplink = {{"name", config_.uplink}, {"ifindex", uplinkIndex_}};
+  json addrs = json::array();
+  if (auto list = listAddresses(host_, AF_UNSPEC, uplinkIndex_); list) {
+    for (const auto& a : *list) {
+      addrs.push_back(a.prefix.str());
+    }
+  }
+  uplink["addresses"] = addrs;
+  auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
+      std::chrono::steady_clock::now() - started_);
+  return json{{"version", kVersion},
+              {"pid", ::getpid()},
+              {"netns", config_.netns},
+              {"uplink", uplink},
+              {"socket", config_.socketPath},
+              {"stateDir", config_.stateDir},
+              {"bpffs", config_.bpffs},
+              {"uptimeSeconds", uptime.count()},
+              {"namespaces", state_.namespaces.size()},
+              {"bridges", state_.bridges.size()},
+              {"exposes", state_.exposes.size()}};
+}
+
+http::Response Gateway::handle(const http::Request& request) {
+  const std::string path = request.path();
+  const std::string& method = request.method;
+  json body = json::object();
+  if (!request.body.empty()) {
+    body = json::parse(request.body, nullptr, false);
+    if (body.is_discarded()) {
+      return jsonResponse(400, json{{"error", "request body is not valid JSON"}});
+    }
+  }
+  auto reply = [](const Result<json>& r, int okStatus = 200) {
+    return r ? jsonResponse(okStatus, *r) : errorResponse(r.error());
+  };
+  constexpr std::string_view kNamespaces = "/v1/namespaces";
+  if (path == "/v1/status" && method == "GET") {
+    return jsonResponse(200, status());
+  }
+  if (path == kNamespaces && method == "GET") {
+    return jsonResponse(200, listNamespaces());
+  }
+  if (path == kNamespaces && method == "POST") {
+    return reply(addNamespace(body), 201);
+  }
+  if (path.starts_with(std::string(kNamespaces) + "/") && method == "DELETE") {
+    return reply(deleteNamespace(http::percentDecode(path.substr(kNamespaces.size() + 1))));
+  }
+  if (path == "/v1/status" || path.starts_with(kNamespaces)) {
+    return jsonResponse(405, json{{"error", "method " + method + " not allowed on " + path}});
+  }
+  return jsonResponse(404, json{{"error", "no such endpoint: " + method + " " + path}});
+}
+
+} // namespace gw

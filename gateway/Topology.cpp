@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: MIT
+#include "Topology.h"
+
+#include <cstdlib>
+#include <sys/socket.h>
+
+#include "Address.h"
+#include "Link.h"
+#include "Namespace.h"
+#include "Route.h"
+#include "Sysctl.h"
+
+namespace gw {
+namespace {
+
+bool alreadyExists(const Error& e) {
+  return e.code == EEXIST;
+}
+
+// FNV-1a: a short stable suffix for long names.
+uint32_t fnv1a(std::string_view s) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : s) {
+    h = (h ^ c) * 16777619u;
+  }
+  return h;
+}
+
+Status addAddressOnce(Netlink& nl, int ifindex, const IpPrefix& prefix) {
+  auto r = addAddress(nl, ifindex, prefix);
+  if (!r && !alreadyExists(r.error())) {
+    return r;
+  }
+  return {};
+}
+
+} // namespace
+
+Rollback::~Rollback() {
+  for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+    (*it)();
+  }
+}
+
+Status failpoint(std::string_view point) {
+  const char* env = std::getenv("GATEWAY_FAILPOINTS");
+  if (env == nullptr) {
+    return {};
+  }
+  std::string_view list(env);
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    if (list.substr(0, comma) == point) {
+      return fail("failpoint '" + std::string(point) + "' triggered", EIO);
+    }
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    list.remove_prefix(comma + 1);
+  }
+  return {};
+}
+
+std::string hostLinkName(std::string_view ns) {
+  std::string name = "gw-" + std::string(ns);
+  if (name.size() <= 15) {
+    return name;
+  }
+  char suffix[9];
+  std::snprintf(suffix, sizeof suffix, "%08x", fnv1a(ns));
+  return "gw-" + std::string(ns.substr(0, 7)) + "-" + std::string(suffix, 4);
+}
+
+Result<IpPrefix> allocateAddress(const IpPrefix& gateway, const std::set<IpAddress>& used) {
+  if (!gateway.addr.isV4()) {
+    return fail("address pools are IPv4 only for now: " + gateway.str());
+  }
+  if (gateway.length > 30) {
+    return fail("subnet " + gateway.network().str() + " is too small for namespaces");
+  }
+  uint32_t base = gateway.network().addr.v4HostOrder();
+  uint32_t size = gateway.length == 0 ? 0xffffffffu : (1u << (32 - gateway.length));
+  for (uint32_t i = 1; i + 1 < size; ++i) {
+    IpAddress candidate = IpAddress::v4(base + i);
+    if (candidate != gateway.addr && !used.contains(candidate)) {
+      return IpPrefix{candidate, gateway.length};
+    }
+  }
+  return fail("address pool " + gateway.network().str() + " is exhausted", ENOSPC);
+}
+
+Result<std::pair<IpPrefix, IpPrefix>> pointToPointAddresses(const IpPrefix& subnet) {
+  if (!subnet.addr.isV4()) {
+    return fail("--subnet " + subnet.str() + ": only IPv4 subnets are supported for now");
+  }
+  if (subnet.length > 30 || subnet.length < 8) {
+    return fail("--subnet " + subnet.str() + ": the prefix length must be between /8 and /30");
+  }
+  uint32_t base = subnet.network().addr.v4HostOrder();
+  return std::pair{IpPrefix{IpAddress::v4(base + 1), subnet.length},
+                   IpPrefix{IpAddress::v4(base + 2), subnet.length}};
+}
+
+Status ensureBridge(Netlink& host, const BridgeRecord& bridge, Rollback* rollback) {
+  auto link = getLink(host, bridge.name);
+  if (link && link->kind != "bridge") {
+    return fail("link " + bridge.name + " exists and is not a bridge (kind '" + link->kind + "')",
+                EEXIST);
+  }
+  if (!link) {
+    if (link.error().code != ENODEV) {
+      return std::unexpected(link.error());
+    }
+    if (auto r = createBridge(host, bridge.name); !r) {
+      return r;
+    }
+    link = getLink(host, bridge.name);
+    if (!link) {
+      return std::unexpected(link.error());
+    }
+    if (rollback != nullptr) {
+      rollback->add([&host, index = link->index] { (void)deleteLink(host, index); });
+    }
+  }
+  if (auto r = addAddressOnce(host, link->index, bridge.gateway); !r) {
+    return r;
+  }
+  return setLinkUp(host, link->index, true);
+}
+
+Status wireNamespace(Netlink& host, const NamespaceRecord& rec, int bridgeIndex,
+                     Rollback* rollback) {
+  if (!namespaceExists(rec.name)) {
+    if (auto r = createNamespace(rec.name); !r) {
+      return r;
+    }
+    if (rollback != nullptr) {
+      rollback->add([name = rec.name] { (void)deleteNamespace(name); });
+    }
+  }
+  auto nsFd = openNamespace(rec.name);
+  if (!nsFd) {
+    return std::unexpected(nsFd.error());
+  }
+  auto inside = Netlink::openIn(nsFd->get());
+  if (!inside) {
+    return std::unexpected(inside.error());
+  }
+  auto lo = getLink(*inside, "lo");
+  if (!lo) {
+    return std::unexpected(lo.error());
+  }
+  if (auto r = setLinkUp(*inside, lo->index, true); !r) {
+    return r;
+  }
+
+  auto hostLink = getLink(host, rec.hostLink);
+  if (!hostLink) {
+    if (hostLink.error().code != ENODEV) {
+      return std::unexpected(hostLink.error());
+    }
+    if (auto r = createVeth(host, rec.hostLink, kNamespaceLink, nsFd->get()); !r) {
+      return r;
+    }
+    hostLink = getLink(host, rec.hostLink);
+    if (!hostLink) {
+      return std::unexpected(hostLink.error());
+    }
+    if (rollback != nullptr) {
+      rollback->add([&host, index = hostLink->index] { (void)deleteLink(host, index); });
+    }
+  } else if (hostLink->kind != "veth") {
+    return fail("link " + rec.hostLink + " exists in the gateway host and is not a veth", EEXIST);
+  }
+  if (auto r = failpoint("ns-add-after-veth"); !r) {
+    return r;
+  }
+
+  if (rec.wiring == Wiring::Bridge) {
+    if (hostLink->master != bridgeIndex) {
+      if (auto r = setLinkMaster(host, hostLink->index, bridgeIndex); !r) {
+        return r;
+      }
+    }
+  } else if (auto r = addAddressOnce(host, hostLink->index, rec.hostAddress); !r) {
+    return r;
+  }
+  if (auto r = setLinkUp(host, hostLink->index, true); !r) {
+    return r;
+  }
+
+  auto peer = getLink(*inside, kNamespaceLink);
+  if (!peer) {
+    return fail("namespace " + rec.name + " has no " + kNamespaceLink + ": " +
+                peer.error().str(), peer.error().code);
+  }
+  if (auto r = addAddressOnce(*inside, peer->index, rec.address); !r) {
+    return r;
+  }
+  if (auto r = setLinkUp(*inside, peer->index, true); !r) {
+    return r;
+  }
+  RouteSpec route{.dst = std::nullopt, .gateway = rec.hostAddress.addr, .ifindex = peer->index};
+  if (auto r = addRoute(*inside, route); !r && !alreadyExists(r.error())) {
+    return r;
+  }
+  if (auto r = failpoint("ns-add-after-route"); !r) {
+    return r;
+  }
+  // Forwarding on the gateway host: the calling thread is in its namespace.
+  return writeSysctl("net/ipv4/ip_forward", "1");
+}
+
+Status unwireNamespace(Netlink& host, const NamespaceRecord& rec) {
+  if (auto link = getLink(host, rec.hostLink); link) {
+    if (auto r = deleteLink(host, link->index); !r && r.error().code != ENODEV) {
+      return r;
+    }
+  }
+  if (namespaceExists(rec.name)) {
+    return deleteNamespace(rec.name);
+  }
+  return {};
+}
+
+Status removeBridge(Netlink& host, const std::string& name) {
+  auto link = getLink(host, name);
+  if (!link) {
+    return {};
+  }
+  return deleteLink(host, link->index);
+}
+
+} // namespace gw

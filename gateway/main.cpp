@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: MIT
+// gatewayd: the host gateway service. Owns namespaces, links and NAT rules; serves gwctl.
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+
+#include "ApiServer.h"
+#include "ApiClient.h"
+#include "Gateway.h"
+#include "Log.h"
+#include "Namespace.h"
+
+namespace po = boost::program_options;
+
+namespace {
+
+int die(const std::string& message) {
+  std::fprintf(stderr, "gatewayd: %s\n", message.c_str());
+  return 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  gw::GatewayConfig config;
+  std::string configFile;
+  std::string logLevel;
+  std::string group;
+  po::options_description options("gatewayd options");
+  options.add_options()
+      ("help,h", "show this help")
+      ("uplink", po::value(&config.uplink), "interface facing the outside (required)")
+      ("netns", po::value(&config.netns),
+       "serve a gateway host that is this named network namespace")
+      ("socket", po::value(&config.socketPath)->default_value(gw::kDefaultSocket),
+       "control socket path")
+      ("state-dir", po::value(&config.stateDir)->default_value("/var/lib/gateway"),
+       "directory for state.json")
+      ("bpffs", po::value(&config.bpffs)->default_value("/sys/fs/bpf/gateway"),
+       "bpffs directory for pinned maps and programs")
+      ("xdp", po::value(&config.xdp)->default_value("auto"), "XDP mode: auto|native|generic|off")
+      ("group", po::value(&group), "group allowed to use the control socket")
+      ("config", po::value(&configFile), "config file (key = value, same names as options)")
+      ("log-level", po::value(&logLevel)->default_value("info"), "debug|info|warn|error");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, options), vm);
+    if (vm.contains("config")) {
+      std::ifstream in(vm["config"].as<std::string>());
+      if (!in) {
+        return die("cannot read config file " + vm["config"].as<std::string>());
+      }
+      po::store(po::parse_config_file(in, options), vm);
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return die(std::string(e.what()) + " (see --help)");
+  }
+  if (vm.contains("help")) {
+    std::cout << "usage: gatewayd --uplink IFNAME [options]\n" << options;
+    return 0;
+  }
+  if (config.uplink.empty()) {
+    return die("--uplink IFNAME is required");
+  }
+  gw::log::Level level;
+  if (!gw::log::parseLevel(logLevel, level)) {
+    return die("--log-level '" + logLevel + "': expected debug, info, warn or error");
+  }
+  gw::log::setLevel(level);
+  std::optional<gid_t> socketGroup;
+  if (!group.empty()) {
+    struct group* g = ::getgrnam(group.c_str());
+    if (g == nullptr) {
+      return die("--group '" + group + "': no such group");
+    }
+    socketGroup = g->gr_gid;
+  }
+
+  // Enter the gateway host's namespace before any thread exists: every later thread inherits it.
+  if (!config.netns.empty()) {
+    if (auto r = gw::validateNamespaceName(config.netns); !r) {
+      return die("--netns: " + r.error().message);
+    }
+    auto fd = gw::openNamespace(config.netns);
+    if (!fd) {
+      return die("--netns " + config.netns + ": " + fd.error().str());
+    }
+    if (::setns(fd->get(), CLONE_NEWNET) != 0) {
+      return die("--netns " + config.netns + ": setns: " + std::strerror(errno));
+    }
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto server = gw::ApiServer::listen(config.socketPath, socketGroup);
+  if (!server) {
+    return die(server.error().str());
+  }
+  auto gateway = gw::Gateway::start(config);
+  if (!gateway) {
+    return die(gateway.error().str());
+  }
+  gw::log::info("gatewayd serving ", config.socketPath, " uplink ", config.uplink,
+                config.netns.empty() ? std::string() : " netns " + config.netns);
+  auto stopped = server->serve(
+      [&](const gw::http::Request& request, const gw::PeerCredentials& peer) {
+        auto response = (*gateway)->handle(request);
+        gw::log::debug("api ", request.method, " ", request.target, " uid ", peer.uid, " -> ",
+                       response.status);
+        return response;
+      },
+      [&] { (*gateway)->tick(); }, std::chrono::seconds(1));
+  if (!stopped) {
+    return die(stopped.error().str());
+  }
+  gw::log::info("gatewayd stopping on signal ", *stopped);
+  return 0;
+}
