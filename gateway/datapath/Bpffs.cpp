@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: MIT
+#include "datapath/Bpffs.h"
+
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace gw {
+namespace {
+
+constexpr const char* kPrivateCgroup2 = "/run/gateway/cgroup2";
+
+Status makeDirs(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return fail("mkdir -p " + dir, ec.value());
+  }
+  return {};
+}
+
+// /proc/mounts escapes spaces and friends as \ooo.
+std::string unescapeMountField(const std::string& field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size()) {
+      int v = 0;
+      bool octal = true;
+      for (size_t k = 1; k <= 3; ++k) {
+        char c = field[i + k];
+        if (c < '0' || c > '7') {
+          octal = false;
+          break;
+        }
+        v = v * 8 + (c - '0');
+      }
+      if (octal) {
+        out.push_back(static_cast<char>(v));
+        i += 3;
+        continue;
+      }
+    }
+    out.push_back(field[i]);
+  }
+  return out;
+}
+
+} // namespace
+
+Result<bool> isBpffs(const std::string& path) {
+  struct statfs st{};
+  if (::statfs(path.c_str(), &st) != 0) {
+    return sysError("statfs " + path);
+  }
+  return static_cast<unsigned long>(st.f_type) == static_cast<unsigned long>(BPF_FS_MAGIC);
+}
+
+Status ensureBpffs(const std::string& dir) {
+  if (dir.empty()) {
+    return fail("ensureBpffs: empty directory");
+  }
+  // Walk up to the nearest existing ancestor: inside a bpffs, plain mkdir is enough.
+  std::filesystem::path probe = std::filesystem::absolute(dir);
+  std::error_code ec;
+  while (!std::filesystem::exists(probe, ec) && probe.has_parent_path() &&
+         probe != probe.parent_path()) {
+    probe = probe.parent_path();
+  }
+  auto onBpffs = isBpffs(probe.string());
+  if (!onBpffs) {
+    return std::unexpected(onBpffs.error());
+  }
+  if (*onBpffs) {
+    if (probe == std::filesystem::absolute(dir)) {
+      return {};
+    }
+    return makeDirs(dir);
+  }
+  if (auto made = makeDirs(dir); !made) {
+    return made;
+  }
+  if (::mount("bpf", dir.c_str(), "bpf", 0, "mode=0700") != 0) {
+    return sysError("mount -t bpf bpf " + dir);
+  }
+  return {};
+}
+
+Result<std::string> findCgroup2() {
+  std::ifstream mounts("/proc/mounts");
+  if (!mounts) {
+    return sysError("open /proc/mounts");
+  }
+  std::string line;
+  while (std::getline(mounts, line)) {
+    std::istringstream fields(line);
+    std::string source;
+    std::string target;
+    std::string type;
+    if (fields >> source >> target >> type && type == "cgroup2") {
+      return unescapeMountField(target);
+    }
+  }
+  if (auto made = makeDirs(kPrivateCgroup2); !made) {
+    return std::unexpected(made.error());
+  }
+  if (::mount("none", kPrivateCgroup2, "cgroup2", 0, nullptr) != 0 && errno != EBUSY) {
+    return sysError(std::string("mount -t cgroup2 none ") + kPrivateCgroup2);
+  }
+  return std::string(kPrivateCgroup2);
+}
+
+} // namespace gw

@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: MIT
+// The userspace side of the eBPF data path: loads the BPF objects with one shared set of maps,
+// attaches them (tc, XDP, cgroup socket hooks), and manages the maps (rules, conntrack, stats).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "Error.h"
+#include "Fd.h"
+#include "Ip.h"
+#include "Namespace.h"
+#include "datapath/Conntrack.h"
+
+struct gw_config;
+
+namespace gw {
+
+enum class XdpMode {
+  Auto,    // native (driver) XDP; no XDP at all if the driver refuses (tc does the work)
+  Native,  // native or fail
+  Generic, // skb mode: for testing, no speed gain
+  Off,
+};
+
+// "auto", "native", "generic", "off".
+Result<XdpMode> parseXdpMode(std::string_view text);
+std::string_view toString(XdpMode mode);
+
+struct DatapathConfig {
+  // Where maps and links are pinned so a restart keeps flows and attachments ("" = no pins).
+  // Must be on a bpffs: see ensureBpffs().
+  std::string bpffsDir;
+  XdpMode xdp = XdpMode::Auto;
+  CtTimeouts timeouts;
+  bool fibRedirect = true; // GW_CFG_FIB_REDIRECT: forward with bpf_fib_lookup + redirect
+};
+
+struct ExposeEntry {
+  uint8_t proto = 0;     // IPPROTO_TCP / IPPROTO_UDP
+  IpAddress hostAddr;    // family 0: any local address
+  uint16_t hostPort = 0; // host order
+  IpAddress targetAddr;
+  uint16_t targetPort = 0; // host order
+  uint32_t ruleId = 0;     // per-rule counters; < GW_RULE_MAX, 0 = no counters
+};
+
+struct ReasonCount {
+  std::string_view name; // "nat_dnat", "drop_malformed", ...
+  uint64_t packets = 0;
+};
+
+struct RuleStats {
+  uint32_t ruleId = 0;
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+  uint64_t connections = 0;
+  uint64_t drops = 0;
+};
+
+struct DatapathStats {
+  std::vector<ReasonCount> reasons; // every enum gw_reason, in enum order
+  std::vector<RuleStats> rules;     // rule ids currently in the expose map, ascending
+  size_t ctEntries = 0;             // conntrack entries (a flow uses two)
+  size_t ctCapacity = 0;            // GW_CT_MAX_ENTRIES
+};
+
+// Lives in the network namespace that the calling thread is in at open(): every later call
+// that touches interfaces enters that namespace for its duration, whatever thread calls it.
+// Methods are serialized by an internal mutex.
+//
+// Lifetime: teardown() detaches everything this Datapath (or, with pins, an earlier run)
+// attached, unpins and removes the pin dir. The destructor tears down the same way when
+// bpffsDir is empty; when bpffsDir is set it leaves programs attached and maps/links pinned
+// so traffic keeps flowing and the next open() with the same dir adopts them (hitless restart:
+// re-attaching swaps programs atomically, flows survive).
+class Datapath {
+public:
+  static Result<std::unique_ptr<Datapath>> open(const DatapathConfig& config);
+  ~Datapath();
+  Datapath(const Datapath&) = delete;
+  Datapath& operator=(const Datapath&) = delete;
+
+  // tc ingress + egress and XDP (per config.xdp) on the uplink; writes the uplink into
+  // gw_config. Calling it again (or after a restart) replaces the programs in place.
+  Status attachUplink(int ifindex, const IpAddress& uplinkAddr);
+  Status detachUplink();
+  // The XDP mode the uplink actually got (Auto resolves to Native or Off).
+  XdpMode uplinkXdpMode() const;
+
+  // tc ingress on the gateway-side end of a namespace link.
+  Status attachEndpoint(int ifindex);
+  Status detachEndpoint(int ifindex);
+
+  Status setHairpinAddress(const IpAddress& addr);
+  Status addLocalAddress(const IpAddress& addr);
+  Status deleteLocalAddress(const IpAddress& addr);
+
+  Status addExpose(const ExposeEntry& entry);
+  // Also deletes that rule's conntrack flows (both halves).
+  Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort);
+  Result<std::vector<ExposeEntry>> listExposes();
+
+  // outIfindex 0 = the uplink.
+  Status addMasquerade(const IpPrefix& source, int outIfindex);
+  Status deleteMasquerade(const IpPrefix& source);
+
+  // Socket hooks (connect4/sendmsg4/...) on a cgroup v2 with BPF links, acting only on sockets
+  // of the namespace with `netnsCookie`. cgroupPath "" = the root of the cgroup2 mount (every
+  // process of the machine). Pinned with the maps; detached by disableHostLocal/teardown.
+  Status enableHostLocal(uint64_t netnsCookie, const std::string& cgroupPath = {});
+  Status disableHostLocal();
+
+  Result<std::vector<Flow>> listFlows();
+  Result<size_t> deleteFlows(const FlowFilter& filter); // flows deleted (both halves each)
+  Result<size_t> flushFlows();
+  // Removes flows idle past their state's timeout, and orphan halves (peer gone).
+  Result<size_t> collectGarbage();
+  void setTimeouts(const CtTimeouts& timeouts);
+
+  Result<DatapathStats> stats();
+
+  Status teardown();
+
+  // Whether maps were adopted from pins of an earlier run at open().
+  bool adopted() const { return adopted_; }
+  // A shared map's fd by name (gw_ct_v4, ...), -1 if unknown. For tests and tools.
+  int mapFd(std::string_view name) const;
+
+  struct Objects; // the loaded skeletons (Datapath.cpp)
+
+private:
+  struct Attachment {
+    uint32_t flags = 0; // kAttach* bits (Datapath.cpp)
+  };
+
+  explicit Datapath(DatapathConfig config);
+  Status load();
+  Result<NetnsGuard> enterNetns();
+  Status attachTc(int ifindex, bool ingress, int progFd, Attachment& record);
+  Status detachInterface(int ifindex);
+  Status attachXdp(int ifindex, Attachment& record);
+  Status saveAttachment(int ifindex, const Attachment& record);
+  Status loadAttachments();
+  Status writeConfig(const std::function<void(struct gw_config&)>& change);
+  Result<size_t> deleteFlowsIf(const std::function<bool(const Flow&)>& pred);
+  Status teardownLocked();
+  std::string pinPath(std::string_view name) const;
+
+  DatapathConfig config_;
+  std::unique_ptr<Objects> objects_;
+  UniqueFd netns_;
+  std::map<std::string, UniqueFd, std::less<>> maps_; // the shared maps, by name
+  UniqueFd attachMap_; // pinned ifindex -> Attachment, so a restart knows what is ours
+  std::map<int, Attachment> attachments_;
+  std::map<int, UniqueFd> xdpLinks_;
+  std::map<std::string, UniqueFd> cgroupLinks_; // by program name
+  int uplinkIfindex_ = 0;
+  XdpMode uplinkXdp_ = XdpMode::Off;
+  bool adopted_ = false;
+  bool tornDown_ = false;
+  mutable std::mutex mu_;
+};
+
+} // namespace gw

@@ -1,0 +1,647 @@
+// SPDX-License-Identifier: MIT
+// The eBPF data path end to end: a throwaway client ns -> gateway ns -> server ns topology,
+// real traffic through the programs that gw::Datapath loads and attaches in the gateway ns.
+#include <gtest/gtest.h>
+#include <linux/types.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "Namespace.h"
+#include "TestSupport.h"
+#include "datapath/Bpffs.h"
+#include "datapath/Datapath.h"
+#include "gw_abi.h"
+
+namespace gw {
+namespace {
+
+using namespace std::chrono_literals;
+using test::Child;
+using test::CommandResult;
+using test::TestNamespace;
+
+IpAddress ip(const char* text) { return *IpAddress::parse(text); }
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) {
+    s.pop_back();
+  }
+  return s;
+}
+
+// An HTTP server that answers every GET with the client address it saw (and logs it).
+const char* kEchoServer = R"(
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = self.client_address[0].encode()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        sys.stderr.write('client ' + self.client_address[0] + '\n')
+http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
+)";
+
+// A private temp dir; with mountBpffs, a bpffs on it, unmounted on destruction.
+class TempBpffs {
+public:
+  TempBpffs() {
+    char tmpl[] = "/tmp/gwdp-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+  }
+  ~TempBpffs() {
+    ::umount2(dir_.c_str(), MNT_DETACH);
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  const std::string& dir() const { return dir_; }
+
+private:
+  std::string dir_;
+};
+
+// client ns (198.18.0.2) --uplink veth-- gateway ns --endpoint veth-- server ns (10.88.0.2)
+class DatapathTopology : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() { test::sweepLeftovers(); }
+
+  void SetUp() override {
+    const auto& p = test::prefix();
+    client_.emplace(p + "cli");
+    gateway_.emplace(p + "gw");
+    server_.emplace(p + "srv");
+    const std::string& gw = gateway_->name();
+    const std::string& cli = client_->name();
+    const std::string& srv = server_->name();
+    std::string script =
+        "set -e\n"
+        "ip -n " + gw + " link add up0 type veth peer name eth0 netns " + cli + "\n"
+        "ip -n " + gw + " link add ep0 type veth peer name eth0 netns " + srv + "\n"
+        "ip -n " + gw + " addr add 198.18.0.1/24 dev up0\n"
+        "ip -n " + gw + " addr add 10.88.0.1/24 dev ep0\n"
+        "ip -n " + gw + " link set up0 up\n"
+        "ip -n " + gw + " link set ep0 up\n"
+        "ip -n " + cli + " addr add 198.18.0.2/24 dev eth0\n"
+        "ip -n " + cli + " link set eth0 up\n"
+        "ip -n " + srv + " addr add 10.88.0.2/24 dev eth0\n"
+        "ip -n " + srv + " link set eth0 up\n"
+        "ip -n " + srv + " route add default via 10.88.0.1\n"
+        "ip netns exec " + gw + " sysctl -qw net.ipv4.ip_forward=1\n"
+        "ip netns exec " + gw + " sysctl -qw net.ipv4.conf.all.rp_filter=0\n"
+        "ip netns exec " + gw + " sysctl -qw net.ipv4.conf.default.rp_filter=0\n"
+        "ip netns exec " + gw + " sysctl -qw net.ipv4.conf.up0.rp_filter=0\n"
+        "ip netns exec " + gw + " sysctl -qw net.ipv4.conf.ep0.rp_filter=0\n";
+    auto r = test::sh(script);
+    ASSERT_TRUE(r.ok()) << r.err;
+    // The client has no route to 10.88/16: only the gateway's translations connect them.
+    auto inGw = NetnsGuard::enter(gw);
+    ASSERT_TRUE(inGw) << inGw.error().str();
+    uplink_ = static_cast<int>(if_nametoindex("up0"));
+    endpoint_ = static_cast<int>(if_nametoindex("ep0"));
+    ASSERT_GT(uplink_, 0);
+    ASSERT_GT(endpoint_, 0);
+  }
+
+  void TearDown() override {
+    servers_.clear();
+    // Namespaces go in reverse order of creation (std::optional members reset explicitly).
+    server_.reset();
+    gateway_.reset();
+    client_.reset();
+  }
+
+  // Opens a Datapath from inside the gateway ns; later calls work from any thread.
+  std::unique_ptr<Datapath> openDatapath(DatapathConfig config = {}) {
+    auto inGw = NetnsGuard::enter(gateway_->name());
+    EXPECT_TRUE(inGw) << inGw.error().str();
+    if (!inGw) {
+      return nullptr;
+    }
+    auto dp = Datapath::open(config);
+    EXPECT_TRUE(dp) << dp.error().str();
+    return dp ? std::move(*dp) : nullptr;
+  }
+
+  // Uplink + endpoint attached, expose 6000 -> 10.88.0.2:8080 (rule 7), masquerade 10.88/16.
+  void configure(Datapath& dp) {
+    auto ok = dp.attachUplink(uplink_, ip("198.18.0.1"));
+    ASSERT_TRUE(ok) << ok.error().str();
+    ok = dp.attachEndpoint(endpoint_);
+    ASSERT_TRUE(ok) << ok.error().str();
+    ok = dp.addLocalAddress(ip("198.18.0.1"));
+    ASSERT_TRUE(ok) << ok.error().str();
+    ok = dp.addLocalAddress(ip("10.88.0.1"));
+    ASSERT_TRUE(ok) << ok.error().str();
+    ok = dp.setHairpinAddress(ip("10.88.0.1"));
+    ASSERT_TRUE(ok) << ok.error().str();
+    ok = dp.addExpose(ExposeEntry{IPPROTO_TCP, {}, 6000, ip("10.88.0.2"), 8080, 7});
+    ASSERT_TRUE(ok) << ok.error().str();
+    ok = dp.addMasquerade(*IpPrefix::parse("10.88.0.0/16"), 0);
+    ASSERT_TRUE(ok) << ok.error().str();
+  }
+
+  // Starts the echo server in a namespace and waits until it listens.
+  void startEchoServer(const TestNamespace& ns, const std::string& addr, int port) {
+    std::string log = "/tmp/" + ns.name() + "-" + std::to_string(port) + ".log";
+    std::filesystem::remove(log);
+    servers_.push_back(Child::spawn(
+        {"ip", "netns", "exec", ns.name(), "/usr/bin/python3", "-u", "-c", kEchoServer, addr,
+         std::to_string(port)},
+        log));
+    bool up = test::waitFor(
+        [&] { return ns.sh("ss -Hltn 'sport = :" + std::to_string(port) + "' | grep -q .").ok(); },
+        10s);
+    ASSERT_TRUE(up) << "echo server on " << ns.name() << " " << addr << ":" << port;
+  }
+
+  // GET from the client ns; the body is the address the server saw ("" on failure).
+  std::string fetch(const std::string& url, std::chrono::seconds timeout = 5s) {
+    auto r = client_->sh("curl -sS --max-time " + std::to_string(timeout.count()) + " " + url);
+    return r.ok() ? trim(r.out) : "";
+  }
+
+  CommandResult inGateway(const std::string& script) { return gateway_->sh(script); }
+
+  bool hasTcFilter(const std::string& dev, const std::string& dir) {
+    auto r = inGateway("tc filter show dev " + dev + " " + dir);
+    return r.out.find("bpf") != std::string::npos;
+  }
+  bool hasClsact(const std::string& dev) {
+    return inGateway("tc qdisc show dev " + dev).out.find("clsact") != std::string::npos;
+  }
+  bool hasXdp(const std::string& dev) {
+    auto out = inGateway("ip -d link show dev " + dev).out;
+    return out.find("xdp") != std::string::npos && out.find("prog/xdp") != std::string::npos;
+  }
+
+  std::optional<Flow> findFlow(Datapath& dp, uint8_t proto, const IpAddress& origSrc) {
+    auto flows = dp.listFlows();
+    EXPECT_TRUE(flows) << flows.error().str();
+    if (!flows) {
+      return std::nullopt;
+    }
+    for (const auto& f : *flows) {
+      if (f.proto == proto && f.orig.src == origSrc && !f.orphan) {
+        return f;
+      }
+    }
+    return std::nullopt;
+  }
+
+  std::optional<TestNamespace> client_;
+  std::optional<TestNamespace> gateway_;
+  std::optional<TestNamespace> server_;
+  std::vector<Child> servers_;
+  int uplink_ = 0;
+  int endpoint_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Pure logic, no kernel.
+
+TEST(DatapathLogic, ParsesXdpModes) {
+  EXPECT_EQ(parseXdpMode("auto").value(), XdpMode::Auto);
+  EXPECT_EQ(parseXdpMode("native").value(), XdpMode::Native);
+  EXPECT_EQ(parseXdpMode("generic").value(), XdpMode::Generic);
+  EXPECT_EQ(parseXdpMode("off").value(), XdpMode::Off);
+  EXPECT_FALSE(parseXdpMode("fast"));
+  EXPECT_EQ(toString(XdpMode::Generic), "generic");
+}
+
+TEST(DatapathLogic, DefaultTimeoutsMeetRfcMinimums) {
+  CtTimeouts t;
+  EXPECT_TRUE(checkRfcMinimums(t));
+  t.udp = 30s;
+  EXPECT_FALSE(checkRfcMinimums(t));
+}
+
+TEST(DatapathLogic, TcpStatesFromSeenFlags) {
+  EXPECT_EQ(flowState(IPPROTO_TCP, GW_CT_SEEN_SYN, 0), "SYN_SENT");
+  EXPECT_EQ(flowState(IPPROTO_TCP, GW_CT_SEEN_SYN, GW_CT_SEEN_SYNACK), "SYN_RECV");
+  EXPECT_EQ(flowState(IPPROTO_TCP, GW_CT_SEEN_SYN | GW_CT_SEEN_ACK,
+                      GW_CT_SEEN_SYNACK | GW_CT_SEEN_ACK),
+            "ESTABLISHED");
+  EXPECT_EQ(flowState(IPPROTO_TCP, GW_CT_SEEN_ACK | GW_CT_SEEN_FIN, GW_CT_SEEN_ACK), "FIN_WAIT");
+  EXPECT_EQ(flowState(IPPROTO_TCP, GW_CT_SEEN_FIN, GW_CT_SEEN_FIN), "CLOSE");
+  EXPECT_EQ(flowState(IPPROTO_TCP, GW_CT_SEEN_ACK, GW_CT_SEEN_RST), "CLOSE");
+  EXPECT_EQ(flowState(IPPROTO_UDP, 0, 0), "UDP");
+  EXPECT_EQ(flowState(IPPROTO_ICMP, 0, 0), "ICMP");
+  CtTimeouts t;
+  EXPECT_EQ(flowTimeout(IPPROTO_TCP, "ESTABLISHED", t), t.tcpEstablished);
+  EXPECT_EQ(flowTimeout(IPPROTO_TCP, "SYN_SENT", t), t.tcpSyn);
+  EXPECT_EQ(flowTimeout(IPPROTO_TCP, "FIN_WAIT", t), t.tcpTransitory);
+  EXPECT_EQ(flowTimeout(IPPROTO_UDP, "UDP", t), t.udp);
+  EXPECT_EQ(flowTimeout(IPPROTO_ICMP, "ICMP", t), t.icmp);
+}
+
+TEST(DatapathLogic, PairsHalvesIntoOneFlow) {
+  gw_ct_key orig{};
+  orig.saddr.v4 = htonl(0xc6120002); // 198.18.0.2
+  orig.daddr.v4 = htonl(0xc6120001); // 198.18.0.1
+  orig.sport = htons(40000);
+  orig.dport = htons(6000);
+  orig.proto = IPPROTO_TCP;
+  orig.family = GW_AF_INET;
+  gw_ct_key reply{};
+  reply.saddr.v4 = htonl(0x0a580002); // 10.88.0.2
+  reply.daddr.v4 = htonl(0xc6120002);
+  reply.sport = htons(8080);
+  reply.dport = htons(40000);
+  reply.proto = IPPROTO_TCP;
+  reply.family = GW_AF_INET;
+  gw_ct_entry o{};
+  o.dir = GW_CT_DIR_ORIG;
+  o.nat = GW_NAT_DNAT;
+  o.rule_id = 7;
+  o.peer = reply;
+  o.tcp_flags = GW_CT_SEEN_SYN | GW_CT_SEEN_ACK;
+  o.packets = 5;
+  o.created_ns = 100;
+  o.last_seen_ns = 1000;
+  gw_ct_entry r{};
+  r.dir = GW_CT_DIR_REPLY;
+  r.peer = orig;
+  r.tcp_flags = GW_CT_SEEN_SYNACK | GW_CT_SEEN_ACK;
+  r.packets = 4;
+  r.created_ns = 100;
+  r.last_seen_ns = 2000;
+  Flow f = makeFlow(reply, r, &o, 5000); // handed the reply half: still shown from orig
+  EXPECT_EQ(f.orig.src, ip("198.18.0.2"));
+  EXPECT_EQ(f.orig.dport, 6000);
+  EXPECT_EQ(f.reply.src, ip("10.88.0.2"));
+  EXPECT_EQ(f.reply.sport, 8080);
+  EXPECT_EQ(f.state, "ESTABLISHED");
+  EXPECT_EQ(f.ruleId, 7u);
+  EXPECT_EQ(f.origCounters.packets, 5u);
+  EXPECT_EQ(f.replyCounters.packets, 4u);
+  EXPECT_EQ(f.age, std::chrono::nanoseconds(3000));
+  EXPECT_FALSE(f.orphan);
+  FlowFilter filter;
+  filter.port = 8080;
+  EXPECT_TRUE(filter.matches(f));
+  filter.proto = IPPROTO_UDP;
+  EXPECT_FALSE(filter.matches(f));
+  Flow lone = makeFlow(orig, o, nullptr, 5000);
+  EXPECT_TRUE(lone.orphan);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Filesystems.
+
+TEST(Bpffs, MountsOnceAndNestsDirectories) {
+  TempBpffs tmp;
+  auto before = isBpffs(tmp.dir());
+  ASSERT_TRUE(before) << before.error().str();
+  ASSERT_FALSE(*before);
+  auto ok = ensureBpffs(tmp.dir());
+  ASSERT_TRUE(ok) << ok.error().str();
+  EXPECT_TRUE(isBpffs(tmp.dir()).value());
+  ok = ensureBpffs(tmp.dir()); // already bpffs: no second mount
+  ASSERT_TRUE(ok) << ok.error().str();
+  ok = ensureBpffs(tmp.dir() + "/a/b"); // inside a bpffs: plain mkdir
+  ASSERT_TRUE(ok) << ok.error().str();
+  EXPECT_TRUE(isBpffs(tmp.dir() + "/a/b").value());
+  auto mounts = test::sh("grep -c ' " + tmp.dir() + " bpf ' /proc/mounts");
+  EXPECT_EQ(trim(mounts.out), "1");
+  std::filesystem::remove(tmp.dir() + "/a/b");
+  std::filesystem::remove(tmp.dir() + "/a");
+}
+
+TEST(Bpffs, FindsCgroup2) {
+  auto cg = findCgroup2();
+  ASSERT_TRUE(cg) << cg.error().str();
+  EXPECT_TRUE(std::filesystem::exists(*cg + "/cgroup.procs")) << *cg;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traffic.
+
+TEST_F(DatapathTopology, ExposedPortReachesServerWithClientAddress) {
+  auto dp = openDatapath();
+  ASSERT_TRUE(dp);
+  configure(*dp);
+  startEchoServer(*server_, "10.88.0.2", 8080);
+
+  EXPECT_EQ(fetch("http://198.18.0.1:6000/"), "198.18.0.2");
+  auto log = test::sh("cat /tmp/" + server_->name() + "-8080.log");
+  EXPECT_NE(log.out.find("client 198.18.0.2"), std::string::npos) << log.out;
+
+  auto flow = findFlow(*dp, IPPROTO_TCP, ip("198.18.0.2"));
+  ASSERT_TRUE(flow) << "no flow listed";
+  EXPECT_EQ(flow->orig.dst, ip("198.18.0.1"));
+  EXPECT_EQ(flow->orig.dport, 6000);
+  EXPECT_EQ(flow->reply.src, ip("10.88.0.2"));
+  EXPECT_EQ(flow->reply.sport, 8080);
+  EXPECT_EQ(flow->reply.dst, ip("198.18.0.2"));
+  EXPECT_EQ(flow->ruleId, 7u);
+  EXPECT_TRUE(flow->nat & GW_NAT_DNAT);
+  EXPECT_GT(flow->origCounters.packets, 0u);
+  EXPECT_GT(flow->replyCounters.packets, 0u);
+  EXPECT_FALSE(flow->state.empty());
+
+  auto st = dp->stats();
+  ASSERT_TRUE(st) << st.error().str();
+  ASSERT_EQ(st->reasons.size(), static_cast<size_t>(GW_REASON_MAX));
+  EXPECT_EQ(st->reasons[GW_REASON_NAT_DNAT].name, "nat_dnat");
+  EXPECT_GT(st->reasons[GW_REASON_NAT_DNAT].packets, 0u);
+  ASSERT_EQ(st->rules.size(), 1u);
+  EXPECT_EQ(st->rules[0].ruleId, 7u);
+  EXPECT_GT(st->rules[0].packets, 0u);
+  EXPECT_GE(st->rules[0].connections, 1u);
+  EXPECT_GE(st->ctEntries, 2u);
+  EXPECT_EQ(st->ctCapacity, static_cast<size_t>(GW_CT_MAX_ENTRIES));
+
+  auto exposes = dp->listExposes();
+  ASSERT_TRUE(exposes) << exposes.error().str();
+  ASSERT_EQ(exposes->size(), 1u);
+  EXPECT_EQ((*exposes)[0].hostPort, 6000);
+  EXPECT_EQ((*exposes)[0].targetAddr, ip("10.88.0.2"));
+
+  // Deleting the rule stops new connections and removes its flows.
+  auto ok = dp->deleteExpose(IPPROTO_TCP, {}, 6000);
+  ASSERT_TRUE(ok) << ok.error().str();
+  EXPECT_FALSE(findFlow(*dp, IPPROTO_TCP, ip("198.18.0.2")));
+  EXPECT_EQ(fetch("http://198.18.0.1:6000/", 2s), "");
+}
+
+TEST_F(DatapathTopology, MasqueradeRewritesSourceToUplink) {
+  auto dp = openDatapath();
+  ASSERT_TRUE(dp);
+  configure(*dp);
+  startEchoServer(*client_, "198.18.0.2", 7000);
+
+  auto ping = server_->sh("ping -c1 -W2 198.18.0.2");
+  EXPECT_TRUE(ping.ok()) << ping.out << ping.err;
+  auto seen = server_->sh("curl -sS --max-time 5 http://198.18.0.2:7000/");
+  EXPECT_EQ(trim(seen.out), "198.18.0.1") << seen.err;
+
+  auto tcp = findFlow(*dp, IPPROTO_TCP, ip("10.88.0.2"));
+  ASSERT_TRUE(tcp);
+  EXPECT_TRUE(tcp->nat & GW_NAT_SNAT);
+  EXPECT_EQ(tcp->orig.dst, ip("198.18.0.2"));
+  EXPECT_EQ(tcp->reply.dst, ip("198.18.0.1")); // the reply comes back to the uplink address
+  EXPECT_GE(tcp->reply.dport, GW_SNAT_PORT_MIN);
+  auto icmp = findFlow(*dp, IPPROTO_ICMP, ip("10.88.0.2"));
+  ASSERT_TRUE(icmp);
+  EXPECT_EQ(icmp->state, "ICMP");
+
+  // Without the masquerade rule the server's packets leave untranslated and get no answer.
+  auto ok = dp->deleteMasquerade(*IpPrefix::parse("10.88.0.0/16"));
+  ASSERT_TRUE(ok) << ok.error().str();
+  auto flushed = dp->flushFlows();
+  ASSERT_TRUE(flushed) << flushed.error().str();
+  EXPECT_GE(*flushed, 2u);
+  EXPECT_FALSE(server_->sh("ping -c1 -W1 198.18.0.2").ok());
+}
+
+TEST_F(DatapathTopology, GarbageCollectionAndFlowDeletion) {
+  DatapathConfig config;
+  config.timeouts.icmp = 1s;
+  auto dp = openDatapath(config);
+  ASSERT_TRUE(dp);
+  configure(*dp);
+  startEchoServer(*server_, "10.88.0.2", 8080);
+
+  ASSERT_TRUE(server_->sh("ping -c1 -W2 198.18.0.2").ok());
+  ASSERT_EQ(fetch("http://198.18.0.1:6000/"), "198.18.0.2");
+  ASSERT_TRUE(findFlow(*dp, IPPROTO_ICMP, ip("10.88.0.2")));
+  ASSERT_TRUE(findFlow(*dp, IPPROTO_TCP, ip("198.18.0.2")));
+
+  // Nothing is old enough yet.
+  auto gc = dp->collectGarbage();
+  ASSERT_TRUE(gc) << gc.error().str();
+  EXPECT_EQ(*gc, 0u);
+
+  std::this_thread::sleep_for(1500ms);
+  gc = dp->collectGarbage();
+  ASSERT_TRUE(gc) << gc.error().str();
+  EXPECT_EQ(*gc, 1u); // the ICMP flow; the TCP one has minutes left
+  EXPECT_FALSE(findFlow(*dp, IPPROTO_ICMP, ip("10.88.0.2")));
+  ASSERT_TRUE(findFlow(*dp, IPPROTO_TCP, ip("198.18.0.2")));
+
+  FlowFilter other;
+  other.proto = IPPROTO_UDP;
+  auto n = dp->deleteFlows(other);
+  ASSERT_TRUE(n) << n.error().str();
+  EXPECT_EQ(*n, 0u);
+  FlowFilter mine;
+  mine.proto = IPPROTO_TCP;
+  mine.src = ip("198.18.0.2");
+  n = dp->deleteFlows(mine);
+  ASSERT_TRUE(n) << n.error().str();
+  EXPECT_GE(*n, 1u);
+  auto flows = dp->listFlows();
+  ASSERT_TRUE(flows);
+  EXPECT_TRUE(flows->empty());
+  auto st = dp->stats();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->ctEntries, 0u);
+}
+
+TEST_F(DatapathTopology, TeardownLeavesNoHooks) {
+  // A clsact that existed before us stays; one we create goes.
+  ASSERT_TRUE(inGateway("tc qdisc add dev ep0 clsact").ok());
+  auto dp = openDatapath();
+  ASSERT_TRUE(dp);
+  configure(*dp);
+  EXPECT_TRUE(hasTcFilter("up0", "ingress"));
+  EXPECT_TRUE(hasTcFilter("up0", "egress"));
+  EXPECT_TRUE(hasTcFilter("ep0", "ingress"));
+  if (dp->uplinkXdpMode() == XdpMode::Native) {
+    EXPECT_TRUE(hasXdp("up0"));
+  }
+  auto ok = dp->detachEndpoint(endpoint_);
+  ASSERT_TRUE(ok) << ok.error().str();
+  EXPECT_FALSE(hasTcFilter("ep0", "ingress"));
+  EXPECT_TRUE(hasClsact("ep0"));
+  ok = dp->attachEndpoint(endpoint_);
+  ASSERT_TRUE(ok) << ok.error().str();
+
+  ok = dp->teardown();
+  ASSERT_TRUE(ok) << ok.error().str();
+  EXPECT_FALSE(hasTcFilter("up0", "ingress"));
+  EXPECT_FALSE(hasTcFilter("up0", "egress"));
+  EXPECT_FALSE(hasTcFilter("ep0", "ingress"));
+  EXPECT_FALSE(hasClsact("up0"));
+  EXPECT_TRUE(hasClsact("ep0"));
+  EXPECT_FALSE(hasXdp("up0"));
+
+  // The destructor of an unpinned Datapath tears down too.
+  dp = openDatapath();
+  ASSERT_TRUE(dp);
+  configure(*dp);
+  EXPECT_TRUE(hasTcFilter("up0", "ingress"));
+  dp.reset();
+  EXPECT_FALSE(hasTcFilter("up0", "ingress"));
+  EXPECT_FALSE(hasTcFilter("ep0", "ingress"));
+  EXPECT_FALSE(hasXdp("up0"));
+}
+
+TEST_F(DatapathTopology, XdpModes) {
+  DatapathConfig config;
+  config.xdp = XdpMode::Generic;
+  auto dp = openDatapath(config);
+  ASSERT_TRUE(dp);
+  configure(*dp);
+  EXPECT_EQ(dp->uplinkXdpMode(), XdpMode::Generic);
+  EXPECT_NE(inGateway("ip -d link show dev up0").out.find("xdpgeneric"), std::string::npos);
+  startEchoServer(*server_, "10.88.0.2", 8080);
+  EXPECT_EQ(fetch("http://198.18.0.1:6000/"), "198.18.0.2");
+  ASSERT_TRUE(dp->teardown());
+  EXPECT_FALSE(hasXdp("up0"));
+
+  config.xdp = XdpMode::Native;
+  dp = openDatapath(config);
+  ASSERT_TRUE(dp);
+  configure(*dp);
+  EXPECT_EQ(dp->uplinkXdpMode(), XdpMode::Native);
+  EXPECT_TRUE(hasXdp("up0"));
+  EXPECT_EQ(fetch("http://198.18.0.1:6000/"), "198.18.0.2");
+  ASSERT_TRUE(dp->teardown());
+
+  config.xdp = XdpMode::Off;
+  dp = openDatapath(config);
+  ASSERT_TRUE(dp);
+  configure(*dp);
+  EXPECT_EQ(dp->uplinkXdpMode(), XdpMode::Off);
+  EXPECT_FALSE(hasXdp("up0"));
+  EXPECT_EQ(fetch("http://198.18.0.1:6000/"), "198.18.0.2");
+}
+
+TEST_F(DatapathTopology, PinnedRestartKeepsFlowsAndSwapsPrograms) {
+  TempBpffs bpffs;
+  DatapathConfig config;
+  config.bpffsDir = bpffs.dir() + "/gw";
+  // Mount a bpffs on the private dir, pin into a subdir of it.
+  auto mounted = ensureBpffs(bpffs.dir());
+  ASSERT_TRUE(mounted) << mounted.error().str();
+
+  auto dp = openDatapath(config);
+  ASSERT_TRUE(dp);
+  EXPECT_FALSE(dp->adopted());
+  configure(*dp);
+  startEchoServer(*server_, "10.88.0.2", 8080);
+  ASSERT_EQ(fetch("http://198.18.0.1:6000/"), "198.18.0.2");
+  EXPECT_TRUE(std::filesystem::exists(config.bpffsDir + "/gw_ct_v4"));
+
+  // "Crash": the object goes, the hooks and pins stay, traffic keeps flowing.
+  dp.reset();
+  EXPECT_TRUE(hasTcFilter("up0", "ingress"));
+  EXPECT_TRUE(hasTcFilter("ep0", "ingress"));
+  EXPECT_EQ(fetch("http://198.18.0.1:6000/"), "198.18.0.2");
+
+  dp = openDatapath(config);
+  ASSERT_TRUE(dp);
+  EXPECT_TRUE(dp->adopted());
+  EXPECT_TRUE(findFlow(*dp, IPPROTO_TCP, ip("198.18.0.2"))) << "flows lost across restart";
+  auto exposes = dp->listExposes();
+  ASSERT_TRUE(exposes);
+  EXPECT_EQ(exposes->size(), 1u);
+  // Re-attaching swaps programs in place; nothing is duplicated.
+  configure(*dp);
+  EXPECT_EQ(trim(inGateway("tc filter show dev up0 ingress | grep -c 'bpf'").out), "1");
+  EXPECT_EQ(fetch("http://198.18.0.1:6000/"), "198.18.0.2");
+
+  auto ok = dp->teardown();
+  ASSERT_TRUE(ok) << ok.error().str();
+  EXPECT_FALSE(hasTcFilter("up0", "ingress"));
+  EXPECT_FALSE(hasTcFilter("ep0", "ingress"));
+  EXPECT_FALSE(hasClsact("up0"));
+  EXPECT_FALSE(hasXdp("up0"));
+  EXPECT_FALSE(std::filesystem::exists(config.bpffsDir));
+  EXPECT_EQ(fetch("http://198.18.0.1:6000/", 2s), "");
+}
+
+TEST_F(DatapathTopology, RestartTeardownRemovesWhatAnEarlierRunAttached) {
+  TempBpffs bpffs;
+  DatapathConfig config;
+  config.bpffsDir = bpffs.dir();
+  auto dp = openDatapath(config); // open mounts the bpffs itself
+  ASSERT_TRUE(dp);
+  configure(*dp);
+  dp.reset();
+  ASSERT_TRUE(hasClsact("up0"));
+  // A new run that never re-attaches still knows the hooks are ours.
+  dp = openDatapath(config);
+  ASSERT_TRUE(dp);
+  ASSERT_TRUE(dp->teardown());
+  EXPECT_FALSE(hasTcFilter("up0", "ingress"));
+  EXPECT_FALSE(hasClsact("up0"));
+  EXPECT_FALSE(hasClsact("ep0"));
+  EXPECT_FALSE(hasXdp("up0"));
+}
+
+// A cgroup of our own under the cgroup2 mount, removed on destruction (when empty).
+class TestCgroup {
+public:
+  TestCgroup() {
+    auto root = findCgroup2();
+    if (root) {
+      path_ = *root + "/" + test::prefix() + "dp";
+      std::filesystem::create_directory(path_);
+    }
+  }
+  ~TestCgroup() {
+    if (!path_.empty()) {
+      test::waitFor([&] { return ::rmdir(path_.c_str()) == 0 || errno == ENOENT; }, 5s);
+    }
+  }
+  const std::string& path() const { return path_; }
+
+private:
+  std::string path_;
+};
+
+TEST_F(DatapathTopology, HostLocalAccessThroughCgroupHooks) {
+  TestCgroup cgroup;
+  ASSERT_FALSE(cgroup.path().empty()) << "no cgroup2";
+  auto dp = openDatapath();
+  ASSERT_TRUE(dp);
+  configure(*dp);
+  startEchoServer(*server_, "10.88.0.2", 8080);
+  auto nsFd = openNamespace(gateway_->name());
+  ASSERT_TRUE(nsFd) << nsFd.error().str();
+  auto cookie = namespaceCookie(nsFd->get());
+  ASSERT_TRUE(cookie) << cookie.error().str();
+
+  auto ok = dp->enableHostLocal(*cookie, cgroup.path());
+  ASSERT_TRUE(ok) << ok.error().str();
+  auto inCgroup = [&](const TestNamespace& ns, const std::string& url) {
+    auto r = ns.sh("echo $$ > " + cgroup.path() + "/cgroup.procs && exec curl -sS --max-time 3 " +
+                   url);
+    return r.ok() ? trim(r.out) : "";
+  };
+  // A gateway-host socket reaching an exposed port on loopback or a local address goes
+  // straight to the target; the server sees the gateway's own address on that link.
+  EXPECT_EQ(inCgroup(*gateway_, "http://127.0.0.1:6000/"), "10.88.0.1");
+  EXPECT_EQ(inCgroup(*gateway_, "http://198.18.0.1:6000/"), "10.88.0.1");
+  // Outside the cgroup, or in another namespace, nothing is rewritten.
+  EXPECT_FALSE(inGateway("curl -sS --max-time 3 http://127.0.0.1:6000/").ok());
+  EXPECT_EQ(inCgroup(*client_, "http://127.0.0.1:6000/"), "");
+
+  ok = dp->disableHostLocal();
+  ASSERT_TRUE(ok) << ok.error().str();
+  EXPECT_EQ(inCgroup(*gateway_, "http://127.0.0.1:6000/"), "");
+  // enable again, then teardown must take the links away too.
+  ok = dp->enableHostLocal(*cookie, cgroup.path());
+  ASSERT_TRUE(ok) << ok.error().str();
+  EXPECT_EQ(inCgroup(*gateway_, "http://127.0.0.1:6000/"), "10.88.0.1");
+  ASSERT_TRUE(dp->teardown());
+  EXPECT_EQ(inCgroup(*gateway_, "http://127.0.0.1:6000/"), "");
+  auto progs = test::sh("bpftool cgroup show " + cgroup.path());
+  EXPECT_EQ(progs.out.find("gw_connect4"), std::string::npos) << progs.out;
+}
+
+} // namespace
+} // namespace gw
