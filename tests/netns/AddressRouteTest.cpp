@@ -157,8 +157,11 @@ TEST_F(WiredNamespace, ConnectedAndV6Routes) {
   EXPECT_FALSE(theirs[0].contains("gateway"));
 
   ASSERT_TRUE(addAddress(ns_.nl(), index_, pfx("fd58::1/64")).has_value());
-  RouteSpec v6{
-      .dst = std::nullopt, .gateway = ip("fd58::fe"), .ifindex = index_, .onlink = false, .family = AF_INET6};
+  RouteSpec v6{.dst = std::nullopt,
+               .gateway = ip("fd58::fe"),
+               .ifindex = index_,
+               .onlink = false,
+               .family = AF_INET6};
   auto added = addRoute(ns_.nl(), v6);
   ASSERT_TRUE(added.has_value()) << added.error().str();
   auto theirs6 = ipJson({"-n", ns_.name(), "-6", "route", "show", "default"});
