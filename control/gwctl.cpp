@@ -31,7 +31,7 @@ commands:
 )";
 
 int usageError(const std::string& message) {
-  std::fprintf(stderr, "gwctl: %s\n%s", message.c_str(), kUsage);
+  std::fprintf(stderr, "gwctl: %s (see gwctl --help)\n", message.c_str());
   return 2;
 }
 

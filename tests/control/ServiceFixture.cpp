@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+#include "ServiceFixture.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace gw::test {
+
+nlohmann::json ipJson(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"ip", "-j"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = run(argv);
+  if (!r.ok() || r.out.empty()) {
+    return nlohmann::json::array();
+  }
+  return nlohmann::json::parse(r.out, nullptr, false);
+}
+
+bool pingFrom(const std::string& ns, const std::string& addr) {
+  return run({"ip", "netns", "exec", ns, "ping", "-c1", "-W2", addr}).ok();
+}
+
+void ServiceFixture::SetUp() {
+  sweepLeftovers();
+  dir_ = std::filesystem::temp_directory_path() / (prefix() + "svc");
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_);
+  socket_ = dir_ + "/gw.sock";
+  log_ = dir_ + "/gatewayd.log";
+  gwhNs_ = std::make_unique<TestNamespace>(gwh());
+  extNs_ = std::make_unique<TestNamespace>(ext());
+  auto r = sh("ip -n " + gwh() + " link add up0 type veth peer name eth0 netns " + ext() +
+              " && ip -n " + gwh() + " addr add " + kUplinkAddr + "/24 dev up0" +
+              " && ip -n " + gwh() + " link set up0 up" + " && ip -n " + ext() + " addr add " +
+              kExternalAddr + "/24 dev eth0" + " && ip -n " + ext() + " link set eth0 up" +
+              " && ip -n " + ext() + " route add default via " + kUplinkAddr);
+  ASSERT_TRUE(r.ok()) << r.err;
+}
+
+void ServiceFixture::TearDown() {
+  if (daemon_.running()) {
+    stopDaemon();
+  }
+  if (HasFailure()) {
+    std::ifstream in(log_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::cerr << "---- gatewayd log ----\n" << ss.str() << "----------------------\n";
+  }
+  for (const auto& ns : created_) {
+    run({"ip", "netns", "del", ns});
+  }
+  extNs_.reset();
+  gwhNs_.reset();
+  std::filesystem::remove_all(dir_);
+}
+
+void ServiceFixture::startDaemon(const std::vector<std::string>& extraArgs,
+                                 const std::vector<std::string>& env) {
+  std::vector<std::string> argv = {"env"};
+  argv.insert(argv.end(), env.begin(), env.end());
+  argv.insert(argv.end(), {GATEWAYD_PATH, "--uplink", "up0", "--netns", gwh(), "--socket",
+                           socket_, "--state-dir", dir_ + "/state", "--bpffs",
+                           dir_ + "/bpffs", "--log-level", "debug"});
+  argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
+  daemon_ = Child::spawn(argv, log_);
+  bool up = waitFor([&] { return gwctl({"status"}).ok() || !daemon_.running(); },
+                    std::chrono::seconds(20));
+  ASSERT_TRUE(up && daemon_.running()) << "gatewayd did not come up";
+}
+
+int ServiceFixture::stopDaemon(int sig) {
+  return daemon_.stop(sig, std::chrono::seconds(10));
+}
+
+CommandResult ServiceFixture::gwctl(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {GWCTL_PATH, "--socket", socket_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, std::chrono::seconds(60));
+}
+
+nlohmann::json ServiceFixture::gwctlJson(const std::vector<std::string>& args) {
+  auto argv = args;
+  argv.push_back("-j");
+  auto r = gwctl(argv);
+  EXPECT_TRUE(r.ok()) << "gwctl failed: " << r.err;
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << "not JSON: " << r.out;
+  return j;
+}
+
+std::string ServiceFixture::nsName(const std::string& suffix) {
+  std::string name = prefix() + suffix;
+  created_.push_back(name);
+  return name;
+}
+
+} // namespace gw::test

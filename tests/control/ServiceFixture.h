@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: MIT
+// A gateway host for end-to-end tests: a throwaway namespace "gwh" with an uplink veth to an
+// external-client namespace "ext", gatewayd running inside gwh (--netns), and gwctl to talk
+// to it. Everything is named from gw::test::prefix() and removed even when a test fails.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "TestSupport.h"
+
+namespace gw::test {
+
+inline constexpr const char* kUplinkAddr = "198.18.0.1";
+inline constexpr const char* kExternalAddr = "198.18.0.2";
+
+class ServiceFixture : public ::testing::Test {
+protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // Starts gatewayd (extra args appended, extra env as NAME=VALUE) and waits for its socket.
+  void startDaemon(const std::vector<std::string>& extraArgs = {},
+                   const std::vector<std::string>& env = {});
+  // Stops it with `sig` (SIGTERM by default); returns its exit status.
+  int stopDaemon(int sig = 15);
+
+  CommandResult gwctl(const std::vector<std::string>& args);
+  // gwctl ... -j, parsed; fails the test if the command fails.
+  nlohmann::json gwctlJson(const std::vector<std::string>& args);
+
+  // A namespace name for gatewayd to create (removed at teardown if it still exists).
+  std::string nsName(const std::string& suffix);
+
+  std::string gwh() const { return prefix() + "gwh"; }
+  std::string ext() const { return prefix() + "ext"; }
+  std::string dir_;
+  std::string socket_;
+  std::string log_;
+  Child daemon_;
+
+private:
+  std::unique_ptr<TestNamespace> gwhNs_;
+  std::unique_ptr<TestNamespace> extNs_;
+  std::vector<std::string> created_;
+};
+
+// `ip -j ...` parsed (iproute2 as the independent oracle).
+nlohmann::json ipJson(const std::vector<std::string>& args);
+bool pingFrom(const std::string& ns, const std::string& addr);
+
+} // namespace gw::test
