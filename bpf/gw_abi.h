@@ -180,3 +180,27 @@ _Static_assert(sizeof(struct gw_masq_key) == 24, "gw_masq_key");
 _Static_assert(sizeof(struct gw_config) == 56, "gw_config");
 _Static_assert(sizeof(struct gw_rule_stats) == 32, "gw_rule_stats");
 #endif
+
+/*
+ * Additions (BPF room). The masquerade LPM key carries family + pad (32 bits) before the
+ * address, and the trie matches from the first byte after prefixlen: a CIDR a.b.c.d/n is
+ * stored with prefixlen = GW_MASQ_PREFIXLEN(n).
+ */
+#define GW_MASQ_PREFIX_BASE     32
+#define GW_MASQ_PREFIXLEN(bits) (GW_MASQ_PREFIX_BASE + (bits))
+#define GW_FRAG_MAX_ENTRIES     8192   /* in-flight fragmented datagrams */
+
+/* Later fragments (no L4 header) find their flow by the first fragment's IP id. */
+struct gw_frag_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 id;
+	__u8 proto;
+	__u8 pad;
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct gw_frag_key) == 12);
+#else
+_Static_assert(sizeof(struct gw_frag_key) == 12, "gw_frag_key");
+#endif

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tc ingress on the gateway end of a namespace's veth: packets from a namespace. Replies of
+ * exposed flows are translated here because between two namespaces on one bridge they never
+ * reach L3; new connections to an exposed port through a gateway address get DNAT (and SNAT
+ * to the hairpin address when a namespace reaches itself). Masquerade is the uplink's job.
+ */
+#include "tc.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+SEC("tc")
+int gw_endpoint_ingress(struct __sk_buff *skb)
+{
+	struct gw_config *cfg = gw_config_get();
+	struct gw_ct_entry *e;
+	struct gw_ct_key key;
+	struct gw_pkt p;
+	int ret;
+
+	if (!cfg)
+		return TC_ACT_OK;
+	ret = tc_parse(skb, &p);
+	if (ret == GW_PARSE_NOT_IP)
+		return TC_ACT_OK;
+	if (ret != GW_PARSE_OK)
+		return TC_ACT_SHOT;
+	if (p.is_icmp_err)
+		return tc_icmp_error(skb, &p);
+	if (p.frag == GW_FRAG_LATER)
+		return tc_later_fragment(skb, &p, cfg, true);
+	if (!tc_flow_capable(&p))
+		return tc_pass(GW_REASON_PASS_NO_MATCH);
+
+	ct_key_from_pkt(&key, &p);
+	e = ct_lookup(&key);
+	if (e) {
+		/* masquerade-only flows keep their source until the uplink (no martians) */
+		if (!(e->nat & GW_NAT_DNAT))
+			return tc_pass(GW_REASON_PASS_NO_MATCH);
+		return tc_ct_xlate(skb, &p, &key, e, cfg, false, true);
+	}
+	return tc_expose(skb, &p, &key, cfg, true, true);
+}

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Connection tracking. A flow is two LRU entries keyed by the wire tuple of each direction;
+ * each holds its rewrite and the other's key (`peer`). The reply half is inserted first with
+ * BPF_NOEXIST: that insert is the claim on the translated tuple (and on an SNAT port).
+ */
+#pragma once
+
+#include "maps.h"
+#include "parse.h"
+
+enum gw_ct_create_result {
+	GW_CT_OK = 0,
+	GW_CT_CLASH,	/* reply tuple already taken: choose another port */
+	GW_CT_RACE,	/* another CPU created the same flow first: use its entry */
+	GW_CT_FAIL,	/* map full or other error */
+};
+
+static __always_inline void ct_key_v4(struct gw_ct_key *k, __be32 saddr, __be32 daddr,
+				      __be16 sport, __be16 dport, __u8 proto)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->saddr.v4 = saddr;
+	k->daddr.v4 = daddr;
+	k->sport = sport;
+	k->dport = dport;
+	k->proto = proto;
+	k->family = GW_AF_INET;
+}
+
+static __always_inline void ct_key_from_pkt(struct gw_ct_key *k, const struct gw_pkt *p)
+{
+	ct_key_v4(k, p->saddr, p->daddr, p->sport, p->proto == IPPROTO_ICMP ? 0 : p->dport,
+		  p->proto);
+}
+
+/*
+ * The tuple a packet travelling the other way carries. ICMP echo keeps its id in sport in
+ * both directions (requests and replies carry the same id).
+ */
+static __always_inline void ct_reverse(struct gw_ct_key *out, const struct gw_ct_key *in)
+{
+	if (in->proto == IPPROTO_ICMP)
+		ct_key_v4(out, in->daddr.v4, in->saddr.v4, in->sport, 0, in->proto);
+	else
+		ct_key_v4(out, in->daddr.v4, in->saddr.v4, in->dport, in->sport, in->proto);
+}
+
+static __always_inline void ct_entry_init(struct gw_ct_entry *e, const struct gw_ct_key *rewrite,
+					  const struct gw_ct_key *peer, __u8 dir, __u8 nat,
+					  __u32 rule_id, __u64 now)
+{
+	__builtin_memset(e, 0, sizeof(*e));
+	e->new_saddr = rewrite->saddr;
+	e->new_daddr = rewrite->daddr;
+	e->new_sport = rewrite->sport;
+	e->new_dport = rewrite->dport;
+	e->dir = dir;
+	e->nat = nat;
+	e->rule_id = rule_id;
+	e->created_ns = now;
+	e->last_seen_ns = now;
+	e->peer = *peer;
+}
+
+static __always_inline struct gw_ct_scratch *ct_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&gw_ct_scratch, &zero);
+}
+
+/*
+ * Creates the flow whose first packet has tuple `orig` and leaves as `xlat`. Reply first, so
+ * a clash on the translated tuple is detected before anything of ours is visible; on a
+ * failed orig insert the reply half is removed again: no orphan halves.
+ */
+static __always_inline int ct_create(const struct gw_ct_key *orig, const struct gw_ct_key *xlat,
+				     __u8 nat, __u32 rule_id)
+{
+	struct gw_ct_scratch *s = ct_scratch();
+	struct gw_ct_key rkey, rrw;
+	__u64 now = bpf_ktime_get_ns();
+	long err;
+
+	if (!s)
+		return GW_CT_FAIL;
+	ct_reverse(&rkey, xlat);
+	ct_reverse(&rrw, orig);
+	ct_entry_init(&s->reply, &rrw, orig, GW_CT_DIR_REPLY, nat, rule_id, now);
+	ct_entry_init(&s->orig, xlat, &rkey, GW_CT_DIR_ORIG, nat, rule_id, now);
+
+	err = bpf_map_update_elem(&gw_ct_v4, &rkey, &s->reply, BPF_NOEXIST);
+	if (err == -EEXIST)
+		return GW_CT_CLASH;
+	if (err)
+		return GW_CT_FAIL;
+	err = bpf_map_update_elem(&gw_ct_v4, orig, &s->orig, BPF_NOEXIST);
+	if (err) {
+		bpf_map_delete_elem(&gw_ct_v4, &rkey);
+		return err == -EEXIST ? GW_CT_RACE : GW_CT_FAIL;
+	}
+	return GW_CT_OK;
+}
+
+/*
+ * An entry whose peer was evicted (LRU halves age independently under pressure) gets the
+ * peer rebuilt from itself: the peer rewrites to the reverse of this entry's key.
+ */
+static __always_inline void ct_repair_peer(const struct gw_ct_key *key,
+					   const struct gw_ct_entry *e)
+{
+	struct gw_ct_scratch *s;
+	struct gw_ct_key rw;
+
+	if (bpf_map_lookup_elem(&gw_ct_v4, &e->peer))
+		return;
+	s = ct_scratch();
+	if (!s)
+		return;
+	ct_reverse(&rw, key);
+	ct_entry_init(&s->reply, &rw, key, e->dir ^ 1, e->nat, e->rule_id, e->created_ns);
+	bpf_map_update_elem(&gw_ct_v4, &e->peer, &s->reply, BPF_NOEXIST);
+}
+
+/* Per-packet accounting on a flow direction; gatewayd ages flows from last_seen_ns. */
+static __always_inline void ct_touch(struct gw_ct_entry *e, const struct gw_pkt *p)
+{
+	__u8 seen = 0;
+
+	e->last_seen_ns = bpf_ktime_get_ns();
+	__sync_fetch_and_add(&e->packets, 1);
+	__sync_fetch_and_add(&e->bytes, p->tot_len);
+	if (p->proto != IPPROTO_TCP || p->frag == GW_FRAG_LATER)
+		return;
+	if (p->tcp_flags & GW_TCP_SYN)
+		seen |= (p->tcp_flags & GW_TCP_ACK) ? GW_CT_SEEN_SYNACK : GW_CT_SEEN_SYN;
+	else if (p->tcp_flags & GW_TCP_ACK)
+		seen |= GW_CT_SEEN_ACK;
+	if (p->tcp_flags & GW_TCP_FIN)
+		seen |= GW_CT_SEEN_FIN;
+	if (p->tcp_flags & GW_TCP_RST)
+		seen |= GW_CT_SEEN_RST;
+	if ((e->tcp_flags & seen) != seen)
+		e->tcp_flags |= seen;
+}
+
+/* The reason a translated packet of this flow direction is counted under. */
+static __always_inline __u32 ct_reason(const struct gw_ct_entry *e)
+{
+	if (e->dir == GW_CT_DIR_REPLY)
+		return GW_REASON_NAT_REPLY;
+	return (e->nat & GW_NAT_DNAT) ? GW_REASON_NAT_DNAT : GW_REASON_NAT_SNAT;
+}
+
+static __always_inline struct gw_ct_entry *ct_lookup(const struct gw_ct_key *k)
+{
+	return bpf_map_lookup_elem(&gw_ct_v4, k);
+}
+
+/* Later fragments: remember which flow the first fragment's datagram belongs to. */
+static __always_inline void frag_remember(const struct gw_pkt *p, const struct gw_ct_key *flow)
+{
+	struct gw_frag_key fk = {
+		.saddr = p->saddr,
+		.daddr = p->daddr,
+		.id = p->ip_id,
+		.proto = p->proto,
+	};
+
+	if (p->frag == GW_FRAG_FIRST)
+		bpf_map_update_elem(&gw_frag_v4, &fk, flow, BPF_ANY);
+}
+
+/* Looks up the flow of a later fragment; fills `key` with the flow key on a hit. */
+static __always_inline struct gw_ct_entry *frag_lookup(const struct gw_pkt *p,
+						       struct gw_ct_key *key)
+{
+	struct gw_frag_key fk = {
+		.saddr = p->saddr,
+		.daddr = p->daddr,
+		.id = p->ip_id,
+		.proto = p->proto,
+	};
+	struct gw_ct_key *k = bpf_map_lookup_elem(&gw_frag_v4, &fk);
+
+	if (!k)
+		return NULL;
+	*key = *k;
+	return ct_lookup(key);
+}

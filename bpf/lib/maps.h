@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Every map of the data path. Each object declares all of them; gatewayd creates/pins one set
+ * and shares it across objects with bpf_map__reuse_fd, so no pinning attribute here.
+ */
+#pragma once
+
+#include "common.h"
+
+/* Conntrack: wire 5-tuple of one direction -> its rewrite and the other direction's key. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GW_CT_MAX_ENTRIES);
+	__type(key, struct gw_ct_key);
+	__type(value, struct gw_ct_entry);
+} gw_ct_v4 SEC(".maps");
+
+/* Exposed ports: {local addr or 0, port, proto} -> target namespace addr:port and rule id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GW_EXPOSE_MAX_ENTRIES);
+	__type(key, struct gw_expose_key);
+	__type(value, struct gw_expose_value);
+} gw_expose_v4 SEC(".maps");
+
+/* Masquerade: source CIDR (prefixlen = GW_MASQ_PREFIXLEN(bits)) -> egress interface. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, GW_MASQ_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct gw_masq_key);
+	__type(value, struct gw_masq_value);
+} gw_masq_v4 SEC(".maps");
+
+/* Addresses owned by the gateway host -> flags (unused, 1). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GW_LOCAL_MAX_ENTRIES);
+	__type(key, union gw_addr);
+	__type(value, __u32);
+} gw_local_v4 SEC(".maps");
+
+/* Runtime configuration: one struct gw_config at index 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gw_config);
+} gw_config_map SEC(".maps");
+
+/* Per-CPU packet counters by enum gw_reason. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GW_REASON_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} gw_stats_reason SEC(".maps");
+
+/* Per-CPU counters by expose rule id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GW_RULE_MAX);
+	__type(key, __u32);
+	__type(value, struct gw_rule_stats);
+} gw_stats_rule SEC(".maps");
+
+/* First fragment's {saddr, daddr, id, proto} -> the flow key its later fragments belong to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GW_FRAG_MAX_ENTRIES);
+	__type(key, struct gw_frag_key);
+	__type(value, struct gw_ct_key);
+} gw_frag_v4 SEC(".maps");
+
+/* Per-CPU scratch for building a flow pair off the 512-byte stack; never shared. */
+struct gw_ct_scratch {
+	struct gw_ct_entry orig;
+	struct gw_ct_entry reply;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gw_ct_scratch);
+} gw_ct_scratch SEC(".maps");
+
+static __always_inline struct gw_config *gw_config_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&gw_config_map, &zero);
+}
+
+static __always_inline bool gw_is_local(__be32 addr)
+{
+	union gw_addr a = { .v4 = addr };
+
+	return bpf_map_lookup_elem(&gw_local_v4, &a) != NULL;
+}

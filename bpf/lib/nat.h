@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Address/port translation in tc: rewriting a packet per a conntrack entry (with the skb
+ * checksum helpers), ICMP errors about a flow, expose lookups and SNAT port choice.
+ * All offsets come from struct gw_pkt, so no packet pointer outlives a helper call.
+ */
+#pragma once
+
+#include "conntrack.h"
+#include "csum.h"
+#include "stats.h"
+
+#define GW_IP_CSUM_OFF(p)	((p)->l3_off + offsetof(struct iphdr, check))
+#define GW_IP_SADDR_OFF(p)	((p)->l3_off + offsetof(struct iphdr, saddr))
+#define GW_IP_DADDR_OFF(p)	((p)->l3_off + offsetof(struct iphdr, daddr))
+#define GW_ICMP_ID_OFF		offsetof(struct icmphdr, un.echo.id)
+
+static __always_inline bool nat_l4_has_ports(const struct gw_pkt *p)
+{
+	return p->frag != GW_FRAG_LATER &&
+	       (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP);
+}
+
+/* Rewrites the source or destination address: IP checksum, and the L4 pseudo header. */
+static __always_inline int tc_rewrite_addr(struct __sk_buff *skb, const struct gw_pkt *p,
+					   __u32 addr_off, __be32 from, __be32 to)
+{
+	if (from == to)
+		return 0;
+	if (nat_l4_has_ports(p) &&
+	    bpf_l4_csum_replace(skb, p->l4_off + p->l4_csum_off, from, to,
+				csum_l4_flags(p->proto, 4, true)))
+		return -1;
+	if (bpf_l3_csum_replace(skb, GW_IP_CSUM_OFF(p), from, to, 4))
+		return -1;
+	return bpf_skb_store_bytes(skb, addr_off, &to, 4, 0) ? -1 : 0;
+}
+
+/* Rewrites a 16-bit L4 field (port, echo id) covered by the L4 checksum. */
+static __always_inline int tc_rewrite_l4_16(struct __sk_buff *skb, const struct gw_pkt *p,
+					    __u32 field_off, __be16 from, __be16 to)
+{
+	if (from == to)
+		return 0;
+	if (bpf_l4_csum_replace(skb, p->l4_off + p->l4_csum_off, from, to,
+				csum_l4_flags(p->proto, 2, false)))
+		return -1;
+	return bpf_skb_store_bytes(skb, p->l4_off + field_off, &to, 2, 0) ? -1 : 0;
+}
+
+/* Applies entry e to the packet. Later fragments only get their addresses rewritten. */
+static __always_inline int tc_nat_apply(struct __sk_buff *skb, const struct gw_pkt *p,
+					const struct gw_ct_entry *e)
+{
+	if (tc_rewrite_addr(skb, p, GW_IP_SADDR_OFF(p), p->saddr, e->new_saddr.v4))
+		return -1;
+	if (tc_rewrite_addr(skb, p, GW_IP_DADDR_OFF(p), p->daddr, e->new_daddr.v4))
+		return -1;
+	if (nat_l4_has_ports(p)) {
+		/* source and dest ports are the first two fields of TCP and UDP alike */
+		if (tc_rewrite_l4_16(skb, p, 0, p->sport, e->new_sport))
+			return -1;
+		return tc_rewrite_l4_16(skb, p, 2, p->dport, e->new_dport);
+	}
+	if (p->proto == IPPROTO_ICMP && p->frag != GW_FRAG_LATER && gw_icmp_is_echo(p->icmp_type))
+		return tc_rewrite_l4_16(skb, p, GW_ICMP_ID_OFF, p->sport, e->new_sport);
+	return 0;
+}
+
+/* Writes a field inside the ICMP payload and folds the change into the ICMP checksum. */
+static __always_inline int tc_icmp_payload_store(struct __sk_buff *skb, const struct gw_pkt *p,
+						 __u32 off, __u32 from, __u32 to, __u32 size)
+{
+	if (from == to)
+		return 0;
+	if (bpf_l4_csum_replace(skb, p->l4_off + p->l4_csum_off, from, to, size))
+		return -1;
+	return bpf_skb_store_bytes(skb, off, &to, size, 0) ? -1 : 0;
+}
+
+/* Where the quoted L4 checksum sits, if the quote carries it (0: none). */
+static __always_inline __u32 icmp_inner_csum_off(const struct gw_inner *in)
+{
+	if (in->proto == IPPROTO_UDP)
+		return in->l4_off + offsetof(struct udphdr, check);
+	if (in->proto == IPPROTO_TCP && in->l4_avail >= offsetof(struct tcphdr, check) + 2)
+		return in->l4_off + offsetof(struct tcphdr, check);
+	if (in->proto == IPPROTO_ICMP)
+		return in->l4_off + offsetof(struct icmphdr, checksum);
+	return 0;
+}
+
+/*
+ * An ICMP error quoting a translated packet. e is the entry of the direction *opposite* to
+ * the quote (the quote travelled the other way), so its source rewrite applies to the
+ * quote's destination and vice versa. The outer addresses follow where they equal the
+ * quote's (the error came from, or goes to, a translated endpoint); a router in between
+ * keeps its own address. Checksums: outer IP, ICMP, quoted IP, quoted L4 when present.
+ */
+static __always_inline int tc_nat_icmp_error(struct __sk_buff *skb, const struct gw_pkt *p,
+					     const struct gw_ct_entry *e)
+{
+	const struct gw_inner *in = &p->inner;
+	__be32 isaddr = e->new_daddr.v4, idaddr = e->new_saddr.v4;
+	__be16 isport, idport;
+	__u16 ip_check, ip_check_new, l4_check = 0, l4_check_new;
+	__u32 l4_csum_off = icmp_inner_csum_off(in);
+
+	if (in->proto == IPPROTO_ICMP) {
+		isport = e->new_sport;
+		idport = in->dport;
+	} else {
+		isport = e->new_dport;
+		idport = e->new_sport;
+	}
+
+	if (bpf_skb_load_bytes(skb, in->l3_off + offsetof(struct iphdr, check), &ip_check, 2))
+		return -1;
+	if (l4_csum_off && bpf_skb_load_bytes(skb, l4_csum_off, &l4_check, 2))
+		return -1;
+
+	ip_check_new = csum_replace4(ip_check, in->saddr, isaddr);
+	ip_check_new = csum_replace4(ip_check_new, in->daddr, idaddr);
+
+	l4_check_new = l4_check;
+	if (in->proto != IPPROTO_ICMP) {
+		l4_check_new = csum_replace4(l4_check_new, in->saddr, isaddr);
+		l4_check_new = csum_replace4(l4_check_new, in->daddr, idaddr);
+		l4_check_new = csum_replace2(l4_check_new, in->dport, idport);
+	}
+	l4_check_new = csum_replace2(l4_check_new, in->sport, isport);
+	if (in->proto == IPPROTO_UDP)
+		l4_check_new = csum_udp_fixup(l4_check, l4_check_new);
+
+	/* outer header */
+	if (p->daddr == in->saddr &&
+	    tc_rewrite_addr(skb, p, GW_IP_DADDR_OFF(p), p->daddr, isaddr))
+		return -1;
+	if (p->saddr == in->daddr &&
+	    tc_rewrite_addr(skb, p, GW_IP_SADDR_OFF(p), p->saddr, idaddr))
+		return -1;
+
+	/* the quote, each change folded into the ICMP checksum */
+	if (tc_icmp_payload_store(skb, p, in->l3_off + offsetof(struct iphdr, saddr),
+				  in->saddr, isaddr, 4) ||
+	    tc_icmp_payload_store(skb, p, in->l3_off + offsetof(struct iphdr, daddr),
+				  in->daddr, idaddr, 4) ||
+	    tc_icmp_payload_store(skb, p, in->l3_off + offsetof(struct iphdr, check),
+				  ip_check, ip_check_new, 2))
+		return -1;
+	if (in->proto == IPPROTO_ICMP) {
+		if (tc_icmp_payload_store(skb, p, in->l4_off + GW_ICMP_ID_OFF,
+					  in->sport, isport, 2))
+			return -1;
+	} else {
+		if (tc_icmp_payload_store(skb, p, in->l4_off, in->sport, isport, 2) ||
+		    tc_icmp_payload_store(skb, p, in->l4_off + 2, in->dport, idport, 2))
+			return -1;
+	}
+	if (l4_csum_off &&
+	    tc_icmp_payload_store(skb, p, l4_csum_off, l4_check, l4_check_new, 2))
+		return -1;
+	return 0;
+}
+
+/* The flow an ICMP error is about: the entry of the direction opposite to its quote. */
+static __always_inline struct gw_ct_entry *icmp_error_flow(const struct gw_pkt *p)
+{
+	struct gw_ct_key quote, key;
+
+	ct_key_v4(&quote, p->inner.saddr, p->inner.daddr, p->inner.sport, p->inner.dport,
+		  p->inner.proto);
+	ct_reverse(&key, &quote);
+	return ct_lookup(&key);
+}
+
+/* Exposed port for {daddr, dport, proto}: exact address, else "any local address". */
+static __always_inline struct gw_expose_value *expose_lookup(__be32 daddr, __be16 dport,
+							     __u8 proto)
+{
+	struct gw_expose_key k;
+	struct gw_expose_value *v;
+
+	__builtin_memset(&k, 0, sizeof(k));
+	k.daddr.v4 = daddr;
+	k.dport = dport;
+	k.proto = proto;
+	k.family = GW_AF_INET;
+	v = bpf_map_lookup_elem(&gw_expose_v4, &k);
+	if (v || !gw_is_local(daddr))
+		return v;
+	k.daddr.v4 = 0;
+	return bpf_map_lookup_elem(&gw_expose_v4, &k);
+}
+
+/* Masquerade applies to saddr leaving through ifindex? */
+static __always_inline bool masq_match(__be32 saddr, __u32 ifindex, const struct gw_config *cfg)
+{
+	struct gw_masq_key k;
+	struct gw_masq_value *v;
+
+	__builtin_memset(&k, 0, sizeof(k));
+	k.prefixlen = GW_MASQ_PREFIXLEN(32);
+	k.family = GW_AF_INET;
+	k.addr.v4 = saddr;
+	v = bpf_map_lookup_elem(&gw_masq_v4, &k);
+	if (!v)
+		return false;
+	if (v->out_ifindex)
+		return v->out_ifindex == ifindex;
+	return !cfg->uplink_ifindex || cfg->uplink_ifindex == ifindex;
+}
+
+/* Does a socket of this host own the translated tuple (a reply would be ambiguous)? */
+static __always_inline bool nat_port_has_socket(struct __sk_buff *skb,
+						const struct gw_ct_key *xlat)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+
+	/* the tuple as a reply would carry it: remote -> us */
+	t.ipv4.saddr = xlat->daddr.v4;
+	t.ipv4.daddr = xlat->saddr.v4;
+	t.ipv4.sport = xlat->dport;
+	t.ipv4.dport = xlat->sport;
+	if (xlat->proto == IPPROTO_TCP)
+		sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	else if (xlat->proto == IPPROTO_UDP)
+		sk = bpf_sk_lookup_udp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	else
+		return false;
+	if (!sk)
+		return false;
+	bpf_sk_release(sk);
+	return true;
+}
+
+static __always_inline __u32 nat_port_hash(const struct gw_ct_key *k)
+{
+	__u32 h = k->saddr.v4 ^ k->daddr.v4 ^ ((__u32)k->sport << 16 | k->dport) ^ k->proto;
+
+	h ^= h >> 16;
+	h *= 0x7feb352d;
+	h ^= h >> 15;
+	h *= 0x846ca68b;
+	h ^= h >> 16;
+	return h;
+}
+
+/*
+ * Creates a source-translated flow: `xlat` has the new source address, its port is chosen
+ * here. The original port first (if no local socket owns it), then at most GW_SNAT_PROBES
+ * ports of [snat_port_min, snat_port_max] from a hash of the flow. The BPF_NOEXIST insert of
+ * the reply half is what claims a port. Returns enum gw_ct_create_result, or -1: exhausted.
+ */
+static __always_inline int nat_snat_create(struct __sk_buff *skb, const struct gw_ct_key *orig,
+					   struct gw_ct_key *xlat, __u8 nat, __u32 rule_id,
+					   const struct gw_config *cfg)
+{
+	__u32 lo = cfg->snat_port_min ? cfg->snat_port_min : GW_SNAT_PORT_MIN;
+	__u32 hi = cfg->snat_port_max ? cfg->snat_port_max : GW_SNAT_PORT_MAX;
+	__u32 range, h = nat_port_hash(orig);
+	__u32 i;
+	int r;
+
+	if (hi < lo)
+		hi = lo;
+	range = hi - lo + 1;
+
+#pragma clang loop unroll(disable)
+	for (i = 0; i <= GW_SNAT_PROBES; i++) {
+		if (i == 0)
+			xlat->sport = orig->sport;
+		else
+			xlat->sport = bpf_htons(lo + (h + i) % range);
+		if (nat_port_has_socket(skb, xlat))
+			continue;
+		r = ct_create(orig, xlat, nat, rule_id);
+		if (r != GW_CT_CLASH)
+			return r;
+	}
+	return -1;
+}

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Cursor-advancing IPv4 parser shared by tc and XDP: every header is bounds-checked against
+ * data_end before use. The result holds offsets and copied fields only, so tc code can keep
+ * using it after helpers that invalidate packet pointers.
+ */
+#pragma once
+
+#include "common.h"
+
+enum gw_parse_result {
+	GW_PARSE_OK = 0,
+	GW_PARSE_NOT_IP,
+	GW_PARSE_MALFORMED,
+};
+
+enum gw_frag_kind {
+	GW_FRAG_NONE = 0,
+	GW_FRAG_FIRST,	/* offset 0, MF set: carries the L4 header */
+	GW_FRAG_LATER,	/* offset > 0: no L4 header */
+};
+
+/* What an ICMP error quotes: the inner IPv4 header and the start of its L4 header. */
+struct gw_inner {
+	__u16 l3_off;
+	__u16 l4_off;
+	__u16 l4_avail;	/* bytes of the inner L4 header present in the packet */
+	__u8 proto;
+	__u8 pad;
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;	/* ICMP echo: the id */
+	__be16 dport;
+};
+
+struct gw_pkt {
+	__u16 l3_off;
+	__u16 l4_off;
+	__u16 tot_len;		/* IP total length, host order */
+	__be16 ip_id;
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;		/* ICMP echo: the id; 0 for later fragments */
+	__be16 dport;
+	__u8 proto;
+	__u8 frag;		/* enum gw_frag_kind */
+	__u8 tcp_flags;		/* raw TCP flag byte (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10) */
+	__u8 icmp_type;
+	__u8 l4_csum_off;	/* offset of the L4 checksum inside the L4 header, 0 if none */
+	__u8 is_icmp_err;	/* ICMP error with a parsed quote in `inner` */
+	__u8 ttl;
+	__u8 pad;
+	struct gw_inner inner;
+};
+
+#define GW_TCP_FIN	0x01
+#define GW_TCP_SYN	0x02
+#define GW_TCP_RST	0x04
+#define GW_TCP_ACK	0x10
+
+/* Bytes of the headers we may touch: Ethernet, IP with options, quoted IP + TCP checksum. */
+#define GW_PARSE_HEADROOM	(ETH_HLEN + 60 + 8 + 60 + 18)
+
+static __always_inline bool gw_icmp_is_error(__u8 type)
+{
+	return type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED ||
+	       type == ICMP_PARAMETERPROB;
+}
+
+static __always_inline bool gw_icmp_is_echo(__u8 type)
+{
+	return type == ICMP_ECHO || type == ICMP_ECHOREPLY;
+}
+
+/*
+ * The quote of an ICMP error: an IPv4 header (ihl honoured) and at least 8 bytes of its L4
+ * header (RFC 792). Only non-fragment or first-fragment quotes of TCP/UDP/ICMP echo qualify.
+ */
+static __always_inline int parse_icmp_inner(void *data, void *data_end, __u16 off,
+					    struct gw_inner *in)
+{
+	struct iphdr *iph = data + off;
+	__u32 ihl;
+
+	if ((void *)(iph + 1) > data_end)
+		return GW_PARSE_MALFORMED;
+	if (iph->version != 4 || iph->ihl < 5)
+		return GW_PARSE_MALFORMED;
+	if (iph->frag_off & bpf_htons(IP_OFFSET))
+		return GW_PARSE_NOT_IP; /* quote of a later fragment: no ports to match */
+	ihl = iph->ihl * 4;
+	in->l3_off = off;
+	in->l4_off = off + ihl;
+	in->proto = iph->protocol;
+	in->saddr = iph->saddr;
+	in->daddr = iph->daddr;
+	if (data + in->l4_off + 8 > data_end)
+		return GW_PARSE_MALFORMED;
+	in->l4_avail = data_end - (data + in->l4_off);
+	if (in->proto == IPPROTO_TCP || in->proto == IPPROTO_UDP) {
+		__be16 *ports = data + in->l4_off;
+
+		if ((void *)(ports + 2) > data_end)
+			return GW_PARSE_MALFORMED;
+		in->sport = ports[0];
+		in->dport = ports[1];
+		return GW_PARSE_OK;
+	}
+	if (in->proto == IPPROTO_ICMP) {
+		struct icmphdr *ic = data + in->l4_off;
+
+		if ((void *)(ic + 1) > data_end)
+			return GW_PARSE_MALFORMED;
+		if (!gw_icmp_is_echo(ic->type))
+			return GW_PARSE_NOT_IP;
+		in->sport = ic->un.echo.id;
+		in->dport = 0;
+		return GW_PARSE_OK;
+	}
+	return GW_PARSE_NOT_IP;
+}
+
+static __always_inline int parse_l4(void *data, void *data_end, struct gw_pkt *p)
+{
+	void *l4 = data + p->l4_off;
+	__u32 l4_len = p->tot_len - (p->l4_off - p->l3_off);
+	__u32 min_len = 0;
+
+	/* The L4 header must fit inside the IP datagram, not only inside the frame. */
+	if (p->proto == IPPROTO_TCP)
+		min_len = sizeof(struct tcphdr);
+	else if (p->proto == IPPROTO_UDP || p->proto == IPPROTO_ICMP)
+		min_len = 8;
+	if (l4_len < min_len)
+		return GW_PARSE_MALFORMED;
+
+	if (p->proto == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+
+		if ((void *)(th + 1) > data_end || th->doff < 5)
+			return GW_PARSE_MALFORMED;
+		p->sport = th->source;
+		p->dport = th->dest;
+		p->tcp_flags = ((__u8 *)th)[13];
+		p->l4_csum_off = offsetof(struct tcphdr, check);
+		return GW_PARSE_OK;
+	}
+	if (p->proto == IPPROTO_UDP) {
+		struct udphdr *uh = l4;
+
+		if ((void *)(uh + 1) > data_end)
+			return GW_PARSE_MALFORMED;
+		p->sport = uh->source;
+		p->dport = uh->dest;
+		p->l4_csum_off = offsetof(struct udphdr, check);
+		return GW_PARSE_OK;
+	}
+	if (p->proto == IPPROTO_ICMP) {
+		struct icmphdr *ic = l4;
+		int ret;
+
+		if ((void *)(ic + 1) > data_end)
+			return GW_PARSE_MALFORMED;
+		p->icmp_type = ic->type;
+		p->l4_csum_off = offsetof(struct icmphdr, checksum);
+		if (gw_icmp_is_echo(ic->type)) {
+			p->sport = ic->un.echo.id;
+			return GW_PARSE_OK;
+		}
+		if (gw_icmp_is_error(ic->type) && p->frag == GW_FRAG_NONE) {
+			ret = parse_icmp_inner(data, data_end, p->l4_off + sizeof(*ic), &p->inner);
+			if (ret == GW_PARSE_OK)
+				p->is_icmp_err = 1;
+			/* An unusable quote is not ours to judge: the stack decides. */
+			return ret == GW_PARSE_MALFORMED ? GW_PARSE_OK : ret;
+		}
+	}
+	/* Other protocols and ICMP types: parsed, but nothing to translate. */
+	return GW_PARSE_OK;
+}
+
+/*
+ * Parses Ethernet + IPv4 (+ L4) starting at data. pkt_len is the whole frame's length, which
+ * in tc may exceed the linear data the bounds checks use.
+ */
+static __always_inline int parse_pkt(void *data, void *data_end, __u32 pkt_len,
+				     struct gw_pkt *p)
+{
+	struct ethhdr *eth = data;
+	struct iphdr *iph;
+	__u32 ihl, tot_len, frag;
+
+	__builtin_memset(p, 0, sizeof(*p));
+	if ((void *)(eth + 1) > data_end)
+		return GW_PARSE_MALFORMED;
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return GW_PARSE_NOT_IP;
+
+	iph = (void *)(eth + 1);
+	if ((void *)(iph + 1) > data_end)
+		return GW_PARSE_MALFORMED;
+	if (iph->version != 4 || iph->ihl < 5)
+		return GW_PARSE_MALFORMED;
+	ihl = iph->ihl * 4;
+	if ((void *)iph + ihl > data_end)
+		return GW_PARSE_MALFORMED;
+	tot_len = bpf_ntohs(iph->tot_len);
+	if (tot_len < ihl || tot_len + ETH_HLEN > pkt_len)
+		return GW_PARSE_MALFORMED;
+
+	p->l3_off = ETH_HLEN;
+	p->l4_off = ETH_HLEN + ihl;
+	p->tot_len = tot_len;
+	p->ip_id = iph->id;
+	p->saddr = iph->saddr;
+	p->daddr = iph->daddr;
+	p->proto = iph->protocol;
+	p->ttl = iph->ttl;
+
+	frag = bpf_ntohs(iph->frag_off);
+	if (frag & IP_OFFSET) {
+		p->frag = GW_FRAG_LATER;
+		return GW_PARSE_OK;
+	}
+	if (frag & IP_MF)
+		p->frag = GW_FRAG_FIRST;
+	return parse_l4(data, data_end, p);
+}

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Host-local access path: a socket of the gateway host connecting (or sending) to
+ * 127.0.0.1:HOSTPORT or to a local address:HOSTPORT that is exposed is pointed at the
+ * target directly, as if the packet had been DNATed, without any packet rewriting.
+ */
+#pragma once
+
+#include "maps.h"
+#include "stats.h"
+
+static __always_inline struct gw_expose_value *sock_expose_lookup(__be32 daddr, __be16 dport,
+								  __u8 proto,
+								  const struct gw_config *cfg)
+{
+	struct gw_expose_key k;
+	struct gw_expose_value *v;
+	bool loopback = (bpf_ntohl(daddr) & GW_LOOPBACK_MASK) == GW_LOOPBACK_NET;
+
+	if (!loopback && !gw_is_local(daddr))
+		return NULL;
+	__builtin_memset(&k, 0, sizeof(k));
+	k.dport = dport;
+	k.proto = proto;
+	k.family = GW_AF_INET;
+	/* an exact address first; loopback stands for the uplink address */
+	k.daddr.v4 = loopback ? cfg->uplink_addr.v4 : daddr;
+	if (k.daddr.v4) {
+		v = bpf_map_lookup_elem(&gw_expose_v4, &k);
+		if (v)
+			return v;
+	}
+	k.daddr.v4 = 0;
+	return bpf_map_lookup_elem(&gw_expose_v4, &k);
+}
+
+/* Rewrites the destination of ctx if it names an exposed port; always allows the call. */
+static __always_inline int sock_redirect(struct bpf_sock_addr *ctx, bool count_conn)
+{
+	struct gw_config *cfg = gw_config_get();
+	struct gw_expose_value *v;
+	__u8 proto;
+
+	if (!cfg || !cfg->netns_cookie || bpf_get_netns_cookie(ctx) != cfg->netns_cookie)
+		return 1;
+	if (ctx->family != AF_INET)
+		return 1;
+	proto = ctx->protocol;
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return 1;
+	v = sock_expose_lookup(ctx->user_ip4, (__be16)ctx->user_port, proto, cfg);
+	if (!v)
+		return 1;
+	ctx->user_ip4 = v->target_addr.v4;
+	ctx->user_port = (__u32)v->target_port;
+	stats_reason(GW_REASON_NAT_DNAT);
+	stats_rule(v->rule_id, 0, count_conn);
+	return 1;
+}

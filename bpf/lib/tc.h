@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The steps the tc programs share: parse with accounting, translate a packet of a known
+ * flow (established, later fragment, ICMP error), and create DNAT flows for exposed ports.
+ */
+#pragma once
+
+#include "fwd.h"
+
+/* Makes the headers we may touch linear, then parses; counts what is not ours. */
+static __always_inline int tc_parse(struct __sk_buff *skb, struct gw_pkt *p)
+{
+	__u32 len = gw_ctx_u32(skb, len);
+	__u32 want = len < GW_PARSE_HEADROOM ? len : GW_PARSE_HEADROOM;
+	void *data, *data_end;
+	int ret;
+
+	data = (void *)(long)gw_ctx_u32(skb, data);
+	data_end = (void *)(long)gw_ctx_u32(skb, data_end);
+	if (data + want > data_end) {
+		bpf_skb_pull_data(skb, want);
+		data = (void *)(long)gw_ctx_u32(skb, data);
+		data_end = (void *)(long)gw_ctx_u32(skb, data_end);
+	}
+	ret = parse_pkt(data, data_end, len, p);
+	if (ret == GW_PARSE_NOT_IP)
+		stats_reason(GW_REASON_PASS_NOT_IP);
+	else if (ret == GW_PARSE_MALFORMED)
+		stats_reason(GW_REASON_DROP_MALFORMED);
+	return ret;
+}
+
+static __always_inline int tc_drop(__u32 reason, __u32 rule_id)
+{
+	stats_reason(reason);
+	stats_rule_drop(rule_id);
+	return TC_ACT_SHOT;
+}
+
+static __always_inline int tc_pass(__u32 reason)
+{
+	stats_reason(reason);
+	return TC_ACT_OK;
+}
+
+/* A packet of flow direction e (key: its wire tuple): account, rewrite, forward. */
+static __always_inline int tc_ct_xlate(struct __sk_buff *skb, const struct gw_pkt *p,
+				       const struct gw_ct_key *key, struct gw_ct_entry *e,
+				       const struct gw_config *cfg, bool created, bool may_forward)
+{
+	__be32 saddr = e->new_saddr.v4, daddr = e->new_daddr.v4;
+	__be16 sport = e->new_sport, dport = e->new_dport;
+
+	ct_touch(e, p);
+	if (!created)
+		ct_repair_peer(key, e);
+	frag_remember(p, key);
+	stats_rule(e->rule_id, p->tot_len, created);
+	if (tc_nat_apply(skb, p, e))
+		return tc_drop(GW_REASON_DROP_CSUM, e->rule_id);
+	stats_reason(ct_reason(e));
+	if (!may_forward)
+		return TC_ACT_OK;
+	return tc_forward(skb, p, cfg, saddr, daddr, sport, dport);
+}
+
+/* Later fragment: the flow recorded by its first fragment, addresses only. */
+static __always_inline int tc_later_fragment(struct __sk_buff *skb, const struct gw_pkt *p,
+					     const struct gw_config *cfg, bool may_forward)
+{
+	struct gw_ct_key key;
+	struct gw_ct_entry *e = frag_lookup(p, &key);
+
+	if (!e)
+		return tc_pass(GW_REASON_PASS_FRAGMENT_MISS);
+	return tc_ct_xlate(skb, p, &key, e, cfg, false, may_forward);
+}
+
+/* ICMP error quoting a translated packet; other ICMP errors are left alone. */
+static __always_inline int tc_icmp_error(struct __sk_buff *skb, const struct gw_pkt *p)
+{
+	struct gw_ct_entry *e = icmp_error_flow(p);
+
+	if (!e)
+		return tc_pass(GW_REASON_PASS_NO_MATCH);
+	if (tc_nat_icmp_error(skb, p, e))
+		return tc_drop(GW_REASON_DROP_CSUM, e->rule_id);
+	return tc_pass(GW_REASON_NAT_ICMP_ERROR);
+}
+
+/* Can this packet open a flow (carries ports or an echo id, not a later fragment)? */
+static __always_inline bool tc_flow_capable(const struct gw_pkt *p)
+{
+	if (p->frag == GW_FRAG_LATER)
+		return false;
+	return p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP ||
+	       (p->proto == IPPROTO_ICMP && gw_icmp_is_echo(p->icmp_type));
+}
+
+/*
+ * Opens a flow for `key` translated to `xlat` and translates the packet. snat: the source
+ * port is chosen (masquerade, hairpin); otherwise xlat is used as is.
+ */
+static __always_inline int tc_ct_open(struct __sk_buff *skb, const struct gw_pkt *p,
+				      const struct gw_ct_key *key, struct gw_ct_key *xlat,
+				      __u8 nat, __u32 rule_id, const struct gw_config *cfg,
+				      bool snat, bool may_forward)
+{
+	struct gw_ct_entry *e;
+	int r;
+
+	if (snat)
+		r = nat_snat_create(skb, key, xlat, nat, rule_id, cfg);
+	else
+		r = ct_create(key, xlat, nat, rule_id);
+	if (r < 0)
+		return tc_drop(GW_REASON_DROP_SNAT_EXHAUSTED, rule_id);
+	if (r == GW_CT_CLASH || r == GW_CT_FAIL)
+		return tc_drop(GW_REASON_DROP_CT_INSERT, rule_id);
+	stats_reason(r == GW_CT_OK ? GW_REASON_CT_CREATED : GW_REASON_CT_INSERT_RACE);
+
+	e = ct_lookup(key);
+	if (!e)
+		return tc_drop(GW_REASON_DROP_CT_INSERT, rule_id);
+	return tc_ct_xlate(skb, p, key, e, cfg, r == GW_CT_OK, may_forward);
+}
+
+/* A new connection to an exposed port: DNAT, plus SNAT to hairpin_addr when it loops back. */
+static __always_inline int tc_expose(struct __sk_buff *skb, const struct gw_pkt *p,
+				     const struct gw_ct_key *key, const struct gw_config *cfg,
+				     bool allow_hairpin, bool may_forward)
+{
+	struct gw_expose_value *v;
+	struct gw_ct_key xlat;
+	__be32 hp;
+
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+		return tc_pass(GW_REASON_PASS_NO_MATCH);
+	v = expose_lookup(p->daddr, p->dport, p->proto);
+	if (!v)
+		return tc_pass(GW_REASON_PASS_NO_MATCH);
+
+	xlat = *key;
+	xlat.daddr.v4 = v->target_addr.v4;
+	xlat.dport = v->target_port;
+	if (allow_hairpin && v->target_addr.v4 == p->saddr) {
+		hp = cfg->hairpin_addr.v4 ? cfg->hairpin_addr.v4 : cfg->uplink_addr.v4;
+		xlat.saddr.v4 = hp;
+		return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT | GW_NAT_SNAT, v->rule_id,
+				  cfg, true, may_forward);
+	}
+	return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT, v->rule_id, cfg, false, may_forward);
+}

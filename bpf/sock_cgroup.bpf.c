@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: MIT
+/* cgroup socket hooks of the gateway host: local access to exposed ports. */
+#include "sock.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+SEC("cgroup/connect4")
+int gw_connect4(struct bpf_sock_addr *ctx)
+{
+	return sock_redirect(ctx, true);
+}
+
+SEC("cgroup/sendmsg4")
+int gw_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return sock_redirect(ctx, false);
+}

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: MIT
+/* tc on the uplink: exposed ports in (DNAT), masquerade out (SNAT), replies of both. */
+#include "tc.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+SEC("tc")
+int gw_uplink_ingress(struct __sk_buff *skb)
+{
+	struct gw_config *cfg = gw_config_get();
+	struct gw_ct_entry *e;
+	struct gw_ct_key key;
+	struct gw_pkt p;
+	int ret;
+
+	if (!cfg)
+		return TC_ACT_OK;
+	ret = tc_parse(skb, &p);
+	if (ret == GW_PARSE_NOT_IP)
+		return TC_ACT_OK;
+	if (ret != GW_PARSE_OK)
+		return TC_ACT_SHOT;
+	if (p.is_icmp_err)
+		return tc_icmp_error(skb, &p);
+	if (p.frag == GW_FRAG_LATER)
+		return tc_later_fragment(skb, &p, cfg, true);
+	if (!tc_flow_capable(&p))
+		return tc_pass(GW_REASON_PASS_NO_MATCH);
+
+	ct_key_from_pkt(&key, &p);
+	e = ct_lookup(&key);
+	if (e)
+		return tc_ct_xlate(skb, &p, &key, e, cfg, false, true);
+	return tc_expose(skb, &p, &key, cfg, false, true);
+}
+
+SEC("tc")
+int gw_uplink_egress(struct __sk_buff *skb)
+{
+	struct gw_config *cfg = gw_config_get();
+	struct gw_ct_entry *e;
+	struct gw_ct_key key, xlat;
+	struct gw_pkt p;
+	int ret;
+
+	if (!cfg)
+		return TC_ACT_OK;
+	ret = tc_parse(skb, &p);
+	if (ret == GW_PARSE_NOT_IP)
+		return TC_ACT_OK;
+	if (ret != GW_PARSE_OK)
+		return TC_ACT_SHOT;
+	if (p.is_icmp_err)
+		return tc_icmp_error(skb, &p);
+	if (p.frag == GW_FRAG_LATER)
+		return tc_later_fragment(skb, &p, cfg, false);
+	if (!tc_flow_capable(&p))
+		return tc_pass(GW_REASON_PASS_NO_MATCH);
+
+	ct_key_from_pkt(&key, &p);
+	e = ct_lookup(&key);
+	if (e)
+		return tc_ct_xlate(skb, &p, &key, e, cfg, false, false);
+
+	/* an echo reply without a flow is the host answering: never a new flow */
+	if (p.proto == IPPROTO_ICMP && p.icmp_type != ICMP_ECHO)
+		return tc_pass(GW_REASON_PASS_NO_MATCH);
+	if (!cfg->uplink_addr.v4 || !masq_match(p.saddr, skb->ifindex, cfg))
+		return tc_pass(GW_REASON_PASS_NO_MATCH);
+	xlat = key;
+	xlat.saddr.v4 = cfg->uplink_addr.v4;
+	return tc_ct_open(skb, &p, &key, &xlat, GW_NAT_SNAT, 0, cfg, true, false);
+}

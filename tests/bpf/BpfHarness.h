@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: MIT
+// Loads the data-path skeletons with one shared set of maps (as gatewayd does, through
+// bpf_map__reuse_fd) and runs programs on packets with BPF_PROG_TEST_RUN.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "PacketBuilder.h"
+#include "gw_abi.h"
+
+struct gw_uplink_tc;
+struct gw_endpoint_tc;
+struct gw_uplink_xdp;
+struct gw_passthrough;
+struct gw_sock_cgroup;
+struct bpf_sock_addr;
+
+namespace gw::test {
+
+struct RunResult {
+  int err = 0;       // bpf_prog_test_run_opts() result (0 or -errno)
+  uint32_t verdict = 0;
+  Bytes out;
+};
+
+enum class Prog { UplinkIngress, UplinkEgress, EndpointIngress, UplinkXdp, PassTc, PassXdp };
+
+class BpfHarness {
+public:
+  BpfHarness();
+  ~BpfHarness();
+  BpfHarness(const BpfHarness&) = delete;
+  BpfHarness& operator=(const BpfHarness&) = delete;
+
+  // Empty when everything loaded; otherwise why not (for GTEST_SKIP/FAIL).
+  const std::string& loadError() const { return loadError_; }
+
+  RunResult run(Prog prog, const Bytes& frame);
+
+  void setConfig(const gw_config& cfg);
+  void addLocal(uint32_t addrNet);
+  void addExpose(uint32_t daddrNet, uint16_t dport, uint8_t proto, uint32_t targetNet,
+                 uint16_t targetPort, uint32_t ruleId);
+  void addMasq(uint32_t prefixNet, uint32_t bits, uint32_t outIfindex = 0);
+
+  static gw_ct_key key(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport,
+                       uint8_t proto);
+  std::optional<gw_ct_entry> ct(const gw_ct_key& k);
+  void ctInsert(const gw_ct_key& k, const gw_ct_entry& e);
+  void ctDelete(const gw_ct_key& k);
+  size_t ctCount();
+
+  uint64_t reason(gw_reason r);     // summed over CPUs
+  gw_rule_stats rule(uint32_t ruleId);
+
+  int mapFd(const char* name);
+  // Runs gw_connect4 on ctx (in/out); returns the test-run result (0 or -errno).
+  int runSockConnect4(struct bpf_sock_addr& ctx);
+
+private:
+  std::string loadError_;
+  gw_uplink_tc* uplink_ = nullptr;
+  gw_endpoint_tc* endpoint_ = nullptr;
+  gw_uplink_xdp* xdp_ = nullptr;
+  gw_passthrough* pass_ = nullptr;
+  gw_sock_cgroup* sock_ = nullptr;
+};
+
+} // namespace gw::test

@@ -1,0 +1,487 @@
+// SPDX-License-Identifier: MIT
+// The data-path programs on crafted packets: verdict, exact output bytes (the expected frame
+// is built translated, so its checksums are the reference), checksums, and map state.
+#include <arpa/inet.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <functional>
+#include <memory>
+
+#include "BpfHarness.h"
+#include "PacketBuilder.h"
+
+namespace gw::test {
+namespace {
+
+constexpr uint8_t kTcp = 6;
+constexpr uint8_t kUdp = 17;
+constexpr uint8_t kIcmp = 1;
+constexpr uint32_t kRule = 7;
+
+// The topology the tests imagine: a client on the internet, the gateway's uplink address,
+// the bridge (hairpin) address, two namespaces and a remote server.
+const uint32_t kClient = ipv4("203.0.113.5");
+const uint32_t kUplink = ipv4("198.51.100.1");
+const uint32_t kBridge = ipv4("10.88.0.1");
+const uint32_t kNs1 = ipv4("10.88.0.2");
+const uint32_t kNs2 = ipv4("10.88.0.3");
+const uint32_t kRemote = ipv4("192.0.2.9");
+const uint32_t kRouter = ipv4("192.0.2.254");
+
+Ip4 ip(uint32_t s, uint32_t d) {
+  Ip4 r;
+  r.saddr = s;
+  r.daddr = d;
+  return r;
+}
+
+class BpfProgramTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    h_ = std::make_unique<BpfHarness>();
+    // A verifier rejection is a bug, not a missing feature: fail, never skip.
+    ASSERT_TRUE(h_->loadError().empty()) << "BPF programs do not load: " << h_->loadError();
+    gw_config cfg{};
+    cfg.uplink_ifindex = 1; // PROG_TEST_RUN runs skbs on loopback
+    cfg.uplink_addr.v4 = kUplink;
+    cfg.hairpin_addr.v4 = kBridge;
+    cfg.snat_port_min = 61000;
+    cfg.snat_port_max = 65535;
+    h_->setConfig(cfg);
+    h_->addLocal(kUplink);
+    h_->addLocal(kBridge);
+    h_->addExpose(0, 8080, kTcp, kNs1, 80, kRule);
+    h_->addExpose(0, 5353, kUdp, kNs1, 53, kRule + 1);
+    h_->addMasq(ipv4("10.88.0.0"), 16);
+  }
+
+  // Runs and checks verdict + exact output.
+  void expectRun(Prog prog, const Bytes& in, uint32_t verdict, const Bytes& expected) {
+    RunResult r = h_->run(prog, in);
+    ASSERT_EQ(r.err, 0) << "test run failed";
+    EXPECT_EQ(r.verdict, verdict);
+    EXPECT_EQ(r.out, expected) << "got:\n"
+                               << hexDump(r.out) << "\nwant:\n"
+                               << hexDump(expected);
+    Decoded d = decode(r.out);
+    if (d.ipv4) {
+      EXPECT_TRUE(d.allCsumOk()) << "ip " << d.ipCsumOk << " l4 " << d.l4CsumOk << " inner "
+                                 << d.innerIpCsumOk;
+      EXPECT_TRUE(d.innerL4CsumOk);
+    }
+  }
+
+  std::unique_ptr<BpfHarness> h_;
+};
+
+// ---- DNAT: an exposed port reached from the internet ----
+
+TEST_F(BpfProgramTest, DnatFirstPacketCreatesBothEntries) {
+  expectRun(Prog::UplinkIngress, tcpFrame(ip(kClient, kUplink), 40001, 8080, kTcpSyn),
+            TC_ACT_OK, tcpFrame(ip(kClient, kNs1), 40001, 80, kTcpSyn));
+
+  auto origKey = BpfHarness::key(kClient, kUplink, 40001, 8080, kTcp);
+  auto replyKey = BpfHarness::key(kNs1, kClient, 80, 40001, kTcp);
+  auto orig = h_->ct(origKey);
+  auto reply = h_->ct(replyKey);
+  ASSERT_TRUE(orig && reply);
+  EXPECT_EQ(orig->dir, GW_CT_DIR_ORIG);
+  EXPECT_EQ(orig->nat, GW_NAT_DNAT);
+  EXPECT_EQ(orig->new_daddr.v4, kNs1);
+  EXPECT_EQ(ntohs(orig->new_dport), 80);
+  EXPECT_EQ(orig->rule_id, kRule);
+  EXPECT_EQ(orig->tcp_flags, GW_CT_SEEN_SYN);
+  EXPECT_EQ(orig->packets, 1u);
+  EXPECT_EQ(0, std::memcmp(&orig->peer, &replyKey, sizeof(replyKey)));
+  EXPECT_EQ(reply->dir, GW_CT_DIR_REPLY);
+  EXPECT_EQ(reply->new_saddr.v4, kUplink);
+  EXPECT_EQ(ntohs(reply->new_sport), 8080);
+  EXPECT_EQ(reply->new_daddr.v4, kClient);
+  EXPECT_EQ(0, std::memcmp(&reply->peer, &origKey, sizeof(origKey)));
+  EXPECT_EQ(h_->ctCount(), 2u);
+  EXPECT_EQ(h_->reason(GW_REASON_CT_CREATED), 1u);
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_DNAT), 1u);
+  EXPECT_EQ(h_->rule(kRule).connections, 1u);
+  EXPECT_EQ(h_->rule(kRule).packets, 1u);
+}
+
+TEST_F(BpfProgramTest, DnatEstablishedAndReplies) {
+  h_->run(Prog::UplinkIngress, tcpFrame(ip(kClient, kUplink), 40001, 8080, kTcpSyn));
+  // the reply at the namespace's veth
+  expectRun(Prog::EndpointIngress,
+            tcpFrame(ip(kNs1, kClient), 80, 40001, kTcpSyn | kTcpAck), TC_ACT_OK,
+            tcpFrame(ip(kUplink, kClient), 8080, 40001, kTcpSyn | kTcpAck));
+  expectRun(Prog::UplinkIngress, tcpFrame(ip(kClient, kUplink), 40001, 8080, kTcpAck, {1, 2}),
+            TC_ACT_OK, tcpFrame(ip(kClient, kNs1), 40001, 80, kTcpAck, {1, 2}));
+  // a reply that was not translated at the veth is translated on the way out
+  expectRun(Prog::UplinkEgress, tcpFrame(ip(kNs1, kClient), 80, 40001, kTcpAck | kTcpFin),
+            TC_ACT_OK, tcpFrame(ip(kUplink, kClient), 8080, 40001, kTcpAck | kTcpFin));
+
+  auto orig = h_->ct(BpfHarness::key(kClient, kUplink, 40001, 8080, kTcp));
+  auto reply = h_->ct(BpfHarness::key(kNs1, kClient, 80, 40001, kTcp));
+  ASSERT_TRUE(orig && reply);
+  EXPECT_EQ(orig->packets, 2u);
+  EXPECT_EQ(orig->tcp_flags, GW_CT_SEEN_SYN | GW_CT_SEEN_ACK);
+  EXPECT_EQ(reply->packets, 2u);
+  EXPECT_EQ(reply->tcp_flags, GW_CT_SEEN_SYNACK | GW_CT_SEEN_ACK | GW_CT_SEEN_FIN);
+  EXPECT_GE(reply->last_seen_ns, reply->created_ns);
+  EXPECT_EQ(h_->reason(GW_REASON_CT_CREATED), 1u);
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_REPLY), 2u);
+  EXPECT_EQ(h_->rule(kRule).packets, 4u);
+}
+
+TEST_F(BpfProgramTest, DnatExactAddressRuleAndLocalCheck) {
+  uint32_t other = ipv4("198.51.100.77"); // not owned by the gateway
+  h_->addExpose(other, 9000, kTcp, kNs2, 90, 9);
+  // exact address entries match without being local
+  expectRun(Prog::UplinkIngress, tcpFrame(ip(kClient, other), 40001, 9000, kTcpSyn), TC_ACT_OK,
+            tcpFrame(ip(kClient, kNs2), 40001, 90, kTcpSyn));
+  // the wildcard entry (port 8080) only for local addresses
+  Bytes in = tcpFrame(ip(kClient, other), 40001, 8080, kTcpSyn);
+  expectRun(Prog::UplinkIngress, in, TC_ACT_OK, in);
+  EXPECT_EQ(h_->reason(GW_REASON_PASS_NO_MATCH), 1u);
+}
+
+TEST_F(BpfProgramTest, IpOptionsHonoured) {
+  Ip4 in = ip(kClient, kUplink);
+  in.options = {0x01, 0x01, 0x01, 0x01, 0x07, 0x07, 0x04, 0x00}; // NOPs + record route
+  Ip4 out = in;
+  out.daddr = kNs1;
+  expectRun(Prog::UplinkIngress, tcpFrame(in, 40001, 8080, kTcpSyn), TC_ACT_OK,
+            tcpFrame(out, 40001, 80, kTcpSyn));
+}
+
+TEST_F(BpfProgramTest, UdpZeroChecksumStaysZero) {
+  expectRun(Prog::UplinkIngress, udpFrame(ip(kClient, kUplink), 40001, 5353, {9, 9, 9}, true),
+            TC_ACT_OK, udpFrame(ip(kClient, kNs1), 40001, 53, {9, 9, 9}, true));
+  expectRun(Prog::EndpointIngress, udpFrame(ip(kNs1, kClient), 53, 40001, {8}, true),
+            TC_ACT_OK, udpFrame(ip(kUplink, kClient), 5353, 40001, {8}, true));
+  // and a real checksum is updated, not zeroed
+  expectRun(Prog::UplinkIngress, udpFrame(ip(kClient, kUplink), 40001, 5353, {1}), TC_ACT_OK,
+            udpFrame(ip(kClient, kNs1), 40001, 53, {1}));
+}
+
+// ---- SNAT: masquerade on the way out ----
+
+TEST_F(BpfProgramTest, SnatKeepsPortThenReplies) {
+  expectRun(Prog::UplinkEgress, tcpFrame(ip(kNs1, kRemote), 40002, 443, kTcpSyn), TC_ACT_OK,
+            tcpFrame(ip(kUplink, kRemote), 40002, 443, kTcpSyn));
+  auto orig = h_->ct(BpfHarness::key(kNs1, kRemote, 40002, 443, kTcp));
+  auto reply = h_->ct(BpfHarness::key(kRemote, kUplink, 443, 40002, kTcp));
+  ASSERT_TRUE(orig && reply);
+  EXPECT_EQ(orig->nat, GW_NAT_SNAT);
+  EXPECT_EQ(reply->new_daddr.v4, kNs1);
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_SNAT), 1u);
+
+  expectRun(Prog::UplinkIngress, tcpFrame(ip(kRemote, kUplink), 443, 40002, kTcpSyn | kTcpAck),
+            TC_ACT_OK, tcpFrame(ip(kRemote, kNs1), 443, 40002, kTcpSyn | kTcpAck));
+  expectRun(Prog::UplinkEgress, tcpFrame(ip(kNs1, kRemote), 40002, 443, kTcpAck), TC_ACT_OK,
+            tcpFrame(ip(kUplink, kRemote), 40002, 443, kTcpAck));
+  EXPECT_EQ(h_->reason(GW_REASON_CT_CREATED), 1u);
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_REPLY), 1u);
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_SNAT), 2u);
+  // masquerade flows keep their source at the veth: the uplink translates them
+  Bytes fromNs = tcpFrame(ip(kNs1, kRemote), 40002, 443, kTcpAck);
+  expectRun(Prog::EndpointIngress, fromNs, TC_ACT_OK, fromNs);
+}
+
+TEST_F(BpfProgramTest, SnatClashGetsPortInRange) {
+  h_->run(Prog::UplinkEgress, udpFrame(ip(kNs1, kRemote), 40002, 53, {1}));
+  // a second namespace with the same source port to the same server
+  RunResult r = h_->run(Prog::UplinkEgress, udpFrame(ip(kNs2, kRemote), 40002, 53, {2}));
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.verdict, TC_ACT_OK);
+  Decoded d = decode(r.out);
+  EXPECT_TRUE(d.allCsumOk());
+  EXPECT_EQ(d.saddr, kUplink);
+  EXPECT_GE(d.sport, 61000);
+  EXPECT_LE(d.sport, 65535);
+  EXPECT_EQ(r.out, udpFrame(ip(kUplink, kRemote), d.sport, 53, {2}));
+  auto reply = h_->ct(BpfHarness::key(kRemote, kUplink, 53, d.sport, kUdp));
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->new_daddr.v4, kNs2);
+  EXPECT_EQ(ntohs(reply->new_dport), 40002);
+  expectRun(Prog::UplinkIngress, udpFrame(ip(kRemote, kUplink), 53, d.sport, {3}), TC_ACT_OK,
+            udpFrame(ip(kRemote, kNs2), 53, 40002, {3}));
+  EXPECT_EQ(h_->ctCount(), 4u);
+}
+
+TEST_F(BpfProgramTest, SnatExhaustionDrops) {
+  gw_config cfg{};
+  cfg.uplink_ifindex = 1;
+  cfg.uplink_addr.v4 = kUplink;
+  cfg.snat_port_min = 61000;
+  cfg.snat_port_max = 61000; // one port
+  h_->setConfig(cfg);
+  h_->run(Prog::UplinkEgress, udpFrame(ip(kNs1, kRemote), 40002, 53, {1}));
+  h_->run(Prog::UplinkEgress, udpFrame(ip(kNs2, kRemote), 40002, 53, {1})); // takes 61000
+  RunResult r = h_->run(Prog::UplinkEgress, udpFrame(ip(ipv4("10.88.0.4"), kRemote), 40002, 53));
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.verdict, TC_ACT_SHOT);
+  EXPECT_EQ(h_->reason(GW_REASON_DROP_SNAT_EXHAUSTED), 1u);
+  EXPECT_EQ(h_->ctCount(), 4u); // no half-flow left behind
+}
+
+TEST_F(BpfProgramTest, NotMasqueradedPassesUntouched) {
+  Bytes in = tcpFrame(ip(ipv4("172.16.0.1"), kRemote), 40002, 443, kTcpSyn);
+  expectRun(Prog::UplinkEgress, in, TC_ACT_OK, in);
+  EXPECT_EQ(h_->ctCount(), 0u);
+  EXPECT_EQ(h_->reason(GW_REASON_PASS_NO_MATCH), 1u);
+}
+
+TEST_F(BpfProgramTest, IcmpEchoSnat) {
+  expectRun(Prog::UplinkEgress, icmpEchoFrame(ip(kNs1, kRemote), 8, 0x4242, 1, {1, 2, 3}),
+            TC_ACT_OK, icmpEchoFrame(ip(kUplink, kRemote), 8, 0x4242, 1, {1, 2, 3}));
+  expectRun(Prog::UplinkIngress, icmpEchoFrame(ip(kRemote, kUplink), 0, 0x4242, 1, {1, 2, 3}),
+            TC_ACT_OK, icmpEchoFrame(ip(kRemote, kNs1), 0, 0x4242, 1, {1, 2, 3}));
+  // the same id from another namespace gets another id
+  RunResult r = h_->run(Prog::UplinkEgress, icmpEchoFrame(ip(kNs2, kRemote), 8, 0x4242, 1));
+  Decoded d = decode(r.out);
+  EXPECT_TRUE(d.allCsumOk());
+  EXPECT_GE(d.sport, 61000);
+  expectRun(Prog::UplinkIngress, icmpEchoFrame(ip(kRemote, kUplink), 0, d.sport, 1), TC_ACT_OK,
+            icmpEchoFrame(ip(kRemote, kNs2), 0, 0x4242, 1));
+}
+
+// ---- ICMP errors about translated flows ----
+
+TEST_F(BpfProgramTest, IcmpErrorAboutSnatFlow) {
+  // traceroute from a namespace: UDP with TTL 1, answered by a router with time exceeded
+  Ip4 probe = ip(kNs1, kRemote);
+  probe.ttl = 1;
+  h_->run(Prog::UplinkEgress, udpFrame(probe, 40003, 33434, {0, 1, 2, 3}));
+  Ip4 sent = probe;
+  sent.saddr = kUplink;
+  Bytes quoteOut = l3Of(udpFrame(sent, 40003, 33434, {0, 1, 2, 3}));
+  Bytes quoteIn = l3Of(udpFrame(probe, 40003, 33434, {0, 1, 2, 3}));
+  expectRun(Prog::UplinkIngress, icmpErrorFrame(ip(kRouter, kUplink), 11, 0, quoteOut),
+            TC_ACT_OK, icmpErrorFrame(ip(kRouter, kNs1), 11, 0, quoteIn));
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_ICMP_ERROR), 1u);
+}
+
+TEST_F(BpfProgramTest, IcmpErrorAboutDnatFlowFromTarget) {
+  h_->run(Prog::UplinkIngress, udpFrame(ip(kClient, kUplink), 40001, 5353, {5}));
+  // the namespace answers "port unreachable" quoting what it received
+  Bytes quoteIn = l3Of(udpFrame(ip(kClient, kNs1), 40001, 53, {5}));
+  Bytes quoteOut = l3Of(udpFrame(ip(kClient, kUplink), 40001, 5353, {5}));
+  expectRun(Prog::UplinkEgress, icmpErrorFrame(ip(kNs1, kClient), 3, 3, quoteIn), TC_ACT_OK,
+            icmpErrorFrame(ip(kUplink, kClient), 3, 3, quoteOut));
+}
+
+TEST_F(BpfProgramTest, IcmpErrorAboutEchoAndTcpQuote) {
+  h_->run(Prog::UplinkEgress, icmpEchoFrame(ip(kNs1, kRemote), 8, 0x99, 1));
+  Bytes qOut = l3Of(icmpEchoFrame(ip(kUplink, kRemote), 8, 0x99, 1));
+  Bytes qIn = l3Of(icmpEchoFrame(ip(kNs1, kRemote), 8, 0x99, 1));
+  Ip4 fragNeeded = ip(kRouter, kUplink);
+  expectRun(Prog::UplinkIngress, icmpErrorFrame(fragNeeded, 3, 4, qOut), TC_ACT_OK,
+            icmpErrorFrame(ip(kRouter, kNs1), 3, 4, qIn));
+
+  h_->run(Prog::UplinkEgress, tcpFrame(ip(kNs1, kRemote), 40009, 443, kTcpSyn));
+  Bytes tOut = l3Of(tcpFrame(ip(kUplink, kRemote), 40009, 443, kTcpSyn));
+  Bytes tIn = l3Of(tcpFrame(ip(kNs1, kRemote), 40009, 443, kTcpSyn));
+  expectRun(Prog::UplinkIngress, icmpErrorFrame(ip(kRouter, kUplink), 3, 1, tOut), TC_ACT_OK,
+            icmpErrorFrame(ip(kRouter, kNs1), 3, 1, tIn));
+  // an 8-byte quote (RFC 792 minimum): addresses and ports still follow
+  expectRun(Prog::UplinkIngress, icmpErrorFrame(ip(kRouter, kUplink), 3, 1, tOut, 28),
+            TC_ACT_OK, icmpErrorFrame(ip(kRouter, kNs1), 3, 1, tIn, 28));
+}
+
+// ---- fragments ----
+
+TEST_F(BpfProgramTest, FragmentsFollowTheirFlow) {
+  Bytes payload(40);
+  for (size_t i = 0; i < payload.size(); ++i) {
+    payload[i] = static_cast<uint8_t>(i);
+  }
+  Ip4 in = ip(kClient, kUplink);
+  in.id = 0x7777;
+  Ip4 out = ip(kClient, kNs1);
+  out.id = 0x7777;
+  auto inFrags = fragmentFrames(in, kUdp, udpDatagram(in, 40001, 5353, payload, false), 16);
+  auto outFrags = fragmentFrames(out, kUdp, udpDatagram(out, 40001, 53, payload, false), 16);
+  ASSERT_EQ(inFrags.size(), 3u);
+  for (size_t i = 0; i < inFrags.size(); ++i) {
+    SCOPED_TRACE(i);
+    expectRun(Prog::UplinkIngress, inFrags[i], TC_ACT_OK, outFrags[i]);
+  }
+  EXPECT_EQ(h_->reason(GW_REASON_CT_CREATED), 1u);
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_DNAT), 3u);
+}
+
+TEST_F(BpfProgramTest, LaterFragmentWithoutFlowPasses) {
+  Ip4 in = ip(kClient, kUplink);
+  auto frags = fragmentFrames(in, kUdp, udpDatagram(in, 40001, 5353, Bytes(40), false), 16);
+  expectRun(Prog::UplinkIngress, frags[1], TC_ACT_OK, frags[1]);
+  EXPECT_EQ(h_->reason(GW_REASON_PASS_FRAGMENT_MISS), 1u);
+}
+
+// ---- between namespaces, hairpin ----
+
+TEST_F(BpfProgramTest, NamespaceToNamespaceThroughExposedPort) {
+  expectRun(Prog::EndpointIngress, tcpFrame(ip(kNs2, kUplink), 40004, 8080, kTcpSyn),
+            TC_ACT_OK, tcpFrame(ip(kNs2, kNs1), 40004, 80, kTcpSyn));
+  expectRun(Prog::EndpointIngress, tcpFrame(ip(kNs1, kNs2), 80, 40004, kTcpSyn | kTcpAck),
+            TC_ACT_OK, tcpFrame(ip(kUplink, kNs2), 8080, 40004, kTcpSyn | kTcpAck));
+}
+
+TEST_F(BpfProgramTest, HairpinSnatsToBridgeAddress) {
+  expectRun(Prog::EndpointIngress, tcpFrame(ip(kNs1, kUplink), 40005, 8080, kTcpSyn),
+            TC_ACT_OK, tcpFrame(ip(kBridge, kNs1), 40005, 80, kTcpSyn));
+  auto orig = h_->ct(BpfHarness::key(kNs1, kUplink, 40005, 8080, kTcp));
+  ASSERT_TRUE(orig);
+  EXPECT_EQ(orig->nat, GW_NAT_DNAT | GW_NAT_SNAT);
+  expectRun(Prog::EndpointIngress, tcpFrame(ip(kNs1, kBridge), 80, 40005, kTcpSyn | kTcpAck),
+            TC_ACT_OK, tcpFrame(ip(kUplink, kNs1), 8080, 40005, kTcpSyn | kTcpAck));
+}
+
+// ---- conntrack repair ----
+
+TEST_F(BpfProgramTest, MissingPeerIsRecreated) {
+  h_->run(Prog::UplinkIngress, tcpFrame(ip(kClient, kUplink), 40001, 8080, kTcpSyn));
+  auto replyKey = BpfHarness::key(kNs1, kClient, 80, 40001, kTcp);
+  auto before = h_->ct(replyKey);
+  ASSERT_TRUE(before);
+  h_->ctDelete(replyKey);
+  h_->run(Prog::UplinkIngress, tcpFrame(ip(kClient, kUplink), 40001, 8080, kTcpAck));
+  auto after = h_->ct(replyKey);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(0, std::memcmp(&after->new_saddr, &before->new_saddr, sizeof(gw_addr)));
+  EXPECT_EQ(0, std::memcmp(&after->new_daddr, &before->new_daddr, sizeof(gw_addr)));
+  EXPECT_EQ(after->new_sport, before->new_sport);
+  EXPECT_EQ(after->new_dport, before->new_dport);
+  EXPECT_EQ(after->dir, GW_CT_DIR_REPLY);
+  EXPECT_EQ(0, std::memcmp(&after->peer, &before->peer, sizeof(gw_ct_key)));
+}
+
+// ---- XDP fast path ----
+
+TEST_F(BpfProgramTest, XdpTranslatesEstablishedOnly) {
+  Bytes syn = tcpFrame(ip(kClient, kUplink), 40001, 8080, kTcpSyn);
+  // no flow yet: untouched, tc creates it
+  expectRun(Prog::UplinkXdp, syn, XDP_PASS, syn);
+  h_->run(Prog::UplinkIngress, syn);
+  expectRun(Prog::UplinkXdp, tcpFrame(ip(kClient, kUplink), 40001, 8080, kTcpAck, {7}),
+            XDP_PASS, tcpFrame(ip(kClient, kNs1), 40001, 80, kTcpAck, {7}));
+  // SNAT replies, UDP with and without checksum, ICMP echo replies
+  h_->run(Prog::UplinkEgress, udpFrame(ip(kNs1, kRemote), 40002, 53, {1}));
+  expectRun(Prog::UplinkXdp, udpFrame(ip(kRemote, kUplink), 53, 40002, {4, 5}), XDP_PASS,
+            udpFrame(ip(kRemote, kNs1), 53, 40002, {4, 5}));
+  expectRun(Prog::UplinkXdp, udpFrame(ip(kRemote, kUplink), 53, 40002, {4, 5}, true),
+            XDP_PASS, udpFrame(ip(kRemote, kNs1), 53, 40002, {4, 5}, true));
+  h_->run(Prog::UplinkEgress, icmpEchoFrame(ip(kNs2, kRemote), 8, 0x55, 3));
+  expectRun(Prog::UplinkXdp, icmpEchoFrame(ip(kRemote, kUplink), 0, 0x55, 3), XDP_PASS,
+            icmpEchoFrame(ip(kRemote, kNs2), 0, 0x55, 3));
+  // a flow missing its peer is left to tc, which repairs it
+  h_->ctDelete(BpfHarness::key(kNs1, kClient, 80, 40001, kTcp));
+  Bytes ack = tcpFrame(ip(kClient, kUplink), 40001, 8080, kTcpAck);
+  expectRun(Prog::UplinkXdp, ack, XDP_PASS, ack);
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_DNAT), 2u);
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_REPLY), 3u);
+}
+
+// ---- malformed and foreign input: never a crash, always counted ----
+
+struct BadInput {
+  const char* name;
+  std::function<Bytes()> frame;
+  uint32_t tcVerdict;
+  gw_reason reason;
+};
+
+Bytes truncated(Bytes b, size_t n) {
+  b.resize(n);
+  return b;
+}
+
+Bytes patched(Bytes b, size_t off, uint8_t value) {
+  b[off] = value;
+  return b;
+}
+
+Bytes syn() { return tcpFrame(ip(kClient, kUplink), 40001, 8080, kTcpSyn); }
+
+const BadInput kBadInputs[] = {
+    {"EthernetOnly", [] { return truncated(syn(), 14); }, TC_ACT_SHOT,
+     GW_REASON_DROP_MALFORMED},
+    {"TruncatedIp", [] { return truncated(syn(), 14 + 12); }, TC_ACT_SHOT,
+     GW_REASON_DROP_MALFORMED},
+    {"TruncatedTcp", [] { return truncated(syn(), 14 + 20 + 10); }, TC_ACT_SHOT,
+     GW_REASON_DROP_MALFORMED},
+    {"IhlBelowFive", [] { return patched(syn(), 14, 0x44); }, TC_ACT_SHOT,
+     GW_REASON_DROP_MALFORMED},
+    {"IhlBeyondPacket", [] { return truncated(patched(syn(), 14, 0x4f), 14 + 40); },
+     TC_ACT_SHOT, GW_REASON_DROP_MALFORMED},
+    {"TotalLengthBeyondFrame", [] { return patched(syn(), 14 + 2, 0x10); }, TC_ACT_SHOT,
+     GW_REASON_DROP_MALFORMED},
+    {"TotalLengthBelowHeader", [] { return patched(patched(syn(), 14 + 2, 0), 14 + 3, 10); },
+     TC_ACT_SHOT, GW_REASON_DROP_MALFORMED},
+    {"TotalLengthCutsTcpHeader",
+     [] { return patched(patched(syn(), 14 + 2, 0), 14 + 3, 30); }, TC_ACT_SHOT,
+     GW_REASON_DROP_MALFORMED},
+    {"NotIpv4Version", [] { return patched(syn(), 14, 0x65); }, TC_ACT_SHOT,
+     GW_REASON_DROP_MALFORMED},
+    {"Arp", [] { return ethFrame(Bytes(28, 0), 0x0806); }, TC_ACT_OK, GW_REASON_PASS_NOT_IP},
+    {"Ipv6", [] { return ethFrame(Bytes(60, 0), 0x86dd); }, TC_ACT_OK, GW_REASON_PASS_NOT_IP},
+    {"UnknownProtocol",
+     [] { return ethFrame(ipPacket(ip(kClient, kUplink), 47, Bytes(24, 0))); }, TC_ACT_OK,
+     GW_REASON_PASS_NO_MATCH},
+    {"IcmpTimestamp",
+     [] {
+       Bytes m(20, 0);
+       m[0] = 13;
+       return ethFrame(ipPacket(ip(kClient, kUplink), kIcmp, m));
+     },
+     TC_ACT_OK, GW_REASON_PASS_NO_MATCH},
+    {"IcmpErrorWithShortQuote",
+     [] { return icmpErrorFrame(ip(kRouter, kUplink), 3, 1, Bytes(12, 0x45)); }, TC_ACT_OK,
+     GW_REASON_PASS_NO_MATCH},
+};
+
+class BadInputTest : public BpfProgramTest, public ::testing::WithParamInterface<BadInput> {};
+
+TEST_P(BadInputTest, CountedNeverCrashes) {
+  const BadInput& c = GetParam();
+  Bytes in = c.frame();
+  uint64_t expected = 0;
+  for (Prog prog : {Prog::UplinkIngress, Prog::UplinkEgress, Prog::EndpointIngress}) {
+    RunResult r = h_->run(prog, in);
+    ASSERT_EQ(r.err, 0);
+    EXPECT_EQ(r.verdict, c.tcVerdict);
+    EXPECT_EQ(r.out, in) << "a packet we do not handle must not change";
+    EXPECT_EQ(h_->reason(c.reason), ++expected);
+  }
+  RunResult x = h_->run(Prog::UplinkXdp, in);
+  ASSERT_EQ(x.err, 0);
+  EXPECT_EQ(x.verdict, XDP_PASS);
+  EXPECT_EQ(x.out, in);
+  EXPECT_EQ(h_->ctCount(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Malformed, BadInputTest, ::testing::ValuesIn(kBadInputs),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+// ---- baseline and socket hooks ----
+
+TEST_F(BpfProgramTest, PassthroughCountsAndPasses) {
+  Bytes in = syn();
+  expectRun(Prog::PassTc, in, TC_ACT_OK, in);
+  expectRun(Prog::PassXdp, in, XDP_PASS, in);
+  EXPECT_EQ(h_->reason(GW_REASON_PASS_NO_MATCH), 2u);
+}
+
+TEST_F(BpfProgramTest, SockConnectRewritesExposedDestination) {
+  bpf_sock_addr ctx{};
+  int err = h_->runSockConnect4(ctx);
+  if (err == -524 /* ENOTSUPP */ || err == -EOPNOTSUPP || err == -EINVAL) {
+    GTEST_SKIP() << "BPF_PROG_TEST_RUN does not run cgroup/connect4 programs here (" << err
+                 << ")";
+  }
+  ASSERT_EQ(err, 0);
+}
+
+} // namespace
+} // namespace gw::test
