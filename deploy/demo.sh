@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Quick start command 1: set up, build and run the demo lab, the tutorial scenario end to end,
+# in throwaway namespaces (the machine's own network namespace is never changed):
+#
+#   demo-ext (external client, 198.18.0.2) --uplink-- demo-gwh (gateway host, gatewayd)
+#                                                        |-- gw0 10.88.0.1/16 bridge
+#                                                        |     |-- demo-netns1  (:8080 server)
+#                                                        |     `-- demo-netns2  (:8080 server)
+#                                                        `-- demo-p2p 192.168.1.2/24 (veth)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deploy/demo.sh: run as root (the demo creates network namespaces)" >&2
+  exit 1
+fi
+[ "${DEMO_SKIP_BUILD:-0}" = 1 ] || bash deploy/build.sh >/dev/null
+
+GATEWAYD=$PWD/build/gateway/gatewayd
+GWCTL_BIN=$PWD/build/control/gwctl
+WORK=$(mktemp -d /tmp/gateway-demo.XXXXXX)
+SOCK=$WORK/gateway.sock
+NAMESPACES=(demo-gwh demo-ext demo-netns1 demo-netns2 demo-p2p)
+PIDS=()
+
+cleanup() {
+  set +e
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+  for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+cleanup_leftovers() {
+  for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+}
+cleanup_leftovers
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+gwctl() { echo "\$ gwctl $*"; "$GWCTL_BIN" --socket "$SOCK" "$@"; }
+wait_for() { # wait_for SECONDS CMD...: polls until CMD succeeds
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || { echo "timed out waiting for: $*" >&2; return 1; }
+    sleep 0.1
+  done
+}
+
+step "The gateway host and an external client (a namespace each, an uplink veth between)"
+ip netns add demo-gwh
+ip netns add demo-ext
+ip -n demo-gwh link add up0 type veth peer name eth0 netns demo-ext
+ip -n demo-gwh addr add 198.18.0.1/24 dev up0
+ip -n demo-gwh link set up0 up
+ip -n demo-gwh link set lo up
+ip -n demo-ext addr add 198.18.0.2/24 dev eth0
+ip -n demo-ext link set eth0 up
+ip -n demo-ext link set lo up
+echo "demo-gwh up0 198.18.0.1/24 <-> demo-ext eth0 198.18.0.2/24"
+
+step "gatewayd serves the gateway host (--netns demo-gwh)"
+"$GATEWAYD" --uplink up0 --netns demo-gwh --socket "$SOCK" --state-dir "$WORK/state" \
+  --bpffs "$WORK/bpffs" >"$WORK/gatewayd.log" 2>&1 &
+PIDS+=($!)
+wait_for 10 "$GWCTL_BIN" --socket "$SOCK" status
+gwctl status
+
+step "Two namespaces on the default bridge, one point-to-point as in the first tutorial"
+gwctl ns add demo-netns1
+gwctl ns add demo-netns2
+gwctl ns add demo-p2p --subnet 192.168.1.0/24
+gwctl ns list
+
+step "They are ordinary named namespaces: iproute2 sees them"
+ip netns list | grep demo-
+ip -n demo-netns1 -br addr show dev eth0
+ip -n demo-netns1 route show
+
+step "Ping: namespace to namespace, to the gateway, to the gateway host's uplink address"
+ip netns exec demo-netns1 ping -c1 -W2 10.88.0.3 | grep -E 'bytes from|loss'
+ip netns exec demo-netns2 ping -c1 -W2 10.88.0.1 | grep -E 'bytes from|loss'
+ip netns exec demo-p2p ping -c1 -W2 198.18.0.1 | grep -E 'bytes from|loss'
+
+step "Remove one namespace again"
+gwctl ns del demo-p2p
+gwctl ns list
+
+step "gatewayd log"
+cat "$WORK/gatewayd.log"
+step "Demo finished: everything it made is removed on exit"
