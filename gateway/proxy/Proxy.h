@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+// The io_uring TCP proxy: the fallback where the eBPF path cannot serve, e.g. a server bound to
+// 127.0.0.1 inside its namespace. Listening sockets live in the caller's namespace; connections
+// to a target are made from sockets created inside the target's namespace by worker threads that
+// entered it once (setns on that thread only), so no setns per connection.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "netns/Error.h"
+
+namespace gw {
+
+enum class RelayMode {
+  Buffers, // recv into a provided buffer ring, send from it (default: measured faster here)
+  Splice,  // socket -> pooled pipe -> socket with IORING_OP_SPLICE
+};
+
+struct ProxyConfig {
+  unsigned threads = 0; // per target namespace; 0 = std::thread::hardware_concurrency()
+  unsigned maxConnections = 100000; // all listeners together
+  std::chrono::seconds idleTimeout{300};
+  std::chrono::seconds drainTimeout{5};
+  std::chrono::milliseconds connectTimeout{5000};
+  RelayMode relay = RelayMode::Buffers;
+  unsigned bufferSize = 32 * 1024; // one provided buffer; also the splice chunk
+  unsigned buffersPerThread = 256; // power of two; memory is touched only as it is used
+};
+
+struct ProxyListenerSpec {
+  std::string listenAddr = "0.0.0.0"; // numeric IPv4/IPv6
+  uint16_t listenPort = 0;            // 0 = pick one (see boundPort)
+  std::string targetNetns;            // name under /run/netns; "" = the gateway's namespace
+  std::string targetAddr;             // numeric, as seen inside targetNetns
+  uint16_t targetPort = 0;
+  unsigned maxConnections = 0; // 0 = global limit only
+  bool proxyProtocolV2 = false;
+};
+
+struct ProxyListenerStats {
+  uint64_t accepted = 0;      // connections taken into service
+  uint64_t active = 0;        // open now
+  uint64_t refusedLimit = 0;  // accepted then closed at once: a connection limit was reached
+  uint64_t backendFailed = 0; // connect refused/timed out, or the backend reset mid-stream
+  uint64_t bytesIn = 0;       // client -> backend, bytes delivered
+  uint64_t bytesOut = 0;      // backend -> client, bytes delivered
+};
+
+class Proxy {
+public:
+  // Starts the proxy; "" targets are reached from the namespace of the calling thread.
+  static Result<std::unique_ptr<Proxy>> start(const ProxyConfig& config);
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+  // Stops without draining.
+  ~Proxy();
+
+  // Binds and listens now, in the calling thread's namespace; the error names addr:port
+  // (EADDRINUSE included). Returns the listener id.
+  Result<uint64_t> addListener(const ProxyListenerSpec& spec);
+  // Stops accepting at once (the port is free on return). With `drain`, open connections may
+  // finish for up to drainTimeout; the rest are closed. Blocks until done.
+  Status removeListener(uint64_t id, bool drain = true);
+  Result<ProxyListenerStats> listenerStats(uint64_t id);
+  Result<uint16_t> boundPort(uint64_t id);
+  size_t activeConnections();
+  // removeListener for every listener, then the threads exit. Idempotent.
+  void stop(bool drain = true);
+
+private:
+  struct Impl;
+  explicit Proxy(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace gw
