@@ -94,7 +94,10 @@ static __always_inline struct gw_config *gw_config_get(void)
 
 static __always_inline bool gw_is_local(__be32 addr)
 {
-	union gw_addr a = { .v4 = addr };
+	union gw_addr a;
 
+	/* a union initializer sets only .v4: the other 12 key bytes must be zero too */
+	__builtin_memset(&a, 0, sizeof(a));
+	a.v4 = addr;
 	return bpf_map_lookup_elem(&gw_local_v4, &a) != NULL;
 }

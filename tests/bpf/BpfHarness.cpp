@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 #include "gw_endpoint_tc.skel.h"
 #include "gw_passthrough.skel.h"
@@ -18,6 +19,12 @@
 namespace gw::test {
 
 namespace {
+
+void check(int err, const char* what) {
+  if (err) {
+    throw std::runtime_error(std::string(what) + ": " + std::strerror(-err));
+  }
+}
 
 // Points every gw_* map of `obj` at the one `owner` already created.
 int shareMaps(bpf_object* owner, bpf_object* obj) {
@@ -138,14 +145,14 @@ int BpfHarness::runSockConnect4(bpf_sock_addr& ctx) {
 
 void BpfHarness::setConfig(const gw_config& cfg) {
   uint32_t zero = 0;
-  bpf_map_update_elem(mapFd("gw_config_map"), &zero, &cfg, BPF_ANY);
+  check(bpf_map_update_elem(mapFd("gw_config_map"), &zero, &cfg, BPF_ANY), "update gw_config_map");
 }
 
 void BpfHarness::addLocal(uint32_t addrNet) {
   gw_addr a{};
   a.v4 = addrNet;
   uint32_t one = 1;
-  bpf_map_update_elem(mapFd("gw_local_v4"), &a, &one, BPF_ANY);
+  check(bpf_map_update_elem(mapFd("gw_local_v4"), &a, &one, BPF_ANY), "update gw_local_v4");
 }
 
 void BpfHarness::addExpose(uint32_t daddrNet, uint16_t dport, uint8_t proto, uint32_t targetNet,
@@ -159,7 +166,7 @@ void BpfHarness::addExpose(uint32_t daddrNet, uint16_t dport, uint8_t proto, uin
   v.target_addr.v4 = targetNet;
   v.target_port = htons(targetPort);
   v.rule_id = ruleId;
-  bpf_map_update_elem(mapFd("gw_expose_v4"), &k, &v, BPF_ANY);
+  check(bpf_map_update_elem(mapFd("gw_expose_v4"), &k, &v, BPF_ANY), "update gw_expose_v4");
 }
 
 void BpfHarness::addMasq(uint32_t prefixNet, uint32_t bits, uint32_t outIfindex) {
@@ -168,7 +175,7 @@ void BpfHarness::addMasq(uint32_t prefixNet, uint32_t bits, uint32_t outIfindex)
   k.family = GW_AF_INET;
   k.addr.v4 = prefixNet;
   gw_masq_value v{.out_ifindex = outIfindex, .flags = 0};
-  bpf_map_update_elem(mapFd("gw_masq_v4"), &k, &v, BPF_ANY);
+  check(bpf_map_update_elem(mapFd("gw_masq_v4"), &k, &v, BPF_ANY), "update gw_masq_v4");
 }
 
 gw_ct_key BpfHarness::key(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport,
@@ -192,7 +199,7 @@ std::optional<gw_ct_entry> BpfHarness::ct(const gw_ct_key& k) {
 }
 
 void BpfHarness::ctInsert(const gw_ct_key& k, const gw_ct_entry& e) {
-  bpf_map_update_elem(mapFd("gw_ct_v4"), &k, &e, BPF_ANY);
+  check(bpf_map_update_elem(mapFd("gw_ct_v4"), &k, &e, BPF_ANY), "update gw_ct_v4");
 }
 
 void BpfHarness::ctDelete(const gw_ct_key& k) { bpf_map_delete_elem(mapFd("gw_ct_v4"), &k); }

@@ -79,7 +79,7 @@ struct Decoded {
   // ICMP errors: the quoted header.
   bool hasInner = false;
   bool innerIpCsumOk = false;
-  bool innerL4CsumOk = false;    // true when absent/unverifiable as well
+  bool innerL4CsumOk = true;     // true when absent/unverifiable as well
   uint32_t innerSaddr = 0, innerDaddr = 0;
   uint16_t innerSport = 0, innerDport = 0;
   uint8_t innerProto = 0;
