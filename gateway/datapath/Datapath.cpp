@@ -114,6 +114,24 @@ Status requireV4(const IpAddress& addr, std::string_view what) {
   return {};
 }
 
+// How XDP is attached on an interface right now (of the calling thread's netns).
+XdpMode queryXdpMode(int ifindex) {
+  bpf_xdp_query_opts opts{};
+  opts.sz = sizeof(opts);
+  if (bpf_xdp_query(ifindex, 0, &opts) != 0) {
+    return XdpMode::Off;
+  }
+  switch (opts.attach_mode) {
+  case XDP_ATTACHED_DRV:
+  case XDP_ATTACHED_HW:
+    return XdpMode::Native;
+  case XDP_ATTACHED_SKB:
+    return XdpMode::Generic;
+  default:
+    return XdpMode::Off;
+  }
+}
+
 std::string keyBytes(const gw_ct_key& key) {
   return std::string(reinterpret_cast<const char*>(&key), sizeof(key));
 }
@@ -364,7 +382,9 @@ Status Datapath::loadAttachments() {
         return sysError("bpf_obj_get " + linkPath);
       }
       xdpLinks_[static_cast<int>(ifindex)].reset(fd);
-      uplinkXdp_ = XdpMode::Native; // refined when attachUplink runs again
+      if (auto guard = enterNetns(); guard) {
+        uplinkXdp_ = queryXdpMode(static_cast<int>(ifindex));
+      }
     }
   }
   bpf_program* prog = nullptr;
@@ -461,9 +481,7 @@ Status Datapath::attachXdp(int ifindex, Attachment& record) {
   if (existing != xdpLinks_.end()) {
     // Restart: swap the program under the existing link (keeps its mode).
     if (bpf_link_update(existing->second.get(), progFd, nullptr) == 0) {
-      if (uplinkXdp_ == XdpMode::Off) {
-        uplinkXdp_ = config_.xdp == XdpMode::Generic ? XdpMode::Generic : XdpMode::Native;
-      }
+      uplinkXdp_ = queryXdpMode(ifindex);
       return {};
     }
     bpf_link_detach(existing->second.get());
@@ -494,7 +512,7 @@ Status Datapath::attachXdp(int ifindex, Attachment& record) {
     }
   }
   xdpLinks_[ifindex] = std::move(link);
-  uplinkXdp_ = config_.xdp == XdpMode::Generic ? XdpMode::Generic : XdpMode::Native;
+  uplinkXdp_ = queryXdpMode(ifindex);
   record.flags |= kAttachXdp;
   return saveAttachment(ifindex, record);
 }
