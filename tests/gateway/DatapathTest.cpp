@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The eBPF data path end to end: a throwaway client ns -> gateway ns -> server ns topology,
 // real traffic through the programs that gw::Datapath loads and attaches in the gateway ns.
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <linux/types.h>
 #include <net/if.h>
@@ -116,6 +117,9 @@ protected:
 
   void TearDown() override {
     servers_.clear();
+    for (const auto& log : logs_) {
+      std::filesystem::remove(log);
+    }
     // Namespaces go in reverse order of creation (std::optional members reset explicitly).
     server_.reset();
     gateway_.reset();
@@ -156,6 +160,7 @@ protected:
   void startEchoServer(const TestNamespace& ns, const std::string& addr, int port) {
     std::string log = "/tmp/" + ns.name() + "-" + std::to_string(port) + ".log";
     std::filesystem::remove(log);
+    logs_.push_back(log);
     servers_.push_back(Child::spawn(
         {"ip", "netns", "exec", ns.name(), "/usr/bin/python3", "-u", "-c", kEchoServer, addr,
          std::to_string(port)},
@@ -204,6 +209,7 @@ protected:
   std::optional<TestNamespace> gateway_;
   std::optional<TestNamespace> server_;
   std::vector<Child> servers_;
+  std::vector<std::string> logs_;
   int uplink_ = 0;
   int endpoint_ = 0;
 };
@@ -448,6 +454,30 @@ TEST_F(DatapathTopology, GarbageCollectionAndFlowDeletion) {
   ASSERT_TRUE(flows);
   EXPECT_TRUE(flows->empty());
   auto st = dp->stats();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->ctEntries, 0u);
+
+  // A half whose peer vanished is listed as an orphan and collected after a grace period.
+  ASSERT_EQ(fetch("http://198.18.0.1:6000/"), "198.18.0.2");
+  auto flow = findFlow(*dp, IPPROTO_TCP, ip("198.18.0.2"));
+  ASSERT_TRUE(flow);
+  gw_ct_key replyKey{};
+  replyKey.saddr.v4 = htonl(flow->reply.src.v4HostOrder());
+  replyKey.daddr.v4 = htonl(flow->reply.dst.v4HostOrder());
+  replyKey.sport = htons(flow->reply.sport);
+  replyKey.dport = htons(flow->reply.dport);
+  replyKey.proto = IPPROTO_TCP;
+  replyKey.family = GW_AF_INET;
+  ASSERT_EQ(bpf_map_delete_elem(dp->mapFd("gw_ct_v4"), &replyKey), 0);
+  flows = dp->listFlows();
+  ASSERT_TRUE(flows);
+  ASSERT_EQ(flows->size(), 1u);
+  EXPECT_TRUE((*flows)[0].orphan);
+  std::this_thread::sleep_for(2100ms);
+  gc = dp->collectGarbage();
+  ASSERT_TRUE(gc) << gc.error().str();
+  EXPECT_EQ(*gc, 1u);
+  st = dp->stats();
   ASSERT_TRUE(st);
   EXPECT_EQ(st->ctEntries, 0u);
 }
