@@ -40,6 +40,55 @@ bool waitUntil(const std::function<bool()>& done, std::chrono::milliseconds time
   return true;
 }
 
+Result<UniqueFd> openSocket(const SockAddr& addr, bool reusePort, const std::string& where) {
+  UniqueFd fd(socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    return sysError("socket for " + where);
+  }
+  int one = 1;
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reusePort && setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    return sysError("SO_REUSEPORT for " + where);
+  }
+  if (bind(fd.get(), addr.get(), addr.length) != 0) {
+    return sysError("bind " + where);
+  }
+  return fd;
+}
+
+// One listening socket per worker in a SO_REUSEPORT group: one socket shared by all rings
+// sends every connection to the same ring (accept polls wake exclusively, first waiter first).
+// A probe without SO_REUSEPORT binds first, so a port held by anyone, even another
+// SO_REUSEPORT group of ours, fails with EADDRINUSE instead of being silently shared.
+Result<std::vector<UniqueFd>> openListeners(const SockAddr& requested, unsigned count,
+                                            uint16_t* port) {
+  std::string where = formatSockAddr(requested.storage);
+  auto probe = openSocket(requested, false, where);
+  if (!probe) {
+    return std::unexpected(probe.error());
+  }
+  SockAddr addr;
+  addr.length = sizeof addr.storage;
+  if (getsockname(probe->get(), reinterpret_cast<sockaddr*>(&addr.storage), &addr.length) != 0) {
+    return sysError("getsockname " + where);
+  }
+  *port = addr.port();
+  where = formatSockAddr(addr.storage);
+  probe->reset();
+  std::vector<UniqueFd> fds;
+  for (unsigned i = 0; i < count; ++i) {
+    auto fd = openSocket(addr, true, where);
+    if (!fd) {
+      return std::unexpected(fd.error());
+    }
+    if (listen(fd->get(), kBacklog) != 0) {
+      return sysError("listen " + where);
+    }
+    fds.push_back(std::move(*fd));
+  }
+  return fds;
+}
+
 // The workers of one target namespace; they all accept on its listeners.
 struct Group {
   std::vector<std::unique_ptr<Worker>> workers;
@@ -103,7 +152,7 @@ void Proxy::Impl::stopAccepting(ListenerShared& listener, const std::vector<Work
     w->removeListener(listener.id, [&cancelled] { cancelled.count_down(); });
   }
   cancelled.wait();
-  listener.fd.reset(); // no ring holds it any more: the port is free now
+  listener.fds.clear(); // no ring holds them any more: the port is free now
 }
 
 void Proxy::Impl::closeRemaining(uint64_t id, const std::vector<Worker*>& workers,
@@ -155,30 +204,14 @@ Result<uint64_t> Proxy::addListener(const ProxyListenerSpec& spec) {
   if (spec.targetPort == 0) {
     return fail("target port 0", EINVAL);
   }
-  std::string where = formatSockAddr(listenAddr->storage);
-
   auto listener = std::make_shared<ListenerShared>();
   listener->spec = spec;
   listener->target = *target;
-  listener->fd.reset(socket(listenAddr->family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!listener->fd) {
-    return sysError("socket for " + where);
+  auto fds = openListeners(*listenAddr, impl_->config.threads, &listener->boundPort);
+  if (!fds) {
+    return std::unexpected(fds.error());
   }
-  int one = 1;
-  setsockopt(listener->fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(listener->fd.get(), listenAddr->get(), listenAddr->length) != 0) {
-    return sysError("bind " + where);
-  }
-  if (listen(listener->fd.get(), kBacklog) != 0) {
-    return sysError("listen " + where);
-  }
-  SockAddr bound;
-  bound.length = sizeof bound.storage;
-  if (getsockname(listener->fd.get(), reinterpret_cast<sockaddr*>(&bound.storage),
-                  &bound.length) != 0) {
-    return sysError("getsockname " + where);
-  }
-  listener->boundPort = bound.port();
+  listener->fds = std::move(*fds);
 
   std::lock_guard lock(impl_->mu);
   if (impl_->stopped) {
@@ -191,8 +224,8 @@ Result<uint64_t> Proxy::addListener(const ProxyListenerSpec& spec) {
   listener->id = impl_->nextId++;
   impl_->listeners.emplace(listener->id, listener);
   ++(*group)->listeners;
-  for (auto& w : (*group)->workers) {
-    w->addListener(listener);
+  for (size_t i = 0; i < (*group)->workers.size(); ++i) {
+    (*group)->workers[i]->addListener(listener, i);
   }
   return listener->id;
 }

@@ -81,8 +81,8 @@ void Worker::post(std::function<void(Worker&)> command) {
   [[maybe_unused]] ssize_t n = write(wakeFd_.get(), &one, sizeof one);
 }
 
-void Worker::addListener(std::shared_ptr<ListenerShared> listener) {
-  post([listener = std::move(listener)](Worker& w) {
+void Worker::addListener(std::shared_ptr<ListenerShared> listener, size_t fdIndex) {
+  post([listener = std::move(listener), fdIndex](Worker& w) {
     if (w.stopping_) {
       return;
     }
@@ -94,6 +94,7 @@ void Worker::addListener(std::shared_ptr<ListenerShared> listener) {
       w.listeners_.emplace_back();
     }
     w.listeners_[slot].shared = listener;
+    w.listeners_[slot].fd = listener->fds[fdIndex].get();
     w.armAccept(slot);
   });
 }
@@ -272,7 +273,7 @@ void Worker::armTick() {
 void Worker::armAccept(uint32_t slot) {
   ListenerSlot& l = listeners_[slot];
   io_uring_sqe* sqe = getSqe();
-  io_uring_prep_multishot_accept(sqe, l.shared->fd.get(), nullptr, nullptr,
+  io_uring_prep_multishot_accept(sqe, l.fd, nullptr, nullptr,
                                  SOCK_CLOEXEC | SOCK_NONBLOCK);
   io_uring_sqe_set_data64(sqe, packTag({Op::Accept, 0, slot, l.gen}));
   l.armed = true;
@@ -293,7 +294,8 @@ void Worker::runCommands() {
 void Worker::onTick() {
   armTick();
   int64_t now = nowMs();
-  int64_t idleMs = std::chrono::duration_cast<std::chrono::milliseconds>(config_.idleTimeout).count();
+  int64_t idleMs =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config_.idleTimeout).count();
   int64_t connectMs = config_.connectTimeout.count();
   for (uint32_t i = 0; i < conns_.size(); ++i) {
     Connection& c = conns_[i];
@@ -851,6 +853,7 @@ void Worker::removeSlot(uint32_t slot) {
   ListenerSlot& l = listeners_[slot];
   std::function<void()> done = std::move(l.removed);
   l.shared.reset();
+  l.fd = -1;
   l.removed = nullptr;
   l.gen = (l.gen + 1) & kIndexMask;
   l.armed = false;

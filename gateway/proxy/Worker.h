@@ -32,7 +32,7 @@ namespace gw::proxy {
 struct ListenerShared {
   uint64_t id = 0;
   ProxyListenerSpec spec;
-  UniqueFd fd;
+  std::vector<UniqueFd> fds; // one SO_REUSEPORT socket per worker: the kernel spreads clients
   SockAddr target;
   uint16_t boundPort = 0;
   std::atomic<uint64_t> accepted{0};
@@ -95,8 +95,8 @@ public:
   ~Worker(); // stops (closing everything) and joins
 
   void post(std::function<void(Worker&)> command);
-  // Asynchronous: the worker starts accepting on it.
-  void addListener(std::shared_ptr<ListenerShared> listener);
+  // Asynchronous: the worker starts accepting on the listener's socket `fdIndex`.
+  void addListener(std::shared_ptr<ListenerShared> listener, size_t fdIndex);
   // Runs on the worker; `done` is called there once its accept is cancelled.
   void removeListener(uint64_t id, std::function<void()> done);
   // Closes the connections of listener `id` (0 = all).
@@ -133,6 +133,7 @@ private:
   };
   struct ListenerSlot {
     std::shared_ptr<ListenerShared> shared;
+    int fd = -1; // ours among shared->fds
     uint32_t gen = 0;
     bool armed = false;
     bool rearm = false;   // accept stopped (e.g. EMFILE): arm again on the next tick
