@@ -26,7 +26,7 @@ int gw_endpoint_ingress(struct __sk_buff *skb)
 	if (ret != GW_PARSE_OK)
 		return TC_ACT_SHOT;
 	if (p.is_icmp_err)
-		return tc_icmp_error(skb, &p);
+		return tc_icmp_error(skb, &p, false);
 	if (p.frag == GW_FRAG_LATER)
 		return tc_later_fragment(skb, &p, cfg, true);
 	if (!tc_flow_capable(&p))

@@ -15,3 +15,15 @@ int gw_sendmsg4(struct bpf_sock_addr *ctx)
 {
 	return sock_redirect(ctx, false);
 }
+
+SEC("cgroup/recvmsg4")
+int gw_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	return sock_restore_peer(ctx);
+}
+
+SEC("cgroup/getpeername4")
+int gw_getpeername4(struct bpf_sock_addr *ctx)
+{
+	return sock_restore_peer(ctx);
+}

@@ -72,6 +72,21 @@ struct {
 	__type(value, struct gw_ct_key);
 } gw_frag_v4 SEC(".maps");
 
+/* Socket -> the exposed address it asked for, to show it back (recvmsg4/getpeername4). */
+struct gw_sock_orig {
+	__be32 orig_addr;
+	__be32 target_addr;
+	__be16 orig_port;
+	__be16 target_port;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct gw_sock_orig);
+} gw_sock_orig_v4 SEC(".maps");
+
 /* Per-CPU scratch for building a flow pair off the 512-byte stack; never shared. */
 struct gw_ct_scratch {
 	struct gw_ct_entry orig;

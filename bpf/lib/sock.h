@@ -39,6 +39,7 @@ static __always_inline int sock_redirect(struct bpf_sock_addr *ctx, bool count_c
 {
 	struct gw_config *cfg = gw_config_get();
 	struct gw_expose_value *v;
+	struct gw_sock_orig *orig;
 	__u8 proto;
 
 	if (!cfg || !cfg->netns_cookie || bpf_get_netns_cookie(ctx) != cfg->netns_cookie)
@@ -51,9 +52,37 @@ static __always_inline int sock_redirect(struct bpf_sock_addr *ctx, bool count_c
 	v = sock_expose_lookup(ctx->user_ip4, (__be16)ctx->user_port, proto, cfg);
 	if (!v)
 		return 1;
+	orig = bpf_sk_storage_get(&gw_sock_orig_v4, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (orig) {
+		orig->orig_addr = ctx->user_ip4;
+		orig->orig_port = (__be16)ctx->user_port;
+		orig->target_addr = v->target_addr.v4;
+		orig->target_port = v->target_port;
+	}
 	ctx->user_ip4 = v->target_addr.v4;
 	ctx->user_port = (__u32)v->target_port;
 	stats_reason(GW_REASON_NAT_DNAT);
 	stats_rule(v->rule_id, 0, count_conn);
+	return 1;
+}
+
+/*
+ * The peer address a redirected socket reports (getpeername, recvfrom) is turned back into
+ * the exposed address it asked for, so clients that check where an answer came from accept
+ * it. Only for sockets redirected by sock_redirect().
+ */
+static __always_inline int sock_restore_peer(struct bpf_sock_addr *ctx)
+{
+	struct gw_sock_orig *orig;
+
+	if (ctx->family != AF_INET)
+		return 1;
+	orig = bpf_sk_storage_get(&gw_sock_orig_v4, ctx->sk, 0, 0);
+	if (!orig)
+		return 1;
+	if (ctx->user_ip4 != orig->target_addr || (__be16)ctx->user_port != orig->target_port)
+		return 1;
+	ctx->user_ip4 = orig->orig_addr;
+	ctx->user_port = (__u32)orig->orig_port;
 	return 1;
 }

@@ -76,12 +76,17 @@ static __always_inline int tc_later_fragment(struct __sk_buff *skb, const struct
 	return tc_ct_xlate(skb, p, &key, e, cfg, false, may_forward);
 }
 
-/* ICMP error quoting a translated packet; other ICMP errors are left alone. */
-static __always_inline int tc_icmp_error(struct __sk_buff *skb, const struct gw_pkt *p)
+/*
+ * ICMP error quoting a translated packet; other ICMP errors are left alone. snat_only:
+ * whether masquerade-only flows are translated here (the uplink, not the veth: see
+ * endpoint_tc.bpf.c).
+ */
+static __always_inline int tc_icmp_error(struct __sk_buff *skb, const struct gw_pkt *p,
+					 bool snat_only)
 {
 	struct gw_ct_entry *e = icmp_error_flow(p);
 
-	if (!e)
+	if (!e || (!snat_only && !(e->nat & GW_NAT_DNAT)))
 		return tc_pass(GW_REASON_PASS_NO_MATCH);
 	if (tc_nat_icmp_error(skb, p, e))
 		return tc_drop(GW_REASON_DROP_CSUM, e->rule_id);

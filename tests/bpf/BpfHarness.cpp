@@ -97,7 +97,7 @@ BpfHarness::~BpfHarness() {
   gw_uplink_tc__destroy(uplink_);
 }
 
-RunResult BpfHarness::run(Prog prog, const Bytes& frame) {
+RunResult BpfHarness::run(Prog prog, const Bytes& frame, int repeat) {
   int fd = -1;
   switch (prog) {
   case Prog::UplinkIngress:
@@ -123,9 +123,10 @@ RunResult BpfHarness::run(Prog prog, const Bytes& frame) {
   r.out.resize(frame.size() + 512);
   LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
               .data_out = r.out.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
-              .data_size_out = static_cast<uint32_t>(r.out.size()), .repeat = 1);
+              .data_size_out = static_cast<uint32_t>(r.out.size()), .repeat = repeat);
   r.err = bpf_prog_test_run_opts(fd, &opts);
   r.verdict = opts.retval;
+  r.durationNs = opts.duration;
   r.out.resize(r.err ? 0 : opts.data_size_out);
   return r;
 }

@@ -24,6 +24,7 @@ struct RunResult {
   int err = 0;       // bpf_prog_test_run_opts() result (0 or -errno)
   uint32_t verdict = 0;
   Bytes out;
+  uint32_t durationNs = 0; // average per repetition, as the kernel measured it
 };
 
 enum class Prog { UplinkIngress, UplinkEgress, EndpointIngress, UplinkXdp, PassTc, PassXdp };
@@ -38,7 +39,10 @@ public:
   // Empty when everything loaded; otherwise why not (for GTEST_SKIP/FAIL).
   const std::string& loadError() const { return loadError_; }
 
-  RunResult run(Prog prog, const Bytes& frame);
+  // repeat > 1: the benchmark's ns/packet. The kernel reuses one buffer, so from the second
+  // repetition on the program sees its own output (a translated packet then misses); maps
+  // keep their state.
+  RunResult run(Prog prog, const Bytes& frame, int repeat = 1);
 
   void setConfig(const gw_config& cfg);
   void addLocal(uint32_t addrNet);

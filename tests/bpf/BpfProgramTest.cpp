@@ -298,6 +298,28 @@ TEST_F(BpfProgramTest, IcmpErrorAboutEchoAndTcpQuote) {
             TC_ACT_OK, icmpErrorFrame(ip(kRouter, kNs1), 3, 1, tIn, 28));
 }
 
+TEST_F(BpfProgramTest, IcmpErrorAboutSnatFlowFromNamespaceLeftToUplink) {
+  h_->run(Prog::UplinkEgress, udpFrame(ip(kNs1, kRemote), 40003, 53, {1}));
+  // the namespace refuses the reply: the veth leaves it (masquerade is the uplink's job)
+  Bytes quoteIn = l3Of(udpFrame(ip(kRemote, kNs1), 53, 40003, {2}));
+  Bytes err = icmpErrorFrame(ip(kNs1, kRemote), 3, 3, quoteIn);
+  expectRun(Prog::EndpointIngress, err, TC_ACT_OK, err);
+  Bytes quoteOut = l3Of(udpFrame(ip(kRemote, kUplink), 53, 40003, {2}));
+  expectRun(Prog::UplinkEgress, err, TC_ACT_OK,
+            icmpErrorFrame(ip(kUplink, kRemote), 3, 3, quoteOut));
+}
+
+TEST_F(BpfProgramTest, RepeatedRunsReportDuration) {
+  h_->run(Prog::UplinkIngress, tcpFrame(ip(kClient, kUplink), 40001, 8080, kTcpSyn));
+  RunResult r =
+      h_->run(Prog::UplinkIngress, tcpFrame(ip(kClient, kUplink), 40001, 8080, kTcpAck), 1000);
+  ASSERT_EQ(r.err, 0);
+  EXPECT_GT(r.durationNs, 0u);
+  // repetitions 2..n see the already translated packet: the flow counts exactly one more
+  EXPECT_EQ(h_->ct(BpfHarness::key(kClient, kUplink, 40001, 8080, kTcp))->packets, 2u);
+  EXPECT_EQ(h_->reason(GW_REASON_PASS_NO_MATCH), 999u);
+}
+
 // ---- fragments ----
 
 TEST_F(BpfProgramTest, FragmentsFollowTheirFlow) {
