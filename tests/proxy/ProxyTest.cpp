@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -133,6 +134,73 @@ TEST_F(ProxyTest, AddressInUseNamesTheAddress) {
   ASSERT_FALSE(missing.has_value());
   EXPECT_NE(missing.error().str().find("nope"), std::string::npos) << missing.error().str();
 }
+
+TEST_F(ProxyTest, EmptyTargetNamespaceIsTheGateways) {
+  startProxy();
+  // A server on the gateway namespace's own loopback.
+  NsServer server(gwNs_->name(), test::echoUntilEof);
+  ProxyListenerSpec spec;
+  spec.listenAddr = "127.0.0.1";
+  spec.targetAddr = "127.0.0.1";
+  spec.targetPort = server.port();
+  auto id = proxy_->addListener(spec);
+  ASSERT_TRUE(id.has_value()) << id.error().str();
+  auto fd = test::connectTcp("127.0.0.1", *proxy_->boundPort(*id));
+  ASSERT_TRUE(test::sendAll(fd.get(), "local"));
+  EXPECT_EQ(test::readN(fd.get(), 5), "local");
+}
+
+// A client that does not read: the backend gets stuck in send() and the proxy holds at most
+// a buffer per direction, instead of reading on and growing.
+class ProxyBackpressureTest : public ProxyTest, public ::testing::WithParamInterface<RelayMode> {};
+
+TEST_P(ProxyBackpressureTest, SlowReaderStallsWriterWithoutGrowingMemory) {
+  ProxyConfig config;
+  config.relay = GetParam();
+  startProxy(config);
+  constexpr size_t kTotal = 256u << 20;
+  std::atomic<size_t> written{0};
+  auto& server = backend([&written](int fd) {
+    std::vector<char> chunk(1 << 16, 'b');
+    while (written < kTotal && test::sendAll(fd, chunk.data(), chunk.size())) {
+      written += chunk.size();
+    }
+    shutdown(fd, SHUT_WR);
+  });
+  uint64_t id = listen(server.port());
+  long rssBefore = test::vmRssKiB();
+  auto fd = test::connectTcp("127.0.0.1", port_, 20s);
+  ASSERT_TRUE(fd);
+  // Let the socket buffers on the way fill up, then check that nothing moves any more.
+  std::this_thread::sleep_for(1000ms);
+  size_t stalledAt = written.load();
+  uint64_t deliveredAt = stats(id).bytesOut;
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(written.load(), stalledAt);
+  EXPECT_EQ(stats(id).bytesOut, deliveredAt);
+  EXPECT_LT(stalledAt, 64u << 20) << "the backend wrote far more than the buffers on the way";
+  EXPECT_LT(test::vmRssKiB() - rssBefore, 8 * 1024);
+  std::printf("[ backpressure ] backend stalled after %zu KiB, %llu KiB delivered to the client\n",
+              stalledAt / 1024, static_cast<unsigned long long>(deliveredAt / 1024));
+  // The reader wakes up: everything arrives.
+  size_t got = 0;
+  std::vector<char> buf(1 << 18);
+  while (true) {
+    ssize_t n = read(fd.get(), buf.data(), buf.size());
+    if (n <= 0) {
+      break;
+    }
+    got += static_cast<size_t>(n);
+  }
+  EXPECT_EQ(got, kTotal);
+}
+
+INSTANTIATE_TEST_SUITE_P(Relay, ProxyBackpressureTest,
+                         ::testing::Values(RelayMode::Buffers, RelayMode::Splice),
+                         [](const auto& info) {
+                           return info.param == RelayMode::Buffers ? std::string("Buffers")
+                                                                   : std::string("Splice");
+                         });
 
 // 64 MiB each way through real clients, hashed at both ends; the client->backend leg ends with
 // a half-close that the backend must see before it can answer with its hash.
