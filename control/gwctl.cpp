@@ -28,6 +28,15 @@ commands:
                                           create a namespace wired to the gateway
   ns del NAME                             remove it and everything `ns add` made
   ns list                                 list managed namespaces
+  expose HOSTPORT[-END] TARGET [--proto tcp|udp] [--host-ip IP] [--mode auto|ebpf|proxy]
+                                          TARGET: NS:PORT[-END] or IP:PORT[-END]
+  unexpose HOSTPORT[-END] [--proto tcp|udp]
+  list                                    list exposes: which path serves each, counters
+  masquerade add CIDR [--out IFNAME] | del CIDR | list
+  conntrack [list] [--proto P] [--src IP] [--dst IP] [--port N]
+  conntrack delete [--proto P] [--src IP] [--dst IP] [--port N]
+  conntrack flush
+  stats                                   packets by reason, per-rule counters
 )";
 
 int usageError(const std::string& message) {
@@ -139,6 +148,211 @@ int nsCommand(const Globals& g, std::vector<std::string> args) {
   return usageError("ns: unknown verb '" + verb + "'");
 }
 
+std::string toQuery(const std::vector<std::pair<std::string, std::string>>& params) {
+  std::string q;
+  for (const auto& [k, v] : params) {
+    if (v.empty()) {
+      continue;
+    }
+    q += (q.empty() ? "?" : "&") + k + "=" + gw::http::percentEncode(v);
+  }
+  return q;
+}
+
+std::string str(const json& v) {
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+int exposeCommand(const Globals& g, const std::vector<std::string>& args) {
+  po::options_description o;
+  std::string port, target, proto, hostIp, mode, proxyProtocol;
+  o.add_options()("port", po::value(&port)->required())("target", po::value(&target)->required())(
+      "proto", po::value(&proto)->default_value("tcp"))("host-ip", po::value(&hostIp))(
+      "mode", po::value(&mode)->default_value("auto"))("proxy-protocol",
+                                                        po::value(&proxyProtocol));
+  po::positional_options_description p;
+  p.add("port", 1).add("target", 1);
+  parseSub(args, o, p);
+  json body = {{"hostPort", port}, {"target", target}, {"proto", proto}, {"mode", mode}};
+  if (!hostIp.empty()) {
+    body["hostIp"] = hostIp;
+  }
+  if (!proxyProtocol.empty()) {
+    body["proxyProtocol"] = proxyProtocol;
+  }
+  auto r = call(g, "POST", "/v1/exposes", body);
+  if (!r) {
+    return 1;
+  }
+  return printJsonOr(g, *r, [&] {
+    std::cout << "exposed " << str((*r)["proto"]) << " " << str((*r)["hostPort"]) << " -> "
+              << str((*r)["target"]) << " (" << str((*r)["targetAddr"]) << ") via "
+              << str((*r)["path"]) << "\n";
+  });
+}
+
+int unexposeCommand(const Globals& g, const std::vector<std::string>& args) {
+  po::options_description o;
+  std::string port, proto;
+  o.add_options()("port", po::value(&port)->required())(
+      "proto", po::value(&proto)->default_value("tcp"));
+  po::positional_options_description p;
+  p.add("port", 1);
+  parseSub(args, o, p);
+  auto r = call(g, "DELETE", "/v1/exposes" + toQuery({{"port", port}, {"proto", proto}}));
+  if (!r) {
+    return 1;
+  }
+  return printJsonOr(g, *r, [&] { std::cout << "unexposed " << proto << " " << port << "\n"; });
+}
+
+int listCommand(const Globals& g, const std::vector<std::string>& args) {
+  if (!args.empty()) {
+    return usageError("list takes no arguments");
+  }
+  auto r = call(g, "GET", "/v1/exposes");
+  if (!r) {
+    return 1;
+  }
+  return printJsonOr(g, *r, [&] {
+    gw::Table t({"ID", "PROTO", "HOST", "TARGET", "ADDRESS", "PATH", "CONNS", "PACKETS", "BYTES"});
+    for (const auto& e : *r) {
+      t.add({str(e["id"]), str(e["proto"]), str(e["hostIp"]) + ":" + str(e["hostPort"]),
+             str(e["target"]), str(e["targetAddr"]) + ":" + str(e["targetPort"]), str(e["path"]),
+             str(e["connections"]), str(e["packets"]), str(e["bytes"])});
+    }
+    t.print(std::cout);
+    for (const auto& e : *r) {
+      std::cout << "  rule " << str(e["id"]) << ": " << str(e["why"]) << "\n";
+    }
+  });
+}
+
+int masqueradeCommand(const Globals& g, std::vector<std::string> args) {
+  std::string verb = args.empty() ? "list" : args.front();
+  if (!args.empty()) {
+    args.erase(args.begin());
+  }
+  if (verb == "list" || verb == "ls") {
+    auto r = call(g, "GET", "/v1/masquerade");
+    if (!r) {
+      return 1;
+    }
+    return printJsonOr(g, *r, [&] {
+      gw::Table t({"SOURCE", "OUT", "FROM"});
+      for (const auto& m : *r) {
+        t.add({str(m["source"]), str(m["out"]), m["automatic"] ? "ns add" : "masquerade add"});
+      }
+      t.print(std::cout);
+    });
+  }
+  po::options_description o;
+  std::string cidr, out;
+  o.add_options()("cidr", po::value(&cidr)->required())("out", po::value(&out));
+  po::positional_options_description p;
+  p.add("cidr", 1);
+  if (verb == "add") {
+    parseSub(args, o, p);
+    json body = {{"source", cidr}};
+    if (!out.empty()) {
+      body["outIf"] = out;
+    }
+    auto r = call(g, "POST", "/v1/masquerade", body);
+    if (!r) {
+      return 1;
+    }
+    return printJsonOr(g, *r, [&] {
+      std::cout << "masquerading " << str((*r)["source"]) << " out " << str((*r)["out"]) << "\n";
+    });
+  }
+  if (verb == "del" || verb == "delete" || verb == "rm") {
+    parseSub(args, o, p);
+    auto r = call(g, "DELETE", "/v1/masquerade" + toQuery({{"source", cidr}}));
+    if (!r) {
+      return 1;
+    }
+    return printJsonOr(g, *r, [&] { std::cout << "masquerade " << cidr << " deleted\n"; });
+  }
+  return usageError("masquerade: unknown verb '" + verb + "'");
+}
+
+int conntrackCommand(const Globals& g, std::vector<std::string> args) {
+  std::string verb = "list";
+  if (!args.empty() && !args.front().starts_with("-")) {
+    verb = args.front();
+    args.erase(args.begin());
+  }
+  po::options_description o;
+  std::string proto, src, dst, port;
+  o.add_options()("proto", po::value(&proto))("src", po::value(&src))("dst", po::value(&dst))(
+      "port", po::value(&port));
+  parseSub(args, o, {});
+  std::string query = toQuery({{"proto", proto}, {"src", src}, {"dst", dst}, {"port", port}});
+  if (verb == "list" || verb == "ls") {
+    auto r = call(g, "GET", "/v1/conntrack" + query);
+    if (!r) {
+      return 1;
+    }
+    return printJsonOr(g, *r, [&] {
+      gw::Table t({"PROTO", "ORIGINAL", "REPLY", "STATE", "AGE", "IDLE", "PACKETS", "BYTES"});
+      auto tuple = [](const json& x) {
+        return str(x["src"]) + ":" + str(x["sport"]) + " -> " + str(x["dst"]) + ":" +
+               str(x["dport"]);
+      };
+      for (const auto& f : *r) {
+        char age[32], idle[32];
+        std::snprintf(age, sizeof age, "%.0fs", f["ageSeconds"].get<double>());
+        std::snprintf(idle, sizeof idle, "%.0fs", f["idleSeconds"].get<double>());
+        t.add({str(f["proto"]), tuple(f["orig"]), tuple(f["reply"]), str(f["state"]), age, idle,
+               str(f["packets"]), str(f["bytes"])});
+      }
+      t.print(std::cout);
+    });
+  }
+  if (verb == "delete" || verb == "del" || verb == "flush") {
+    if (verb == "flush") {
+      if (!query.empty()) {
+        return usageError("conntrack flush takes no filter (use conntrack delete)");
+      }
+      query = "?all=1";
+    } else if (query.empty()) {
+      return usageError("conntrack delete needs a filter (--proto, --src, --dst, --port)");
+    }
+    auto r = call(g, "DELETE", "/v1/conntrack" + query);
+    if (!r) {
+      return 1;
+    }
+    return printJsonOr(g, *r, [&] { std::cout << str((*r)["deleted"]) << " flows deleted\n"; });
+  }
+  return usageError("conntrack: unknown verb '" + verb + "'");
+}
+
+int statsCommand(const Globals& g, const std::vector<std::string>& args) {
+  if (!args.empty()) {
+    return usageError("stats takes no arguments");
+  }
+  auto r = call(g, "GET", "/v1/stats");
+  if (!r) {
+    return 1;
+  }
+  return printJsonOr(g, *r, [&] {
+    std::cout << "conntrack entries " << str((*r)["conntrack"]["entries"]) << " of "
+              << str((*r)["conntrack"]["capacity"]) << "\n\n";
+    gw::Table reasons({"REASON", "PACKETS"});
+    for (const auto& [name, count] : (*r)["reasons"].items()) {
+      reasons.add({name, str(count)});
+    }
+    reasons.print(std::cout);
+    std::cout << "\n";
+    gw::Table rules({"RULE", "EXPOSE", "CONNS", "PACKETS", "BYTES", "DROPS"});
+    for (const auto& x : (*r)["rules"]) {
+      rules.add({str(x["id"]), str(x["rule"]), str(x["connections"]), str(x["packets"]),
+                 str(x["bytes"]), str(x["drops"])});
+    }
+    rules.print(std::cout);
+  });
+}
+
 int statusCommand(const Globals& g, const std::vector<std::string>& args) {
   if (!args.empty()) {
     return usageError("status takes no arguments");
@@ -156,6 +370,10 @@ int statusCommand(const Globals& g, const std::vector<std::string>& args) {
               << s["uplink"]["addresses"].dump() << "\n"
               << "namespaces " << s["namespaces"] << "\n"
               << "exposes    " << s["exposes"] << "\n"
+              << "data path  "
+              << (s["datapath"]["loaded"] ? "eBPF, XDP " + str(s["datapath"]["xdp"])
+                                          : "not loaded: " + str(s["datapath"]["error"]))
+              << "\n"
               << "uptime     " << s["uptimeSeconds"] << " s\n";
   });
 }
@@ -195,6 +413,24 @@ int main(int argc, char** argv) {
     }
     if (command == "status") {
       return statusCommand(g, rest);
+    }
+    if (command == "expose") {
+      return exposeCommand(g, rest);
+    }
+    if (command == "unexpose") {
+      return unexposeCommand(g, rest);
+    }
+    if (command == "list" || command == "ls") {
+      return listCommand(g, rest);
+    }
+    if (command == "masquerade") {
+      return masqueradeCommand(g, rest);
+    }
+    if (command == "conntrack") {
+      return conntrackCommand(g, rest);
+    }
+    if (command == "stats") {
+      return statsCommand(g, rest);
     }
   } catch (const po::error& e) {
     return usageError(command + ": " + e.what());

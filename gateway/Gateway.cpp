@@ -8,6 +8,8 @@
 #include "Log.h"
 #include "Namespace.h"
 #include "Topology.h"
+#include "datapath/Bpffs.h"
+#include "datapath/Datapath.h"
 
 namespace gw {
 namespace {
@@ -77,6 +79,16 @@ Result<std::unique_ptr<Gateway>> Gateway::start(const GatewayConfig& config) {
   std::unique_ptr<Gateway> gw(new Gateway(config, std::move(*host)));
   gw->uplinkIndex_ = uplink->index;
   gw->state_ = std::move(*state);
+  auto addrs = listAddresses(gw->host_, AF_INET, uplink->index);
+  if (!addrs || addrs->empty()) {
+    return fail("uplink '" + config.uplink + "' has no IPv4 address", EINVAL);
+  }
+  gw->uplinkAddr_ = addrs->front().prefix.addr;
+  if (auto r = gw->startDatapath(); !r) {
+    gw->dpError_ = r.error().str();
+    gw->dp_.reset();
+    log::warn("eBPF data path not loaded: ", gw->dpError_);
+  }
   if (auto r = gw->reconcile(); !r) {
     return std::unexpected(r.error());
   }
@@ -102,7 +114,99 @@ Status Gateway::reconcile() {
       log::warn("reconcile namespace ", ns.name, " failed: ", r.error().str());
       continue;
     }
+    if (auto r = applyNamespace(ns); !r) {
+      log::warn("data path for namespace ", ns.name, ": ", r.error().str());
+    }
     log::info("reconciled namespace ", ns.name, " address ", ns.address.str());
+  }
+  if (dp_) {
+    for (const auto& m : state_.masquerades) {
+      int out = 0;
+      if (!m.outIf.empty()) {
+        auto link = getLink(host_, m.outIf);
+        out = link ? link->index : 0;
+      }
+      if (auto r = dp_->addMasquerade(m.source, out); !r) {
+        log::warn("masquerade ", m.source.str(), ": ", r.error().str());
+      }
+    }
+  }
+  for (const auto& e : state_.exposes) {
+    if (auto r = applyExpose(e); !r) {
+      log::warn("expose ", e.hostPort, " -> ", e.target, ": ", r.error().str());
+    }
+  }
+  return syncLocalAddresses();
+}
+
+Status Gateway::startDatapath() {
+  if (!config_.bpffs.empty()) {
+    if (auto r = ensureBpffs(config_.bpffs); !r) {
+      return r;
+    }
+  }
+  auto xdp = parseXdpMode(config_.xdp);
+  if (!xdp) {
+    return std::unexpected(xdp.error());
+  }
+  DatapathConfig dc{.bpffsDir = config_.bpffs, .xdp = *xdp, .timeouts = config_.timeouts};
+  auto dp = Datapath::open(dc);
+  if (!dp) {
+    return std::unexpected(dp.error());
+  }
+  dp_ = std::move(*dp);
+  if (auto r = dp_->attachUplink(uplinkIndex_, uplinkAddr_); !r) {
+    return r;
+  }
+  // Hairpin and host-local flows leave with the uplink's address as their source.
+  if (auto r = dp_->setHairpinAddress(uplinkAddr_); !r) {
+    return r;
+  }
+  if (config_.hostLocal) {
+    auto self = openCurrentNamespace();
+    auto cookie = self ? namespaceCookie(self->get()) : Result<uint64_t>(std::unexpected(self.error()));
+    if (!cookie) {
+      return std::unexpected(cookie.error());
+    }
+    if (auto r = dp_->enableHostLocal(*cookie); !r) {
+      log::warn("host-local access hooks not attached: ", r.error().str());
+    }
+  }
+  log::info("eBPF data path ", dp_->adopted() ? "adopted from pins in " : "loaded, pins in ",
+            config_.bpffs.empty() ? "(none)" : config_.bpffs, ", XDP ",
+            toString(dp_->uplinkXdpMode()));
+  return {};
+}
+
+Status Gateway::applyNamespace(const NamespaceRecord& ns) {
+  if (!dp_) {
+    return {};
+  }
+  auto link = getLink(host_, ns.hostLink);
+  if (!link) {
+    return std::unexpected(link.error());
+  }
+  if (auto r = dp_->attachEndpoint(link->index); !r) {
+    return r;
+  }
+  return dp_->addMasquerade(ns.address.network(), 0);
+}
+
+Status Gateway::syncLocalAddresses() {
+  if (!dp_) {
+    return {};
+  }
+  auto addrs = listAddresses(host_, AF_INET);
+  if (!addrs) {
+    return std::unexpected(addrs.error());
+  }
+  for (const auto& a : *addrs) {
+    if (a.prefix.addr.bytes[0] == 127) {
+      continue;
+    }
+    if (auto r = dp_->addLocalAddress(a.prefix.addr); !r) {
+      return r;
+    }
   }
   return {};
 }
@@ -111,7 +215,20 @@ Status Gateway::persist() {
   return saveState(config_.stateDir, state_);
 }
 
-void Gateway::tick() {}
+Gateway::~Gateway() = default;
+
+void Gateway::tick() {
+  auto now = std::chrono::steady_clock::now();
+  if (!dp_ || now - lastGc_ < config_.gcInterval) {
+    return;
+  }
+  lastGc_ = now;
+  if (auto removed = dp_->collectGarbage(); !removed) {
+    log::warn("conntrack gc: ", removed.error().str());
+  } else if (*removed > 0) {
+    log::debug("conntrack gc removed ", *removed, " flows");
+  }
+}
 
 Status Gateway::checkSubnetFree(const IpPrefix& subnet, std::string_view what) {
   for (const auto& b : state_.bridges) {
@@ -248,6 +365,14 @@ Result<json> Gateway::addNamespace(const json& body) {
   if (auto r = wireNamespace(host_, rec, bridgeIndex, &rollback); !r) {
     return fail("ns add " + rec.name + ": " + r.error().str() + " (rolled back)", r.error().code);
   }
+  if (auto r = applyNamespace(rec); !r) {
+    if (auto link = getLink(host_, rec.hostLink); link) {
+      (void)dp_->detachEndpoint(link->index);
+    }
+    return fail("ns add " + rec.name + ": data path: " + r.error().str() + " (rolled back)",
+                r.error().code);
+  }
+  (void)syncLocalAddresses();
   if (newBridge) {
     state_.bridges.push_back(*newBridge);
   }
@@ -277,6 +402,11 @@ Result<json> Gateway::deleteNamespace(const std::string& name) {
     return fail("namespace " + name + " is not managed by gatewayd", ENOENT);
   }
   NamespaceRecord rec = *it;
+  if (dp_) {
+    if (auto link = getLink(host_, rec.hostLink); link) {
+      (void)dp_->detachEndpoint(link->index);
+    }
+  }
   if (auto r = unwireNamespace(host_, rec); !r) {
     return fail("ns del " + name + ": " + r.error().str(), r.error().code);
   }
@@ -287,6 +417,12 @@ Result<json> Gateway::deleteNamespace(const std::string& name) {
     // The bridge was made for its namespaces; the last one takes it along.
     (void)removeBridge(host_, rec.bridge);
     std::erase_if(state_.bridges, [&](const auto& b) { return b.name == rec.bridge; });
+  }
+  IpPrefix subnet = rec.address.network();
+  bool subnetInUse = std::ranges::any_of(
+      state_.namespaces, [&](const auto& n) { return n.address.network() == subnet; });
+  if (dp_ && !subnetInUse) {
+    (void)dp_->deleteMasquerade(subnet);
   }
   if (auto r = persist(); !r) {
     return std::unexpected(r.error());
@@ -340,7 +476,12 @@ json Gateway::status() {
               {"uptimeSeconds", uptime.count()},
               {"namespaces", state_.namespaces.size()},
               {"bridges", state_.bridges.size()},
-              {"exposes", state_.exposes.size()}};
+              {"exposes", state_.exposes.size()},
+              {"datapath",
+               dp_ ? json{{"loaded", true},
+                          {"xdp", std::string(toString(dp_->uplinkXdpMode()))},
+                          {"adopted", dp_->adopted()}}
+                   : json{{"loaded", false}, {"error", dpError_}}}};
 }
 
 http::Response Gateway::handle(const http::Request& request) {
@@ -369,7 +510,41 @@ http::Response Gateway::handle(const http::Request& request) {
   if (path.starts_with(std::string(kNamespaces) + "/") && method == "DELETE") {
     return reply(deleteNamespace(http::percentDecode(path.substr(kNamespaces.size() + 1))));
   }
-  if (path == "/v1/status" || path.starts_with(kNamespaces)) {
+  if (path == "/v1/exposes") {
+    if (method == "GET") {
+      return reply(listExposes());
+    }
+    if (method == "POST") {
+      return reply(addExpose(body), 201);
+    }
+    if (method == "DELETE") {
+      return reply(deleteExpose(request.query()));
+    }
+  }
+  if (path == "/v1/masquerade") {
+    if (method == "GET") {
+      return jsonResponse(200, listMasquerades());
+    }
+    if (method == "POST") {
+      return reply(addMasquerade(body), 201);
+    }
+    if (method == "DELETE") {
+      return reply(deleteMasquerade(request.query()));
+    }
+  }
+  if (path == "/v1/conntrack") {
+    if (method == "GET") {
+      return reply(listConntrack(request.query()));
+    }
+    if (method == "DELETE") {
+      return reply(deleteConntrack(request.query()));
+    }
+  }
+  if (path == "/v1/stats" && method == "GET") {
+    return reply(stats());
+  }
+  if (path == "/v1/status" || path.starts_with(kNamespaces) || path == "/v1/exposes" ||
+      path == "/v1/masquerade" || path == "/v1/conntrack" || path == "/v1/stats") {
     return jsonResponse(405, json{{"error", "method " + method + " not allowed on " + path}});
   }
   return jsonResponse(404, json{{"error", "no such endpoint: " + method + " " + path}});

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -10,7 +11,13 @@
 #include "Error.h"
 #include "Http.h"
 #include "Netlink.h"
+#include "Rules.h"
 #include "State.h"
+#include "datapath/Conntrack.h"
+
+namespace gw {
+class Datapath;
+}
 
 namespace gw {
 
@@ -21,6 +28,9 @@ struct GatewayConfig {
   std::string stateDir;
   std::string bpffs;
   std::string xdp = "auto";
+  bool hostLocal = true; // cgroup connect4/sendmsg4 hooks for clients on the gateway host
+  CtTimeouts timeouts;
+  std::chrono::seconds gcInterval{5};
 };
 
 class Gateway {
@@ -28,6 +38,7 @@ public:
   // Opens netlink in the calling thread's namespace (the gateway host), checks the uplink,
   // loads the state and reconciles the kernel with it.
   static Result<std::unique_ptr<Gateway>> start(const GatewayConfig& config);
+  ~Gateway();
 
   http::Response handle(const http::Request& request);
   // Periodic work between requests.
@@ -38,11 +49,31 @@ private:
 
   Status reconcile();
   Status persist();
+  Status startDatapath();
+  // Applies to the data path what the state says (idempotent).
+  Status applyNamespace(const NamespaceRecord& ns);
+  Status applyExpose(const ExposeRecord& e);
+  Status removeExpose(const ExposeRecord& e);
+  Status syncLocalAddresses();
+  std::vector<IpPrefix> masqueradeSources() const;
+  Result<IpAddress> resolveTarget(const TargetSpec& target);
+  Status checkPortFree(uint8_t proto, const PortRange& ports, const std::string& hostIp);
+  uint32_t allocateRuleId() const;
 
   Result<nlohmann::json> addNamespace(const nlohmann::json& body);
   Result<nlohmann::json> deleteNamespace(const std::string& name);
   nlohmann::json listNamespaces();
   nlohmann::json status();
+  Result<nlohmann::json> addExpose(const nlohmann::json& body);
+  Result<nlohmann::json> deleteExpose(const std::map<std::string, std::string>& query);
+  Result<nlohmann::json> listExposes();
+  Result<nlohmann::json> addMasquerade(const nlohmann::json& body);
+  Result<nlohmann::json> deleteMasquerade(const std::map<std::string, std::string>& query);
+  nlohmann::json listMasquerades();
+  Result<nlohmann::json> listConntrack(const std::map<std::string, std::string>& query);
+  Result<nlohmann::json> deleteConntrack(const std::map<std::string, std::string>& query);
+  Result<nlohmann::json> stats();
+  Result<Datapath*> datapath();
   // Every managed subnet and every address on the gateway host, for overlap checks.
   Status checkSubnetFree(const IpPrefix& subnet, std::string_view what);
 
@@ -50,7 +81,11 @@ private:
   Netlink host_;
   State state_;
   int uplinkIndex_ = 0;
+  IpAddress uplinkAddr_;
+  std::unique_ptr<Datapath> dp_;
+  std::string dpError_; // why the eBPF data path is not loaded
   std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::time_point lastGc_;
 };
 
 } // namespace gw

@@ -46,6 +46,14 @@ int main(int argc, char** argv) {
        "bpffs directory for pinned maps and programs")
       ("xdp", po::value(&config.xdp)->default_value("auto"), "XDP mode: auto|native|generic|off")
       ("group", po::value(&group), "group allowed to use the control socket")
+      ("host-local", po::value(&config.hostLocal)->default_value(true),
+       "serve clients on the gateway host itself (cgroup socket hooks)")
+      ("ct-tcp-established", po::value<unsigned>(), "TCP established timeout, s (7440)")
+      ("ct-tcp-transitory", po::value<unsigned>(), "TCP FIN/RST timeout, s (240)")
+      ("ct-tcp-syn", po::value<unsigned>(), "TCP handshake timeout, s (120)")
+      ("ct-udp", po::value<unsigned>(), "UDP timeout, s (120)")
+      ("ct-icmp", po::value<unsigned>(), "ICMP timeout, s (60)")
+      ("gc-interval", po::value<unsigned>(), "seconds between conntrack sweeps (5)")
       ("config", po::value(&configFile), "config file (key = value, same names as options)")
       ("log-level", po::value(&logLevel)->default_value("info"), "debug|info|warn|error");
   po::variables_map vm;
@@ -74,6 +82,20 @@ int main(int argc, char** argv) {
     return die("--log-level '" + logLevel + "': expected debug, info, warn or error");
   }
   gw::log::setLevel(level);
+  auto seconds = [&](const char* name, std::chrono::seconds& out) {
+    if (vm.contains(name)) {
+      out = std::chrono::seconds(vm[name].as<unsigned>());
+    }
+  };
+  seconds("ct-tcp-established", config.timeouts.tcpEstablished);
+  seconds("ct-tcp-transitory", config.timeouts.tcpTransitory);
+  seconds("ct-tcp-syn", config.timeouts.tcpSyn);
+  seconds("ct-udp", config.timeouts.udp);
+  seconds("ct-icmp", config.timeouts.icmp);
+  seconds("gc-interval", config.gcInterval);
+  if (auto r = gw::checkRfcMinimums(config.timeouts); !r) {
+    gw::log::warn("conntrack timeouts below RFC 4787/5382 minimums: ", r.error().message);
+  }
   std::optional<gid_t> socketGroup;
   if (!group.empty()) {
     struct group* g = ::getgrnam(group.c_str());
