@@ -319,6 +319,42 @@ TEST_F(ProxyTest, BackendDownClosesClientPromptlyAndCounts) {
   EXPECT_TRUE(test::waitFor([&] { return stats(live).active == 0; }, 2s));
 }
 
+TEST_F(ProxyTest, BackendThatNeverAnswersTimesOut) {
+  ProxyConfig config;
+  config.connectTimeout = 1s;
+  startProxy(config);
+  // A listener that never accepts, with a backlog of one: once full, SYNs are dropped.
+  UniqueFd stuck;
+  uint16_t stuckPort = 0;
+  std::thread([&] {
+    auto guard = NetnsGuard::enter(beNs_->name());
+    ASSERT_TRUE(guard.has_value());
+    auto addr = parseSockAddr("127.0.0.1", 0);
+    stuck.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_EQ(bind(stuck.get(), addr->get(), addr->length), 0);
+    ASSERT_EQ(::listen(stuck.get(), 0), 0);
+    SockAddr bound;
+    bound.length = sizeof bound.storage;
+    getsockname(stuck.get(), reinterpret_cast<sockaddr*>(&bound.storage), &bound.length);
+    stuckPort = bound.port();
+  }).join();
+  ASSERT_NE(stuckPort, 0);
+  uint64_t id = listen(stuckPort);
+  auto first = test::connectTcp("127.0.0.1", port_); // fills the backlog
+  ASSERT_TRUE(test::waitFor([&] { return stats(id).accepted == 1; }, 2s));
+  std::this_thread::sleep_for(200ms);
+  auto second = test::connectTcp("127.0.0.1", port_, 5s);
+  ASSERT_TRUE(second);
+  auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  EXPECT_EQ(test::readAll(second.get(), &closed), "");
+  auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(closed);
+  EXPECT_GE(waited, 700ms);
+  EXPECT_LT(waited, 2500ms);
+  EXPECT_GE(stats(id).backendFailed, 1u);
+}
+
 TEST_F(ProxyTest, PerListenerLimitRefusesCleanly) {
   startProxy();
   auto& server = backend(test::echoUntilEof);
