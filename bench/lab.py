@@ -1,0 +1,595 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The lab comparison: one command, one topology, every setup measured in the same run.
+
+    bash bench/lab.sh [options]          # builds (deploy/build.sh), then runs this
+    python3 bench/lab.py [options]       # uses an existing build (--build-dir, default build/)
+
+Builds the tutorial topology in throwaway namespaces gwb<pid>{x,g,s1,s2} (external client,
+gateway host, two servers; see lablib.Topology), rebuilt fresh for every (setup, repeat) so no
+conntrack entry, offload change or BPF program of one setup leaks into the next. Repeats are
+interleaved across setups (the order rotates each repeat); figures are medians; every figure is
+also given as a ratio to iptables from the same run. Output: bench/results/<date>/ (results.md,
+results.json, PNG charts, gatewayd logs) and a copy of results.md as bench/RESULTS.md.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lablib as L  # noqa: E402
+
+TESTS = ["tcp_dnat", "tcp_masq", "udp_dnat", "conn", "latency"]
+
+
+class NotAvailable(Exception):
+    pass
+
+
+class Setup:
+    name = ""
+    label = ""
+    masq = True  # serves the masquerade direction (server namespace -> outside)
+    udp = True   # forwards UDP
+    target = L.UPLINK_ADDR
+    ports = {"http": L.HOST_HTTP, "iperf": L.HOST_IPERF, "udp": L.HOST_UDP}
+
+    def start(self, ctx):
+        pass
+
+    def stop(self, ctx):
+        pass
+
+
+class Routing(Setup):
+    name, label = "routing", "no NAT (plain routing)"
+    target = L.S1_ADDR
+    ports = {"http": L.HTTP_PORT, "iperf": L.IPERF_PORT, "udp": L.UDP_PORT}
+
+    def start(self, ctx):
+        ctx.topo.route_ext_to_servers(True)
+
+
+def tutorial_iptables(gwh):
+    """The tutorials' rules, one command each, inside the gateway host namespace only."""
+    ipt = ["ip", "netns", "exec", gwh, "iptables", "-w"]
+    dnat = [("tcp", L.HOST_HTTP, L.HTTP_PORT), ("tcp", L.HOST_IPERF, L.IPERF_PORT),
+            ("udp", L.HOST_UDP, L.UDP_PORT)]
+    cmds = [ipt + ["-t", "nat", "-A", "POSTROUTING", "-s", L.SUBNET, "-o", "up0", "-j",
+                   "MASQUERADE"]]
+    for proto, hport, port in dnat:
+        cmds.append(ipt + ["-t", "nat", "-A", "PREROUTING", "-i", "up0", "-p", proto, "--dport",
+                           str(hport), "-j", "DNAT", "--to-destination", f"{L.S1_ADDR}:{port}"])
+    cmds += [
+        ipt + ["-P", "FORWARD", "DROP"],
+        ipt + ["-A", "FORWARD", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j",
+               "ACCEPT"],
+        ipt + ["-A", "FORWARD", "-i", "gw0", "-o", "up0", "-j", "ACCEPT"],
+        ipt + ["-A", "FORWARD", "-i", "up0", "-o", "gw0", "-m", "conntrack", "--ctstate", "DNAT",
+               "-j", "ACCEPT"],
+    ]
+    return cmds
+
+
+class Iptables(Setup):
+    name, label = "iptables", "iptables NAT (tutorial rules)"
+
+    def start(self, ctx):
+        for cmd in tutorial_iptables(ctx.topo.gwh):
+            L.run(cmd)
+
+
+NFT_RULESET = f"""
+table ip gwbench {{
+  chain prerouting {{
+    type nat hook prerouting priority dstnat; policy accept;
+    iifname "up0" tcp dport {L.HOST_HTTP} dnat to {L.S1_ADDR}:{L.HTTP_PORT}
+    iifname "up0" tcp dport {L.HOST_IPERF} dnat to {L.S1_ADDR}:{L.IPERF_PORT}
+    iifname "up0" udp dport {L.HOST_UDP} dnat to {L.S1_ADDR}:{L.UDP_PORT}
+  }}
+  chain postrouting {{
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr {L.SUBNET} oifname "up0" masquerade
+  }}
+  chain forward {{
+    type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    iifname "gw0" oifname "up0" accept
+    iifname "up0" oifname "gw0" ct status dnat accept
+  }}
+}}
+"""
+
+
+class Nftables(Setup):
+    name, label = "nftables", "nftables NAT (same rules)"
+
+    def start(self, ctx):
+        L.run(L.nsx(ctx.topo.gwh, "nft", "-f", "-"), input=NFT_RULESET)
+
+
+class Gateway(Setup):
+    """gatewayd serving the gateway host namespace; exposes made with gwctl."""
+
+    def __init__(self, name, label, xdp, mode):
+        self.name, self.label, self.xdp, self.mode = name, label, xdp, mode
+        self.masq = mode != "proxy"
+        self.udp = mode != "proxy"
+        self.proc = None
+        self.bpffs = None
+        self.notes = []
+
+    def gwctl(self, ctx, *args, check=True):
+        r = L.run([ctx.gwctl, "--socket", ctx.sock, *args], check=False, timeout=30)
+        if check and r.returncode != 0:
+            raise NotAvailable(f"`gwctl {' '.join(args)}` failed: "
+                               f"{(r.stderr or r.stdout).strip()[-300:]}")
+        return r
+
+    def start(self, ctx):
+        for binary in (ctx.gatewayd, ctx.gwctl):
+            if not os.access(binary, os.X_OK):
+                raise NotAvailable(f"{binary} not built")
+        ctx.gw_runs += 1
+        n = ctx.gw_runs
+        self.bpffs = os.path.join(ctx.work, f"bpffs-{n}")
+        os.makedirs(self.bpffs, exist_ok=True)
+        logpath = os.path.join(ctx.logdir, f"gatewayd-{self.name}-{n}.log")
+        if os.path.exists(ctx.sock):
+            os.unlink(ctx.sock)
+        self.proc = ctx.procs.start(
+            [ctx.gatewayd, "--uplink", "up0", "--netns", ctx.topo.gwh, "--socket", ctx.sock,
+             "--state-dir", os.path.join(ctx.work, f"state-{n}"), "--bpffs", self.bpffs,
+             "--xdp", self.xdp], logpath)
+        up = L.wait_until(lambda: self.proc.poll() is not None or L.run(
+            [ctx.gwctl, "--socket", ctx.sock, "status"], check=False).returncode == 0, 15, 0.1)
+        if self.proc.poll() is not None or not up:
+            with open(logpath) as f:
+                tail = f.read().strip()[-300:]
+            raise NotAvailable(f"gatewayd did not come up: {tail}")
+        for ns in (ctx.topo.s1, ctx.topo.s2):
+            self.gwctl(ctx, "ns", "add", ns)
+        exposes = [(L.HOST_HTTP, L.HTTP_PORT, "tcp"), (L.HOST_IPERF, L.IPERF_PORT, "tcp")]
+        if self.udp:
+            exposes.append((L.HOST_UDP, L.UDP_PORT, "udp"))
+        for hport, port, proto in exposes:
+            args = ["expose", str(hport), f"{ctx.topo.s1}:{port}", "--proto", proto, "--mode",
+                    self.mode]
+            self.gwctl(ctx, *args)
+
+    def stop(self, ctx):
+        if self.proc is not None:
+            ctx.procs.stop(self.proc, grace=10.0)
+            self.proc = None
+        if self.bpffs and is_mountpoint(self.bpffs):
+            L.run(["umount", self.bpffs], check=False)
+
+
+def is_mountpoint(path):
+    path = os.path.realpath(path)
+    with open("/proc/mounts") as f:
+        return any(line.split()[1] == path for line in f)
+
+
+class Socat(Setup):
+    name, label = "socat", "socat 1.7 (fork)"
+    masq = udp = False
+
+    def start(self, ctx):
+        self.procs = []
+        for hport, port in ((L.HOST_HTTP, L.HTTP_PORT), (L.HOST_IPERF, L.IPERF_PORT)):
+            self.procs.append(ctx.procs.start(L.nsx(
+                ctx.topo.gwh, "socat",
+                f"TCP-LISTEN:{hport},bind={L.UPLINK_ADDR},fork,reuseaddr,backlog=4096",
+                f"TCP:{L.S1_ADDR}:{port}"), os.path.join(ctx.logdir, f"socat-{hport}.log")))
+            if not L.wait_until(lambda: L.listening(ctx.topo.gwh, hport), 5):
+                raise NotAvailable("socat did not start")
+
+    def stop(self, ctx):
+        for p in self.procs:
+            ctx.procs.stop(p)
+
+
+HAPROXY_CFG = f"""
+global
+  maxconn 10000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option splice-request
+  option splice-response
+listen http
+  bind {L.UPLINK_ADDR}:{L.HOST_HTTP}
+  server s1 {L.S1_ADDR}:{L.HTTP_PORT}
+listen iperf
+  bind {L.UPLINK_ADDR}:{L.HOST_IPERF}
+  server s1 {L.S1_ADDR}:{L.IPERF_PORT}
+"""
+
+
+class Haproxy(Setup):
+    name, label = "haproxy", "haproxy 2.6 (mode tcp, splice)"
+    masq = udp = False
+
+    def start(self, ctx):
+        cfg = os.path.join(ctx.work, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write(HAPROXY_CFG)
+        self.proc = ctx.procs.start(L.nsx(ctx.topo.gwh, "haproxy", "-db", "-f", cfg),
+                                    os.path.join(ctx.logdir, "haproxy.log"))
+        if not L.wait_until(lambda: L.listening(ctx.topo.gwh, L.HOST_HTTP), 5):
+            raise NotAvailable("haproxy did not start")
+
+    def stop(self, ctx):
+        ctx.procs.stop(self.proc)
+
+
+def all_setups():
+    return [
+        Routing(), Iptables(), Nftables(),
+        Gateway("ebpf-tc", "gateway eBPF (tc, --xdp off)", "off", "ebpf"),
+        Gateway("ebpf-xdp", "gateway eBPF (tc + XDP native)", "native", "ebpf"),
+        Gateway("proxy", "gateway io_uring proxy", "off", "proxy"),
+        Socat(), Haproxy(),
+    ]
+
+
+class Ctx:
+    pass
+
+
+def run_tests(ctx, setup, tests, rep):
+    topo, a = ctx.topo, ctx.args
+    tag = f"{setup.name}-r{rep}"
+    out = {}
+    for test in tests:
+        if test == "tcp_masq" and not setup.masq or test == "udp_dnat" and not setup.udp:
+            continue
+        if test == "tcp_dnat":
+            r = L.iperf_tcp(ctx.procs, topo, topo.s1, topo.ext, setup.target,
+                            setup.ports["iperf"], L.IPERF_PORT, a.duration, ctx.logdir,
+                            tag + "-dnat")
+        elif test == "tcp_masq":
+            r = L.iperf_tcp(ctx.procs, topo, topo.ext, topo.s2, L.EXT_ADDR, L.IPERF_PORT,
+                            L.IPERF_PORT, a.duration, ctx.logdir, tag + "-masq")
+        elif test == "udp_dnat":
+            r = L.udp_flood(ctx.procs, topo, ctx.bench_bin, setup.target, setup.ports["udp"],
+                            a.duration, ctx.logdir, tag)
+        elif test == "conn":
+            r = L.wrk(topo, setup.target, setup.ports["http"], a.duration, a.conns, close=True)
+        elif test == "latency":
+            r = L.wrk(topo, setup.target, setup.ports["http"], a.latency_duration, 1,
+                      close=False)
+        out[test] = r
+        L.log(f"  {setup.name} r{rep} {test}: {summary(test, r)}")
+    return out
+
+
+def summary(test, r):
+    if "error" in r:
+        return "ERROR " + r["error"]
+    key = {"tcp_dnat": "gbit_s", "tcp_masq": "gbit_s", "udp_dnat": "pps", "conn": "rps",
+           "latency": "p50_ms"}[test]
+    extra = f" loss {r['loss_pct']:.1f}%" if test == "udp_dnat" else ""
+    extra += f" p99 {r.get('p99_ms', 0):.3f}ms" if test == "latency" else ""
+    return f"{key}={L.fmt(r.get(key))}{extra} steal={r.get('steal_pct', 0):.1f}%"
+
+
+# Metrics reported per test: (test, key, column title, higher is better)
+METRICS = [
+    ("tcp_dnat", "gbit_s", "TCP DNAT Gbit/s", True),
+    ("tcp_masq", "gbit_s", "TCP masq Gbit/s", True),
+    ("udp_dnat", "pps", "UDP 64 B pkt/s", True),
+    ("udp_dnat", "loss_pct", "UDP loss %", False),
+    ("conn", "rps", "conn/s", True),
+    ("latency", "p50_ms", "p50 ms", False),
+    ("latency", "p99_ms", "p99 ms", False),
+    ("tcp_dnat", "cpu_s_per_gb", "CPU s/GB", False),
+]
+
+
+def aggregate(runs, setups):
+    """medians[setup][test] = {metric: median, steal_pct: median, n: runs, errors: [...]}"""
+    med = {}
+    for s in setups:
+        med[s] = {}
+        for test in TESTS:
+            rs = [r["result"] for r in runs if r["setup"] == s and r["test"] == test]
+            if not rs:
+                continue
+            ok = [r for r in rs if "error" not in r]
+            entry = {"n": len(ok), "errors": [r["error"] for r in rs if "error" in r]}
+            keys = {k for r in ok for k, v in r.items() if isinstance(v, (int, float))}
+            for k in keys:
+                entry[k] = L.median([r.get(k) for r in ok])
+            entry["steal_pct"] = L.median([r.get("steal_pct") for r in rs])
+            med[s][test] = entry
+    return med
+
+
+def ratios(med):
+    base = med.get("iptables", {})
+    out = {}
+    for s, tests in med.items():
+        out[s] = {}
+        for test, key, _, _ in METRICS:
+            v = tests.get(test, {}).get(key)
+            b = base.get(test, {}).get(key)
+            out[s][f"{test}.{key}"] = v / b if v is not None and b else None
+    return out
+
+
+def write_outputs(ctx, runs, unavailable, started, finished):
+    a = ctx.args
+    names = [s.name for s in ctx.setups]
+    labels = {s.name: s.label for s in ctx.setups}
+    med = aggregate(runs, names)
+    rat = ratios(med)
+    info = L.machine_info()
+    ipt_version = L.run(["iptables", "-V"], check=False).stdout.strip()
+    doc = {
+        "date": started.isoformat(timespec="seconds"),
+        "finished": finished.isoformat(timespec="seconds"),
+        "command": ctx.command,
+        "machine": info,
+        "tools": {"iptables": ipt_version},
+        "other_build_test_processes_at_start": ctx.activity,
+        "parameters": {"repeats": a.repeats, "duration_s": a.duration,
+                       "latency_duration_s": a.latency_duration, "wrk_connections": a.conns,
+                       "setups": names, "tests": ctx.tests},
+        "method": METHOD,
+        "unavailable": unavailable,
+        "medians": med,
+        "ratio_to_iptables": rat,
+        "runs": runs,
+    }
+    os.makedirs(ctx.outdir, exist_ok=True)
+    with open(os.path.join(ctx.outdir, "results.json"), "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+
+    charts = []
+    for test, key, title, _ in METRICS:
+        if key in ("loss_pct",):
+            continue
+        rows = [(s, med[s].get(test, {}).get(key)) for s in names if s not in unavailable]
+        png = f"{test}-{key}.png".replace("_", "-")
+        if L.gnuplot_bars(os.path.join(ctx.outdir, png), f"{title} (median of {a.repeats})",
+                          title, rows):
+            charts.append((title, png))
+
+    md = []
+    md.append(f"# Lab comparison, {started.strftime('%Y-%m-%d %H:%M')}\n")
+    md.append(f"Command: `{ctx.command}`  ")
+    md.append(f"Machine: {info.get('cpu', '?')}, {info['cores']} cores, kernel {info['kernel']}"
+              f", commit {info.get('git_commit', '?')}  ")
+    md.append(f"Runs: {a.repeats} repeats interleaved across setups, {a.duration} s per "
+              f"throughput/rate test, {a.latency_duration} s latency test; medians; "
+              f"(×N) = ratio to iptables in this run. Took "
+              f"{(finished - started).total_seconds() / 60:.1f} min.  ")
+    if ctx.activity:
+        md.append(f"**Noise warning:** {ctx.activity} other build/test processes were running "
+                  "when this run started (the machine is shared); compare ratios, not absolutes.")
+    md.append("")
+    head = ["setup"] + [m[2] for m in METRICS]
+    md.append("| " + " | ".join(head) + " |")
+    md.append("|---" + "|---:" * len(METRICS) + "|")
+    for s in names:
+        if s in unavailable:
+            md.append(f"| {labels[s]} | not available: {unavailable[s][:160]} "
+                      + "|" * len(METRICS))
+            continue
+        cells = [labels[s]]
+        for test, key, _, _ in METRICS:
+            entry = med[s].get(test)
+            if entry is None:
+                cells.append("n/a")
+                continue
+            v = entry.get(key)
+            if v is None:
+                cells.append("error" if entry["errors"] else "—")
+                continue
+            r = rat[s].get(f"{test}.{key}")
+            cell = L.fmt(v)
+            if r is not None and key != "loss_pct":
+                cell += f" ({r:.2f}×)"
+            if entry["errors"]:
+                cell += f" [{len(entry['errors'])} failed]"
+            cells.append(cell)
+        md.append("| " + " | ".join(cells) + " |")
+    md.append("")
+    md.append("CPU steal % during each figure's runs (median):\n")
+    tests_shown = [t for t in TESTS if t in ctx.tests]
+    md.append("| setup | " + " | ".join(tests_shown) + " |")
+    md.append("|---" + "|---:" * len(tests_shown) + "|")
+    for s in names:
+        if s in unavailable:
+            continue
+        cells = [labels[s]]
+        for t in tests_shown:
+            st = med[s].get(t, {}).get("steal_pct")
+            cells.append("n/a" if st is None else f"{st:.1f}")
+        md.append("| " + " | ".join(cells) + " |")
+    errors = [(s, t, e) for s in names for t, v in med[s].items() for e in v["errors"]]
+    if errors:
+        md.append("\nFailed runs (excluded from medians):\n")
+        for s, t, e in errors:
+            md.append(f"- {s} {t}: {e[:200]}")
+    md.append("\n" + METHOD_MD)
+    for title, png in charts:
+        md.append(f"\n![{title}]({png})")
+    text = "\n".join(md) + "\n"
+    with open(os.path.join(ctx.outdir, "results.md"), "w") as f:
+        f.write(text)
+    if not a.no_copy:
+        rel = os.path.relpath(ctx.outdir, os.path.join(L.REPO, "bench"))
+        # RESULTS.md sits in bench/: point its chart links into the results directory.
+        copy = text
+        for _, png in charts:
+            copy = copy.replace(f"]({png})", f"]({rel}/{png})")
+        copy = copy.replace("# Lab comparison,", "# Latest lab comparison,", 1)
+        copy += f"\nFull results: [{rel}/]({rel}/)\n"
+        with open(os.path.join(L.REPO, "bench", "RESULTS.md"), "w") as f:
+            f.write(copy)
+    return text
+
+
+METHOD = {
+    "topology": "lablib.Topology: ext -- gwh (up0 198.18.0.1, bridge gw0 10.88.0.1/16) -- s1 "
+                "10.88.0.2, s2 10.88.0.3; rebuilt for every (setup, repeat)",
+    "tcp_dnat": "iperf3 -t D, client in ext (cpu0) -> 198.18.0.1:6201 -> s1:5201 (cpu1)",
+    "tcp_masq": "iperf3 -t D, client in s2 (cpu0) -> 198.18.0.2:5201 in ext (cpu1)",
+    "udp_dnat": "gw_udpflood sendmmsg 64-byte payloads from ext (cpu0) to 198.18.0.1:6001 -> "
+                "s1:9001, recvmmsg receiver in s1 (cpu1); pkt/s = received / send time, "
+                "loss = 1 - received/sent",
+    "conn": "wrk -t1 -cC -H 'Connection: close' to gw_httpd in s1 (cpu1), wrk in ext (cpu0)",
+    "latency": "wrk -t1 -c1 keep-alive, --latency p50/p99 of request/response",
+    "cpu_s_per_gb": "machine-wide /proc/stat busy (user+nice+system+irq+softirq) CPU seconds "
+                    "during the TCP DNAT run / GB received; includes iperf3 on both ends",
+    "steal_pct": "/proc/stat steal delta / total delta during each run",
+}
+
+METHOD_MD = """## Method
+
+- Topology: external client `ext` (198.18.0.2) — gateway host `gwh` (uplink `up0`
+  198.18.0.1, bridge `gw0` 10.88.0.1/16) — servers `s1` 10.88.0.2 and `s2` 10.88.0.3, in
+  throwaway namespaces rebuilt for every (setup, repeat). Only plain routing gives `ext` a route
+  to 10.88.0.0/16, so NAT setups pass traffic only by translating it.
+- Load generators pinned to CPU 0, servers to CPU 1 (`taskset`); the NAT work itself runs in
+  softirq on whichever CPU the packet is on; proxies (socat, haproxy, the gateway proxy) float.
+- TCP DNAT: iperf3 from `ext` to 198.18.0.1:6201 → `s1`:5201. TCP masquerade: iperf3 from
+  `s2` to `ext`. UDP: `gw_udpflood` (sendmmsg, 64-byte payloads) to 198.18.0.1:6001 → `s1`:9001,
+  delivered pkt/s = packets received / sending time. conn/s: `wrk -H 'Connection: close'` to
+  `gw_httpd` (epoll, 1 thread) through 198.18.0.1:6000 → `s1`:8080. Latency: `wrk -c1`
+  keep-alive, p50/p99.
+- CPU s/GB: machine-wide busy CPU seconds from /proc/stat (user+nice+system+irq+softirq)
+  during the TCP DNAT run divided by GB received. It includes iperf3 at both ends (the same in
+  every setup) and anything else running on the machine; steal % is given for every figure.
+- Proxies (socat, haproxy, gateway proxy) carry TCP inbound only: no masquerade or UDP figures.
+"""
+
+
+def main():
+    p = argparse.ArgumentParser(description="lab comparison of NAT/port-forward setups")
+    p.add_argument("--setups", default=",".join(s.name for s in all_setups()),
+                   help="comma-separated subset of: %(default)s")
+    p.add_argument("--tests", default=",".join(TESTS), help="subset of: %(default)s")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--duration", type=int, default=4, help="seconds per throughput/rate test")
+    p.add_argument("--latency-duration", type=int, default=2)
+    p.add_argument("--conns", type=int, default=16, help="wrk connections for conn/s")
+    p.add_argument("--build-dir", default=os.path.join(L.REPO, "build"))
+    p.add_argument("--out", default=os.path.join(L.REPO, "bench", "results"))
+    p.add_argument("--no-copy", action="store_true", help="do not update bench/RESULTS.md")
+    a = p.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench/lab.py: run as root (it creates network namespaces)")
+
+    ctx = Ctx()
+    ctx.args = a
+    ctx.command = os.environ.get("LAB_COMMAND") or "python3 bench/lab.py " + shlex.join(
+        sys.argv[1:])
+    known = {s.name: s for s in all_setups()}
+    wanted = [x for x in a.setups.split(",") if x]
+    bad = [x for x in wanted if x not in known]
+    if bad:
+        sys.exit(f"unknown setups: {bad}; known: {list(known)}")
+    ctx.setups = [known[x] for x in wanted]
+    ctx.tests = [t for t in a.tests.split(",") if t]
+    if any(t not in TESTS for t in ctx.tests):
+        sys.exit(f"unknown tests in {ctx.tests}; known: {TESTS}")
+    ctx.bench_bin = os.path.join(a.build_dir, "bench")
+    ctx.gatewayd = os.path.join(a.build_dir, "gateway", "gatewayd")
+    ctx.gwctl = os.path.join(a.build_dir, "control", "gwctl")
+    for tool in ("gw_udpflood", "gw_httpd"):
+        if not os.access(os.path.join(ctx.bench_bin, tool), os.X_OK):
+            sys.exit(f"{ctx.bench_bin}/{tool} missing: build first (bash bench/lab.sh does)")
+    for tool in ("iperf3", "wrk", "socat", "haproxy", "iptables", "nft", "taskset"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} missing: run deploy/install-deps.sh")
+
+    started = datetime.datetime.now()
+    ctx.outdir = os.path.join(a.out, started.strftime("%Y-%m-%d-%H%M%S"))
+    ctx.work = tempfile.mkdtemp(prefix="gwbench.")
+    ctx.logdir = os.path.join(ctx.work, "logs")
+    os.makedirs(ctx.logdir)
+    ctx.sock = os.path.join(ctx.work, "gw.sock")
+    ctx.gw_runs = 0
+    ctx.procs = L.Procs()
+    ctx.topo = L.Topology(f"gwb{os.getpid()}")
+    ctx.activity = L.other_activity()
+
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    L.sweep_leftovers()
+    runs, unavailable = [], {}
+    current = [None]
+    try:
+        for rep in range(a.repeats):
+            k = rep % len(ctx.setups)
+            order = ctx.setups[k:] + ctx.setups[:k]
+            for setup in order:
+                if setup.name in unavailable:
+                    continue
+                L.log(f"repeat {rep + 1}/{a.repeats}: {setup.label}")
+                ctx.topo.build()
+                httpd = ctx.procs.start(
+                    L.pinned(ctx.topo.s1, L.SERVER_CPU, os.path.join(ctx.bench_bin, "gw_httpd"),
+                             "--port", str(L.HTTP_PORT)),
+                    os.path.join(ctx.logdir, "gw_httpd.log"))
+                try:
+                    if not L.wait_until(lambda: L.listening(ctx.topo.s1, L.HTTP_PORT), 5):
+                        raise RuntimeError("gw_httpd did not start")
+                    current[0] = setup
+                    try:
+                        setup.start(ctx)
+                    except (NotAvailable, RuntimeError) as e:
+                        unavailable[setup.name] = str(e)
+                        L.log(f"  {setup.name}: not available: {e}")
+                        continue
+                    for test, r in run_tests(ctx, setup, ctx.tests, rep).items():
+                        runs.append({"setup": setup.name, "repeat": rep, "test": test,
+                                     "result": r})
+                finally:
+                    if current[0] is not None:
+                        current[0].stop(ctx)
+                        current[0] = None
+                    ctx.procs.stop(httpd)
+                    ctx.topo.destroy()
+    finally:
+        if current[0] is not None:
+            current[0].stop(ctx)
+        ctx.procs.stop_all()
+        ctx.topo.destroy()
+        finished = datetime.datetime.now()
+        if runs or unavailable:
+            os.makedirs(ctx.outdir, exist_ok=True)
+            logs = os.path.join(ctx.outdir, "logs")
+            for name in os.listdir(ctx.logdir):
+                if name.startswith("gatewayd-"):
+                    os.makedirs(logs, exist_ok=True)
+                    shutil.copy(os.path.join(ctx.logdir, name), logs)
+            text = write_outputs(ctx, runs, unavailable, started, finished)
+            print(text)
+            L.log(f"results in {ctx.outdir}")
+        for name in os.listdir(ctx.work):
+            path = os.path.join(ctx.work, name)
+            if name.startswith("bpffs-") and is_mountpoint(path):
+                L.run(["umount", path], check=False)
+        shutil.rmtree(ctx.work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
