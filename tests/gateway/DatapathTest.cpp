@@ -9,6 +9,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -568,6 +569,33 @@ TEST_F(DatapathTopology, PinnedRestartKeepsFlowsAndSwapsPrograms) {
   ASSERT_EQ(fetch("http://198.18.0.1:6000/"), "198.18.0.2");
   EXPECT_TRUE(std::filesystem::exists(config.bpffsDir + "/gw_ct_v4"));
 
+  // One TCP connection that lives through the whole restart: echo, pause, echo again.
+  auto ok = dp->addExpose(ExposeEntry{IPPROTO_TCP, {}, 6001, ip("10.88.0.2"), 9090, 8});
+  ASSERT_TRUE(ok) << ok.error().str();
+  servers_.push_back(Child::spawn({"ip", "netns", "exec", server_->name(), "socat",
+                                   "TCP-LISTEN:9090,bind=10.88.0.2,reuseaddr,fork", "EXEC:cat"}));
+  ASSERT_TRUE(
+      test::waitFor([&] { return server_->sh("ss -Hltn 'sport = :9090' | grep -q .").ok(); }));
+  std::string longLog = "/tmp/" + client_->name() + "-long.log";
+  logs_.push_back(longLog);
+  const char* longClient = R"(
+import socket, sys, time
+s = socket.create_connection(('198.18.0.1', 6001), timeout=5)
+s.sendall(b'a'); assert s.recv(1) == b'a'
+time.sleep(3)
+s.sendall(b'b'); assert s.recv(1) == b'b'
+print('survived')
+)";
+  Child longConn = Child::spawn(
+      {"ip", "netns", "exec", client_->name(), "/usr/bin/python3", "-u", "-c", longClient},
+      longLog);
+  auto longFlow = [&] {
+    auto flows = dp->listFlows();
+    return flows && std::any_of(flows->begin(), flows->end(),
+                                [](const Flow& f) { return f.orig.dport == 6001; });
+  };
+  ASSERT_TRUE(test::waitFor(longFlow, 5s));
+
   // "Crash": the object goes, the hooks and pins stay, traffic keeps flowing.
   dp.reset();
   EXPECT_TRUE(hasTcFilter("up0", "ingress"));
@@ -578,15 +606,19 @@ TEST_F(DatapathTopology, PinnedRestartKeepsFlowsAndSwapsPrograms) {
   ASSERT_TRUE(dp);
   EXPECT_TRUE(dp->adopted());
   EXPECT_TRUE(findFlow(*dp, IPPROTO_TCP, ip("198.18.0.2"))) << "flows lost across restart";
+  EXPECT_TRUE(longFlow());
   auto exposes = dp->listExposes();
   ASSERT_TRUE(exposes);
-  EXPECT_EQ(exposes->size(), 1u);
+  EXPECT_EQ(exposes->size(), 2u);
   // Re-attaching swaps programs in place; nothing is duplicated.
   configure(*dp);
+  ASSERT_TRUE(test::waitFor([&] { return !longConn.running(); }, 10s));
+  auto survived = test::sh("cat " + longLog);
+  EXPECT_NE(survived.out.find("survived"), std::string::npos) << survived.out;
   EXPECT_EQ(trim(inGateway("tc filter show dev up0 ingress | grep -c 'handle 0x'").out), "1");
   EXPECT_EQ(fetch("http://198.18.0.1:6000/"), "198.18.0.2");
 
-  auto ok = dp->teardown();
+  ok = dp->teardown();
   ASSERT_TRUE(ok) << ok.error().str();
   EXPECT_FALSE(hasTcFilter("up0", "ingress"));
   EXPECT_FALSE(hasTcFilter("ep0", "ingress"));
