@@ -106,7 +106,7 @@ struct gw_expose_value {
 
 /* Masquerade: sources in an LPM prefix leaving through out_ifindex (0 = the uplink). */
 struct gw_masq_key {
-	__u32 prefixlen; /* LPM trie: bits after the family byte */
+	__u32 prefixlen; /* LPM trie: GW_MASQ_PREFIXLEN(CIDR length) */
 	__u8 family;
 	__u8 pad[3];
 	union gw_addr addr;

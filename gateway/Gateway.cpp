@@ -7,6 +7,7 @@
 #include "Link.h"
 #include "Log.h"
 #include "Namespace.h"
+#include "Sysctl.h"
 #include "Topology.h"
 #include "datapath/Bpffs.h"
 #include "datapath/Datapath.h"
@@ -149,12 +150,24 @@ Status Gateway::startDatapath() {
   if (!xdp) {
     return std::unexpected(xdp.error());
   }
+  if (*xdp == XdpMode::Auto) {
+    // Native XDP on a veth turns its peer's TSO off and sees CHECKSUM_PARTIAL packets whose
+    // port rewrites it cannot get right: on veth uplinks tc alone serves (see PLATFORM traps).
+    if (auto link = getLink(host_, config_.uplink); link && link->kind == "veth") {
+      log::info("--xdp auto: uplink ", config_.uplink, " is a veth, XDP stays off (tc serves)");
+      *xdp = XdpMode::Off;
+    }
+  }
   DatapathConfig dc{.bpffsDir = config_.bpffs, .xdp = *xdp, .timeouts = config_.timeouts};
   auto dp = Datapath::open(dc);
   if (!dp) {
     return std::unexpected(dp.error());
   }
   dp_ = std::move(*dp);
+  // bpf_fib_lookup forwards only where the stack would: a gateway host forwards.
+  if (auto r = writeSysctl("net/ipv4/ip_forward", "1"); !r) {
+    return r;
+  }
   if (auto r = dp_->attachUplink(uplinkIndex_, uplinkAddr_); !r) {
     return r;
   }

@@ -49,6 +49,8 @@ void ServiceFixture::TearDown() {
     ss << in.rdbuf();
     std::cerr << "---- gatewayd log ----\n" << ss.str() << "----------------------\n";
   }
+  // Pins (maps, links, the cgroup hook) go with the bpffs gatewayd mounted for this test.
+  run({"umount", "-l", dir_ + "/bpffs"});
   for (const auto& ns : created_) {
     run({"ip", "netns", "del", ns});
   }

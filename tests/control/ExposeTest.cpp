@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: MIT
+// The eBPF data path through gatewayd: the tutorial scenario, masquerade, UDP, the four ways
+// to reach an exposed port, conntrack, clashes. Real servers and clients in namespaces.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "ServiceFixture.h"
+
+namespace gw::test {
+namespace {
+
+using nlohmann::json;
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class ExposeTest : public ServiceFixture {
+protected:
+  // python3 http.server in `ns` on `port`, serving a file "whoami" that holds `ns`.
+  Child& httpServer(const std::string& ns, int port) {
+    std::string root = dir_ + "/www-" + ns + "-" + std::to_string(port);
+    std::filesystem::create_directories(root);
+    std::ofstream(root + "/whoami") << ns;
+    std::string log = root + ".log";
+    servers_.push_back(Child::spawn({"ip", "netns", "exec", ns, "python3", "-u", "-m",
+                                     "http.server", std::to_string(port), "--bind", "0.0.0.0",
+                                     "--directory", root},
+                                    log));
+    bool up = waitFor([&] {
+      return shIn(ns, "curl -s -m1 -o /dev/null http://127.0.0.1:" + std::to_string(port) + "/")
+          .ok();
+    });
+    EXPECT_TRUE(up) << "http server in " << ns << " did not start";
+    return servers_.back();
+  }
+  std::string serverLog(const std::string& ns, int port) {
+    return readFile(dir_ + "/www-" + ns + "-" + std::to_string(port) + ".log");
+  }
+  // curl from `ns`; returns the body, "" on failure.
+  std::string curlFrom(const std::string& ns, const std::string& url) {
+    auto r = shIn(ns, "curl -s -m 5 " + url);
+    return r.ok() ? r.out : std::string();
+  }
+
+  std::vector<Child> servers_;
+};
+
+TEST_F(ExposeTest, TutorialScenarioTwoServersOn8080) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  std::string n2 = nsName("n2");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  ASSERT_TRUE(gwctl({"ns", "add", n2}).ok());
+  httpServer(n1, 8080);
+  httpServer(n2, 8080);
+  ASSERT_TRUE(gwctl({"expose", "6000", n1 + ":8080"}).ok());
+  ASSERT_TRUE(gwctl({"expose", "6001", n2 + ":8080"}).ok());
+  std::string base = std::string("http://") + kUplinkAddr;
+  EXPECT_EQ(curlFrom(ext(), base + ":6000/whoami"), n1);
+  EXPECT_EQ(curlFrom(ext(), base + ":6001/whoami"), n2);
+  // Each server saw the real client address, as with iptables DNAT.
+  EXPECT_NE(serverLog(n1, 8080).find(std::string(kExternalAddr) + " - -"), std::string::npos)
+      << serverLog(n1, 8080);
+  EXPECT_NE(serverLog(n2, 8080).find(std::string(kExternalAddr) + " - -"), std::string::npos);
+  auto list = gwctlJson({"list"});
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0]["path"], "ebpf");
+  EXPECT_GE(list[0]["connections"].get<int>(), 1);
+  EXPECT_GT(list[0]["packets"].get<int>(), 0);
+  // No netfilter anywhere in the gateway host.
+  auto nft = shIn(gwh(), "nft list ruleset");
+  EXPECT_TRUE(nft.ok());
+  EXPECT_EQ(nft.out, "");
+  auto ipt = shIn(gwh(), "iptables-save | grep -v '^#' || true");
+  EXPECT_EQ(ipt.out, "");
+  // Unexpose stops it.
+  ASSERT_TRUE(gwctl({"unexpose", "6000"}).ok());
+  EXPECT_EQ(curlFrom(ext(), base + ":6000/whoami"), "");
+  EXPECT_EQ(curlFrom(ext(), base + ":6001/whoami"), n2);
+}
+
+TEST_F(ExposeTest, MasqueradeTcpAndPingFromANamespace) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  httpServer(ext(), 9090); // the "internet" host
+  EXPECT_TRUE(pingFrom(n1, kExternalAddr));
+  EXPECT_EQ(curlFrom(n1, std::string("http://") + kExternalAddr + ":9090/whoami"), ext());
+  // The outside saw the uplink address, not 10.88.x.
+  auto log = serverLog(ext(), 9090);
+  EXPECT_NE(log.find(std::string(kUplinkAddr) + " - -"), std::string::npos) << log;
+  EXPECT_EQ(log.find("10.88."), std::string::npos) << log;
+  auto flows = gwctlJson({"conntrack", "--dst", kExternalAddr});
+  bool sawIcmp = false;
+  bool sawTcp = false;
+  for (const auto& f : flows) {
+    sawIcmp |= f["proto"] == "icmp";
+    sawTcp |= f["proto"] == "tcp" && f["reply"]["dst"] == kUplinkAddr;
+  }
+  EXPECT_TRUE(sawIcmp) << flows.dump();
+  EXPECT_TRUE(sawTcp) << flows.dump();
+  auto masq = gwctlJson({"masquerade", "list"});
+  ASSERT_EQ(masq.size(), 1u);
+  EXPECT_EQ(masq[0]["source"], "10.88.0.0/16");
+}
+
+TEST_F(ExposeTest, UdpRequestResponseThroughDnat) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  servers_.push_back(Child::spawn(
+      {"ip", "netns", "exec", n1, "socat", "UDP4-RECVFROM:7000,fork", "EXEC:/bin/cat"}));
+  ASSERT_TRUE(gwctl({"expose", "7000", n1 + ":7000", "--proto", "udp"}).ok());
+  bool answered = waitFor([&] {
+    auto r = shIn(ext(), std::string("echo ping-udp | socat -T1 - UDP4:") + kUplinkAddr + ":7000");
+    return r.out == "ping-udp\n";
+  });
+  EXPECT_TRUE(answered);
+  auto flows = gwctlJson({"conntrack", "--proto", "udp"});
+  ASSERT_FALSE(flows.empty());
+  EXPECT_EQ(flows[0]["orig"]["dport"], 7000);
+  EXPECT_EQ(flows[0]["reply"]["sport"], 7000);
+  EXPECT_EQ(flows[0]["state"], "UDP");
+}
+
+TEST_F(ExposeTest, EveryWayToReachAnExposedPort) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  std::string n2 = nsName("n2");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  ASSERT_TRUE(gwctl({"ns", "add", n2}).ok());
+  httpServer(n1, 8080);
+  ASSERT_TRUE(gwctl({"expose", "6000", n1 + ":8080"}).ok());
+  std::string uplinkUrl = std::string("http://") + kUplinkAddr + ":6000/whoami";
+  // (a) a remote client through the uplink
+  EXPECT_EQ(curlFrom(ext(), uplinkUrl), n1);
+  // (b) a client on the gateway host itself (cgroup connect4 hook)
+  EXPECT_EQ(curlFrom(gwh(), "http://127.0.0.1:6000/whoami"), n1);
+  EXPECT_EQ(curlFrom(gwh(), uplinkUrl), n1);
+  // (c) a client in another managed namespace
+  EXPECT_EQ(curlFrom(n2, uplinkUrl), n1);
+  // (d) hairpin: the namespace reaches its own exposed port through the uplink address
+  EXPECT_EQ(curlFrom(n1, uplinkUrl), n1);
+  auto log = serverLog(n1, 8080);
+  EXPECT_NE(log.find(std::string(kExternalAddr) + " - -"), std::string::npos) << log;
+  EXPECT_NE(log.find("10.88.0.3 - -"), std::string::npos) << "(c) keeps the client address";
+}
+
+TEST_F(ExposeTest, HandWiredNamespaceAndRanges) {
+  startDaemon();
+  // Wired by hand as in the tutorials: gatewayd finds the address itself.
+  std::string hand = nsName("hand");
+  TestNamespace handNs(hand);
+  auto wired = sh("ip -n " + gwh() + " link add gwt-hand type veth peer name eth0 netns " + hand +
+                  " && ip -n " + gwh() + " addr add 192.168.50.1/24 dev gwt-hand && ip -n " +
+                  gwh() + " link set gwt-hand up && ip -n " + hand +
+                  " addr add 192.168.50.2/24 dev eth0 && ip -n " + hand +
+                  " link set eth0 up && ip -n " + hand + " route add default via 192.168.50.1");
+  ASSERT_TRUE(wired.ok()) << wired.err;
+  httpServer(hand, 8080);
+  httpServer(hand, 8081);
+  auto r = gwctlJson({"expose", "6100-6101", hand + ":8080-8081"});
+  EXPECT_EQ(r["targetAddr"], "192.168.50.2");
+  std::string base = std::string("http://") + kUplinkAddr;
+  EXPECT_EQ(curlFrom(ext(), base + ":6100/whoami"), hand);
+  EXPECT_EQ(curlFrom(ext(), base + ":6101/whoami"), hand);
+  EXPECT_NE(serverLog(hand, 8081).find(std::string(kExternalAddr) + " - -"), std::string::npos);
+  // A range is unexposed whole.
+  EXPECT_NE(gwctl({"unexpose", "6100"}).status, 0);
+  EXPECT_TRUE(gwctl({"unexpose", "6100-6101"}).ok());
+}
+
+TEST_F(ExposeTest, ClashesAndBadInputAreRefused) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  ASSERT_TRUE(gwctl({"expose", "6000", n1 + ":8080"}).ok());
+  auto twice = gwctl({"expose", "6000", n1 + ":9090"});
+  EXPECT_NE(twice.status, 0);
+  EXPECT_NE(twice.err.find("6000"), std::string::npos) << twice.err;
+  auto overlap = gwctl({"expose", "5999-6001", n1 + ":7999-8001"});
+  EXPECT_NE(overlap.status, 0);
+  // The same port over UDP is another rule.
+  EXPECT_TRUE(gwctl({"expose", "6000", n1 + ":8080", "--proto", "udp"}).ok());
+  // A host port held by a local socket of the gateway host.
+  servers_.push_back(
+      Child::spawn({"ip", "netns", "exec", gwh(), "socat", "TCP-LISTEN:6500,reuseaddr", "-"}));
+  ASSERT_TRUE(waitFor([&] { return shIn(gwh(), "ss -ltn | grep -q ':6500 '").ok(); }));
+  auto busy = gwctl({"expose", "6500", n1 + ":8080"});
+  EXPECT_NE(busy.status, 0);
+  EXPECT_NE(busy.err.find("in use"), std::string::npos) << busy.err;
+  for (const auto& [args, mention] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"expose", "0", n1 + ":80"}, "'0'"},
+           {{"expose", "70000", n1 + ":80"}, "70000"},
+           {{"expose", "6010-6005", n1 + ":80"}, "6010-6005"},
+           {{"expose", "6010", "nosuchns:80"}, "nosuchns"},
+           {{"expose", "6010", n1 + ":80x"}, "80x"},
+           {{"expose", "6010-6011", n1 + ":80"}, "one to one"},
+           {{"expose", "6010", n1 + ":80", "--proto", "sctp"}, "sctp"},
+           {{"unexpose", "6999"}, "6999"},
+       }) {
+    auto r = gwctl(args);
+    EXPECT_NE(r.status, 0) << args[1];
+    EXPECT_NE(r.err.find(mention), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(gwctlJson({"list"}).size(), 2u);
+}
+
+TEST_F(ExposeTest, ConntrackListsDeletesAndExpires) {
+  startDaemon({"--ct-tcp-transitory", "2", "--ct-tcp-syn", "2", "--ct-udp", "2", "--ct-icmp",
+               "2", "--gc-interval", "1"});
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  httpServer(n1, 8080);
+  ASSERT_TRUE(gwctl({"expose", "6000", n1 + ":8080"}).ok());
+  std::string url = std::string("http://") + kUplinkAddr + ":6000/whoami";
+  ASSERT_EQ(curlFrom(ext(), url), n1);
+  auto flows = gwctlJson({"conntrack", "list", "--port", "6000"});
+  ASSERT_EQ(flows.size(), 1u);
+  const auto& f = flows[0];
+  EXPECT_EQ(f["proto"], "tcp");
+  EXPECT_EQ(f["orig"]["src"], kExternalAddr);
+  EXPECT_EQ(f["orig"]["dst"], kUplinkAddr);
+  EXPECT_EQ(f["orig"]["dport"], 6000);
+  EXPECT_EQ(f["reply"]["src"], "10.88.0.2");
+  EXPECT_EQ(f["reply"]["sport"], 8080);
+  EXPECT_GT(f["packets"].get<int>(), 4);
+  EXPECT_GT(f["bytes"].get<int>(), 100);
+  // Closed flows expire after the transitory timeout and the sweep removes them.
+  EXPECT_TRUE(waitFor([&] { return gwctlJson({"conntrack", "--port", "6000"}).empty(); },
+                      std::chrono::seconds(15)));
+  // delete with a filter, and flush.
+  ASSERT_EQ(curlFrom(ext(), url), n1);
+  EXPECT_TRUE(pingFrom(n1, kExternalAddr));
+  EXPECT_FALSE(gwctlJson({"conntrack"}).empty());
+  auto del = gwctlJson({"conntrack", "delete", "--proto", "icmp"});
+  EXPECT_GE(del["deleted"].get<int>(), 1);
+  EXPECT_TRUE(gwctlJson({"conntrack", "--proto", "icmp"}).empty());
+  EXPECT_TRUE(gwctl({"conntrack", "flush"}).ok());
+  EXPECT_TRUE(gwctlJson({"conntrack"}).empty());
+  auto stats = gwctlJson({"stats"});
+  EXPECT_GT(stats["reasons"]["nat_dnat"].get<int>(), 0);
+  EXPECT_GT(stats["reasons"]["ct_created"].get<int>(), 0);
+  EXPECT_EQ(stats["conntrack"]["entries"], 0);
+}
+
+} // namespace
+} // namespace gw::test
