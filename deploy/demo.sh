@@ -7,6 +7,7 @@
 #                                                        |-- gw0 10.88.0.1/16 bridge
 #                                                        |     |-- demo-netns1  (:8080 server)
 #                                                        |     `-- demo-netns2  (:8080 server)
+#   host ports 6000 -> demo-netns1:8080 and 6001 -> demo-netns2:8080, masquerade outbound
 #                                                        `-- demo-p2p 192.168.1.2/24 (veth)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,7 @@ cleanup() {
   set +e
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
   for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null; done
+  umount -l "$WORK/bpffs" 2>/dev/null # pinned maps and hooks go with it
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -79,6 +81,51 @@ step "Ping: namespace to namespace, to the gateway, to the gateway host's uplink
 ip netns exec demo-netns1 ping -c1 -W2 10.88.0.3 | grep -E 'bytes from|loss'
 ip netns exec demo-netns2 ping -c1 -W2 10.88.0.1 | grep -E 'bytes from|loss'
 ip netns exec demo-p2p ping -c1 -W2 198.18.0.1 | grep -E 'bytes from|loss'
+
+step "Two servers, both on port 8080, in demo-netns1 and demo-netns2"
+for ns in demo-netns1 demo-netns2; do
+  mkdir -p "$WORK/www-$ns" && echo "hello from $ns" >"$WORK/www-$ns/index.html"
+  ip netns exec "$ns" python3 -u -m http.server 8080 --directory "$WORK/www-$ns" \
+    >"$WORK/$ns.log" 2>&1 &
+  PIDS+=($!)
+  wait_for 10 ip netns exec "$ns" curl -s -o /dev/null http://127.0.0.1:8080/
+done
+
+step "Expose them on the gateway host's ports 6000 and 6001 (eBPF DNAT, no iptables)"
+gwctl expose 6000 demo-netns1:8080
+gwctl expose 6001 demo-netns2:8080
+gwctl list
+
+step "From outside (demo-ext), through the uplink address"
+echo "\$ curl http://198.18.0.1:6000/"; ip netns exec demo-ext curl -s -m5 http://198.18.0.1:6000/
+echo "\$ curl http://198.18.0.1:6001/"; ip netns exec demo-ext curl -s -m5 http://198.18.0.1:6001/
+echo "demo-netns1's server saw the real client address:"
+tail -n1 "$WORK/demo-netns1.log"
+
+step "From the gateway host itself, from another namespace, and hairpin"
+echo "\$ (gateway host) curl http://127.0.0.1:6000/"
+ip netns exec demo-gwh curl -s -m5 http://127.0.0.1:6000/
+echo "\$ (demo-netns2) curl http://198.18.0.1:6000/"
+ip netns exec demo-netns2 curl -s -m5 http://198.18.0.1:6000/
+echo "\$ (demo-netns1) curl http://198.18.0.1:6000/"
+ip netns exec demo-netns1 curl -s -m5 http://198.18.0.1:6000/
+
+step "Masquerade: a namespace reaches the outside with the uplink address as its source"
+mkdir -p "$WORK/www-ext" && echo "hello from the outside" >"$WORK/www-ext/index.html"
+ip netns exec demo-ext python3 -u -m http.server 9090 --directory "$WORK/www-ext" \
+  >"$WORK/ext.log" 2>&1 &
+PIDS+=($!)
+wait_for 10 ip netns exec demo-ext curl -s -o /dev/null http://127.0.0.1:9090/
+ip netns exec demo-netns1 ping -c1 -W2 198.18.0.2 | grep -E 'bytes from|loss'
+ip netns exec demo-netns1 curl -s -m5 http://198.18.0.2:9090/
+echo "the outside server saw:"; tail -n1 "$WORK/ext.log"
+
+step "Connection tracking and counters"
+gwctl conntrack
+gwctl stats
+
+step "No netfilter rule anywhere in the gateway host"
+echo "\$ nft list ruleset | wc -l"; ip netns exec demo-gwh nft list ruleset | wc -l
 
 step "Remove one namespace again"
 gwctl ns del demo-p2p
