@@ -36,6 +36,7 @@ class NotAvailable(Exception):
 
 class Setup:
     name = ""
+    makes_servers = False  # the setup makes the server namespaces itself (gatewayd)
     label = ""
     masq = True  # serves the masquerade direction (server namespace -> outside)
     udp = True   # forwards UDP
@@ -121,6 +122,7 @@ class Gateway(Setup):
 
     def __init__(self, name, label, xdp, mode):
         self.name, self.label, self.xdp, self.mode = name, label, xdp, mode
+        self.makes_servers = True
         self.masq = mode != "proxy"
         self.udp = mode != "proxy"
         self.proc = None
@@ -157,6 +159,10 @@ class Gateway(Setup):
             raise NotAvailable(f"gatewayd did not come up: {tail}")
         for ns in (ctx.topo.s1, ctx.topo.s2):
             self.gwctl(ctx, "ns", "add", ns)
+        ctx.topo.tune([ctx.topo.s1, ctx.topo.s2])
+        got = (ctx.topo.address(ctx.topo.s1), ctx.topo.address(ctx.topo.s2))
+        if got != (f"{L.S1_ADDR}/16", f"{L.S2_ADDR}/16"):
+            L.log(f"  note: gatewayd gave the servers {got}")
         exposes = [(L.HOST_HTTP, L.HTTP_PORT, "tcp"), (L.HOST_IPERF, L.IPERF_PORT, "tcp")]
         if self.udp:
             exposes.append((L.HOST_UDP, L.UDP_PORT, "udp"))
@@ -194,13 +200,14 @@ class Socat(Setup):
                 raise NotAvailable("socat did not start")
 
     def stop(self, ctx):
-        for p in self.procs:
+        for p in getattr(self, "procs", []):
             ctx.procs.stop(p)
+        self.procs = []
 
 
 HAPROXY_CFG = f"""
 global
-  maxconn 10000
+  maxconn 4000  # fds: 2 per connection + 2 per splice pipe; the fd limit here is 20,000
 defaults
   mode tcp
   timeout connect 5s
@@ -231,7 +238,9 @@ class Haproxy(Setup):
             raise NotAvailable("haproxy did not start")
 
     def stop(self, ctx):
-        ctx.procs.stop(self.proc)
+        if getattr(self, "proc", None) is not None:
+            ctx.procs.stop(self.proc)
+            self.proc = None
 
 
 def all_setups():
@@ -544,17 +553,19 @@ def main():
                 if setup.name in unavailable:
                     continue
                 L.log(f"repeat {rep + 1}/{a.repeats}: {setup.label}")
-                ctx.topo.build()
-                httpd = ctx.procs.start(
-                    L.pinned(ctx.topo.s1, L.SERVER_CPU, os.path.join(ctx.bench_bin, "gw_httpd"),
-                             "--port", str(L.HTTP_PORT)),
-                    os.path.join(ctx.logdir, "gw_httpd.log"))
+                ctx.topo.build(servers=not setup.makes_servers)
+                httpd = None
                 try:
-                    if not L.wait_until(lambda: L.listening(ctx.topo.s1, L.HTTP_PORT), 5):
-                        raise RuntimeError("gw_httpd did not start")
                     current[0] = setup
                     try:
                         setup.start(ctx)
+                        httpd = ctx.procs.start(
+                            L.pinned(ctx.topo.s1, L.SERVER_CPU,
+                                     os.path.join(ctx.bench_bin, "gw_httpd"), "--port",
+                                     str(L.HTTP_PORT)),
+                            os.path.join(ctx.logdir, "gw_httpd.log"))
+                        if not L.wait_until(lambda: L.listening(ctx.topo.s1, L.HTTP_PORT), 5):
+                            raise RuntimeError("gw_httpd did not start")
                     except (NotAvailable, RuntimeError) as e:
                         unavailable[setup.name] = str(e)
                         L.log(f"  {setup.name}: not available: {e}")
@@ -563,10 +574,11 @@ def main():
                         runs.append({"setup": setup.name, "repeat": rep, "test": test,
                                      "result": r})
                 finally:
+                    if httpd is not None:
+                        ctx.procs.stop(httpd)
                     if current[0] is not None:
                         current[0].stop(ctx)
                         current[0] = None
-                    ctx.procs.stop(httpd)
                     ctx.topo.destroy()
     finally:
         if current[0] is not None:

@@ -177,16 +177,12 @@ class Topology:
             raise RuntimeError(f"namespace name {ns} too long for gatewayd's host link name")
         return name
 
-    def build(self):
-        for ns in self.all:
+    def build(self, servers=True):
+        """With servers=False only ext and the gateway host are made: gatewayd makes the server
+        namespaces itself (`gwctl ns add`), with the same names, wiring and addresses."""
+        for ns in self.all if servers else [self.ext, self.gwh]:
             run(["ip", "netns", "add", ns])
-            run(["ip", "-n", ns, "link", "set", "lo", "up"])
-            # Namespaces inherit some IPv4 sysctls from the root namespace: set what we rely on.
-            for key, val in (("net.ipv4.conf.all.rp_filter", "0"),
-                             ("net.ipv4.conf.default.rp_filter", "0"),
-                             ("net.ipv4.ip_local_port_range", "1024 65000"),
-                             ("net.ipv4.tcp_tw_reuse", "1")):
-                run(nsx(ns, "sysctl", "-qw", f"{key}={val}"))
+        self.tune(self.all if servers else [self.ext, self.gwh])
         g = self.gwh
         run(["ip", "-n", g, "link", "add", "up0", "type", "veth", "peer", "name", "eth0",
              "netns", self.ext])
@@ -194,6 +190,9 @@ class Topology:
         run(["ip", "-n", g, "link", "set", "up0", "up"])
         run(["ip", "-n", self.ext, "addr", "add", f"{EXT_ADDR}/24", "dev", "eth0"])
         run(["ip", "-n", self.ext, "link", "set", "eth0", "up"])
+        run(nsx(g, "sysctl", "-qw", "net.ipv4.ip_forward=1"))
+        if not servers:
+            return
         run(["ip", "-n", g, "link", "add", "gw0", "type", "bridge"])
         run(["ip", "-n", g, "addr", "add", f"{BRIDGE_ADDR}/16", "dev", "gw0"])
         run(["ip", "-n", g, "link", "set", "gw0", "up"])
@@ -206,7 +205,21 @@ class Topology:
             run(["ip", "-n", ns, "addr", "add", f"{addr}/16", "dev", "eth0"])
             run(["ip", "-n", ns, "link", "set", "eth0", "up"])
             run(["ip", "-n", ns, "route", "add", "default", "via", BRIDGE_ADDR])
-        run(nsx(g, "sysctl", "-qw", "net.ipv4.ip_forward=1"))
+
+    def tune(self, namespaces):
+        for ns in namespaces:
+            run(["ip", "-n", ns, "link", "set", "lo", "up"])
+            # Namespaces inherit some IPv4 sysctls from the root namespace: set what we rely on.
+            for key, val in (("net.ipv4.conf.all.rp_filter", "0"),
+                             ("net.ipv4.conf.default.rp_filter", "0"),
+                             ("net.ipv4.ip_local_port_range", "1024 65000"),
+                             ("net.ipv4.tcp_tw_reuse", "1")):
+                run(nsx(ns, "sysctl", "-qw", f"{key}={val}"))
+
+    def address(self, ns):
+        r = run(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"], check=False)
+        m = re.search(r"inet (\S+)", r.stdout)
+        return m.group(1) if m else None
 
     def route_ext_to_servers(self, on):
         verb = "replace" if on else "del"
