@@ -4,7 +4,10 @@
 #include <sched.h>
 #include <signal.h>
 
+#include <bpf/libbpf.h>
+
 #include <boost/program_options.hpp>
+#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -19,6 +22,26 @@
 namespace po = boost::program_options;
 
 namespace {
+
+// libbpf's messages become log lines. It warns about an existing clsact qdisc, which is
+// expected (we then leave that qdisc alone): that one goes to debug.
+int libbpfPrint(enum libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG) {
+    return 0;
+  }
+  char line[1024];
+  int n = std::vsnprintf(line, sizeof line, format, args);
+  std::string text(line);
+  while (!text.empty() && text.back() == '\n') {
+    text.pop_back();
+  }
+  if (text.find("Exclusivity flag on") != std::string::npos) {
+    gw::log::debug("libbpf: ", text);
+  } else {
+    gw::log::warn("libbpf: ", text);
+  }
+  return n;
+}
 
 int die(const std::string& message) {
   std::fprintf(stderr, "gatewayd: %s\n", message.c_str());
@@ -82,6 +105,7 @@ int main(int argc, char** argv) {
     return die("--log-level '" + logLevel + "': expected debug, info, warn or error");
   }
   gw::log::setLevel(level);
+  libbpf_set_print(libbpfPrint);
   auto seconds = [&](const char* name, std::chrono::seconds& out) {
     if (vm.contains(name)) {
       out = std::chrono::seconds(vm[name].as<unsigned>());
