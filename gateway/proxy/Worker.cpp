@@ -410,6 +410,7 @@ void Worker::onAccept(Tag tag, const io_uring_cqe* cqe) {
   UniqueFd client(res >= 0 ? res : -1);
   ListenerSlot& slot = listeners_[tag.index];
   std::shared_ptr<ListenerShared> listener = slot.shared;
+  bool closingDown = slot.removing || stopping_; // removeSlot below clears `removing`
   if (!(cqe->flags & IORING_CQE_F_MORE)) {
     // Multishot ended: cancelled, or an error such as EMFILE. Arm again, calmly, on the tick.
     slot.armed = false;
@@ -421,7 +422,7 @@ void Worker::onAccept(Tag tag, const io_uring_cqe* cqe) {
       slot.rearm = true;
     }
   }
-  if (!client || slot.removing || stopping_) {
+  if (!client || closingDown) {
     return;
   }
 

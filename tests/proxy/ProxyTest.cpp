@@ -17,6 +17,7 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <random>
 #include <thread>
 
@@ -28,6 +29,11 @@
 #include "netns/Namespace.h"
 
 namespace gw {
+
+void PrintTo(RelayMode mode, std::ostream* os) {
+  *os << (mode == RelayMode::Buffers ? "Buffers" : "Splice");
+}
+
 namespace {
 
 using namespace std::chrono_literals;
