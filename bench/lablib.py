@@ -435,7 +435,7 @@ set grid ytics
 set yrange [0:*]
 set xtics rotate by -25
 unset key
-plot "{dat}" using 2:xtic(1) lc rgb "#3c78b4", "" using 0:2:(sprintf("%.3g",$2)) with labels offset 0,0.7 notitle
+plot "{dat}" using 2:xtic(1) lc rgb "#3c78b4", "" using 0:2:(($2 >= 100) ? sprintf("%.0f", $2) : sprintf("%.3g", $2)) with labels offset 0,0.7 notitle
 """
     r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
     os.unlink(dat)
