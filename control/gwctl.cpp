@@ -29,7 +29,7 @@ commands:
   ns del NAME                             remove it and everything `ns add` made
   ns list                                 list managed namespaces
   expose HOSTPORT[-END] TARGET [--proto tcp|udp] [--host-ip IP] [--mode auto|ebpf|proxy]
-                                          TARGET: NS:PORT[-END] or IP:PORT[-END]
+         [--proxy-protocol v2]            TARGET: NS:PORT[-END] or IP:PORT[-END]
   unexpose HOSTPORT[-END] [--proto tcp|udp]
   list                                    list exposes: which path serves each, counters
   masquerade add CIDR [--out IFNAME] | del CIDR | list

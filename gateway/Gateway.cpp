@@ -11,6 +11,7 @@
 #include "Topology.h"
 #include "datapath/Bpffs.h"
 #include "datapath/Datapath.h"
+#include "gateway/proxy/Proxy.h"
 
 namespace gw {
 namespace {
@@ -141,6 +142,9 @@ Status Gateway::reconcile() {
 }
 
 Status Gateway::startDatapath() {
+  if (auto r = failpoint("datapath-load"); !r) {
+    return r;
+  }
   if (!config_.bpffs.empty()) {
     if (auto r = ensureBpffs(config_.bpffs); !r) {
       return r;
@@ -228,7 +232,11 @@ Status Gateway::persist() {
   return saveState(config_.stateDir, state_);
 }
 
-Gateway::~Gateway() = default;
+Gateway::~Gateway() {
+  if (proxy_) {
+    proxy_->stop(true);
+  }
+}
 
 void Gateway::tick() {
   auto now = std::chrono::steady_clock::now();

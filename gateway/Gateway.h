@@ -17,6 +17,7 @@
 
 namespace gw {
 class Datapath;
+class Proxy;
 }
 
 namespace gw {
@@ -53,6 +54,9 @@ private:
   // Applies to the data path what the state says (idempotent).
   Status applyNamespace(const NamespaceRecord& ns);
   Status applyExpose(const ExposeRecord& e);
+  Status applyProxy(const ExposeRecord& e);
+  // The path serving an expose ("ebpf", "proxy" or "none") and why.
+  std::pair<std::string, std::string> pathFor(const ExposeRecord& e) const;
   Status removeExpose(const ExposeRecord& e);
   Status syncLocalAddresses();
   std::vector<IpPrefix> masqueradeSources() const;
@@ -84,6 +88,8 @@ private:
   IpAddress uplinkAddr_;
   std::unique_ptr<Datapath> dp_;
   std::string dpError_; // why the eBPF data path is not loaded
+  std::unique_ptr<Proxy> proxy_; // started at the first expose it serves
+  std::map<uint32_t, std::vector<uint64_t>> listeners_; // rule id -> proxy listeners
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point lastGc_;
 };

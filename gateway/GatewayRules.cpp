@@ -11,6 +11,7 @@
 #include "Log.h"
 #include "Namespace.h"
 #include "datapath/Datapath.h"
+#include "gateway/proxy/Proxy.h"
 
 namespace gw {
 namespace {
@@ -169,7 +170,57 @@ uint32_t Gateway::allocateRuleId() const {
   return 0;
 }
 
+std::pair<std::string, std::string> Gateway::pathFor(const ExposeRecord& e) const {
+  if (e.mode == "proxy") {
+    return {"proxy", "io_uring proxy: --mode proxy"};
+  }
+  if (!e.proxyProtocol.empty()) {
+    return {"proxy", "io_uring proxy: --proxy-protocol needs a proxy"};
+  }
+  if (dp_) {
+    return {"ebpf", "eBPF data path: tc DNAT, cgroup hooks for the gateway host's own clients"};
+  }
+  if (e.mode == "ebpf") {
+    return {"none", "--mode ebpf but the eBPF data path is not loaded: " + dpError_};
+  }
+  return {"proxy", "io_uring proxy: auto, the eBPF data path is not loaded (" + dpError_ + ")"};
+}
+
+Status Gateway::applyProxy(const ExposeRecord& e) {
+  if (!proxy_) {
+    auto started = Proxy::start(ProxyConfig{});
+    if (!started) {
+      return std::unexpected(started.error());
+    }
+    proxy_ = std::move(*started);
+  }
+  std::vector<uint64_t> ids;
+  for (unsigned i = 0; i + e.hostPort <= e.hostPortEnd; ++i) {
+    ProxyListenerSpec spec;
+    spec.listenAddr = e.hostIp.empty() ? "0.0.0.0" : e.hostIp;
+    spec.listenPort = static_cast<uint16_t>(e.hostPort + i);
+    spec.targetNetns = e.targetNs;
+    spec.targetAddr = e.targetAddr.str();
+    spec.targetPort = static_cast<uint16_t>(e.targetPort + i);
+    spec.proxyProtocolV2 = e.proxyProtocol == "v2";
+    auto id = proxy_->addListener(spec);
+    if (!id) {
+      for (auto added : ids) {
+        (void)proxy_->removeListener(added, false);
+      }
+      return std::unexpected(id.error());
+    }
+    ids.push_back(*id);
+  }
+  listeners_[e.id] = std::move(ids);
+  return {};
+}
+
 Status Gateway::applyExpose(const ExposeRecord& e) {
+  auto [path, why] = pathFor(e);
+  if (path == "proxy") {
+    return applyProxy(e);
+  }
   auto dp = datapath();
   if (!dp) {
     return std::unexpected(dp.error());
@@ -196,6 +247,13 @@ Status Gateway::applyExpose(const ExposeRecord& e) {
 }
 
 Status Gateway::removeExpose(const ExposeRecord& e) {
+  if (auto it = listeners_.find(e.id); it != listeners_.end()) {
+    for (auto id : it->second) {
+      (void)proxy_->removeListener(id, true);
+    }
+    listeners_.erase(it);
+    return {};
+  }
   auto dp = datapath();
   if (!dp) {
     return {};
@@ -223,7 +281,8 @@ Result<json> Gateway::addExpose(const json& body) {
   auto protoText = stringField(body, "proto", false);
   auto hostIp = stringField(body, "hostIp", false);
   auto mode = stringField(body, "mode", false);
-  for (const auto* f : {&hostPort, &target, &protoText, &hostIp, &mode}) {
+  auto proxyProtocol = stringField(body, "proxyProtocol", false);
+  for (const auto* f : {&hostPort, &target, &protoText, &hostIp, &mode, &proxyProtocol}) {
     if (!*f) {
       return std::unexpected(f->error());
     }
@@ -254,13 +313,33 @@ Result<json> Gateway::addExpose(const json& body) {
   if (modeText != "auto" && modeText != "ebpf" && modeText != "proxy") {
     return badRequest("--mode '" + modeText + "': expected auto, ebpf or proxy");
   }
-  if (modeText == "proxy") {
-    return fail("--mode proxy: the io_uring proxy is not wired into gatewayd yet", EOPNOTSUPP);
+  if (!proxyProtocol->empty() && *proxyProtocol != "v2") {
+    return badRequest("--proxy-protocol '" + *proxyProtocol + "': only v2 is supported");
   }
-  if (auto dp = datapath(); !dp) {
-    return std::unexpected(dp.error());
+  if (!proxyProtocol->empty() && modeText == "ebpf") {
+    return badRequest("--proxy-protocol v2 needs the proxy: use --mode auto or proxy");
   }
-  auto targetAddr = resolveTarget(*spec);
+  ExposeRecord probe;
+  probe.mode = modeText;
+  probe.proxyProtocol = *proxyProtocol;
+  auto [path, why] = pathFor(probe);
+  if (path == "none") {
+    return fail(why, EOPNOTSUPP);
+  }
+  if ((path == "proxy" || modeText == "proxy") && *proto != IPPROTO_TCP) {
+    return badRequest("the proxy serves TCP only: --proto udp needs the eBPF data path");
+  }
+  Result<IpAddress> targetAddr = IpAddress{};
+  if (path == "proxy" && !spec->ns.empty()) {
+    // The proxy connects from inside the namespace: loopback there reaches servers bound to
+    // 127.0.0.1 as well as to 0.0.0.0.
+    if (!namespaceExists(spec->ns)) {
+      return fail("target namespace " + spec->ns + " does not exist", ENOENT);
+    }
+    targetAddr = *IpAddress::parse("127.0.0.1");
+  } else {
+    targetAddr = resolveTarget(*spec);
+  }
   if (!targetAddr) {
     return std::unexpected(targetAddr.error());
   }
@@ -281,6 +360,7 @@ Result<json> Gateway::addExpose(const json& body) {
   e.targetAddr = *targetAddr;
   e.targetPort = spec->ports.first;
   e.mode = modeText;
+  e.proxyProtocol = *proxyProtocol;
   if (auto r = applyExpose(e); !r) {
     return fail("expose " + ports->str() + ": " + r.error().str(), r.error().code);
   }
@@ -291,13 +371,14 @@ Result<json> Gateway::addExpose(const json& body) {
     return std::unexpected(r.error());
   }
   log::info("expose ", e.proto, " ", hostIpOf(e), ":", ports->str(), " -> ", e.target, " (",
-            e.targetAddr.str(), ") rule ", e.id);
+            e.targetAddr.str(), ") rule ", e.id, " via ", path);
   return json{{"id", e.id},
               {"proto", e.proto},
               {"hostPort", ports->str()},
               {"target", e.target},
               {"targetAddr", e.targetAddr.str()},
-              {"path", "ebpf"}};
+              {"path", path},
+              {"why", why}};
 }
 
 Result<json> Gateway::deleteExpose(const std::map<std::string, std::string>& query) {
@@ -350,7 +431,17 @@ Result<json> Gateway::listExposes() {
   }
   json out = json::array();
   for (const auto& e : state_.exposes) {
-    const auto& c = counters[e.id];
+    auto [path, why] = pathFor(e);
+    RuleStats c = counters[e.id];
+    if (auto it = listeners_.find(e.id); it != listeners_.end()) {
+      for (auto id : it->second) {
+        if (auto ls = proxy_->listenerStats(id); ls) {
+          c.connections += ls->accepted;
+          c.bytes += ls->bytesIn + ls->bytesOut;
+          c.drops += ls->refusedLimit + ls->backendFailed;
+        }
+      }
+    }
     PortRange targets{e.targetPort,
                       static_cast<uint16_t>(e.targetPort + (e.hostPortEnd - e.hostPort))};
     out.push_back({{"id", e.id},
@@ -361,9 +452,9 @@ Result<json> Gateway::listExposes() {
                    {"targetAddr", e.targetAddr.str()},
                    {"targetPort", targets.str()},
                    {"mode", e.mode},
-                   {"path", dp_ ? "ebpf" : "none"},
-                   {"why", dp_ ? "eBPF data path (tc/XDP DNAT, cgroup hooks for host-local)"
-                               : "eBPF data path not loaded: " + dpError_},
+                   {"proxyProtocol", e.proxyProtocol},
+                   {"path", path},
+                   {"why", why},
                    {"packets", c.packets},
                    {"bytes", c.bytes},
                    {"connections", c.connections},

@@ -251,3 +251,98 @@ TEST_F(ExposeTest, ConntrackListsDeletesAndExpires) {
 
 } // namespace
 } // namespace gw::test
+
+namespace gw::test {
+namespace {
+
+// A server that reads a PROXY protocol v2 header and answers with the client address in it.
+constexpr const char* kProxyV2Echo = R"(
+import socket, struct, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+while True:
+    c, _ = s.accept()
+    head = c.recv(16, socket.MSG_WAITALL)
+    ok = head[:12] == b"\r\n\r\n\x00\r\nQUIT\n"
+    body = c.recv(struct.unpack("!H", head[14:16])[0], socket.MSG_WAITALL) if ok else b""
+    c.sendall((socket.inet_ntoa(body[0:4]) if ok else "no-proxy-header").encode())
+    c.close()
+)";
+
+class ProxyExposeTest : public ExposeTest {
+protected:
+  // python3 http.server bound to 127.0.0.1 only: the eBPF path cannot reach it.
+  void loopbackServer(const std::string& ns, int port) {
+    std::string root = dir_ + "/lo-" + ns;
+    std::filesystem::create_directories(root);
+    std::ofstream(root + "/whoami") << ns;
+    servers_.push_back(Child::spawn({"ip", "netns", "exec", ns, "python3", "-m", "http.server",
+                                     std::to_string(port), "--bind", "127.0.0.1", "--directory",
+                                     root}));
+    ASSERT_TRUE(waitFor([&] {
+      return shIn(ns, "curl -s -m1 -o /dev/null http://127.0.0.1:" + std::to_string(port)).ok();
+    }));
+  }
+};
+
+TEST_F(ProxyExposeTest, ProxyModeReachesAServerBoundToLoopback) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  loopbackServer(n1, 8080);
+  ASSERT_TRUE(gwctl({"expose", "6000", n1 + ":8080"}).ok());
+  ASSERT_TRUE(gwctl({"expose", "6002", n1 + ":8080", "--mode", "proxy"}).ok());
+  std::string base = std::string("http://") + kUplinkAddr;
+  EXPECT_EQ(curlFrom(ext(), base + ":6000/whoami"), ""); // eBPF reaches 10.88.0.2 only
+  EXPECT_EQ(curlFrom(ext(), base + ":6002/whoami"), n1);
+  EXPECT_EQ(curlFrom(gwh(), "http://127.0.0.1:6002/whoami"), n1);
+  auto list = gwctlJson({"list"});
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[1]["path"], "proxy");
+  EXPECT_NE(list[1]["why"].get<std::string>().find("--mode proxy"), std::string::npos);
+  EXPECT_GE(list[1]["connections"].get<int>(), 2);
+  ASSERT_TRUE(gwctl({"unexpose", "6002"}).ok());
+  EXPECT_EQ(curlFrom(ext(), base + ":6002/whoami"), "");
+  EXPECT_NE(gwctl({"expose", "6003", n1 + ":53", "--mode", "proxy", "--proto", "udp"}).status, 0);
+}
+
+TEST_F(ProxyExposeTest, ProxyProtocolV2TellsTheBackendTheClient) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  servers_.push_back(
+      Child::spawn({"ip", "netns", "exec", n1, "python3", "-c", kProxyV2Echo, "8090"}));
+  ASSERT_TRUE(waitFor([&] { return shIn(n1, "ss -ltn | grep -q ':8090 '").ok(); }));
+  ASSERT_TRUE(gwctl({"expose", "6005", n1 + ":8090", "--proxy-protocol", "v2"}).ok());
+  std::string told;
+  waitFor([&] {
+    told = shIn(ext(), std::string("socat -T2 -u TCP4:") + kUplinkAddr + ":6005 -").out;
+    return !told.empty();
+  });
+  EXPECT_EQ(told, kExternalAddr);
+  EXPECT_EQ(gwctlJson({"list"})[0]["path"], "proxy");
+  EXPECT_NE(gwctl({"expose", "6006", n1 + ":8090", "--proxy-protocol", "v1"}).status, 0);
+}
+
+TEST_F(ProxyExposeTest, AutoFallsBackToTheProxyWhenBpfCannotLoad) {
+  startDaemon({}, {"GATEWAY_FAILPOINTS=datapath-load"});
+  auto status = gwctlJson({"status"});
+  EXPECT_EQ(status["datapath"]["loaded"], false);
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  loopbackServer(n1, 8080);
+  auto r = gwctlJson({"expose", "6000", n1 + ":8080"});
+  EXPECT_EQ(r["path"], "proxy");
+  EXPECT_EQ(curlFrom(ext(), std::string("http://") + kUplinkAddr + ":6000/whoami"), n1);
+  auto why = gwctlJson({"list"})[0]["why"].get<std::string>();
+  EXPECT_NE(why.find("not loaded"), std::string::npos) << why;
+  // --mode ebpf is refused with the reason.
+  auto ebpf = gwctl({"expose", "6001", n1 + ":8080", "--mode", "ebpf"});
+  EXPECT_NE(ebpf.status, 0);
+  EXPECT_NE(ebpf.err.find("not loaded"), std::string::npos) << ebpf.err;
+}
+
+} // namespace
+} // namespace gw::test
