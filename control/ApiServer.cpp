@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "ApiServer.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <poll.h>
 #include <signal.h>
@@ -11,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -19,6 +23,7 @@ namespace gw {
 namespace {
 
 constexpr auto kRequestTimeout = std::chrono::seconds(5);
+constexpr size_t kMaxPending = 64; // connections still sending their request
 
 Result<sockaddr_un> socketAddress(const std::string& path) {
   sockaddr_un addr{};
@@ -90,8 +95,8 @@ Result<ApiServer> ApiServer::listen(const std::string& path, std::optional<gid_t
 }
 
 ApiServer::ApiServer(ApiServer&& other) noexcept
-    : listenFd_(std::move(other.listenFd_)), path_(std::move(other.path_)),
-      group_(other.group_) {
+    : listenFd_(std::move(other.listenFd_)), metricsFd_(std::move(other.metricsFd_)),
+      path_(std::move(other.path_)), group_(other.group_) {
   other.path_.clear();
 }
 
@@ -127,27 +132,98 @@ bool ApiServer::allowed(const PeerCredentials& peer) const {
   return std::ranges::find(groups, *group_) != groups.end();
 }
 
-void ApiServer::handleConnection(int fd, const Handler& handler) {
-  PeerCredentials peer;
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-    peer = {cred.pid, cred.uid, cred.gid};
+Status ApiServer::listenMetrics(const std::string& hostPort) {
+  size_t colon = hostPort.rfind(':');
+  std::string host = colon == std::string::npos ? "127.0.0.1" : hostPort.substr(0, colon);
+  std::string port = colon == std::string::npos ? hostPort : hostPort.substr(colon + 1);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  char* end = nullptr;
+  long p = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || p < 1 || p > 65535 ||
+      ::inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) {
+    return fail("--metrics '" + hostPort + "': expected PORT or IPV4:PORT", EINVAL);
   }
-  http::Response response;
-  if (!allowed(peer)) {
-    response = errorResponse(403, "permission denied: uid " + std::to_string(peer.uid) +
-                                      " is neither root nor in the socket's group");
-  } else {
-    auto request = http::readRequest(fd, kRequestTimeout);
-    if (!request) {
-      int status = request.error().code == ETIMEDOUT ? 408 : 400;
-      response = errorResponse(status, "bad request: " + request.error().str());
-    } else {
-      response = handler(*request, peer);
+  sa.sin_port = htons(static_cast<uint16_t>(p));
+  metricsFd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!metricsFd_) {
+    return sysError("socket for --metrics");
+  }
+  int one = 1;
+  ::setsockopt(metricsFd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(metricsFd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    return sysError("bind --metrics " + hostPort);
+  }
+  if (::listen(metricsFd_.get(), 16) != 0) {
+    return sysError("listen --metrics " + hostPort);
+  }
+  return {};
+}
+
+void ApiServer::accept(int listenFd, bool metricsOnly) {
+  while (true) {
+    UniqueFd fd(::accept4(listenFd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!fd) {
+      return;
+    }
+    if (pending_.size() >= kMaxPending) {
+      // Full: the oldest waiting connection makes room (it had the longest to speak).
+      pending_.erase(pending_.begin());
+    }
+    Pending conn;
+    conn.metricsOnly = metricsOnly;
+    conn.deadline = std::chrono::steady_clock::now() + kRequestTimeout;
+    if (!metricsOnly) {
+      ucred cred{};
+      socklen_t len = sizeof cred;
+      if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        conn.peer = {cred.pid, cred.uid, cred.gid};
+      }
+    }
+    conn.fd = std::move(fd);
+    if (!metricsOnly && !allowed(conn.peer)) {
+      respond(conn, errorResponse(403, "permission denied: uid " + std::to_string(conn.peer.uid) +
+                                           " is neither root nor in the socket's group"));
+      continue;
+    }
+    pending_.push_back(std::move(conn));
+  }
+}
+
+void ApiServer::respond(Pending& conn, const http::Response& response) {
+  // Blocking write with a deadline: responses are small or read promptly by gwctl.
+  int flags = ::fcntl(conn.fd.get(), F_GETFL);
+  ::fcntl(conn.fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+  (void)http::writeAll(conn.fd.get(), http::serialize(response), kRequestTimeout);
+}
+
+bool ApiServer::onReadable(Pending& conn, const Handler& handler) {
+  char chunk[8192];
+  while (true) {
+    ssize_t n = ::read(conn.fd.get(), chunk, sizeof chunk);
+    if (n < 0) {
+      return !(errno == EAGAIN || errno == EINTR);
+    }
+    if (n == 0) {
+      return true; // closed before a whole request: nothing to answer
+    }
+    conn.buffer.append(chunk, static_cast<size_t>(n));
+    http::Request request;
+    auto state = http::parseRequest(conn.buffer, request);
+    if (!state) {
+      int status = state.error().message.find("larger") != std::string::npos ? 413 : 400;
+      respond(conn, errorResponse(status, "bad request: " + state.error().str()));
+      return true;
+    }
+    if (*state == http::ParseState::Complete) {
+      if (conn.metricsOnly && (request.method != "GET" || request.path() != "/metrics")) {
+        respond(conn, errorResponse(404, "only GET /metrics is served here"));
+      } else {
+        respond(conn, handler(request, conn.peer));
+      }
+      return true;
     }
   }
-  (void)http::writeAll(fd, http::serialize(response), kRequestTimeout);
 }
 
 Result<int> ApiServer::serve(const Handler& handler, const std::function<void()>& onTick,
@@ -164,31 +240,61 @@ Result<int> ApiServer::serve(const Handler& handler, const std::function<void()>
     return sysError("signalfd");
   }
   auto nextTick = std::chrono::steady_clock::now() + tick;
-  while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        nextTick - std::chrono::steady_clock::now());
-    pollfd fds[2] = {{listenFd_.get(), POLLIN, 0}, {sigFd.get(), POLLIN, 0}};
-    int r = ::poll(fds, 2, static_cast<int>(std::max<int64_t>(left.count(), 0)));
+  std::vector<pollfd> fds;
+  while (!stopping_) {
+    auto now = std::chrono::steady_clock::now();
+    // Connections past their deadline get a 408 and are closed.
+    std::erase_if(pending_, [&](Pending& c) {
+      if (now < c.deadline) {
+        return false;
+      }
+      respond(c, errorResponse(408, "request not complete within " +
+                                        std::to_string(kRequestTimeout.count()) + " s"));
+      return true;
+    });
+    auto wake = nextTick;
+    for (const auto& c : pending_) {
+      wake = std::min(wake, c.deadline);
+    }
+    fds.clear();
+    fds.push_back({sigFd.get(), POLLIN, 0});
+    fds.push_back({listenFd_.get(), POLLIN, 0});
+    fds.push_back({metricsFd_ ? metricsFd_.get() : -1, POLLIN, 0});
+    for (const auto& c : pending_) {
+      fds.push_back({c.fd.get(), POLLIN, 0});
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now);
+    int r = ::poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(left.count(), 0)));
     if (r < 0 && errno != EINTR) {
       return sysError("poll on the control socket");
     }
-    if (fds[1].revents & POLLIN) {
+    if (fds[0].revents & POLLIN) {
       signalfd_siginfo info{};
       if (::read(sigFd.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
         return static_cast<int>(info.ssi_signo);
       }
     }
-    if (fds[0].revents & POLLIN) {
-      UniqueFd conn(::accept4(listenFd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (conn) {
-        handleConnection(conn.get(), handler);
+    // Pending connections first (their indices match fds[3..]), then new ones.
+    std::vector<bool> done(pending_.size(), false);
+    for (size_t i = 0; i < pending_.size() && !stopping_; ++i) {
+      if (fds[3 + i].revents & (POLLIN | POLLHUP | POLLERR)) {
+        done[i] = onReadable(pending_[i], handler);
       }
+    }
+    size_t i = 0;
+    std::erase_if(pending_, [&](const Pending&) { return done[i++]; });
+    if (fds[1].revents & POLLIN) {
+      accept(listenFd_.get(), false);
+    }
+    if (fds[2].revents & POLLIN) {
+      accept(metricsFd_.get(), true);
     }
     if (std::chrono::steady_clock::now() >= nextTick) {
       onTick();
       nextTick = std::chrono::steady_clock::now() + tick;
     }
   }
+  return 0;
 }
 
 } // namespace gw

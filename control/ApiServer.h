@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "Error.h"
 #include "Fd.h"
@@ -29,10 +30,17 @@ public:
   // there; removes a stale socket file otherwise.
   static Result<ApiServer> listen(const std::string& path, std::optional<gid_t> group);
 
-  // Serves until SIGTERM/SIGINT (blocked and read through a signalfd). `onTick` runs between
-  // requests at least every `tick`. Returns the signal that stopped it.
+  // Also serves GET /metrics (only that) on a TCP address, e.g. 127.0.0.1:9108.
+  Status listenMetrics(const std::string& hostPort);
+
+  // Serves until SIGTERM/SIGINT (blocked and read through a signalfd) or stop(). Requests are
+  // read from many connections at once, each bounded in size and time, so a slow or hostile
+  // client cannot wedge the daemon. `onTick` runs at least every `tick`. Returns the signal
+  // that stopped it (0 after stop()).
   Result<int> serve(const Handler& handler, const std::function<void()>& onTick,
                     std::chrono::milliseconds tick);
+  // Makes serve() return after the current request (from within a handler).
+  void stop() { stopping_ = true; }
 
   // Whether a peer may use the API: root, or a member of the socket's group.
   bool allowed(const PeerCredentials& peer) const;
@@ -44,10 +52,24 @@ public:
   ApiServer(const ApiServer&) = delete;
 
 private:
+  struct Pending {
+    UniqueFd fd;
+    std::string buffer;
+    std::chrono::steady_clock::time_point deadline;
+    PeerCredentials peer;
+    bool metricsOnly = false;
+  };
+
   ApiServer() = default;
-  void handleConnection(int fd, const Handler& handler);
+  void accept(int listenFd, bool metricsOnly);
+  // Reads what is there; true when the connection is done (answered or dropped).
+  bool onReadable(Pending& conn, const Handler& handler);
+  void respond(Pending& conn, const http::Response& response);
 
   UniqueFd listenFd_;
+  UniqueFd metricsFd_;
+  std::vector<Pending> pending_;
+  bool stopping_ = false;
   std::string path_;
   std::optional<gid_t> group_;
 };

@@ -37,6 +37,7 @@ commands:
   conntrack delete [--proto P] [--src IP] [--dst IP] [--port N]
   conntrack flush
   stats                                   packets by reason, per-rule counters
+  down                                    remove everything gatewayd made, then stop it
 )";
 
 int usageError(const std::string& message) {
@@ -431,6 +432,16 @@ int main(int argc, char** argv) {
     }
     if (command == "stats") {
       return statsCommand(g, rest);
+    }
+    if (command == "down") {
+      if (!rest.empty()) {
+        return usageError("down takes no arguments");
+      }
+      auto r = call(g, "POST", "/v1/down");
+      if (!r) {
+        return 1;
+      }
+      return printJsonOr(g, *r, [] { std::cout << "gatewayd is down; everything it made is removed\n"; });
     }
   } catch (const po::error& e) {
     return usageError(command + ": " + e.what());

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include "Gateway.h"
 
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <filesystem>
 
 #include "Address.h"
 #include "Link.h"
@@ -230,6 +234,142 @@ Status Gateway::syncLocalAddresses() {
 
 Status Gateway::persist() {
   return saveState(config_.stateDir, state_);
+}
+
+Status Gateway::teardownAll() {
+  std::vector<std::string> problems;
+  for (const auto& e : state_.exposes) {
+    if (auto r = removeExpose(e); !r) {
+      problems.push_back("expose " + std::to_string(e.hostPort) + ": " + r.error().str());
+    }
+  }
+  state_.exposes.clear();
+  if (proxy_) {
+    proxy_->stop(false);
+    proxy_.reset();
+  }
+  for (const auto& ns : state_.namespaces) {
+    if (auto r = unwireNamespace(host_, ns); !r) {
+      problems.push_back("namespace " + ns.name + ": " + r.error().str());
+    }
+  }
+  state_.namespaces.clear();
+  for (const auto& b : state_.bridges) {
+    (void)removeBridge(host_, b.name);
+  }
+  state_.bridges.clear();
+  state_.masquerades.clear();
+  if (dp_) {
+    if (auto r = dp_->teardown(); !r) {
+      problems.push_back("data path: " + r.error().str());
+    }
+    dp_.reset();
+  }
+  // The bpffs we mounted for our pins goes too, once empty (never one with others' pins).
+  if (!config_.bpffs.empty() && std::filesystem::is_empty(config_.bpffs)) {
+    struct stat here {}, parent {};
+    std::string up = std::filesystem::path(config_.bpffs).parent_path();
+    if (::stat(config_.bpffs.c_str(), &here) == 0 && ::stat(up.c_str(), &parent) == 0 &&
+        here.st_dev != parent.st_dev) {
+      ::umount2(config_.bpffs.c_str(), MNT_DETACH);
+    }
+    ::rmdir(config_.bpffs.c_str());
+  }
+  for (const char* name : {"/state.json", "/state.json.bak", "/state.json.tmp"}) {
+    ::unlink((config_.stateDir + name).c_str());
+  }
+  ::rmdir(config_.stateDir.c_str());
+  if (!problems.empty()) {
+    std::string all;
+    for (const auto& p : problems) {
+      all += (all.empty() ? "" : "; ") + p;
+    }
+    return fail("teardown incomplete: " + all, EIO);
+  }
+  log::info("teardown: everything gatewayd made is removed");
+  return {};
+}
+
+Status Gateway::cleanup(const GatewayConfig& config) {
+  auto host = Netlink::open();
+  if (!host) {
+    return std::unexpected(host.error());
+  }
+  auto state = loadState(config.stateDir);
+  if (!state) {
+    return std::unexpected(state.error());
+  }
+  std::unique_ptr<Gateway> gw(new Gateway(config, std::move(*host)));
+  gw->state_ = std::move(*state);
+  if (!config.bpffs.empty()) {
+    if (auto pinned = isBpffs(config.bpffs); pinned && *pinned) {
+      DatapathConfig dc{.bpffsDir = config.bpffs, .xdp = XdpMode::Off, .timeouts = {}};
+      if (auto dp = Datapath::open(dc); dp) {
+        gw->dp_ = std::move(*dp);
+      } else {
+        log::warn("cleanup: pinned data path not opened: ", dp.error().str());
+      }
+    }
+  }
+  return gw->teardownAll();
+}
+
+std::string Gateway::metrics() {
+  std::string out;
+  auto line = [&](const std::string& name, const std::string& labels, uint64_t value) {
+    out += name + (labels.empty() ? "" : "{" + labels + "}") + " " + std::to_string(value) + "\n";
+  };
+  auto help = [&](const std::string& name, const char* type, const char* text) {
+    out += "# HELP " + name + " " + text + "\n# TYPE " + name + " " + type + "\n";
+  };
+  help("gateway_up", "gauge", "1 while gatewayd serves");
+  line("gateway_up", "", 1);
+  help("gateway_namespaces", "gauge", "namespaces managed by gatewayd");
+  line("gateway_namespaces", "", state_.namespaces.size());
+  help("gateway_datapath_loaded", "gauge", "1 when the eBPF data path is loaded");
+  line("gateway_datapath_loaded", "", dp_ ? 1 : 0);
+  if (auto list = listExposes(); list) {
+    const char* names[][2] = {{"packets", "packets"}, {"bytes", "bytes"},
+                              {"connections", "connections"}, {"drops", "drops"}};
+    for (const auto& [key, what] : names) {
+      std::string name = std::string("gateway_expose_") + what + "_total";
+      help(name, "counter", "per expose rule");
+      for (const auto& e : *list) {
+        std::string labels = "rule=\"" + std::to_string(e["id"].get<uint32_t>()) +
+                             "\",proto=\"" + e["proto"].get<std::string>() + "\",host_port=\"" +
+                             e["hostPort"].get<std::string>() + "\",target=\"" +
+                             e["target"].get<std::string>() + "\",path=\"" +
+                             e["path"].get<std::string>() + "\"";
+        line(name, labels, e[key].get<uint64_t>());
+      }
+    }
+  }
+  if (dp_) {
+    if (auto s = dp_->stats(); s) {
+      help("gateway_datapath_packets_total", "counter", "packets by named reason");
+      for (const auto& r : s->reasons) {
+        line("gateway_datapath_packets_total", "reason=\"" + std::string(r.name) + "\"",
+             r.packets);
+      }
+      help("gateway_conntrack_entries", "gauge", "conntrack map entries (two per flow)");
+      line("gateway_conntrack_entries", "", s->ctEntries);
+      help("gateway_conntrack_capacity", "gauge", "conntrack map capacity");
+      line("gateway_conntrack_capacity", "", s->ctCapacity);
+    }
+    if (auto flows = dp_->listFlows(); flows) {
+      uint64_t snat = 0;
+      for (const auto& f : *flows) {
+        snat += (f.nat & 2) != 0 ? 1 : 0;
+      }
+      help("gateway_snat_ports_in_use", "gauge", "flows holding a masquerade/hairpin port");
+      line("gateway_snat_ports_in_use", "", snat);
+    }
+  }
+  if (proxy_) {
+    help("gateway_proxy_connections_active", "gauge", "open proxied connections");
+    line("gateway_proxy_connections_active", "", proxy_->activeConnections());
+  }
+  return out;
 }
 
 Gateway::~Gateway() {
@@ -563,6 +703,14 @@ http::Response Gateway::handle(const http::Request& request) {
   }
   if (path == "/v1/stats" && method == "GET") {
     return reply(stats());
+  }
+  if (path == "/metrics" && method == "GET") {
+    return {200, "text/plain; version=0.0.4", metrics()};
+  }
+  if (path == "/v1/down" && method == "POST") {
+    auto r = teardownAll();
+    finished_ = true;
+    return r ? jsonResponse(200, json{{"down", true}}) : errorResponse(r.error());
   }
   if (path == "/v1/status" || path.starts_with(kNamespaces) || path == "/v1/exposes" ||
       path == "/v1/masquerade" || path == "/v1/conntrack" || path == "/v1/stats") {

@@ -41,7 +41,13 @@ public:
   static Result<std::unique_ptr<Gateway>> start(const GatewayConfig& config);
   ~Gateway();
 
+  // Loads only what is needed to undo an earlier run (state, pinned data path) and removes
+  // everything gatewayd made: `gatewayd --cleanup`.
+  static Status cleanup(const GatewayConfig& config);
+
   http::Response handle(const http::Request& request);
+  // Set after `gwctl down` was served: the daemon should exit.
+  bool finished() const { return finished_; }
   // Periodic work between requests.
   void tick();
 
@@ -49,6 +55,9 @@ private:
   explicit Gateway(GatewayConfig config, Netlink host);
 
   Status reconcile();
+  // Removes exposes, namespaces, bridges, the data path, pins and the state file.
+  Status teardownAll();
+  std::string metrics();
   Status persist();
   Status startDatapath();
   // Applies to the data path what the state says (idempotent).
@@ -92,6 +101,7 @@ private:
   std::map<uint32_t, std::vector<uint64_t>> listeners_; // rule id -> proxy listeners
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point lastGc_;
+  bool finished_ = false;
 };
 
 } // namespace gw

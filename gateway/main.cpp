@@ -77,6 +77,10 @@ int main(int argc, char** argv) {
       ("ct-udp", po::value<unsigned>(), "UDP timeout, s (120)")
       ("ct-icmp", po::value<unsigned>(), "ICMP timeout, s (60)")
       ("gc-interval", po::value<unsigned>(), "seconds between conntrack sweeps (5)")
+      ("cleanup", "remove everything an earlier gatewayd made (namespaces, links, programs, "
+                  "pins, state) and exit")
+      ("metrics", po::value<std::string>(),
+       "serve Prometheus metrics on [IPV4:]PORT (127.0.0.1 when only a port is given)")
       ("config", po::value(&configFile), "config file (key = value, same names as options)")
       ("log-level", po::value(&logLevel)->default_value("info"), "debug|info|warn|error");
   po::variables_map vm;
@@ -143,10 +147,21 @@ int main(int argc, char** argv) {
     }
   }
   ::signal(SIGPIPE, SIG_IGN);
+  if (vm.contains("cleanup")) {
+    if (auto r = gw::Gateway::cleanup(config); !r) {
+      return die(r.error().str());
+    }
+    return 0;
+  }
 
   auto server = gw::ApiServer::listen(config.socketPath, socketGroup);
   if (!server) {
     return die(server.error().str());
+  }
+  if (vm.contains("metrics")) {
+    if (auto r = server->listenMetrics(vm["metrics"].as<std::string>()); !r) {
+      return die(r.error().str());
+    }
   }
   auto gateway = gw::Gateway::start(config);
   if (!gateway) {
@@ -157,6 +172,9 @@ int main(int argc, char** argv) {
   auto stopped = server->serve(
       [&](const gw::http::Request& request, const gw::PeerCredentials& peer) {
         auto response = (*gateway)->handle(request);
+        if ((*gateway)->finished()) {
+          server->stop();
+        }
         gw::log::debug("api ", request.method, " ", request.target, " uid ", peer.uid, " -> ",
                        response.status);
         return response;
@@ -165,6 +183,11 @@ int main(int argc, char** argv) {
   if (!stopped) {
     return die(stopped.error().str());
   }
-  gw::log::info("gatewayd stopping on signal ", *stopped);
+  if ((*gateway)->finished()) {
+    gw::log::info("gatewayd down: exiting");
+  } else {
+    gw::log::info("gatewayd stopping on signal ", *stopped,
+                  ": the data path keeps forwarding (pinned)");
+  }
   return 0;
 }
