@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: MIT
+// The control socket: permissions, peer credentials, bounded requests, metrics.
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "ServiceFixture.h"
+
+namespace gw::test {
+namespace {
+
+using nlohmann::json;
+
+class ApiSecurityTest : public ServiceFixture {
+protected:
+  // gwctl as uid/gid 65534 (nobody/nogroup), no supplementary groups; `caps` are kept
+  // across the uid change (e.g. "+dac_override").
+  CommandResult gwctlAsNobody(const std::vector<std::string>& args, const std::string& caps = {}) {
+    std::vector<std::string> argv = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
+    if (!caps.empty()) {
+      argv.push_back("--inh-caps=" + caps);
+      argv.push_back("--ambient-caps=" + caps);
+    }
+    argv.insert(argv.end(), {GWCTL_PATH, "--socket", socket_});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv);
+  }
+};
+
+TEST_F(ApiSecurityTest, SocketIsRootOnlyByDefault) {
+  startDaemon();
+  struct stat st {};
+  ASSERT_EQ(::stat(socket_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  EXPECT_EQ(st.st_uid, 0u);
+  std::filesystem::permissions(dir_, std::filesystem::perms::all);
+  // Outside the group: the file mode refuses the connection...
+  auto denied = gwctlAsNobody({"status"});
+  EXPECT_NE(denied.status, 0);
+  EXPECT_NE(denied.err.find("Permission denied"), std::string::npos) << denied.err;
+  // ...and a process that gets past the file mode is refused on its peer credentials.
+  auto peer = gwctlAsNobody({"status"}, "+dac_override");
+  EXPECT_NE(peer.status, 0);
+  EXPECT_NE(peer.err.find("uid 65534"), std::string::npos) << peer.err;
+  EXPECT_TRUE(gwctl({"status"}).ok());
+}
+
+TEST_F(ApiSecurityTest, GroupMembersMayUseIt) {
+  startDaemon({"--group", "nogroup"});
+  struct stat st {};
+  ASSERT_EQ(::stat(socket_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, 65534u);
+  std::filesystem::permissions(dir_, std::filesystem::perms::all);
+  auto r = gwctlAsNobody({"status", "-j"});
+  EXPECT_TRUE(r.ok()) << r.err;
+  auto unknown = run({GATEWAYD_PATH, "--uplink", "up0", "--group", "no-such-group-x"});
+  EXPECT_NE(unknown.status, 0);
+  EXPECT_NE(unknown.err.find("no-such-group-x"), std::string::npos);
+}
+
+TEST_F(ApiSecurityTest, ASlowClientDoesNotWedgeTheDaemon) {
+  startDaemon();
+  // Half a request, then silence.
+  Child slow = Child::spawn(
+      {"sh", "-c", "(printf 'GET /v1/status HTTP/1.1\\r\\nHost: x\\r\\n'; sleep 30) | socat - UNIX-CONNECT:" +
+                       socket_});
+  ASSERT_TRUE(waitFor([&] { return sh("ss -xp | grep -q socat").ok(); }));
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(gwctl({"status"}).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  // Hostile sizes and shapes get an error reply, and the daemon stays up.
+  auto big = sh("head -c 2000000 /dev/zero | tr '\\0' a | curl -s -o /dev/null -w '%{http_code}' "
+                "--unix-socket " + socket_ + " -X POST --data-binary @- http://gw/v1/namespaces");
+  EXPECT_TRUE(big.out == "413" || big.out == "400" || big.out == "000") << big.out;
+  auto garbage = sh("printf 'NOT HTTP AT ALL\\r\\n\\r\\n' | socat -t2 - UNIX-CONNECT:" + socket_);
+  EXPECT_NE(garbage.out.find("400"), std::string::npos) << garbage.out;
+  auto badJson = sh("curl -s --unix-socket " + socket_ +
+                    " -X POST -d '[1,2,3]' http://gw/v1/exposes");
+  EXPECT_NE(badJson.out.find("error"), std::string::npos) << badJson.out;
+  EXPECT_TRUE(gwctl({"status"}).ok());
+  EXPECT_TRUE(daemon_.running());
+}
+
+TEST_F(ApiSecurityTest, PrometheusMetricsOnAnOptInLoopbackAddress) {
+  startDaemon({"--metrics", "127.0.0.1:19108"});
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  ASSERT_TRUE(gwctl({"expose", "6000", n1 + ":8080"}).ok());
+  auto m = shIn(gwh(), "curl -s http://127.0.0.1:19108/metrics");
+  ASSERT_TRUE(m.ok()) << m.err;
+  EXPECT_NE(m.out.find("gateway_up 1"), std::string::npos) << m.out;
+  EXPECT_NE(m.out.find("gateway_namespaces 1"), std::string::npos);
+  EXPECT_NE(m.out.find("gateway_expose_packets_total{rule=\"1\""), std::string::npos);
+  EXPECT_NE(m.out.find("gateway_conntrack_capacity"), std::string::npos);
+  EXPECT_NE(m.out.find("reason=\"nat_dnat\""), std::string::npos);
+  // Only GET /metrics there: the API is not reachable over TCP.
+  auto api = shIn(gwh(), "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:19108/v1/status");
+  EXPECT_EQ(api.out, "404");
+  // Also on the control socket.
+  auto viaSocket = run({"curl", "-s", "--unix-socket", socket_, "http://gw/metrics"});
+  EXPECT_NE(viaSocket.out.find("gateway_up 1"), std::string::npos);
+}
+
+} // namespace
+} // namespace gw::test
