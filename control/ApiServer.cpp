@@ -181,11 +181,9 @@ void ApiServer::accept(int listenFd, bool metricsOnly) {
       }
     }
     conn.fd = std::move(fd);
-    if (!metricsOnly && !allowed(conn.peer)) {
-      respond(conn, errorResponse(403, "permission denied: uid " + std::to_string(conn.peer.uid) +
-                                           " is neither root nor in the socket's group"));
-      continue;
-    }
+    // A refused peer still gets to send its request, so it reads the refusal instead of a
+    // reset connection.
+    conn.refused = !metricsOnly && !allowed(conn.peer);
     pending_.push_back(std::move(conn));
   }
 }
@@ -216,7 +214,11 @@ bool ApiServer::onReadable(Pending& conn, const Handler& handler) {
       return true;
     }
     if (*state == http::ParseState::Complete) {
-      if (conn.metricsOnly && (request.method != "GET" || request.path() != "/metrics")) {
+      if (conn.refused) {
+        respond(conn, errorResponse(403, "permission denied: uid " +
+                                             std::to_string(conn.peer.uid) +
+                                             " is neither root nor in the socket's group"));
+      } else if (conn.metricsOnly && (request.method != "GET" || request.path() != "/metrics")) {
         respond(conn, errorResponse(404, "only GET /metrics is served here"));
       } else {
         respond(conn, handler(request, conn.peer));

@@ -58,6 +58,7 @@ private:
     std::chrono::steady_clock::time_point deadline;
     PeerCredentials peer;
     bool metricsOnly = false;
+    bool refused = false; // answered 403 once its request is read
   };
 
   ApiServer() = default;
