@@ -18,6 +18,7 @@
 #include "Gateway.h"
 #include "Log.h"
 #include "Namespace.h"
+#include "datapath/Datapath.h"
 
 namespace po = boost::program_options;
 
@@ -110,6 +111,9 @@ int main(int argc, char** argv) {
   }
   gw::log::setLevel(level);
   libbpf_set_print(libbpfPrint);
+  if (auto xdp = gw::parseXdpMode(config.xdp); !xdp) {
+    return die("--xdp: " + xdp.error().message);
+  }
   auto seconds = [&](const char* name, std::chrono::seconds& out) {
     if (vm.contains(name)) {
       out = std::chrono::seconds(vm[name].as<unsigned>());
