@@ -279,6 +279,8 @@ def run_tests(ctx, setup, tests, rep):
         elif test == "latency":
             r = L.wrk(topo, setup.target, setup.ports["http"], a.latency_duration, 1,
                       close=False)
+        # Builds and tests of other users on this shared machine skew a figure: note them.
+        r["other_build_procs"] = L.other_activity()
         out[test] = r
         L.log(f"  {setup.name} r{rep} {test}: {summary(test, r)}")
     return out
@@ -385,9 +387,11 @@ def write_outputs(ctx, runs, unavailable, started, finished):
               f"throughput/rate test, {a.latency_duration} s latency test; medians; "
               f"(×N) = ratio to iptables in this run. Took "
               f"{(finished - started).total_seconds() / 60:.1f} min.  ")
-    if ctx.activity:
-        md.append(f"**Noise warning:** {ctx.activity} other build/test processes were running "
-                  "when this run started (the machine is shared); compare ratios, not absolutes.")
+    busy = [r for r in runs if r["result"].get("other_build_procs")]
+    if ctx.activity or busy:
+        md.append(f"**Noise warning:** other builds/tests (compilers, ctest) were running during "
+                  f"{len(busy)} of {len(runs)} test runs ({ctx.activity} processes at the start): "
+                  "the machine is shared; compare ratios within this run, not absolutes.")
     md.append("")
     head = ["setup"] + [m[2] for m in METRICS]
     md.append("| " + " | ".join(head) + " |")
