@@ -69,5 +69,5 @@ int gw_uplink_egress(struct __sk_buff *skb)
 		return tc_pass(GW_REASON_PASS_NO_MATCH);
 	xlat = key;
 	xlat.saddr.v4 = cfg->uplink_addr.v4;
-	return tc_ct_open(skb, &p, &key, &xlat, GW_NAT_SNAT, 0, cfg, true, false);
+	return tc_ct_open(skb, &p, &key, &xlat, GW_NAT_SNAT, 0, cfg, true, false, true);
 }

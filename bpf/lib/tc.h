@@ -6,6 +6,7 @@
 #pragma once
 
 #include "fwd.h"
+#include "reject.h"
 
 /* Makes the headers we may touch linear, then parses; counts what is not ours. */
 static __always_inline int tc_parse(struct __sk_buff *skb, struct gw_pkt *p)
@@ -104,12 +105,14 @@ static __always_inline bool tc_flow_capable(const struct gw_pkt *p)
 
 /*
  * Opens a flow for `key` translated to `xlat` and translates the packet. snat: the source
- * port is chosen (masquerade, hairpin); otherwise xlat is used as is.
+ * port is chosen (masquerade, hairpin); otherwise xlat is used as is. No port left: the
+ * packet is counted as dropped and answered (RST or ICMP, see reject.h); at_egress says
+ * which way the answer goes back.
  */
 static __always_inline int tc_ct_open(struct __sk_buff *skb, const struct gw_pkt *p,
 				      const struct gw_ct_key *key, struct gw_ct_key *xlat,
 				      __u8 nat, __u32 rule_id, const struct gw_config *cfg,
-				      bool snat, bool may_forward)
+				      bool snat, bool may_forward, bool at_egress)
 {
 	struct gw_ct_entry *e;
 	int r;
@@ -118,8 +121,10 @@ static __always_inline int tc_ct_open(struct __sk_buff *skb, const struct gw_pkt
 		r = nat_snat_create(skb, key, xlat, nat, rule_id, cfg);
 	else
 		r = ct_create(key, xlat, nat, rule_id);
-	if (r < 0)
-		return tc_drop(GW_REASON_DROP_SNAT_EXHAUSTED, rule_id);
+	if (r < 0) {
+		tc_drop(GW_REASON_DROP_SNAT_EXHAUSTED, rule_id);
+		return tc_reject(skb, p, at_egress);
+	}
 	if (r == GW_CT_CLASH || r == GW_CT_FAIL)
 		return tc_drop(GW_REASON_DROP_CT_INSERT, rule_id);
 	stats_reason(r == GW_CT_OK ? GW_REASON_CT_CREATED : GW_REASON_CT_INSERT_RACE);
@@ -130,7 +135,10 @@ static __always_inline int tc_ct_open(struct __sk_buff *skb, const struct gw_pkt
 	return tc_ct_xlate(skb, p, key, e, cfg, r == GW_CT_OK, may_forward);
 }
 
-/* A new connection to an exposed port: DNAT, plus SNAT to hairpin_addr when it loops back. */
+/*
+ * A new connection to an exposed port: DNAT, plus SNAT to hairpin_addr when it loops back.
+ * Runs at ingress hooks only (uplink, namespace links).
+ */
 static __always_inline int tc_expose(struct __sk_buff *skb, const struct gw_pkt *p,
 				     const struct gw_ct_key *key, const struct gw_config *cfg,
 				     bool allow_hairpin, bool may_forward)
@@ -152,7 +160,8 @@ static __always_inline int tc_expose(struct __sk_buff *skb, const struct gw_pkt 
 		hp = cfg->hairpin_addr.v4 ? cfg->hairpin_addr.v4 : cfg->uplink_addr.v4;
 		xlat.saddr.v4 = hp;
 		return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT | GW_NAT_SNAT, v->rule_id,
-				  cfg, true, may_forward);
+				  cfg, true, may_forward, false);
 	}
-	return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT, v->rule_id, cfg, false, may_forward);
+	return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT, v->rule_id, cfg, false, may_forward,
+			  false);
 }

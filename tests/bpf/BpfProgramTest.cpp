@@ -218,20 +218,125 @@ TEST_F(BpfProgramTest, SnatClashGetsPortInRange) {
   EXPECT_EQ(h_->ctCount(), 4u);
 }
 
-TEST_F(BpfProgramTest, SnatExhaustionDrops) {
-  gw_config cfg{};
-  cfg.uplink_ifindex = 1;
-  cfg.uplink_addr.v4 = kUplink;
-  cfg.snat_port_min = 61000;
-  cfg.snat_port_max = 61000; // one port
-  h_->setConfig(cfg);
-  h_->run(Prog::UplinkEgress, udpFrame(ip(kNs1, kRemote), 40002, 53, {1}));
-  h_->run(Prog::UplinkEgress, udpFrame(ip(kNs2, kRemote), 40002, 53, {1})); // takes 61000
-  RunResult r = h_->run(Prog::UplinkEgress, udpFrame(ip(ipv4("10.88.0.4"), kRemote), 40002, 53));
-  ASSERT_EQ(r.err, 0);
-  EXPECT_EQ(r.verdict, TC_ACT_SHOT);
+// ---- SNAT port exhaustion: counted, and answered back the way the packet came ----
+
+const uint32_t kNs3 = ipv4("10.88.0.4");
+
+// An answer's IPv4 header as reject.h builds it.
+Ip4 answerIp(uint32_t s, uint32_t d) {
+  Ip4 r = ip(s, d);
+  r.id = 0;
+  return r;
+}
+
+Bytes rstFrame(uint32_t s, uint32_t d, const Tcp& tcp) {
+  Ip4 r = answerIp(s, d);
+  return swapMacs(ethFrame(ipPacket(r, kTcp, tcpSegment(r, tcp))));
+}
+
+// ICMP destination unreachable, administratively prohibited, quoting 20 + 8 bytes of `in`.
+Bytes prohibitedFrame(uint32_t s, uint32_t d, const Bytes& in) {
+  return swapMacs(icmpErrorFrame(answerIp(s, d), 3, 13, l3Of(in), 28));
+}
+
+class SnatExhaustionTest : public BpfProgramTest {
+protected:
+  // One SNAT port (61000); the original source port 40002 (or echo id) towards kRemote:dport
+  // is taken by kNs1 and 61000 by kNs2, so kNs3 finds nothing.
+  void exhaust(const std::function<Bytes(uint32_t)>& from) {
+    gw_config cfg{};
+    cfg.uplink_ifindex = 1;
+    cfg.uplink_addr.v4 = kUplink;
+    cfg.hairpin_addr.v4 = kBridge;
+    cfg.snat_port_min = 61000;
+    cfg.snat_port_max = 61000;
+    h_->setConfig(cfg);
+    size_t before = h_->ctCount();
+    ASSERT_EQ(h_->run(Prog::UplinkEgress, from(kNs1)).verdict, TC_ACT_OK);
+    ASSERT_EQ(h_->run(Prog::UplinkEgress, from(kNs2)).verdict, TC_ACT_OK);
+    ASSERT_EQ(h_->ctCount(), before + 4);
+  }
+};
+
+TEST_F(SnatExhaustionTest, TcpSynGetsRstAck) {
+  exhaust([](uint32_t src) { return tcpFrame(ip(src, kRemote), 40002, 443, kTcpSyn); });
+  // RFC 9293: no ACK on the segment, so seq 0 and ACK of everything it occupied (the SYN)
+  expectRun(Prog::UplinkEgress, tcpFrame(ip(kNs3, kRemote), 40002, 443, kTcpSyn),
+            TC_ACT_REDIRECT,
+            rstFrame(kRemote, kNs3,
+                     Tcp{.sport = 443, .dport = 40002, .seq = 0, .ack = kTcpDefaultSeq + 1,
+                         .flags = kTcpRst | kTcpAck}));
   EXPECT_EQ(h_->reason(GW_REASON_DROP_SNAT_EXHAUSTED), 1u);
   EXPECT_EQ(h_->ctCount(), 4u); // no half-flow left behind
+  // data and FIN count too
+  expectRun(Prog::UplinkEgress,
+            tcpFrame(ip(kNs3, kRemote), 40002, 443, kTcpSyn | kTcpFin, {1, 2, 3, 4, 5}),
+            TC_ACT_REDIRECT,
+            rstFrame(kRemote, kNs3,
+                     Tcp{.sport = 443, .dport = 40002, .seq = 0, .ack = kTcpDefaultSeq + 7,
+                         .flags = kTcpRst | kTcpAck}));
+}
+
+TEST_F(SnatExhaustionTest, TcpSegmentWithAckGetsRstAtItsAck) {
+  exhaust([](uint32_t src) { return tcpFrame(ip(src, kRemote), 40002, 443, kTcpSyn); });
+  // a segment of a flow the gateway no longer knows (expired): RST with seq = its ACK
+  expectRun(Prog::UplinkEgress, tcpFrame(ip(kNs3, kRemote), 40002, 443, kTcpAck, {9, 9, 9}),
+            TC_ACT_REDIRECT,
+            rstFrame(kRemote, kNs3,
+                     Tcp{.sport = 443, .dport = 40002, .seq = kTcpDefaultAck, .flags = kTcpRst}));
+}
+
+TEST_F(SnatExhaustionTest, RstAndIpOptionsAreNotAnswered) {
+  exhaust([](uint32_t src) { return tcpFrame(ip(src, kRemote), 40002, 443, kTcpSyn); });
+  Bytes rst = tcpFrame(ip(kNs3, kRemote), 40002, 443, kTcpRst | kTcpAck);
+  expectRun(Prog::UplinkEgress, rst, TC_ACT_SHOT, rst);
+  Ip4 withOptions = ip(kNs3, kRemote);
+  withOptions.options = {1, 1, 1, 0}; // NOP NOP NOP EOL
+  Bytes opt = tcpFrame(withOptions, 40002, 443, kTcpSyn);
+  expectRun(Prog::UplinkEgress, opt, TC_ACT_SHOT, opt);
+  EXPECT_EQ(h_->reason(GW_REASON_DROP_SNAT_EXHAUSTED), 2u);
+  EXPECT_EQ(h_->ctCount(), 4u);
+}
+
+TEST_F(SnatExhaustionTest, UdpGetsIcmpProhibited) {
+  exhaust([](uint32_t src) { return udpFrame(ip(src, kRemote), 40002, 53, {1}); });
+  Bytes in = udpFrame(ip(kNs3, kRemote), 40002, 53, Bytes(100, 0x5a));
+  expectRun(Prog::UplinkEgress, in, TC_ACT_REDIRECT, prohibitedFrame(kRemote, kNs3, in));
+  Decoded d = decode(h_->run(Prog::UplinkEgress, in).out);
+  EXPECT_EQ(d.icmpType, 3);
+  EXPECT_EQ(d.icmpCode, 13);
+  EXPECT_EQ(d.innerSaddr, kNs3);
+  EXPECT_EQ(d.innerSport, 40002);
+  EXPECT_EQ(h_->reason(GW_REASON_DROP_SNAT_EXHAUSTED), 2u);
+  EXPECT_EQ(h_->ctCount(), 4u);
+}
+
+TEST_F(SnatExhaustionTest, EchoAndTcpFirstFragmentGetIcmpProhibited) {
+  exhaust([](uint32_t src) { return icmpEchoFrame(ip(src, kRemote), 8, 0x4242, 1); });
+  Bytes echo = icmpEchoFrame(ip(kNs3, kRemote), 8, 0x4242, 1, {1, 2, 3, 4});
+  expectRun(Prog::UplinkEgress, echo, TC_ACT_REDIRECT, prohibitedFrame(kRemote, kNs3, echo));
+
+  exhaust([](uint32_t src) { return tcpFrame(ip(src, kRemote), 40002, 443, kTcpSyn); });
+  Ip4 first = ip(kNs3, kRemote);
+  auto frags = fragmentFrames(first, kTcp, tcpSegment(first, 40002, 443, kTcpSyn, Bytes(40)),
+                              32);
+  expectRun(Prog::UplinkEgress, frags[0], TC_ACT_REDIRECT,
+            prohibitedFrame(kRemote, kNs3, frags[0]));
+}
+
+TEST_F(SnatExhaustionTest, HairpinAtTheNamespaceLinkGetsRst) {
+  exhaust([](uint32_t src) { return udpFrame(ip(src, kRemote), 40002, 53, {1}); });
+  // the hairpin reply tuples {ns1:80 -> bridge:40005} and {... -> bridge:61000} are taken
+  gw_ct_entry taken{};
+  h_->ctInsert(BpfHarness::key(kNs1, kBridge, 80, 40005, kTcp), taken);
+  h_->ctInsert(BpfHarness::key(kNs1, kBridge, 80, 61000, kTcp), taken);
+  expectRun(Prog::EndpointIngress, tcpFrame(ip(kNs1, kUplink), 40005, 8080, kTcpSyn),
+            TC_ACT_REDIRECT,
+            rstFrame(kUplink, kNs1,
+                     Tcp{.sport = 8080, .dport = 40005, .seq = 0, .ack = kTcpDefaultSeq + 1,
+                         .flags = kTcpRst | kTcpAck}));
+  EXPECT_EQ(h_->rule(kRule).drops, 1u);
+  EXPECT_EQ(h_->ctCount(), 6u);
 }
 
 TEST_F(BpfProgramTest, NotMasqueradedPassesUntouched) {

@@ -100,15 +100,27 @@ uint16_t inetChecksum(std::span<const uint8_t> data, uint32_t initial) {
 
 Bytes tcpSegment(const Ip4& ip, uint16_t sport, uint16_t dport, uint8_t flags,
                  const Bytes& payload) {
+  return tcpSegment(ip,
+                    Tcp{.sport = sport,
+                        .dport = dport,
+                        .seq = kTcpDefaultSeq,
+                        .ack = (flags & kTcpAck) ? kTcpDefaultAck : 0,
+                        .flags = flags,
+                        .window = 64240},
+                    payload);
+}
+
+Bytes tcpSegment(const Ip4& ip, const Tcp& tcp, const Bytes& payload) {
   Bytes t(20, 0);
-  put16(t, 0, sport);
-  put16(t, 2, dport);
-  put16(t, 4, 0x0102); // seq
-  put16(t, 6, 0x0304);
-  put16(t, 8, (flags & kTcpAck) ? 0x0506 : 0);
+  put16(t, 0, tcp.sport);
+  put16(t, 2, tcp.dport);
+  put16(t, 4, static_cast<uint16_t>(tcp.seq >> 16));
+  put16(t, 6, static_cast<uint16_t>(tcp.seq));
+  put16(t, 8, static_cast<uint16_t>(tcp.ack >> 16));
+  put16(t, 10, static_cast<uint16_t>(tcp.ack));
   t[12] = 5 << 4;
-  t[13] = flags;
-  put16(t, 14, 64240);
+  t[13] = tcp.flags;
+  put16(t, 14, tcp.window);
   t.insert(t.end(), payload.begin(), payload.end());
   put16(t, 16, inetChecksum(t, pseudoSum(ip.saddr, ip.daddr, kProtoTcp, t.size())));
   return t;
@@ -158,6 +170,11 @@ Bytes ethFrame(const Bytes& l3, uint16_t ethertype) {
   put16(f, 12, ethertype);
   f.insert(f.end(), l3.begin(), l3.end());
   return f;
+}
+
+Bytes swapMacs(Bytes frame) {
+  std::swap_ranges(frame.begin(), frame.begin() + 6, frame.begin() + 6);
+  return frame;
 }
 
 Bytes l3Of(const Bytes& frame) { return Bytes(frame.begin() + kEthLen, frame.end()); }

@@ -34,6 +34,20 @@ struct Ip4 {
   Bytes options;           // padded to a multiple of 4 by the builder
 };
 
+// A TCP header's fields (host order) for frames that need exact sequence numbers.
+struct Tcp {
+  uint16_t sport = 0;
+  uint16_t dport = 0;
+  uint32_t seq = 0;
+  uint32_t ack = 0;
+  uint8_t flags = 0;
+  uint16_t window = 0;
+};
+
+// The sequence number tcpFrame()/tcpSegment() put in every segment, and its ACK number.
+inline constexpr uint32_t kTcpDefaultSeq = 0x01020304;
+inline constexpr uint32_t kTcpDefaultAck = 0x05060000;
+
 // One-call frames (Ethernet + IPv4 + L4), checksums correct.
 Bytes tcpFrame(const Ip4& ip, uint16_t sport, uint16_t dport, uint8_t flags,
                const Bytes& payload = {});
@@ -50,11 +64,14 @@ Bytes icmpErrorFrame(const Ip4& ip, uint8_t type, uint8_t code, const Bytes& quo
 // Building blocks.
 Bytes tcpSegment(const Ip4& ip, uint16_t sport, uint16_t dport, uint8_t flags,
                  const Bytes& payload);
+Bytes tcpSegment(const Ip4& ip, const Tcp& tcp, const Bytes& payload = {});
 Bytes udpDatagram(const Ip4& ip, uint16_t sport, uint16_t dport, const Bytes& payload,
                   bool zeroCsum);
 // IPv4 header (+ options) + l4, for protocol `proto`; header checksum computed.
 Bytes ipPacket(const Ip4& ip, uint8_t proto, const Bytes& l4);
 Bytes ethFrame(const Bytes& l3, uint16_t ethertype = 0x0800);
+// The frame with its Ethernet source and destination swapped (an answer's).
+Bytes swapMacs(Bytes frame);
 // Splits an L4 payload (already checksummed) into IP fragments of at most fragSize bytes
 // (a multiple of 8); returns frames.
 std::vector<Bytes> fragmentFrames(const Ip4& ip, uint8_t proto, const Bytes& l4,
