@@ -1077,6 +1077,25 @@ Result<DatapathStats> Datapath::stats() {
   return out;
 }
 
+Status Datapath::resetRuleStats(uint32_t ruleId) {
+  std::lock_guard lock(mu_);
+  if (ruleId >= GW_RULE_MAX) {
+    return fail("reset rule stats: rule id " + std::to_string(ruleId) + " >= " +
+                std::to_string(GW_RULE_MAX));
+  }
+  int ncpus = libbpf_num_possible_cpus();
+  if (ncpus <= 0) {
+    return fail("libbpf_num_possible_cpus", -ncpus);
+  }
+  // A per-CPU array update writes every CPU's slot from one buffer.
+  std::vector<gw_rule_stats> zeroes(static_cast<size_t>(ncpus));
+  if (bpf_map_update_elem(maps_.at("gw_stats_rule").get(), &ruleId, zeroes.data(), BPF_ANY) !=
+      0) {
+    return sysError("reset gw_stats_rule " + std::to_string(ruleId));
+  }
+  return {};
+}
+
 Status Datapath::teardown() {
   std::lock_guard lock(mu_);
   return teardownLocked();

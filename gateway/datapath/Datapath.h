@@ -127,6 +127,10 @@ public:
   void setTimeouts(const CtTimeouts& timeouts);
 
   Result<DatapathStats> stats();
+  // Zeroes one rule id's counters on every CPU. The BPF side only ever adds to them, so a rule
+  // id that is deleted and later reused would otherwise inherit its predecessor's totals:
+  // call it when a rule id is freed (or before it is handed out again).
+  Status resetRuleStats(uint32_t ruleId);
 
   Status teardown();
 

@@ -2,6 +2,7 @@
 // The eBPF data path end to end: a throwaway client ns -> gateway ns -> server ns topology,
 // real traffic through the programs that gw::Datapath loads and attaches in the gateway ns.
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 #include <linux/types.h>
 #include <net/if.h>
@@ -18,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "Namespace.h"
 #include "TestSupport.h"
@@ -381,6 +383,47 @@ TEST_F(DatapathTopology, ExposedPortReachesServerWithClientAddress) {
   ASSERT_TRUE(ok) << ok.error().str();
   EXPECT_FALSE(findFlow(*dp, IPPROTO_TCP, ip("198.18.0.2")));
   EXPECT_EQ(fetch("http://198.18.0.1:6000/", 2s), "");
+}
+
+TEST_F(DatapathTopology, ResetRuleStatsZeroesEveryCpuOfOneRule) {
+  auto dp = openDatapath();
+  ASSERT_TRUE(dp);
+  int fd = dp->mapFd("gw_stats_rule");
+  ASSERT_GE(fd, 0);
+  int ncpus = libbpf_num_possible_cpus();
+  ASSERT_GT(ncpus, 0);
+  // Counters as a deleted rule 7 left them, on every CPU, and rule 8's, which must stay.
+  std::vector<gw_rule_stats> old(static_cast<size_t>(ncpus), gw_rule_stats{5, 500, 1, 2});
+  for (uint32_t id : {7u, 8u}) {
+    ASSERT_EQ(bpf_map_update_elem(fd, &id, old.data(), BPF_ANY), 0);
+  }
+  auto ok = dp->resetRuleStats(7);
+  ASSERT_TRUE(ok) << ok.error().str();
+
+  std::vector<gw_rule_stats> now(static_cast<size_t>(ncpus));
+  uint32_t seven = 7;
+  ASSERT_EQ(bpf_map_lookup_elem(fd, &seven, now.data()), 0);
+  for (const auto& s : now) {
+    EXPECT_EQ(s.packets + s.bytes + s.connections + s.drops, 0u);
+  }
+  // Rule id 7 reused: stats() starts it from zero; rule 8 kept its totals.
+  ok = dp->addExpose(ExposeEntry{IPPROTO_TCP, {}, 6000, ip("10.88.0.2"), 8080, 7});
+  ASSERT_TRUE(ok) << ok.error().str();
+  ok = dp->addExpose(ExposeEntry{IPPROTO_TCP, {}, 6001, ip("10.88.0.2"), 8081, 8});
+  ASSERT_TRUE(ok) << ok.error().str();
+  auto st = dp->stats();
+  ASSERT_TRUE(st) << st.error().str();
+  ASSERT_EQ(st->rules.size(), 2u);
+  EXPECT_EQ(st->rules[0].ruleId, 7u);
+  EXPECT_EQ(st->rules[0].packets, 0u);
+  EXPECT_EQ(st->rules[0].bytes, 0u);
+  EXPECT_EQ(st->rules[0].connections, 0u);
+  EXPECT_EQ(st->rules[0].drops, 0u);
+  EXPECT_EQ(st->rules[1].ruleId, 8u);
+  EXPECT_EQ(st->rules[1].packets, 5u * static_cast<uint64_t>(ncpus));
+  EXPECT_EQ(st->rules[1].drops, 2u * static_cast<uint64_t>(ncpus));
+
+  EXPECT_FALSE(dp->resetRuleStats(GW_RULE_MAX));
 }
 
 TEST_F(DatapathTopology, MasqueradeRewritesSourceToUplink) {
