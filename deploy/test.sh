@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Quick start command 2: set up, build and run every test (as root: tests build throwaway
-# network namespaces; the machine's own namespace is never changed).
+# network namespaces; the machine's own network namespace is never changed).
+#   bash deploy/test.sh            everything, through ctest
+#   bash deploy/test.sh --asan     the userspace suites again, built with AddressSanitizer
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
   echo "deploy/test.sh: run as root (the tests create network namespaces)" >&2
   exit 1
 fi
+if [ "${1:-}" = "--asan" ]; then
+  shift
+  bash deploy/install-deps.sh
+  cmake -S . -B build-asan -DGW_WERROR=ON -DGW_ASAN=ON -DGW_BUILD_BENCH=OFF \
+    -DCMAKE_BUILD_TYPE=Debug >/dev/null
+  cmake --build build-asan -j"$(nproc)"
+  cd build-asan
+  # detect_leaks: LeakSanitizer under ptrace-less containers works; keep it on.
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    ctest --output-on-failure --timeout 300 -L 'unit|netns|service|proxy|datapath' "$@"
+  exit
+fi
 bash deploy/build.sh
 cd build
-# Serial: namespace tests and real traffic share two cores; each test has its own prefix.
 ctest --output-on-failure --timeout 300 "$@"
