@@ -59,13 +59,30 @@ void ServiceFixture::TearDown() {
   std::filesystem::remove_all(dir_);
 }
 
+std::vector<std::string> ServiceFixture::daemonArgv(const std::string& binary) const {
+  return {binary.empty() ? GATEWAYD_PATH : binary,
+          "--uplink",
+          "up0",
+          "--netns",
+          gwh(),
+          "--socket",
+          socket_,
+          "--state-dir",
+          dir_ + "/state",
+          "--bpffs",
+          dir_ + "/bpffs",
+          "--log-level",
+          "debug"};
+}
+
 void ServiceFixture::startDaemon(const std::vector<std::string>& extraArgs,
                                  const std::vector<std::string>& env) {
+  lastArgs_ = extraArgs;
+  lastEnv_ = env;
   std::vector<std::string> argv = {"env"};
   argv.insert(argv.end(), env.begin(), env.end());
-  argv.insert(argv.end(), {GATEWAYD_PATH, "--uplink", "up0", "--netns", gwh(), "--socket",
-                           socket_, "--state-dir", dir_ + "/state", "--bpffs",
-                           dir_ + "/bpffs", "--log-level", "debug"});
+  auto base = daemonArgv(binary_);
+  argv.insert(argv.end(), base.begin(), base.end());
   argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
   daemon_ = Child::spawn(argv, log_);
   bool up = waitFor([&] { return gwctl({"status"}).ok() || !daemon_.running(); },
@@ -75,6 +92,21 @@ void ServiceFixture::startDaemon(const std::vector<std::string>& extraArgs,
 
 int ServiceFixture::stopDaemon(int sig) {
   return daemon_.stop(sig, std::chrono::seconds(10));
+}
+
+int ServiceFixture::restartDaemon(int sig, const std::string& binary) {
+  int status = stopDaemon(sig);
+  binary_ = binary;
+  auto args = lastArgs_;
+  auto env = lastEnv_;
+  startDaemon(args, env);
+  return status;
+}
+
+CommandResult ServiceFixture::runGatewayd(const std::vector<std::string>& extraArgs) {
+  auto argv = daemonArgv(binary_);
+  argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
+  return run(argv, std::chrono::seconds(60));
 }
 
 CommandResult ServiceFixture::gwctl(const std::vector<std::string>& args) {

@@ -28,6 +28,11 @@ protected:
                    const std::vector<std::string>& env = {});
   // Stops it with `sig` (SIGTERM by default); returns its exit status.
   int stopDaemon(int sig = 15);
+  // Stops gatewayd with `sig` and starts `binary` ("" = the built gatewayd) with the arguments
+  // and environment of the last startDaemon(); returns the stopped one's exit status.
+  int restartDaemon(int sig, const std::string& binary = {});
+  // Runs gatewayd to completion with this fixture's options plus `extraArgs` (--cleanup).
+  CommandResult runGatewayd(const std::vector<std::string>& extraArgs);
 
   CommandResult gwctl(const std::vector<std::string>& args);
   // gwctl ... -j, parsed; fails the test if the command fails.
@@ -44,6 +49,11 @@ protected:
   Child daemon_;
 
 private:
+  std::vector<std::string> daemonArgv(const std::string& binary) const;
+
+  std::string binary_; // "" = GATEWAYD_PATH
+  std::vector<std::string> lastArgs_;
+  std::vector<std::string> lastEnv_;
   std::unique_ptr<TestNamespace> gwhNs_;
   std::unique_ptr<TestNamespace> extNs_;
   std::vector<std::string> created_;
