@@ -175,8 +175,17 @@ class Runner:
             if timed_out:
                 rec["installed"] = count_rules(g, method)
                 if gateway:
-                    r = L.run([self.gwctl, "--socket", self.sock, "status"], check=False)
-                    rec["status"] = r.stdout.strip()[-300:]
+                    r = L.run([self.gwctl, "--socket", self.sock, "-j", "status"], check=False)
+                    try:
+                        rec["installed"] = int(json.loads(r.stdout)["exposes"])
+                    except (ValueError, KeyError, TypeError):
+                        rec["status"] = r.stdout.strip()[-300:]
+                # The rate at the rule count reached still says how lookups scale.
+                got = rec.get("installed") or 0
+                if got > 0 and method != "iptables" and self.a.duration > 0:
+                    rec["conn_at_installed"] = L.wrk(self.topo, L.UPLINK_ADDR,
+                                                     BASE_PORT + got - 1, self.a.duration,
+                                                     self.a.conns, close=True)
                 return rec
             if method == "iptables":
                 return rec  # same ruleset as iptables-restore: its connection rate stands for both
@@ -209,6 +218,9 @@ def write_outputs(args, runner, records, started, outdir, command):
             conns = [r["conn"] for r in rs if "conn" in r and "error" not in r["conn"]]
             e["conn_rps"] = L.median([c.get("rps") for c in conns])
             e["steal_pct"] = L.median([c.get("steal_pct") for c in conns])
+            partial = [r["conn_at_installed"] for r in rs if "conn_at_installed" in r
+                       and "error" not in r["conn_at_installed"]]
+            e["conn_at_installed_rps"] = L.median([c.get("rps") for c in partial])
             med.setdefault(m, {})[str(n)] = e
     doc = {"date": started.isoformat(timespec="seconds"), "command": command, "machine": info,
            "parameters": vars(args) | {"build_dir": args.build_dir},
@@ -247,10 +259,13 @@ def write_outputs(args, runner, records, started, outdir, command):
                 cells.append("= iptables-restore")
                 continue
             v = e and e.get("conn_rps")
+            partial = e and e.get("conn_at_installed_rps")
             first = med.get(m, {}).get(str(args.counts[0]), {}).get("conn_rps")
             if v:
                 rel = f" ({100 * v / first:.0f}%)" if first else ""
                 cells.append(f"{L.fmt(v)}{rel} st {e['steal_pct']:.0f}%")
+            elif partial:
+                cells.append(f"{L.fmt(partial)} at {e['installed']:,.0f} rules")
             else:
                 cells.append("—")
         md.append("| " + " | ".join(cells) + " |")
