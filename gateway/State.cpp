@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -17,6 +18,18 @@ namespace {
 using nlohmann::json;
 
 constexpr int kStateVersion = 1;
+
+// An integer field in T's range. nlohmann's get<T>() would truncate 70000 to a port and cast
+// 1e10 or -1 with undefined behaviour (found by tests/fuzz/).
+template <class T>
+Result<T> uintField(const json& j, const char* key) {
+  if (!j.contains(key) || !j[key].is_number_unsigned() ||
+      j[key].get<uint64_t>() > std::numeric_limits<T>::max()) {
+    return fail(std::string("field '") + key + "' must be an integer from 0 to " +
+                std::to_string(std::numeric_limits<T>::max()));
+  }
+  return static_cast<T>(j[key].get<uint64_t>());
+}
 
 template <class T>
 Result<T> parseField(const json& j, const char* key, Result<T> (*parse)(std::string_view)) {
@@ -112,12 +125,17 @@ Result<State> fromJson(std::string_view text, const std::string& origin) {
   if (j.is_discarded() || !j.is_object()) {
     return bad("not valid JSON (truncated or corrupted)");
   }
-  if (j.value("version", 0) != kStateVersion) {
+  // Not j.value("version", 0): it throws on a non-number, outside the try below.
+  if (auto v = uintField<uint32_t>(j, "version"); !v || *v != uint32_t{kStateVersion}) {
     return bad("unsupported state version " + j.value("version", json(0)).dump());
   }
   State s;
   try {
-    s.nextRuleId = j.at("nextRuleId").get<uint32_t>();
+    auto next = uintField<uint32_t>(j, "nextRuleId");
+    if (!next) {
+      return bad(next.error().message);
+    }
+    s.nextRuleId = *next;
     for (const auto& b : j.at("bridges")) {
       auto gw = parseField<IpPrefix>(b, "gateway", IpPrefix::parse);
       if (!gw) {
@@ -142,10 +160,22 @@ Result<State> fromJson(std::string_view text, const std::string& origin) {
     }
     for (const auto& e : j.at("exposes")) {
       ExposeRecord r;
-      r.id = e.at("id").get<uint32_t>();
+      auto id = uintField<uint32_t>(e, "id");
+      auto hostPort = uintField<uint16_t>(e, "hostPort");
+      auto hostPortEnd = uintField<uint16_t>(e, "hostPortEnd");
+      auto targetPort = uintField<uint16_t>(e, "targetPort");
+      for (const auto* f : {&hostPort, &hostPortEnd, &targetPort}) {
+        if (!*f) {
+          return bad("expose: " + f->error().message);
+        }
+      }
+      if (!id) {
+        return bad("expose: " + id.error().message);
+      }
+      r.id = *id;
       r.proto = e.at("proto").get<std::string>();
-      r.hostPort = e.at("hostPort").get<uint16_t>();
-      r.hostPortEnd = e.at("hostPortEnd").get<uint16_t>();
+      r.hostPort = *hostPort;
+      r.hostPortEnd = *hostPortEnd;
       r.hostIp = e.at("hostIp").get<std::string>();
       r.target = e.at("target").get<std::string>();
       r.targetNs = e.at("targetNs").get<std::string>();
@@ -154,7 +184,7 @@ Result<State> fromJson(std::string_view text, const std::string& origin) {
         return bad("expose " + std::to_string(r.id) + ": " + addr.error().str());
       }
       r.targetAddr = *addr;
-      r.targetPort = e.at("targetPort").get<uint16_t>();
+      r.targetPort = *targetPort;
       r.mode = e.value("mode", "auto");
       r.proxyProtocol = e.value("proxyProtocol", "");
       s.exposes.push_back(std::move(r));

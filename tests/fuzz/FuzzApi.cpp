@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: MIT
+// Fuzz target: the API's request handling at the JSON level, without a kernel. The input is
+// taken (1) as a request body, read the way Gateway::addExpose/addNamespace/addMasquerade read
+// theirs (string or unsigned fields, then parsePortRange, parseTarget, parseProto and the IP
+// parsers), (2) as a state file for fromJson (whatever it accepts must survive
+// toJson -> fromJson unchanged), (3) line by line as raw user text for each parser.
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "FuzzTargets.h"
+#include "Ip.h"
+#include "Namespace.h"
+#include "Rules.h"
+#include "State.h"
+
+namespace gw::fuzz {
+namespace {
+
+using nlohmann::json;
+
+void check(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "fuzz_api: invariant broken: %s\n", what);
+    std::abort();
+  }
+}
+
+// As GatewayRules.cpp's stringField: a string, or an unsigned number written as digits.
+std::optional<std::string> field(const json& body, const char* key) {
+  if (!body.contains(key)) {
+    return std::string();
+  }
+  const json& v = body[key];
+  if (v.is_number_unsigned()) {
+    return std::to_string(v.get<uint64_t>());
+  }
+  if (!v.is_string()) {
+    return std::nullopt;
+  }
+  return v.get<std::string>();
+}
+
+void parseUserText(std::string_view text) {
+  if (auto r = parsePortRange(text, "host port"); r) {
+    check(r->first >= 1 && r->first <= r->last, "a parsed range is ordered and non-zero");
+    auto again = parsePortRange(r->str(), "host port");
+    check(again && again->first == r->first && again->last == r->last, "range round trip");
+  }
+  if (auto t = parseTarget(text); t) {
+    check(t->addr.has_value() != !t->ns.empty(), "a target is an address or a namespace");
+    check(!t->addr || t->addr->isV4(), "address targets are IPv4");
+  }
+  if (auto p = parseProto(text); p) {
+    check(protoName(*p) == "tcp" || protoName(*p) == "udp", "proto is tcp or udp");
+  }
+  if (auto a = IpAddress::parse(text); a) {
+    auto again = IpAddress::parse(a->str());
+    check(again && *again == *a, "address round trip");
+  }
+  if (auto p = IpPrefix::parse(text); p) {
+    auto again = IpPrefix::parse(p->str());
+    check(again && *again == *p, "prefix round trip");
+    (void)p->network().contains(p->addr);
+  }
+  (void)validateNamespaceName(text);
+}
+
+void parseBody(const json& body) {
+  if (!body.is_object()) {
+    return;
+  }
+  for (const char* key : {"hostPort", "target", "proto", "hostIp", "mode", "proxyProtocol",
+                          "name", "bridge", "subnet", "source", "outIf"}) {
+    if (auto v = field(body, key); v) {
+      parseUserText(*v);
+    }
+  }
+  // The shape of addExpose: both sides parse and the ranges are compared.
+  auto hostPort = field(body, "hostPort");
+  auto target = field(body, "target");
+  if (hostPort && target) {
+    auto ports = parsePortRange(*hostPort, "host port");
+    auto spec = parseTarget(*target);
+    if (ports && spec) {
+      (void)(ports->size() == spec->ports.size());
+    }
+  }
+}
+
+void parseState(std::string_view text) {
+  auto state = fromJson(text, "fuzz");
+  if (!state) {
+    check(!state.error().message.empty(), "errors say what is wrong");
+    return;
+  }
+  std::string once = toJson(*state);
+  auto again = fromJson(once, "fuzz round trip");
+  check(again.has_value(), "what fromJson accepted, toJson writes so fromJson accepts it");
+  check(toJson(*again) == once, "state round trip");
+}
+
+} // namespace
+
+int fuzzApi(const uint8_t* data, size_t size) {
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  json body = json::parse(text, nullptr, false);
+  if (!body.is_discarded()) {
+    parseBody(body);
+    if (body.is_array()) {
+      for (const auto& item : body) {
+        parseBody(item);
+      }
+    }
+  }
+  parseState(text);
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    parseUserText(text.substr(0, nl));
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+  }
+  return 0;
+}
+
+} // namespace gw::fuzz
+
+#ifndef GW_FUZZ_NO_ENTRY
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  return gw::fuzz::fuzzApi(data, size);
+}
+#endif

@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: MIT
+// The fuzz targets as plain functions, so one binary (the regression test) can hold them all;
+// each FuzzX.cpp also defines LLVMFuzzerTestOneInput unless GW_FUZZ_NO_ENTRY is set.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace gw::fuzz {
+
+int fuzzHttp(const uint8_t* data, size_t size); // tests/fuzz/FuzzHttp.cpp
+int fuzzApi(const uint8_t* data, size_t size);  // tests/fuzz/FuzzApi.cpp
+
+} // namespace gw::fuzz
