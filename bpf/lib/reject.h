@@ -24,7 +24,8 @@
 #include "csum.h"
 #include "parse.h"
 
-#define GW_ICMP_PKT_FILTERED	13	/* dest unreachable: communication administratively prohibited */
+/* ICMP destination unreachable code: communication administratively prohibited */
+#define GW_ICMP_PKT_FILTERED	13
 #define GW_ANSWER_TTL		64
 #define GW_ICMP_QUOTE_L4	8	/* bytes of the refused packet's L4 header quoted */
 

@@ -376,6 +376,28 @@ TEST_F(BpfProgramTest, IcmpErrorAboutSnatFlow) {
   EXPECT_EQ(h_->reason(GW_REASON_NAT_ICMP_ERROR), 1u);
 }
 
+TEST_F(BpfProgramTest, IcmpErrorNeitherRefreshesNorEndsItsFlow) {
+  h_->run(Prog::UplinkEgress, udpFrame(ip(kNs1, kRemote), 40003, 53, {1}));
+  auto key = BpfHarness::key(kNs1, kRemote, 40003, 53, kUdp);
+  auto replyKey = BpfHarness::key(kRemote, kUplink, 53, 40003, kUdp);
+  auto before = h_->ct(key);
+  auto replyBefore = h_->ct(replyKey);
+  ASSERT_TRUE(before && replyBefore);
+  Bytes quote = l3Of(udpFrame(ip(kUplink, kRemote), 40003, 53, {1}));
+  for (uint8_t type : {3, 11}) {
+    RunResult r =
+        h_->run(Prog::UplinkIngress, icmpErrorFrame(ip(kRemote, kUplink), type, 3, quote));
+    ASSERT_EQ(r.verdict, TC_ACT_OK);
+  }
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_ICMP_ERROR), 2u);
+  auto after = h_->ct(key);
+  auto replyAfter = h_->ct(replyKey);
+  ASSERT_TRUE(after && replyAfter); // not ended
+  EXPECT_EQ(after->last_seen_ns, before->last_seen_ns); // not refreshed
+  EXPECT_EQ(replyAfter->last_seen_ns, replyBefore->last_seen_ns);
+  EXPECT_EQ(replyAfter->packets, replyBefore->packets);
+}
+
 TEST_F(BpfProgramTest, IcmpErrorAboutDnatFlowFromTarget) {
   h_->run(Prog::UplinkIngress, udpFrame(ip(kClient, kUplink), 40001, 5353, {5}));
   // the namespace answers "port unreachable" quoting what it received
