@@ -122,6 +122,22 @@ std::set<std::string> flowsOf(const json& flows) {
 
 enum class RestartKind { Sigterm, Sigkill, RebuiltBinary };
 
+std::string nameOf(RestartKind kind) {
+  switch (kind) {
+  case RestartKind::Sigterm:
+    return "SigtermThenStart";
+  case RestartKind::Sigkill:
+    return "SigkillThenStart";
+  case RestartKind::RebuiltBinary:
+    return "RebuiltBinary";
+  }
+  return "unknown";
+}
+
+void PrintTo(RestartKind kind, std::ostream* os) {
+  *os << nameOf(kind);
+}
+
 class RestartTest : public ServiceFixture,
                     public ::testing::WithParamInterface<RestartKind> {
 protected:
@@ -257,17 +273,7 @@ TEST_P(RestartTest, FlowsKeepGoingAcrossARestart) {
 INSTANTIATE_TEST_SUITE_P(Kinds, RestartTest,
                          ::testing::Values(RestartKind::Sigterm, RestartKind::Sigkill,
                                            RestartKind::RebuiltBinary),
-                         [](const auto& info) {
-                           switch (info.param) {
-                           case RestartKind::Sigterm:
-                             return std::string("SigtermThenStart");
-                           case RestartKind::Sigkill:
-                             return std::string("SigkillThenStart");
-                           case RestartKind::RebuiltBinary:
-                             return std::string("RebuiltBinary");
-                           }
-                           return std::string("unknown");
-                         });
+                         [](const auto& info) { return nameOf(info.param); });
 
 } // namespace
 } // namespace gw::test
