@@ -2,6 +2,8 @@
 // gwctl: the command line client of gatewayd. A thin layer: parse, call the API, print.
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -30,6 +32,7 @@ commands:
   ns list                                 list managed namespaces
   expose HOSTPORT[-END] TARGET [--proto tcp|udp] [--host-ip IP] [--mode auto|ebpf|proxy]
          [--proxy-protocol v2]            TARGET: NS:PORT[-END] or IP:PORT[-END]
+  expose --file FILE|-                    many at once: lines "HOSTPORT TARGET [tcp|udp]"
   unexpose HOSTPORT[-END] [--proto tcp|udp]
   list                                    list exposes: which path serves each, counters
   masquerade add CIDR [--out IFNAME] | del CIDR | list
@@ -164,7 +167,46 @@ std::string str(const json& v) {
   return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
+// `gwctl expose --file FILE|-`: one expose per line, "HOSTPORT TARGET [tcp|udp]", sent as one
+// batch (all or nothing).
+int exposeBatch(const Globals& g, const std::string& file) {
+  std::ifstream in;
+  std::istream* src = &std::cin;
+  if (file != "-") {
+    in.open(file);
+    if (!in) {
+      std::fprintf(stderr, "gwctl: cannot read %s\n", file.c_str());
+      return 1;
+    }
+    src = &in;
+  }
+  json batch = json::array();
+  std::string line;
+  for (int n = 1; std::getline(*src, line); ++n) {
+    std::istringstream words(line);
+    std::string port, target, proto;
+    if (!(words >> port) || port.starts_with("#")) {
+      continue;
+    }
+    if (!(words >> target)) {
+      std::fprintf(stderr, "gwctl: %s line %d: expected HOSTPORT TARGET [tcp|udp]\n",
+                   file.c_str(), n);
+      return 1;
+    }
+    words >> proto;
+    batch.push_back({{"hostPort", port}, {"target", target}, {"proto", proto.empty() ? "tcp" : proto}});
+  }
+  auto r = call(g, "POST", "/v1/exposes", batch);
+  if (!r) {
+    return 1;
+  }
+  return printJsonOr(g, *r, [&] { std::cout << "exposed " << r->size() << " rules\n"; });
+}
+
 int exposeCommand(const Globals& g, const std::vector<std::string>& args) {
+  if (args.size() == 2 && args[0] == "--file") {
+    return exposeBatch(g, args[1]);
+  }
   po::options_description o;
   std::string port, target, proto, hostIp, mode, proxyProtocol;
   o.add_options()("port", po::value(&port)->required())("target", po::value(&target)->required())(

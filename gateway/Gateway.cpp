@@ -266,7 +266,19 @@ Status Gateway::teardownAll() {
     dp_.reset();
   }
   // The bpffs we mounted for our pins goes too, once empty (never one with others' pins).
-  if (!config_.bpffs.empty() && std::filesystem::is_empty(config_.bpffs)) {
+  // A fresh bpffs is never quite empty: the kernel's preload puts maps.debug and progs.debug
+  // in it.
+  auto onlyPreload = [](const std::string& dir) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      auto name = entry.path().filename();
+      if (name != "maps.debug" && name != "progs.debug") {
+        return false;
+      }
+    }
+    return !ec;
+  };
+  if (!config_.bpffs.empty() && onlyPreload(config_.bpffs)) {
     struct stat here {}, parent {};
     std::string up = std::filesystem::path(config_.bpffs).parent_path();
     if (::stat(config_.bpffs.c_str(), &here) == 0 && ::stat(up.c_str(), &parent) == 0 &&

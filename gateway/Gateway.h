@@ -71,13 +71,16 @@ private:
   std::vector<IpPrefix> masqueradeSources() const;
   Result<IpAddress> resolveTarget(const TargetSpec& target);
   Status checkPortFree(uint8_t proto, const PortRange& ports, const std::string& hostIp);
-  uint32_t allocateRuleId() const;
+  uint32_t allocateRuleId();
 
   Result<nlohmann::json> addNamespace(const nlohmann::json& body);
   Result<nlohmann::json> deleteNamespace(const std::string& name);
   nlohmann::json listNamespaces();
   nlohmann::json status();
+  // One expose object, or an array of them (all or nothing, one state write).
   Result<nlohmann::json> addExpose(const nlohmann::json& body);
+  // Applies one expose and adds it to the state; the caller persists.
+  Result<nlohmann::json> addOneExpose(const nlohmann::json& body);
   Result<nlohmann::json> deleteExpose(const std::map<std::string, std::string>& query);
   Result<nlohmann::json> listExposes();
   Result<nlohmann::json> addMasquerade(const nlohmann::json& body);

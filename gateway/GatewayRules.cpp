@@ -11,6 +11,7 @@
 #include "Log.h"
 #include "Namespace.h"
 #include "datapath/Datapath.h"
+#include "gw_abi.h"
 #include "gateway/proxy/Proxy.h"
 
 namespace gw {
@@ -128,10 +129,10 @@ Result<IpAddress> Gateway::resolveTarget(const TargetSpec& target) {
 }
 
 Status Gateway::checkPortFree(uint8_t proto, const PortRange& ports, const std::string& hostIp) {
+  std::string_view protoText = protoName(proto);
   for (const auto& e : state_.exposes) {
     PortRange theirs{e.hostPort, e.hostPortEnd};
-    auto eProto = parseProto(e.proto);
-    if (eProto && *eProto == proto && theirs.overlaps(ports) &&
+    if (e.proto == protoText && theirs.overlaps(ports) &&
         (e.hostIp.empty() || hostIp.empty() || e.hostIp == hostIp)) {
       return fail("host port " + ports.str() + "/" + e.proto + " clashes with the expose of " +
                       theirs.str() + " to " + e.target,
@@ -161,9 +162,16 @@ Status Gateway::checkPortFree(uint8_t proto, const PortRange& ports, const std::
   return {};
 }
 
-uint32_t Gateway::allocateRuleId() const {
-  for (uint32_t id = 1; id < 65536; ++id) {
-    if (std::ranges::none_of(state_.exposes, [&](const auto& e) { return e.id == id; })) {
+uint32_t Gateway::allocateRuleId() {
+  std::vector<bool> used(GW_RULE_MAX);
+  for (const auto& e : state_.exposes) {
+    used[e.id] = true;
+  }
+  // From a cursor, so ids are not reused soon after an unexpose (their counters are fresh).
+  for (uint32_t k = 0; k + 1 < GW_RULE_MAX; ++k) {
+    uint32_t id = 1 + (state_.nextRuleId - 1 + k) % (GW_RULE_MAX - 1);
+    if (!used[id]) {
+      state_.nextRuleId = id % (GW_RULE_MAX - 1) + 1;
       return id;
     }
   }
@@ -273,8 +281,48 @@ Status Gateway::removeExpose(const ExposeRecord& e) {
 }
 
 Result<json> Gateway::addExpose(const json& body) {
+  if (!body.is_array()) {
+    auto r = addOneExpose(body);
+    if (!r) {
+      return r;
+    }
+    if (auto saved = persist(); !saved) {
+      ExposeRecord e = state_.exposes.back();
+      state_.exposes.pop_back();
+      (void)removeExpose(e);
+      return std::unexpected(saved.error());
+    }
+    return r;
+  }
+  // A batch: all or nothing, one state write (10,000 rules in one call, as iptables-restore).
+  size_t before = state_.exposes.size();
+  auto undo = [&] {
+    while (state_.exposes.size() > before) {
+      (void)removeExpose(state_.exposes.back());
+      state_.exposes.pop_back();
+    }
+  };
+  json out = json::array();
+  for (size_t i = 0; i < body.size(); ++i) {
+    auto r = addOneExpose(body[i]);
+    if (!r) {
+      undo();
+      return fail("expose #" + std::to_string(i + 1) + " of the batch: " + r.error().str() +
+                      " (none of the batch was applied)",
+                  r.error().code);
+    }
+    out.push_back(*r);
+  }
+  if (auto saved = persist(); !saved) {
+    undo();
+    return std::unexpected(saved.error());
+  }
+  return out;
+}
+
+Result<json> Gateway::addOneExpose(const json& body) {
   if (!body.is_object()) {
-    return badRequest("body must be a JSON object");
+    return badRequest("an expose must be a JSON object");
   }
   auto hostPort = stringField(body, "hostPort", true);
   auto target = stringField(body, "target", true);
@@ -361,15 +409,14 @@ Result<json> Gateway::addExpose(const json& body) {
   e.targetPort = spec->ports.first;
   e.mode = modeText;
   e.proxyProtocol = *proxyProtocol;
+  if (dp_) {
+    // A reused id starts from zero, not from the counters of the rule that had it before.
+    (void)dp_->resetRuleStats(e.id);
+  }
   if (auto r = applyExpose(e); !r) {
     return fail("expose " + ports->str() + ": " + r.error().str(), r.error().code);
   }
   state_.exposes.push_back(e);
-  if (auto r = persist(); !r) {
-    state_.exposes.pop_back();
-    (void)removeExpose(e);
-    return std::unexpected(r.error());
-  }
   log::info("expose ", e.proto, " ", hostIpOf(e), ":", ports->str(), " -> ", e.target, " (",
             e.targetAddr.str(), ") rule ", e.id, " via ", path);
   return json{{"id", e.id},

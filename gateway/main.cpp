@@ -152,9 +152,13 @@ int main(int argc, char** argv) {
   }
   ::signal(SIGPIPE, SIG_IGN);
   if (vm.contains("cleanup")) {
+    if (gw::callApi(config.socketPath, "GET", "/v1/status", {}, std::chrono::seconds(2))) {
+      return die("a gatewayd is serving " + config.socketPath + ": use `gwctl down` instead");
+    }
     if (auto r = gw::Gateway::cleanup(config); !r) {
       return die(r.error().str());
     }
+    ::unlink(config.socketPath.c_str()); // left by a killed gatewayd; nobody answers on it
     return 0;
   }
 

@@ -346,3 +346,39 @@ TEST_F(ProxyExposeTest, AutoFallsBackToTheProxyWhenBpfCannotLoad) {
 
 } // namespace
 } // namespace gw::test
+
+namespace gw::test {
+namespace {
+
+TEST_F(ExposeTest, ABatchIsAllOrNothingAndOneCall) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  httpServer(n1, 8080);
+  std::string file = dir_ + "/batch";
+  {
+    std::ofstream out(file);
+    out << "# host port, target, protocol\n";
+    for (int port = 7000; port < 7500; ++port) {
+      out << port << " " << n1 << ":8080\n";
+    }
+    out << "9000 " << n1 << ":9000 udp\n";
+  }
+  auto r = gwctl({"expose", "--file", file});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(gwctlJson({"list"}).size(), 501u);
+  EXPECT_EQ(curlFrom(ext(), std::string("http://") + kUplinkAddr + ":7499/whoami"), n1);
+  // A clash in the middle: nothing of that batch is applied.
+  {
+    std::ofstream out(file);
+    out << "8000 " << n1 << ":8080\n7100 " << n1 << ":8080\n";
+  }
+  auto clash = gwctl({"expose", "--file", file});
+  EXPECT_NE(clash.status, 0);
+  EXPECT_NE(clash.err.find("#2"), std::string::npos) << clash.err;
+  EXPECT_EQ(gwctlJson({"list"}).size(), 501u);
+  EXPECT_EQ(curlFrom(ext(), std::string("http://") + kUplinkAddr + ":8000/whoami"), "");
+}
+
+} // namespace
+} // namespace gw::test
