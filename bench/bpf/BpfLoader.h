@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+// The data-path skeletons loaded with one shared set of maps, for benchmarks on
+// BPF_PROG_TEST_RUN. Unlike the unit tests' harness it can size the conntrack map (1M flows
+// need more than GW_CT_MAX_ENTRIES) and it attaches nothing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "Error.h"
+#include "PacketBuilder.h"
+#include "gw_abi.h"
+
+namespace gw::bench {
+
+using test::Bytes;
+
+enum class Prog { UplinkIngress, UplinkEgress, EndpointIngress, UplinkXdp, PassTc, PassXdp };
+
+const char* progName(Prog prog);
+bool isXdp(Prog prog);
+
+struct RunResult {
+  uint32_t verdict = 0;
+  uint32_t durationNs = 0; // the kernel's time per repetition (its timer wraps the run loop)
+  Bytes out;
+};
+
+class BpfLoader {
+public:
+  // ctMaxEntries 0: the map as compiled (GW_CT_MAX_ENTRIES).
+  static Result<std::unique_ptr<BpfLoader>> load(uint32_t ctMaxEntries = 0);
+  ~BpfLoader();
+  BpfLoader(const BpfLoader&) = delete;
+  BpfLoader& operator=(const BpfLoader&) = delete;
+
+  Result<RunResult> run(Prog prog, const Bytes& frame, uint32_t repeat) const;
+
+  int mapFd(const char* name) const;
+  // The kernel's memory figure for a map (fdinfo "memlock", what bpftool shows).
+  Result<uint64_t> mapMemlock(const char* name) const;
+  uint32_t ctMaxEntries() const;
+
+  Status setConfig(const gw_config& cfg) const;
+  Status addLocal(uint32_t addrNet) const;
+  Status addExpose(uint32_t daddrNet, uint16_t dport, uint8_t proto, uint32_t targetNet,
+                   uint16_t targetPort, uint32_t ruleId) const;
+  Status addMasq(uint32_t prefixNet, uint32_t bits) const;
+  uint64_t reason(gw_reason r) const; // summed over CPUs
+
+private:
+  struct Skels;
+  BpfLoader();
+  std::unique_ptr<Skels> skels_;
+};
+
+// ABI helpers (addresses network order, ports host order).
+gw_ct_key ctKey(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport, uint8_t proto);
+// The entry a packet with `key` gets: rewritten to `to`; `peer` the other direction's key.
+gw_ct_entry ctEntry(const gw_ct_key& to, const gw_ct_key& peer, uint8_t dir, uint8_t nat,
+                    uint32_t ruleId);
+
+} // namespace gw::bench
