@@ -166,7 +166,10 @@ Status Gateway::startDatapath() {
       *xdp = XdpMode::Off;
     }
   }
-  DatapathConfig dc{.bpffsDir = config_.bpffs, .xdp = *xdp, .timeouts = config_.timeouts};
+  DatapathConfig dc{.bpffsDir = config_.bpffs,
+                    .xdp = *xdp,
+                    .timeouts = config_.timeouts,
+                    .ctEntries = config_.ctEntries};
   auto dp = Datapath::open(dc);
   if (!dp) {
     return std::unexpected(dp.error());
@@ -367,6 +370,9 @@ std::string Gateway::metrics() {
       line("gateway_conntrack_entries", "", s->ctEntries);
       help("gateway_conntrack_capacity", "gauge", "conntrack map capacity");
       line("gateway_conntrack_capacity", "", s->ctCapacity);
+      help("gateway_conntrack_pressure_sweeps_total", "counter",
+           "conntrack sweeps that found the map at least 75% full (LRU evicting)");
+      line("gateway_conntrack_pressure_sweeps_total", "", ctPressureSweeps_);
     }
     if (auto flows = dp_->listFlows(); flows) {
       uint64_t snat = 0;
@@ -396,6 +402,14 @@ void Gateway::tick() {
     return;
   }
   lastGc_ = now;
+  // LRU maps evict silently: a nearly full table is the pressure we can see and count. A
+  // saturated LRU map reads 80-95% full (it keeps free entries per CPU), hence 75%.
+  if (auto s = dp_->stats(); s && s->ctCapacity > 0 && s->ctEntries * 4 >= s->ctCapacity * 3) {
+    if (ctPressureSweeps_++ % 60 == 0) {
+      log::warn("conntrack map ", s->ctEntries, "/", s->ctCapacity,
+                " full: the oldest flows are evicted (LRU); raise --ct-entries");
+    }
+  }
   if (auto removed = dp_->collectGarbage(); !removed) {
     log::warn("conntrack gc: ", removed.error().str());
   } else if (*removed > 0) {

@@ -32,6 +32,7 @@ struct GatewayConfig {
   bool hostLocal = true; // cgroup connect4/sendmsg4 hooks for clients on the gateway host
   CtTimeouts timeouts;
   std::chrono::seconds gcInterval{5};
+  uint32_t ctEntries = 0; // 0 = the compiled-in size
 };
 
 class Gateway {
@@ -105,6 +106,7 @@ private:
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point lastGc_;
   bool finished_ = false;
+  uint64_t ctPressureSweeps_ = 0; // GC sweeps that found the conntrack map >= 75% full
 };
 
 } // namespace gw

@@ -691,7 +691,10 @@ Result<json> Gateway::stats() {
   }
   return json{{"reasons", reasons},
               {"rules", rules},
-              {"conntrack", {{"entries", s->ctEntries}, {"capacity", s->ctCapacity}}}};
+              {"conntrack",
+               {{"entries", s->ctEntries},
+                {"capacity", s->ctCapacity},
+                {"pressureSweeps", ctPressureSweeps_}}}};
 }
 
 } // namespace gw

@@ -78,6 +78,8 @@ int main(int argc, char** argv) {
       ("ct-udp", po::value<unsigned>(), "UDP timeout, s (120)")
       ("ct-icmp", po::value<unsigned>(), "ICMP timeout, s (60)")
       ("gc-interval", po::value<unsigned>(), "seconds between conntrack sweeps (5)")
+      ("ct-entries", po::value(&config.ctEntries),
+       "conntrack map size, two entries a flow (262144; fixed once pinned)")
       ("cleanup", "remove everything an earlier gatewayd made (namespaces, links, programs, "
                   "pins, state) and exit")
       ("metrics", po::value<std::string>(),

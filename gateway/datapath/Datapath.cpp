@@ -252,6 +252,15 @@ Status Datapath::load() {
   if (!objects_->sockCgroup) {
     return sysError("open BPF object sock_cgroup");
   }
+  if (config_.ctEntries != 0) {
+    for (bpf_object* obj : objects_->all()) {
+      if (bpf_map* ct = bpf_object__find_map_by_name(obj, "gw_ct_v4"); ct != nullptr) {
+        if (bpf_map__set_max_entries(ct, config_.ctEntries) != 0) {
+          return sysError("size gw_ct_v4 to " + std::to_string(config_.ctEntries));
+        }
+      }
+    }
+  }
   bool pinning = !config_.bpffsDir.empty();
   auto shared = [](std::string_view name) {
     return std::find(kSharedMaps.begin(), kSharedMaps.end(), name) != kSharedMaps.end();
@@ -1073,7 +1082,7 @@ Result<DatapathStats> Datapath::stats() {
     return std::unexpected(ct.error());
   }
   out.ctEntries = ct->size();
-  out.ctCapacity = GW_CT_MAX_ENTRIES;
+  out.ctCapacity = config_.ctEntries != 0 ? config_.ctEntries : GW_CT_MAX_ENTRIES;
   return out;
 }
 

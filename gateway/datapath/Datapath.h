@@ -42,6 +42,7 @@ struct DatapathConfig {
   XdpMode xdp = XdpMode::Auto;
   CtTimeouts timeouts;
   bool fibRedirect = true; // GW_CFG_FIB_REDIRECT: forward with bpf_fib_lookup + redirect
+  uint32_t ctEntries = 0;  // conntrack map size (two entries a flow); 0 = GW_CT_MAX_ENTRIES
 };
 
 struct ExposeEntry {

@@ -382,3 +382,54 @@ TEST_F(ExposeTest, ABatchIsAllOrNothingAndOneCall) {
 
 } // namespace
 } // namespace gw::test
+
+namespace gw::test {
+namespace {
+
+// Sends one datagram from each of N source ports (N new flows), without waiting for answers.
+constexpr const char* kUdpFlows = R"(
+import socket, sys
+dst, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(count):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", 20000 + i))
+    s.sendto(b"x", (dst, port))
+    s.close()
+)";
+
+TEST_F(ExposeTest, ConntrackAtTenTimesItsCapacityStillServesNewFlows) {
+  // 1,024 entries: 512 flows; then 5,120 flows arrive.
+  startDaemon({"--ct-entries", "1024", "--gc-interval", "1"});
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  // One process echoing every datagram (socat's fork mode would leave a child per flow).
+  servers_.push_back(Child::spawn(
+      {"ip", "netns", "exec", n1, "python3", "-c",
+       "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+       "s.bind(('0.0.0.0', 7000))\nwhile True:\n    d, a = s.recvfrom(2048)\n    s.sendto(d, a)\n"}));
+  ASSERT_TRUE(waitFor([&] { return shIn(n1, "ss -lun | grep -q ':7000 '").ok(); }));
+  ASSERT_TRUE(gwctl({"expose", "7000", n1 + ":7000", "--proto", "udp"}).ok());
+  auto flood = shIn(ext(), std::string("python3 -c '") + kUdpFlows + "' " + kUplinkAddr +
+                               " 7000 5120",
+                    std::chrono::seconds(60));
+  ASSERT_TRUE(flood.ok()) << flood.err;
+  auto stats = gwctlJson({"stats"});
+  EXPECT_LE(stats["conntrack"]["entries"].get<int>(), 1024);
+  EXPECT_EQ(stats["conntrack"]["capacity"], 1024);
+  EXPECT_GE(stats["reasons"]["ct_created"].get<int>(), 5120);
+  // A new flow is still served (LRU makes room)...
+  bool answered = waitFor([&] {
+    auto r = shIn(ext(), std::string("echo fresh | socat -T1 - UDP4:") + kUplinkAddr + ":7000");
+    return r.out == "fresh\n";
+  });
+  EXPECT_TRUE(answered);
+  // ...and the pressure is counted.
+  EXPECT_TRUE(waitFor([&] {
+    return gwctlJson({"stats"})["conntrack"]["pressureSweeps"].get<int>() > 0;
+  })) << gwctlJson({"stats"})["conntrack"].dump();
+  auto metrics = run({"curl", "-s", "--unix-socket", socket_, "http://gw/metrics"});
+  EXPECT_NE(metrics.out.find("gateway_conntrack_pressure_sweeps_total"), std::string::npos);
+}
+
+} // namespace
+} // namespace gw::test
