@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <unordered_map>
 
 #include "datapath/Bpffs.h"
 #include "datapath/MapDump.h"
@@ -132,9 +133,6 @@ XdpMode queryXdpMode(int ifindex) {
   }
 }
 
-std::string keyBytes(const gw_ct_key& key) {
-  return std::string(reinterpret_cast<const char*>(&key), sizeof(key));
-}
 
 } // namespace
 
@@ -908,17 +906,44 @@ namespace {
 
 using CtRows = std::vector<std::pair<gw_ct_key, gw_ct_entry>>;
 
+// The wire keys of one flow's entries (1, or 2 when both halves are there).
+struct FlowKeys {
+  std::array<gw_ct_key, 2> keys{};
+  size_t count = 0;
+  const gw_ct_key* begin() const { return keys.data(); }
+  const gw_ct_key* end() const { return keys.data() + count; }
+};
+
+struct CtKeyHash {
+  size_t operator()(const gw_ct_key& key) const {
+    // FNV-1a over the key's bytes: keys are zeroed before use, padding included.
+    const auto* p = reinterpret_cast<const uint8_t*>(&key);
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < sizeof key; ++i) {
+      h = (h ^ p[i]) * 1099511628211ull;
+    }
+    return static_cast<size_t>(h);
+  }
+};
+
+struct CtKeyEqual {
+  bool operator()(const gw_ct_key& a, const gw_ct_key& b) const {
+    return std::memcmp(&a, &b, sizeof a) == 0;
+  }
+};
+
 // Pairs the halves of each flow: one Flow per pair (from its orig half), one per orphan half.
-// `halves` gets the wire keys of each flow's entries (1 or 2).
-std::vector<Flow> pairFlows(const CtRows& rows, uint64_t now,
-                            std::vector<std::vector<gw_ct_key>>* halves) {
-  std::map<std::string, size_t> index;
+// `halves` gets the wire keys of each flow's entries.
+std::vector<Flow> pairFlows(const CtRows& rows, uint64_t now, std::vector<FlowKeys>* halves) {
+  std::unordered_map<gw_ct_key, size_t, CtKeyHash, CtKeyEqual> index;
+  index.reserve(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
-    index.emplace(keyBytes(rows[i].first), i);
+    index.emplace(rows[i].first, i);
   }
   std::vector<Flow> flows;
+  flows.reserve(rows.size() / 2 + 1);
   for (const auto& [key, entry] : rows) {
-    auto peer = index.find(keyBytes(entry.peer));
+    auto peer = index.find(entry.peer);
     const gw_ct_entry* peerEntry = peer == index.end() ? nullptr : &rows[peer->second].second;
     // A pair is listed once, from its orig half; a half alone is listed as an orphan.
     if (peerEntry != nullptr && entry.dir != GW_CT_DIR_ORIG) {
@@ -926,11 +951,12 @@ std::vector<Flow> pairFlows(const CtRows& rows, uint64_t now,
     }
     flows.push_back(makeFlow(key, entry, peerEntry, now));
     if (halves != nullptr) {
-      std::vector<gw_ct_key> keys{key};
+      FlowKeys keys;
+      keys.keys[keys.count++] = key;
       if (peerEntry != nullptr) {
-        keys.push_back(entry.peer);
+        keys.keys[keys.count++] = entry.peer;
       }
-      halves->push_back(std::move(keys));
+      halves->push_back(keys);
     }
   }
   return flows;
@@ -953,7 +979,7 @@ Result<size_t> Datapath::deleteFlowsIf(const std::function<bool(const Flow&)>& p
   if (!rows) {
     return std::unexpected(rows.error());
   }
-  std::vector<std::vector<gw_ct_key>> halves;
+  std::vector<FlowKeys> halves;
   auto flows = pairFlows(*rows, monotonicNs(), &halves);
   size_t deleted = 0;
   for (size_t i = 0; i < flows.size(); ++i) {
@@ -994,7 +1020,7 @@ Result<size_t> Datapath::collectGarbage() {
     return std::unexpected(rows.error());
   }
   uint64_t now = monotonicNs();
-  std::vector<std::vector<gw_ct_key>> halves;
+  std::vector<FlowKeys> halves;
   auto flows = pairFlows(*rows, now, &halves);
   size_t deleted = 0;
   for (size_t i = 0; i < flows.size(); ++i) {
