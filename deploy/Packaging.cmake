@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: MIT
+# The .deb: `cpack -G DEB` in a build dir (after building it). Installs gatewayd (/usr/sbin),
+# gwctl (/usr/bin), the BPF objects (/usr/share/gateway/bpf, from bpf/CMakeLists.txt), the
+# systemd unit, /etc/gateway/gatewayd.conf as a conffile and bash completion for gwctl.
+# The service is not enabled or started on install: the uplink must be set in the config first.
+# Upgrades restart a running gatewayd, which adopts the pinned data path (flows keep going).
+set(GW_DEPLOY_DIR ${CMAKE_CURRENT_LIST_DIR})
+
+install(FILES ${GW_DEPLOY_DIR}/gatewayd.service DESTINATION lib/systemd/system)
+install(FILES ${GW_DEPLOY_DIR}/gatewayd.conf DESTINATION /etc/gateway)
+install(FILES ${GW_DEPLOY_DIR}/gwctl.bash-completion
+        DESTINATION share/bash-completion/completions RENAME gwctl)
+install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION share/doc/gateway)
+
+# Maintainer scripts, written into the build dir.
+set(GW_DEB_SCRIPTS ${CMAKE_BINARY_DIR}/deb)
+file(WRITE ${GW_DEB_SCRIPTS}/conffiles "/etc/gateway/gatewayd.conf\n")
+file(WRITE ${GW_DEB_SCRIPTS}/postinst [=[#!/bin/sh
+set -e
+if [ -d /run/systemd/system ]; then
+  systemctl daemon-reload >/dev/null || true
+  # An upgrade: start the new binary where the old one ran (it adopts the pinned data path).
+  if [ "$1" = configure ] && [ -n "$2" ]; then
+    systemctl try-restart gatewayd.service >/dev/null || true
+  fi
+fi
+exit 0
+]=])
+file(WRITE ${GW_DEB_SCRIPTS}/prerm [=[#!/bin/sh
+set -e
+# Removal stops the daemon; the data path stays until `gatewayd --cleanup` (see README).
+if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
+  systemctl stop gatewayd.service >/dev/null || true
+  systemctl disable gatewayd.service >/dev/null 2>&1 || true
+fi
+exit 0
+]=])
+file(WRITE ${GW_DEB_SCRIPTS}/postrm [=[#!/bin/sh
+set -e
+if [ -d /run/systemd/system ]; then
+  systemctl daemon-reload >/dev/null || true
+fi
+if [ "$1" = purge ]; then
+  rm -rf /var/lib/gateway
+fi
+exit 0
+]=])
+file(CHMOD ${GW_DEB_SCRIPTS}/postinst ${GW_DEB_SCRIPTS}/prerm ${GW_DEB_SCRIPTS}/postrm
+     FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
+                      WORLD_READ WORLD_EXECUTE)
+
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME gateway)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_CONTACT "gateway maintainers <maintainers@example.invalid>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
+    "NAT and port-forward gateway for Linux network namespaces (eBPF)")
+set(CPACK_PACKAGE_DESCRIPTION
+    "gatewayd wires network namespaces to a host with veth pairs and bridges (netlink), \
+forwards host ports into them and masquerades them out of an uplink with an eBPF data path \
+that keeps forwarding across daemon restarts. gwctl is its command line client.")
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SECTION net)
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+string(JOIN ", " CPACK_DEBIAN_PACKAGE_DEPENDS
+       libbpf1 libmnl0 liburing2 libboost-program-options1.74.0 libelf1 zlib1g
+       libc6 "libstdc++6 (>= 12)" libgcc-s1)
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "bash-completion")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
+    ${GW_DEB_SCRIPTS}/conffiles ${GW_DEB_SCRIPTS}/postinst ${GW_DEB_SCRIPTS}/prerm
+    ${GW_DEB_SCRIPTS}/postrm)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
+set(CPACK_STRIP_FILES TRUE)
+set(CPACK_PACKAGE_CHECKSUM SHA256)
+include(CPack)
