@@ -15,6 +15,8 @@ packages=(
   iptables nftables procps util-linux
   # benchmark charts
   gnuplot-nox
+  # fuzzing: libFuzzer's engine for tests/fuzz/run.sh (without it: replay mode)
+  libclang-rt-14-dev
 )
 
 missing=()
