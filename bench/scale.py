@@ -32,7 +32,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lablib as L  # noqa: E402
 
-METHODS = ["iptables", "iptables-restore", "nft", "nft-map", "gateway"]
+METHODS = ["iptables", "iptables-restore", "nft", "nft-map", "gateway", "gateway-batch"]
 BASE_PORT = 10000
 
 
@@ -135,7 +135,7 @@ class Runner:
     def one(self, method, n):
         """Installs n rules with `method` in a fresh topology; returns the record."""
         rec = {"method": method, "rules": n}
-        gateway = method == "gateway"
+        gateway = method.startswith("gateway")
         self.topo.build(servers=not gateway)
         httpd = None
         try:
@@ -159,6 +159,12 @@ class Runner:
             elif method == "nft-map":
                 script = "nft -f -\n"
                 stdin_text = nft_map_text(n)
+            elif method == "gateway-batch":
+                # One request for all rules, as iptables-restore and nft -f load a ruleset.
+                script = (f"{shlex.quote(self.gwctl)} --socket {shlex.quote(self.sock)} "
+                          "expose --file - >/dev/null\n")
+                stdin_text = "".join(f"{BASE_PORT + i} {self.topo.s1}:{L.HTTP_PORT}\n"
+                                     for i in range(n))
             else:
                 gw = shlex.quote(self.gwctl)
                 sock = shlex.quote(self.sock)
@@ -338,14 +344,14 @@ def main():
         for rep in range(a.repeats):
             for n in a.counts:
                 for m in a.methods:
-                    if m == "gateway" and unavailable_gateway:
+                    if m.startswith("gateway") and unavailable_gateway:
                         continue
                     L.log(f"repeat {rep + 1}: {m} with {n} rules")
                     try:
                         rec = runner.one(m, n)
                     except RuntimeError as e:
                         rec = {"method": m, "rules": n, "error": f"not available: {e}"}
-                        if m == "gateway":
+                        if m.startswith("gateway"):
                             unavailable_gateway = str(e)
                     rec["repeat"] = rep
                     records.append(rec)
