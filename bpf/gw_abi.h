@@ -204,3 +204,21 @@ static_assert(sizeof(struct gw_frag_key) == 12);
 #else
 _Static_assert(sizeof(struct gw_frag_key) == 12, "gw_frag_key");
 #endif
+
+/*
+ * A managed namespace reachable straight through its veth (gw_endpoint_v4, keyed by the
+ * namespace's address as a union gw_addr, sized by GW_ENDPOINT_MAX_ENTRIES): after
+ * translation a packet for it gets this Ethernet header and bpf_redirect_peer(ifindex), into
+ * the namespace's eth0 ingress. peer_mac then host_mac is the header's dst then src order.
+ */
+struct gw_endpoint_value {
+	__u32 ifindex;     /* the gateway-side end of the veth */
+	__u8 peer_mac[6];  /* eth0 inside the namespace: the frame's destination */
+	__u8 host_mac[6];  /* the gateway-side end: the frame's source */
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct gw_endpoint_value) == 16);
+#else
+_Static_assert(sizeof(struct gw_endpoint_value) == 16, "gw_endpoint_value");
+#endif

@@ -213,7 +213,20 @@ Status Gateway::applyNamespace(const NamespaceRecord& ns) {
   if (auto r = dp_->attachEndpoint(link->index); !r) {
     return r;
   }
-  return dp_->addMasquerade(ns.address.network(), 0);
+  if (auto r = dp_->addMasquerade(ns.address.network(), 0); !r) {
+    return r;
+  }
+  // Last, so a failure leaves no entry behind: traffic translated towards the namespace then
+  // goes straight into its eth0 (bpf_redirect_peer) with these MACs.
+  auto inside = Netlink::openIn(ns.name);
+  if (!inside) {
+    return std::unexpected(inside.error());
+  }
+  auto peer = getLink(*inside, kNamespaceLink);
+  if (!peer) {
+    return std::unexpected(peer.error());
+  }
+  return dp_->addEndpoint(ns.address.addr, link->index, peer->mac, link->mac);
 }
 
 Status Gateway::syncLocalAddresses() {
@@ -590,6 +603,7 @@ Result<json> Gateway::deleteNamespace(const std::string& name) {
   }
   NamespaceRecord rec = *it;
   if (dp_) {
+    (void)dp_->deleteEndpoint(rec.address.addr);
     if (auto link = getLink(host_, rec.hostLink); link) {
       (void)dp_->detachEndpoint(link->index);
     }

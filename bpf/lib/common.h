@@ -10,6 +10,7 @@
 
 #define ETH_P_IP	0x0800
 #define ETH_HLEN	14
+#define ETH_ALEN	6
 
 #define IP_MF		0x2000
 #define IP_OFFSET	0x1fff

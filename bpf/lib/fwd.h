@@ -1,24 +1,59 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Optional forwarding after translation (GW_CFG_FIB_REDIRECT): a FIB lookup on the new
- * tuple and bpf_redirect_neigh to the egress device, skipping the stack's second routing
- * pass. Anything the FIB does not forward plainly (local, unreachable, TTL expiring) goes to
- * the stack, which knows how to answer it.
+ * Optional forwarding after translation (GW_CFG_FIB_REDIRECT). A destination that is a
+ * managed namespace (gw_endpoint_v4) is handed straight to that namespace's eth0 with
+ * bpf_redirect_peer: no FIB, no bridge, no veth backlog. Anything else gets a FIB lookup on
+ * the new tuple and bpf_redirect_neigh to the egress device, skipping the stack's second
+ * routing pass. Whatever the FIB does not forward plainly (local, unreachable, TTL expiring)
+ * goes to the stack, which knows how to answer it. Callers are tc ingress hooks only
+ * (bpf_redirect_peer is refused anywhere else).
  */
 #pragma once
 
 #include "nat.h"
 
+/* We forward, so we age the packet like a router (TTL is the high byte of its word). */
+static __always_inline int tc_ttl_dec(struct __sk_buff *skb, const struct gw_pkt *p)
+{
+	__u8 ttl = p->ttl;
+
+	if (bpf_l3_csum_replace(skb, GW_IP_CSUM_OFF(p), bpf_htons((__u16)ttl << 8),
+				bpf_htons((__u16)(ttl - 1) << 8), 2))
+		return -1;
+	ttl -= 1;
+	return bpf_skb_store_bytes(skb, p->l3_off + offsetof(struct iphdr, ttl), &ttl, 1, 0);
+}
+
+/*
+ * Into a managed namespace. The Ethernet header is written first: should the TTL update
+ * fail, the stack gets the packet with its TTL untouched (it ignores the MACs by then).
+ */
+static __always_inline int tc_forward_peer(struct __sk_buff *skb, const struct gw_pkt *p,
+					   const struct gw_endpoint_value *ep)
+{
+	/* peer_mac, host_mac: the header's destination and source, 12 bytes in a row */
+	if (bpf_skb_store_bytes(skb, 0, ep->peer_mac, 2 * ETH_ALEN, 0))
+		return TC_ACT_OK;
+	if (tc_ttl_dec(skb, p))
+		return TC_ACT_OK;
+	stats_reason(GW_REASON_REDIRECT);
+	return bpf_redirect_peer(ep->ifindex, 0);
+}
+
 static __always_inline int tc_forward(struct __sk_buff *skb, const struct gw_pkt *p,
 				      const struct gw_config *cfg, __be32 saddr, __be32 daddr,
 				      __be16 sport, __be16 dport)
 {
+	struct gw_endpoint_value *ep;
 	struct bpf_fib_lookup fib = {};
-	__u8 ttl = p->ttl;
 	long ret;
 
-	if (!(cfg->flags & GW_CFG_FIB_REDIRECT) || ttl <= 1)
+	if (!(cfg->flags & GW_CFG_FIB_REDIRECT) || p->ttl <= 1)
 		return TC_ACT_OK;
+	ep = gw_endpoint_get(daddr);
+	if (ep)
+		return tc_forward_peer(skb, p, ep);
+
 	fib.family = AF_INET;
 	fib.l4_protocol = p->proto;
 	fib.sport = sport;
@@ -33,13 +68,19 @@ static __always_inline int tc_forward(struct __sk_buff *skb, const struct gw_pkt
 	ret = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	if (ret != BPF_FIB_LKUP_RET_SUCCESS && ret != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return TC_ACT_OK;
-
-	/* we forward, so we age the packet like a router (TTL is the high byte of its word) */
-	if (bpf_l3_csum_replace(skb, GW_IP_CSUM_OFF(p), bpf_htons((__u16)ttl << 8),
-				bpf_htons((__u16)(ttl - 1) << 8), 2))
-		return TC_ACT_OK;
-	ttl -= 1;
-	if (bpf_skb_store_bytes(skb, p->l3_off + offsetof(struct iphdr, ttl), &ttl, 1, 0))
+#ifdef GW_FWD_FIB_MAC
+	/* the FIB resolved the neighbour: write its MACs and transmit, no second lookup */
+	if (ret == BPF_FIB_LKUP_RET_SUCCESS) {
+		if (bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0) ||
+		    bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0))
+			return TC_ACT_OK;
+		if (tc_ttl_dec(skb, p))
+			return TC_ACT_OK;
+		stats_reason(GW_REASON_REDIRECT);
+		return bpf_redirect(fib.ifindex, 0);
+	}
+#endif
+	if (tc_ttl_dec(skb, p))
 		return TC_ACT_OK;
 	stats_reason(GW_REASON_REDIRECT);
 	return bpf_redirect_neigh(fib.ifindex, NULL, 0, 0);

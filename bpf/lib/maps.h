@@ -72,6 +72,14 @@ struct {
 	__type(value, struct gw_ct_key);
 } gw_frag_v4 SEC(".maps");
 
+/* Managed namespace address -> its veth (gateway end ifindex) and the MACs of both ends. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GW_ENDPOINT_MAX_ENTRIES);
+	__type(key, union gw_addr);
+	__type(value, struct gw_endpoint_value);
+} gw_endpoint_v4 SEC(".maps");
+
 /* Socket -> the exposed address it asked for, to show it back (recvmsg4/getpeername4). */
 struct gw_sock_orig {
 	__be32 orig_addr;
@@ -115,4 +123,13 @@ static __always_inline bool gw_is_local(__be32 addr)
 	__builtin_memset(&a, 0, sizeof(a));
 	a.v4 = addr;
 	return bpf_map_lookup_elem(&gw_local_v4, &a) != NULL;
+}
+
+static __always_inline struct gw_endpoint_value *gw_endpoint_get(__be32 addr)
+{
+	union gw_addr a;
+
+	__builtin_memset(&a, 0, sizeof(a));
+	a.v4 = addr;
+	return bpf_map_lookup_elem(&gw_endpoint_v4, &a);
 }

@@ -30,9 +30,9 @@ namespace gw {
 namespace {
 
 // The maps every object shares (the per-CPU scratch map stays private to each object).
-constexpr std::array<std::string_view, 8> kSharedMaps = {
-    "gw_ct_v4",      "gw_expose_v4",    "gw_masq_v4",     "gw_local_v4",
-    "gw_config_map", "gw_stats_reason", "gw_stats_rule", "gw_frag_v4",
+constexpr std::array<std::string_view, 9> kSharedMaps = {
+    "gw_ct_v4",        "gw_expose_v4",  "gw_masq_v4", "gw_local_v4",    "gw_config_map",
+    "gw_stats_reason", "gw_stats_rule", "gw_frag_v4", "gw_endpoint_v4",
 };
 
 // Userspace-only map recording what we attached, pinned so a restart can tear it down.
@@ -658,6 +658,40 @@ Status Datapath::detachInterface(int ifindex) {
     return result;
   }
   return saved;
+}
+
+Status Datapath::addEndpoint(const IpAddress& addr, int hostIfindex,
+                             std::array<uint8_t, 6> peerMac, std::array<uint8_t, 6> hostMac) {
+  std::lock_guard lock(mu_);
+  if (auto ok = requireV4(addr, "endpoint address"); !ok) {
+    return ok;
+  }
+  if (hostIfindex <= 0) {
+    return fail("endpoint " + addr.str() + ": bad ifindex " + std::to_string(hostIfindex));
+  }
+  union gw_addr key;
+  v4Bytes(key, addr);
+  gw_endpoint_value value{};
+  value.ifindex = static_cast<uint32_t>(hostIfindex);
+  std::memcpy(value.peer_mac, peerMac.data(), peerMac.size());
+  std::memcpy(value.host_mac, hostMac.data(), hostMac.size());
+  if (bpf_map_update_elem(maps_.at("gw_endpoint_v4").get(), &key, &value, BPF_ANY) != 0) {
+    return sysError("add endpoint " + addr.str());
+  }
+  return {};
+}
+
+Status Datapath::deleteEndpoint(const IpAddress& addr) {
+  std::lock_guard lock(mu_);
+  if (auto ok = requireV4(addr, "endpoint address"); !ok) {
+    return ok;
+  }
+  union gw_addr key;
+  v4Bytes(key, addr);
+  if (bpf_map_delete_elem(maps_.at("gw_endpoint_v4").get(), &key) != 0 && errno != ENOENT) {
+    return sysError("delete endpoint " + addr.str());
+  }
+  return {};
 }
 
 Status Datapath::setHairpinAddress(const IpAddress& addr) {

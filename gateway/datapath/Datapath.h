@@ -3,6 +3,7 @@
 // attaches them (tc, XDP, cgroup socket hooks), and manages the maps (rules, conntrack, stats).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -100,6 +101,13 @@ public:
   // tc ingress on the gateway-side end of a namespace link.
   Status attachEndpoint(int ifindex);
   Status detachEndpoint(int ifindex);
+  // A managed namespace's address reachable through its veth: packets translated towards it
+  // at a tc ingress go straight into the namespace (bpf_redirect_peer) with this Ethernet
+  // header (dst peerMac = its eth0, src hostMac = the gateway end hostIfindex). Replaces.
+  Status addEndpoint(const IpAddress& addr, int hostIfindex, std::array<uint8_t, 6> peerMac,
+                     std::array<uint8_t, 6> hostMac);
+  // Absent is not an error.
+  Status deleteEndpoint(const IpAddress& addr);
 
   Status setHairpinAddress(const IpAddress& addr);
   Status addLocalAddress(const IpAddress& addr);

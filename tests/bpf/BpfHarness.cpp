@@ -179,6 +179,17 @@ void BpfHarness::addMasq(uint32_t prefixNet, uint32_t bits, uint32_t outIfindex)
   check(bpf_map_update_elem(mapFd("gw_masq_v4"), &k, &v, BPF_ANY), "update gw_masq_v4");
 }
 
+void BpfHarness::addEndpoint(uint32_t addrNet, uint32_t ifindex, const uint8_t (&peerMac)[6],
+                             const uint8_t (&hostMac)[6]) {
+  gw_addr a{};
+  a.v4 = addrNet;
+  gw_endpoint_value v{};
+  v.ifindex = ifindex;
+  std::memcpy(v.peer_mac, peerMac, sizeof(v.peer_mac));
+  std::memcpy(v.host_mac, hostMac, sizeof(v.host_mac));
+  check(bpf_map_update_elem(mapFd("gw_endpoint_v4"), &a, &v, BPF_ANY), "update gw_endpoint_v4");
+}
+
 gw_ct_key BpfHarness::key(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport,
                           uint8_t proto) {
   gw_ct_key k{};

@@ -49,6 +49,8 @@ public:
   void addExpose(uint32_t daddrNet, uint16_t dport, uint8_t proto, uint32_t targetNet,
                  uint16_t targetPort, uint32_t ruleId);
   void addMasq(uint32_t prefixNet, uint32_t bits, uint32_t outIfindex = 0);
+  void addEndpoint(uint32_t addrNet, uint32_t ifindex, const uint8_t (&peerMac)[6],
+                   const uint8_t (&hostMac)[6]);
 
   static gw_ct_key key(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport,
                        uint8_t proto);

@@ -514,6 +514,112 @@ TEST_F(BpfProgramTest, MissingPeerIsRecreated) {
   EXPECT_EQ(0, std::memcmp(&after->peer, &before->peer, sizeof(gw_ct_key)));
 }
 
+// ---- straight into a managed namespace (gw_endpoint_v4, bpf_redirect_peer) ----
+
+constexpr uint8_t kNs1Mac[6] = {0x02, 0x11, 0x11, 0x11, 0x11, 0x01};
+constexpr uint8_t kNs1HostMac[6] = {0x02, 0x22, 0x22, 0x22, 0x22, 0x01};
+constexpr uint8_t kNs2Mac[6] = {0x02, 0x11, 0x11, 0x11, 0x11, 0x02};
+constexpr uint8_t kNs2HostMac[6] = {0x02, 0x22, 0x22, 0x22, 0x22, 0x02};
+
+class PeerRedirectTest : public BpfProgramTest {
+protected:
+  void SetUp() override {
+    BpfProgramTest::SetUp();
+    if (HasFatalFailure()) {
+      return;
+    }
+    setRedirect(true);
+    h_->addEndpoint(kNs1, 41, kNs1Mac, kNs1HostMac);
+    h_->addEndpoint(kNs2, 42, kNs2Mac, kNs2HostMac);
+  }
+
+  void setRedirect(bool on) {
+    gw_config cfg{};
+    cfg.uplink_ifindex = 1;
+    cfg.uplink_addr.v4 = kUplink;
+    cfg.hairpin_addr.v4 = kBridge;
+    cfg.snat_port_min = 61000;
+    cfg.snat_port_max = 65535;
+    cfg.flags = on ? GW_CFG_FIB_REDIRECT : 0;
+    h_->setConfig(cfg);
+  }
+
+  // The frame as the namespace receives it: addressed to its eth0, from the gateway end.
+  static Bytes toPeer(Bytes frame, const uint8_t (&dst)[6], const uint8_t (&src)[6]) {
+    std::memcpy(frame.data(), dst, 6);
+    std::memcpy(frame.data() + 6, src, 6);
+    return frame;
+  }
+
+  static Ip4 aged(uint32_t s, uint32_t d, uint8_t ttl = 63) {
+    Ip4 r = ip(s, d);
+    r.ttl = ttl;
+    return r;
+  }
+};
+
+TEST_F(PeerRedirectTest, DnatFromUplinkGoesToTheNamespacePeer) {
+  expectRun(Prog::UplinkIngress, tcpFrame(ip(kClient, kUplink), 40001, 8080, kTcpSyn),
+            TC_ACT_REDIRECT,
+            toPeer(tcpFrame(aged(kClient, kNs1), 40001, 80, kTcpSyn), kNs1Mac, kNs1HostMac));
+  EXPECT_EQ(h_->reason(GW_REASON_REDIRECT), 1u);
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_DNAT), 1u);
+  EXPECT_EQ(h_->ctCount(), 2u);
+  // established packets too, with a payload
+  expectRun(Prog::UplinkIngress, tcpFrame(ip(kClient, kUplink), 40001, 8080, kTcpAck, {1, 2, 3}),
+            TC_ACT_REDIRECT,
+            toPeer(tcpFrame(aged(kClient, kNs1), 40001, 80, kTcpAck, {1, 2, 3}), kNs1Mac,
+                   kNs1HostMac));
+  expectRun(Prog::UplinkIngress, udpFrame(ip(kClient, kUplink), 40009, 5353, {9, 8, 7}),
+            TC_ACT_REDIRECT,
+            toPeer(udpFrame(aged(kClient, kNs1), 40009, 53, {9, 8, 7}), kNs1Mac, kNs1HostMac));
+  EXPECT_EQ(h_->reason(GW_REASON_REDIRECT), 3u);
+}
+
+TEST_F(PeerRedirectTest, MasqueradeReplyGoesToTheNamespacePeer) {
+  // the way out is uplink egress: never redirected there
+  expectRun(Prog::UplinkEgress, tcpFrame(ip(kNs2, kRemote), 40002, 443, kTcpSyn), TC_ACT_OK,
+            tcpFrame(ip(kUplink, kRemote), 40002, 443, kTcpSyn));
+  expectRun(Prog::UplinkIngress, tcpFrame(ip(kRemote, kUplink), 443, 40002, kTcpSyn | kTcpAck),
+            TC_ACT_REDIRECT,
+            toPeer(tcpFrame(aged(kRemote, kNs2), 443, 40002, kTcpSyn | kTcpAck), kNs2Mac,
+                   kNs2HostMac));
+  EXPECT_EQ(h_->reason(GW_REASON_REDIRECT), 1u);
+}
+
+TEST_F(PeerRedirectTest, NamespaceToNamespaceBothWays) {
+  expectRun(Prog::EndpointIngress, tcpFrame(ip(kNs2, kUplink), 40004, 8080, kTcpSyn),
+            TC_ACT_REDIRECT,
+            toPeer(tcpFrame(aged(kNs2, kNs1), 40004, 80, kTcpSyn), kNs1Mac, kNs1HostMac));
+  expectRun(Prog::EndpointIngress, tcpFrame(ip(kNs1, kNs2), 80, 40004, kTcpSyn | kTcpAck),
+            TC_ACT_REDIRECT,
+            toPeer(tcpFrame(aged(kUplink, kNs2), 8080, 40004, kTcpSyn | kTcpAck), kNs2Mac,
+                   kNs2HostMac));
+  // hairpin: back into the namespace it came from, from the bridge address
+  expectRun(Prog::EndpointIngress, tcpFrame(ip(kNs1, kUplink), 40005, 8080, kTcpSyn),
+            TC_ACT_REDIRECT,
+            toPeer(tcpFrame(aged(kBridge, kNs1), 40005, 80, kTcpSyn), kNs1Mac, kNs1HostMac));
+  EXPECT_EQ(h_->reason(GW_REASON_REDIRECT), 3u);
+}
+
+TEST_F(PeerRedirectTest, ExpiringTtlIsLeftToTheStack) {
+  // translated, but TTL and MACs untouched: the stack routes it and answers time exceeded
+  expectRun(Prog::UplinkIngress, tcpFrame(aged(kClient, kUplink, 1), 40001, 8080, kTcpSyn),
+            TC_ACT_OK, tcpFrame(aged(kClient, kNs1, 1), 40001, 80, kTcpSyn));
+  EXPECT_EQ(h_->reason(GW_REASON_REDIRECT), 0u);
+  expectRun(Prog::UplinkIngress, tcpFrame(aged(kClient, kUplink, 2), 40001, 8080, kTcpAck),
+            TC_ACT_REDIRECT,
+            toPeer(tcpFrame(aged(kClient, kNs1, 1), 40001, 80, kTcpAck), kNs1Mac, kNs1HostMac));
+}
+
+TEST_F(PeerRedirectTest, OnlyWhenForwardingByRedirect) {
+  // GW_CFG_FIB_REDIRECT off: everything translated goes to the stack, endpoint or not
+  setRedirect(false);
+  expectRun(Prog::UplinkIngress, tcpFrame(ip(kClient, kUplink), 40001, 8080, kTcpSyn),
+            TC_ACT_OK, tcpFrame(ip(kClient, kNs1), 40001, 80, kTcpSyn));
+  EXPECT_EQ(h_->reason(GW_REASON_REDIRECT), 0u);
+}
+
 // ---- XDP fast path ----
 
 TEST_F(BpfProgramTest, XdpTranslatesEstablishedOnly) {

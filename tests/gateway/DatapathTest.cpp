@@ -21,7 +21,9 @@
 #include <thread>
 #include <vector>
 
+#include "Link.h"
 #include "Namespace.h"
+#include "Netlink.h"
 #include "TestSupport.h"
 #include "datapath/Bpffs.h"
 #include "datapath/Datapath.h"
@@ -383,6 +385,57 @@ TEST_F(DatapathTopology, ExposedPortReachesServerWithClientAddress) {
   ASSERT_TRUE(ok) << ok.error().str();
   EXPECT_FALSE(findFlow(*dp, IPPROTO_TCP, ip("198.18.0.2")));
   EXPECT_EQ(fetch("http://198.18.0.1:6000/", 2s), "");
+}
+
+TEST_F(DatapathTopology, EndpointTrafficGoesStraightIntoTheNamespace) {
+  // tc only: XDP (Auto takes native on veth) would translate established flows before tc
+  // and pass them to the stack.
+  DatapathConfig config;
+  config.xdp = XdpMode::Off;
+  auto dp = openDatapath(config);
+  ASSERT_TRUE(dp);
+  configure(*dp);
+  auto inSrv = Netlink::openIn(server_->name());
+  ASSERT_TRUE(inSrv) << inSrv.error().str();
+  auto srvLink = getLink(*inSrv, "eth0");
+  ASSERT_TRUE(srvLink) << srvLink.error().str();
+  auto inGw = Netlink::openIn(gateway_->name());
+  ASSERT_TRUE(inGw) << inGw.error().str();
+  auto epLink = getLink(*inGw, "ep0");
+  ASSERT_TRUE(epLink) << epLink.error().str();
+  auto ok = dp->addEndpoint(ip("10.88.0.2"), endpoint_, srvLink->mac, epLink->mac);
+  ASSERT_TRUE(ok) << ok.error().str();
+  startEchoServer(*server_, "10.88.0.2", 8080);
+
+  // Packets handed to the namespace's eth0 by bpf_redirect_peer are never sent on ep0.
+  auto epTx = [&] {
+    auto r = inGateway("cat /sys/class/net/ep0/statistics/tx_packets");
+    return r.ok() ? std::stoull(trim(r.out)) : 0ULL;
+  };
+  auto redirects = [&] {
+    auto st = dp->stats();
+    return st ? st->reasons[GW_REASON_REDIRECT].packets : 0;
+  };
+  uint64_t txBefore = epTx();
+  uint64_t redirBefore = redirects();
+  constexpr uint64_t kFetches = 5;
+  for (uint64_t i = 0; i < kFetches; ++i) {
+    EXPECT_EQ(fetch("http://198.18.0.1:6000/"), "198.18.0.2");
+  }
+  // A fetch sends the server at least SYN, ACK, request and FIN: 4 packets, 20 in all. What
+  // the gateway host sends itself (an ARP answer, IPv6 router solicitations) still leaves on ep0.
+  EXPECT_LT(epTx() - txBefore, 8u);
+  EXPECT_GE(redirects() - redirBefore, 4u * kFetches);
+
+  // Without the entry the FIB path takes over: the same traffic now leaves on ep0.
+  ok = dp->deleteEndpoint(ip("10.88.0.2"));
+  ASSERT_TRUE(ok) << ok.error().str();
+  ok = dp->deleteEndpoint(ip("10.88.0.2"));
+  EXPECT_TRUE(ok) << "deleting an absent endpoint: " << ok.error().str();
+  txBefore = epTx();
+  EXPECT_EQ(fetch("http://198.18.0.1:6000/"), "198.18.0.2");
+  EXPECT_GE(epTx() - txBefore, 4u);
+  EXPECT_FALSE(dp->addEndpoint(ip("10.88.0.2"), 0, srvLink->mac, epLink->mac));
 }
 
 TEST_F(DatapathTopology, ResetRuleStatsZeroesEveryCpuOfOneRule) {
