@@ -68,20 +68,10 @@ static __always_inline int tc_forward(struct __sk_buff *skb, const struct gw_pkt
 	ret = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	if (ret != BPF_FIB_LKUP_RET_SUCCESS && ret != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return TC_ACT_OK;
-#ifdef GW_FWD_FIB_MAC
-	/* the FIB resolved the neighbour: write its MACs and transmit, no second lookup */
-	if (ret == BPF_FIB_LKUP_RET_SUCCESS) {
-		if (bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0) ||
-		    bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0))
-			return TC_ACT_OK;
-		if (tc_ttl_dec(skb, p))
-			return TC_ACT_OK;
-		stats_reason(GW_REASON_REDIRECT);
-		return bpf_redirect(fib.ifindex, 0);
-	}
-#endif
 	if (tc_ttl_dec(skb, p))
 		return TC_ACT_OK;
 	stats_reason(GW_REASON_REDIRECT);
+	/* Writing the FIB's MACs and bpf_redirect measured no faster (lab, 2026-11-23): the
+	 * neighbour layer stays in charge, so entries get confirmed and refreshed as usual. */
 	return bpf_redirect_neigh(fib.ifindex, NULL, 0, 0);
 }
