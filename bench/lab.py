@@ -120,8 +120,9 @@ class Nftables(Setup):
 class Gateway(Setup):
     """gatewayd serving the gateway host namespace; exposes made with gwctl."""
 
-    def __init__(self, name, label, xdp, mode):
+    def __init__(self, name, label, xdp, mode, relay="buffers"):
         self.name, self.label, self.xdp, self.mode = name, label, xdp, mode
+        self.relay = relay
         self.makes_servers = True
         self.masq = mode != "proxy"
         self.udp = mode != "proxy"
@@ -150,7 +151,7 @@ class Gateway(Setup):
         self.proc = ctx.procs.start(
             [ctx.gatewayd, "--uplink", "up0", "--netns", ctx.topo.gwh, "--socket", ctx.sock,
              "--state-dir", os.path.join(ctx.work, f"state-{n}"), "--bpffs", self.bpffs,
-             "--xdp", self.xdp], logpath)
+             "--xdp", self.xdp, "--proxy-relay", self.relay], logpath)
         up = L.wait_until(lambda: self.proc.poll() is not None or L.run(
             [ctx.gwctl, "--socket", ctx.sock, "status"], check=False).returncode == 0, 15, 0.1)
         if self.proc.poll() is not None or not up:
@@ -248,7 +249,8 @@ def all_setups():
         Routing(), Iptables(), Nftables(),
         Gateway("ebpf-tc", "gateway eBPF (tc, --xdp off)", "off", "ebpf"),
         Gateway("ebpf-xdp", "gateway eBPF (tc + XDP native)", "native", "ebpf"),
-        Gateway("proxy", "gateway io_uring proxy", "off", "proxy"),
+        Gateway("proxy", "gateway io_uring proxy (buffer ring)", "off", "proxy"),
+        Gateway("proxy-splice", "gateway io_uring proxy (splice)", "off", "proxy", "splice"),
         Socat(), Haproxy(),
     ]
 

@@ -33,6 +33,7 @@ struct GatewayConfig {
   CtTimeouts timeouts;
   std::chrono::seconds gcInterval{5};
   uint32_t ctEntries = 0; // 0 = the compiled-in size
+  std::string proxyRelay = "buffers"; // io_uring proxy relay: buffers | splice
 };
 
 class Gateway {

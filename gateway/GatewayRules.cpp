@@ -196,7 +196,9 @@ std::pair<std::string, std::string> Gateway::pathFor(const ExposeRecord& e) cons
 
 Status Gateway::applyProxy(const ExposeRecord& e) {
   if (!proxy_) {
-    auto started = Proxy::start(ProxyConfig{});
+    ProxyConfig pc;
+    pc.relay = config_.proxyRelay == "splice" ? RelayMode::Splice : RelayMode::Buffers;
+    auto started = Proxy::start(pc);
     if (!started) {
       return std::unexpected(started.error());
     }

@@ -78,6 +78,8 @@ int main(int argc, char** argv) {
       ("ct-udp", po::value<unsigned>(), "UDP timeout, s (120)")
       ("ct-icmp", po::value<unsigned>(), "ICMP timeout, s (60)")
       ("gc-interval", po::value<unsigned>(), "seconds between conntrack sweeps (5)")
+      ("proxy-relay", po::value(&config.proxyRelay)->default_value("buffers"),
+       "io_uring proxy relay: buffers (provided buffer ring) or splice (pooled pipes)")
       ("ct-entries", po::value(&config.ctEntries),
        "conntrack map size, two entries a flow (262144; fixed once pinned)")
       ("cleanup", "remove everything an earlier gatewayd made (namespaces, links, programs, "
@@ -113,6 +115,9 @@ int main(int argc, char** argv) {
   }
   gw::log::setLevel(level);
   libbpf_set_print(libbpfPrint);
+  if (config.proxyRelay != "buffers" && config.proxyRelay != "splice") {
+    return die("--proxy-relay '" + config.proxyRelay + "': expected buffers or splice");
+  }
   if (auto xdp = gw::parseXdpMode(config.xdp); !xdp) {
     return die("--xdp: " + xdp.error().message);
   }
