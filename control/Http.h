@@ -13,7 +13,7 @@
 namespace gw::http {
 
 inline constexpr size_t kMaxHeaderBytes = 16 * 1024;
-inline constexpr size_t kMaxBodyBytes = 1024 * 1024;
+inline constexpr size_t kMaxBodyBytes = 4 * 1024 * 1024; // a batch of 10,000 exposes fits
 
 struct Request {
   std::string method;

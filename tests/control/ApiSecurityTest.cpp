@@ -70,7 +70,7 @@ TEST_F(ApiSecurityTest, ASlowClientDoesNotWedgeTheDaemon) {
   EXPECT_TRUE(gwctl({"status"}).ok());
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
   // Hostile sizes and shapes get an error reply, and the daemon stays up.
-  auto big = sh("head -c 2000000 /dev/zero | tr '\\0' a | curl -s -o /dev/null -w '%{http_code}' "
+  auto big = sh("head -c 5000000 /dev/zero | tr '\\0' a | curl -s -o /dev/null -w '%{http_code}' "
                 "--unix-socket " + socket_ + " -X POST --data-binary @- http://gw/v1/namespaces");
   EXPECT_TRUE(big.out == "413" || big.out == "400" || big.out == "000") << big.out;
   auto garbage = sh("printf 'NOT HTTP AT ALL\\r\\n\\r\\n' | socat -t2 - UNIX-CONNECT:" + socket_);
