@@ -347,7 +347,12 @@ TEST_F(TeardownTest, CyclesLeakNoFdsMapEntriesOrMemory) {
   EXPECT_EQ(base.entries["gw_expose_v4"], 1u);
   EXPECT_EQ(after.entries, base.entries);
   EXPECT_LE(after.fds, base.fds + 2);
+#ifndef __SANITIZE_ADDRESS__
   EXPECT_LE(after.rssKb, base.rssKb + 4096) << "VmRSS grew by more than 4 MiB";
+#else
+  // Under ASan freed memory is held in its quarantine (256 MiB), so RSS says nothing here;
+  // LeakSanitizer checks gatewayd for leaks when it exits instead.
+#endif
   EXPECT_EQ(after.links, base.links);
   EXPECT_EQ(gwctlJson({"list"}).size(), 1u);
   EXPECT_EQ(gwctlJson({"ns", "list"}).size(), 1u);
