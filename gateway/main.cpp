@@ -2,12 +2,16 @@
 // gatewayd: the host gateway service. Owns namespaces, links and NAT rules; serves gwctl.
 #include <grp.h>
 #include <sched.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <signal.h>
 
 #include <bpf/libbpf.h>
 
 #include <boost/program_options.hpp>
 #include <cstdarg>
+#include <cstddef>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -16,6 +20,7 @@
 #include "ApiServer.h"
 #include "ApiClient.h"
 #include "Gateway.h"
+#include "Fd.h"
 #include "Log.h"
 #include "Namespace.h"
 #include "datapath/Datapath.h"
@@ -42,6 +47,30 @@ int libbpfPrint(enum libbpf_print_level level, const char* format, va_list args)
     gw::log::warn("libbpf: ", text);
   }
   return n;
+}
+
+// sd_notify without libsystemd: one datagram to $NOTIFY_SOCKET (a path, or '@' abstract).
+void notifySystemd(const std::string& state) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (path == nullptr || *path == '\0') {
+    return;
+  }
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  size_t len = std::strlen(path);
+  if (len >= sizeof addr.sun_path) {
+    return;
+  }
+  std::memcpy(addr.sun_path, path, len);
+  if (addr.sun_path[0] == '@') {
+    addr.sun_path[0] = '\0';
+  }
+  gw::UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (fd) {
+    (void)::sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL,
+                   reinterpret_cast<sockaddr*>(&addr),
+                   static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len));
+  }
 }
 
 int die(const std::string& message) {
@@ -184,6 +213,7 @@ int main(int argc, char** argv) {
   }
   gw::log::info("gatewayd serving ", config.socketPath, " uplink ", config.uplink,
                 config.netns.empty() ? std::string() : " netns " + config.netns);
+  notifySystemd("READY=1\nSTATUS=serving " + config.socketPath);
   auto stopped = server->serve(
       [&](const gw::http::Request& request, const gw::PeerCredentials& peer) {
         auto response = (*gateway)->handle(request);
@@ -198,6 +228,7 @@ int main(int argc, char** argv) {
   if (!stopped) {
     return die(stopped.error().str());
   }
+  notifySystemd("STOPPING=1");
   if ((*gateway)->finished()) {
     gw::log::info("gatewayd down: exiting");
   } else {

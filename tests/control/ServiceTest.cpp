@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: MIT
 // gatewayd + gwctl end to end: the tutorials' topologies built through the API, checked with
 // iproute2's JSON output and real pings.
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -242,6 +248,33 @@ TEST_F(ServiceTest, ApiSpeaksHttpForCurl) {
   auto missing = run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket",
                       socket_, "http://gateway/v1/nothing"});
   EXPECT_EQ(missing.out, "404");
+}
+
+} // namespace
+} // namespace gw::test
+
+namespace gw::test {
+namespace {
+
+TEST_F(ServiceTest, ReadinessIsNotifiedToSystemd) {
+  // A stand-in for systemd's notify socket.
+  std::string path = dir_ + "/notify";
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  startDaemon({}, {"NOTIFY_SOCKET=" + path});
+  char buf[512] = {};
+  ssize_t n = ::recv(fd, buf, sizeof buf - 1, 0);
+  ::close(fd);
+  ASSERT_GT(n, 0) << "no sd_notify message";
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)).rfind("READY=1", 0), 0u) << buf;
+  // Ready means the API answers.
+  EXPECT_TRUE(gwctl({"status"}).ok());
 }
 
 } // namespace
