@@ -15,17 +15,9 @@ int gw_uplink_ingress(struct __sk_buff *skb)
 
 	if (!cfg)
 		return TC_ACT_OK;
-	ret = tc_parse(skb, &p);
-	if (ret == GW_PARSE_NOT_IP)
-		return TC_ACT_OK;
-	if (ret != GW_PARSE_OK)
-		return TC_ACT_SHOT;
-	if (p.is_icmp_err)
-		return tc_icmp_error(skb, &p, true);
-	if (p.frag == GW_FRAG_LATER)
-		return tc_later_fragment(skb, &p, cfg, true);
-	if (!tc_flow_capable(&p))
-		return tc_pass(GW_REASON_PASS_NO_MATCH);
+	ret = tc_prologue(skb, &p, cfg, true, true);
+	if (ret != GW_TC_CONTINUE)
+		return ret;
 
 	ct_key_from_pkt(&key, &p);
 	e = ct_lookup(&key);
@@ -45,17 +37,9 @@ int gw_uplink_egress(struct __sk_buff *skb)
 
 	if (!cfg)
 		return TC_ACT_OK;
-	ret = tc_parse(skb, &p);
-	if (ret == GW_PARSE_NOT_IP)
-		return TC_ACT_OK;
-	if (ret != GW_PARSE_OK)
-		return TC_ACT_SHOT;
-	if (p.is_icmp_err)
-		return tc_icmp_error(skb, &p, true);
-	if (p.frag == GW_FRAG_LATER)
-		return tc_later_fragment(skb, &p, cfg, false);
-	if (!tc_flow_capable(&p))
-		return tc_pass(GW_REASON_PASS_NO_MATCH);
+	ret = tc_prologue(skb, &p, cfg, true, false);
+	if (ret != GW_TC_CONTINUE)
+		return ret;
 
 	ct_key_from_pkt(&key, &p);
 	e = ct_lookup(&key);

@@ -165,3 +165,30 @@ static __always_inline int tc_expose(struct __sk_buff *skb, const struct gw_pkt 
 	return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT, v->rule_id, cfg, false, may_forward,
 			  false);
 }
+
+/* Not a verdict: the entry point goes on to its own conntrack and rule logic. */
+#define GW_TC_CONTINUE (-100)
+
+/*
+ * What every tc entry point does first: parse (non-IP passes, malformed drops), ICMP errors
+ * about a flow, later fragments, and protocols we do not track. `outer_is_uplink` and
+ * `frag_ingress` are passed through to the ICMP-error and fragment handlers.
+ */
+static __always_inline int tc_prologue(struct __sk_buff *skb, struct gw_pkt *p,
+				       struct gw_config *cfg, bool outer_is_uplink,
+				       bool frag_ingress)
+{
+	int ret = tc_parse(skb, p);
+
+	if (ret == GW_PARSE_NOT_IP)
+		return TC_ACT_OK;
+	if (ret != GW_PARSE_OK)
+		return TC_ACT_SHOT;
+	if (p->is_icmp_err)
+		return tc_icmp_error(skb, p, outer_is_uplink);
+	if (p->frag == GW_FRAG_LATER)
+		return tc_later_fragment(skb, p, cfg, frag_ingress);
+	if (!tc_flow_capable(p))
+		return tc_pass(GW_REASON_PASS_NO_MATCH);
+	return GW_TC_CONTINUE;
+}

@@ -115,6 +115,32 @@ Status requireV4(const IpAddress& addr, std::string_view what) {
   return {};
 }
 
+// The gw_*_v4 maps keyed by an address: write `value` under `addr` ("add <what> <addr>").
+Status updateByAddr(int mapFd, const IpAddress& addr, const void* value, std::string_view what) {
+  if (auto ok = requireV4(addr, what); !ok) {
+    return ok;
+  }
+  union gw_addr key;
+  v4Bytes(key, addr);
+  if (bpf_map_update_elem(mapFd, &key, value, BPF_ANY) != 0) {
+    return sysError("add " + std::string(what) + " " + addr.str());
+  }
+  return {};
+}
+
+// Removes `addr` from such a map; one that is not there is fine.
+Status deleteByAddr(int mapFd, const IpAddress& addr, std::string_view what) {
+  if (auto ok = requireV4(addr, what); !ok) {
+    return ok;
+  }
+  union gw_addr key;
+  v4Bytes(key, addr);
+  if (bpf_map_delete_elem(mapFd, &key) != 0 && errno != ENOENT) {
+    return sysError("delete " + std::string(what) + " " + addr.str());
+  }
+  return {};
+}
+
 // How XDP is attached on an interface right now (of the calling thread's netns).
 XdpMode queryXdpMode(int ifindex) {
   bpf_xdp_query_opts opts{};
@@ -663,35 +689,19 @@ Status Datapath::detachInterface(int ifindex) {
 Status Datapath::addEndpoint(const IpAddress& addr, int hostIfindex,
                              std::array<uint8_t, 6> peerMac, std::array<uint8_t, 6> hostMac) {
   std::lock_guard lock(mu_);
-  if (auto ok = requireV4(addr, "endpoint address"); !ok) {
-    return ok;
-  }
   if (hostIfindex <= 0) {
     return fail("endpoint " + addr.str() + ": bad ifindex " + std::to_string(hostIfindex));
   }
-  union gw_addr key;
-  v4Bytes(key, addr);
   gw_endpoint_value value{};
   value.ifindex = static_cast<uint32_t>(hostIfindex);
   std::memcpy(value.peer_mac, peerMac.data(), peerMac.size());
   std::memcpy(value.host_mac, hostMac.data(), hostMac.size());
-  if (bpf_map_update_elem(maps_.at("gw_endpoint_v4").get(), &key, &value, BPF_ANY) != 0) {
-    return sysError("add endpoint " + addr.str());
-  }
-  return {};
+  return updateByAddr(maps_.at("gw_endpoint_v4").get(), addr, &value, "endpoint");
 }
 
 Status Datapath::deleteEndpoint(const IpAddress& addr) {
   std::lock_guard lock(mu_);
-  if (auto ok = requireV4(addr, "endpoint address"); !ok) {
-    return ok;
-  }
-  union gw_addr key;
-  v4Bytes(key, addr);
-  if (bpf_map_delete_elem(maps_.at("gw_endpoint_v4").get(), &key) != 0 && errno != ENOENT) {
-    return sysError("delete endpoint " + addr.str());
-  }
-  return {};
+  return deleteByAddr(maps_.at("gw_endpoint_v4").get(), addr, "endpoint");
 }
 
 Status Datapath::setHairpinAddress(const IpAddress& addr) {
@@ -704,29 +714,13 @@ Status Datapath::setHairpinAddress(const IpAddress& addr) {
 
 Status Datapath::addLocalAddress(const IpAddress& addr) {
   std::lock_guard lock(mu_);
-  if (auto ok = requireV4(addr, "local address"); !ok) {
-    return ok;
-  }
-  union gw_addr key;
-  v4Bytes(key, addr);
   uint32_t one = 1;
-  if (bpf_map_update_elem(maps_.at("gw_local_v4").get(), &key, &one, BPF_ANY) != 0) {
-    return sysError("add local address " + addr.str());
-  }
-  return {};
+  return updateByAddr(maps_.at("gw_local_v4").get(), addr, &one, "local address");
 }
 
 Status Datapath::deleteLocalAddress(const IpAddress& addr) {
   std::lock_guard lock(mu_);
-  if (auto ok = requireV4(addr, "local address"); !ok) {
-    return ok;
-  }
-  union gw_addr key;
-  v4Bytes(key, addr);
-  if (bpf_map_delete_elem(maps_.at("gw_local_v4").get(), &key) != 0) {
-    return sysError("delete local address " + addr.str());
-  }
-  return {};
+  return deleteByAddr(maps_.at("gw_local_v4").get(), addr, "local address");
 }
 
 namespace {
