@@ -990,6 +990,31 @@ std::vector<Flow> pairFlows(const CtRows& rows, uint64_t now, std::vector<FlowKe
   return flows;
 }
 
+// Reads the conntrack map once and deletes both halves of every flow `pred` picks.
+Result<size_t> deleteFlowsWhere(int fd, uint64_t now,
+                                const std::function<bool(const Flow&, const FlowKeys&)>& pred) {
+  auto rows = dumpMap<gw_ct_key, gw_ct_entry>(fd);
+  if (!rows) {
+    return std::unexpected(rows.error());
+  }
+  std::vector<FlowKeys> halves;
+  auto flows = pairFlows(*rows, now, &halves);
+  size_t deleted = 0;
+  for (size_t i = 0; i < flows.size(); ++i) {
+    if (!pred(flows[i], halves[i])) {
+      continue;
+    }
+    for (const auto& key : halves[i]) {
+      // ENOENT: gone meanwhile (LRU eviction, or the data path re-created it).
+      if (bpf_map_delete_elem(fd, &key) != 0 && errno != ENOENT) {
+        return sysError("delete conntrack entry");
+      }
+    }
+    ++deleted;
+  }
+  return deleted;
+}
+
 } // namespace
 
 Result<std::vector<Flow>> Datapath::listFlows() {
@@ -1002,27 +1027,8 @@ Result<std::vector<Flow>> Datapath::listFlows() {
 }
 
 Result<size_t> Datapath::deleteFlowsIf(const std::function<bool(const Flow&)>& pred) {
-  int fd = maps_.at("gw_ct_v4").get();
-  auto rows = dumpMap<gw_ct_key, gw_ct_entry>(fd);
-  if (!rows) {
-    return std::unexpected(rows.error());
-  }
-  std::vector<FlowKeys> halves;
-  auto flows = pairFlows(*rows, monotonicNs(), &halves);
-  size_t deleted = 0;
-  for (size_t i = 0; i < flows.size(); ++i) {
-    if (!pred(flows[i])) {
-      continue;
-    }
-    for (const auto& key : halves[i]) {
-      // ENOENT: gone meanwhile (LRU eviction, or the data path re-created it).
-      if (bpf_map_delete_elem(fd, &key) != 0 && errno != ENOENT) {
-        return sysError("delete conntrack entry");
-      }
-    }
-    ++deleted;
-  }
-  return deleted;
+  return deleteFlowsWhere(maps_.at("gw_ct_v4").get(), monotonicNs(),
+                          [&](const Flow& f, const FlowKeys&) { return pred(f); });
 }
 
 Result<size_t> Datapath::deleteFlows(const FlowFilter& filter) {
@@ -1043,47 +1049,26 @@ void Datapath::setTimeouts(const CtTimeouts& timeouts) {
 Result<size_t> Datapath::collectGarbage() {
   std::lock_guard lock(mu_);
   int fd = maps_.at("gw_ct_v4").get();
-  auto rows = dumpMap<gw_ct_key, gw_ct_entry>(fd);
-  if (!rows) {
-    return std::unexpected(rows.error());
-  }
   uint64_t now = monotonicNs();
-  std::vector<FlowKeys> halves;
-  auto flows = pairFlows(*rows, now, &halves);
-  size_t deleted = 0;
-  for (size_t i = 0; i < flows.size(); ++i) {
-    const Flow& f = flows[i];
+  return deleteFlowsWhere(fd, now, [&](const Flow& f, const FlowKeys& keys) {
     if (f.orphan) {
-      if (static_cast<uint64_t>(f.life.count()) < kOrphanGraceNs) {
-        continue;
-      }
-    } else {
-      auto timeout = flowTimeout(f.proto, f.state, config_.timeouts);
-      if (f.age <= timeout) {
-        continue;
-      }
-      // A packet may have arrived since the dump: re-read the halves before deleting.
-      bool fresh = false;
-      for (const auto& key : halves[i]) {
-        gw_ct_entry now2{};
-        if (bpf_map_lookup_elem(fd, &key, &now2) == 0 &&
-            now2.last_seen_ns + static_cast<uint64_t>(
-                                    std::chrono::nanoseconds(timeout).count()) >= now) {
-          fresh = true;
-        }
-      }
-      if (fresh) {
-        continue;
+      return static_cast<uint64_t>(f.life.count()) >= kOrphanGraceNs;
+    }
+    auto timeout = flowTimeout(f.proto, f.state, config_.timeouts);
+    if (f.age <= timeout) {
+      return false;
+    }
+    // A packet may have arrived since the dump: re-read the halves before deleting.
+    uint64_t timeoutNs = static_cast<uint64_t>(std::chrono::nanoseconds(timeout).count());
+    for (const auto& key : keys) {
+      gw_ct_entry current{};
+      if (bpf_map_lookup_elem(fd, &key, &current) == 0 &&
+          current.last_seen_ns + timeoutNs >= now) {
+        return false;
       }
     }
-    for (const auto& key : halves[i]) {
-      if (bpf_map_delete_elem(fd, &key) != 0 && errno != ENOENT) {
-        return sysError("delete conntrack entry");
-      }
-    }
-    ++deleted;
-  }
-  return deleted;
+    return true;
+  });
 }
 
 Result<DatapathStats> Datapath::stats() {
