@@ -5,7 +5,7 @@
 // iteration, and gatewayd's own conntrack GC over a full default-size table.
 #pragma once
 
-#include "BpfLoader.h"
+#include "Loader.h"
 #include "Section.h"
 
 namespace gw::bench {

@@ -3,7 +3,7 @@
 // established, reverse; a miss) next to the pass-through programs, measured in one run.
 #pragma once
 
-#include "BpfLoader.h"
+#include "Loader.h"
 #include "Section.h"
 
 namespace gw::bench {

@@ -6,7 +6,7 @@
 
 #include <arpa/inet.h>
 
-#include "BpfLoader.h"
+#include "Loader.h"
 
 namespace gw::bench {
 

@@ -4,31 +4,19 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
-#include <vector>
 
+#include "BpfLoader.h"
 #include "PacketBuilder.h"
 #include "gw_abi.h"
 
-struct gw_uplink_tc;
-struct gw_endpoint_tc;
-struct gw_uplink_xdp;
-struct gw_passthrough;
-struct gw_sock_cgroup;
-struct bpf_sock_addr;
-
 namespace gw::test {
 
-struct RunResult {
-  int err = 0;       // bpf_prog_test_run_opts() result (0 or -errno)
-  uint32_t verdict = 0;
-  Bytes out;
-  uint32_t durationNs = 0; // average per repetition, as the kernel measured it
-};
-
-enum class Prog { UplinkIngress, UplinkEgress, EndpointIngress, UplinkXdp, PassTc, PassXdp };
-
+// The unit tests' face of BpfLoader: a failed load is reported by loadError() (for
+// GTEST_SKIP/FAIL), a failed map update throws, and run() reports a failed test run in
+// RunResult::err instead of failing.
 class BpfHarness {
 public:
   BpfHarness();
@@ -53,26 +41,24 @@ public:
                    const uint8_t (&hostMac)[6]);
 
   static gw_ct_key key(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport,
-                       uint8_t proto);
-  std::optional<gw_ct_entry> ct(const gw_ct_key& k);
+                       uint8_t proto) {
+    return ctKey(saddr, daddr, sport, dport, proto);
+  }
+  std::optional<gw_ct_entry> ct(const gw_ct_key& k) { return loader_->ctLookup(k); }
   void ctInsert(const gw_ct_key& k, const gw_ct_entry& e);
-  void ctDelete(const gw_ct_key& k);
-  size_t ctCount();
+  void ctDelete(const gw_ct_key& k) { loader_->ctDelete(k); }
+  size_t ctCount() { return loader_->ctCount(); }
 
-  uint64_t reason(gw_reason r);     // summed over CPUs
-  gw_rule_stats rule(uint32_t ruleId);
+  uint64_t reason(gw_reason r) { return loader_->reason(r); } // summed over CPUs
+  gw_rule_stats rule(uint32_t ruleId) { return loader_->rule(ruleId); }
 
-  int mapFd(const char* name);
+  int mapFd(const char* name) { return loader_->mapFd(name); }
   // Runs gw_connect4 on ctx (in/out); returns the test-run result (0 or -errno).
-  int runSockConnect4(struct bpf_sock_addr& ctx);
+  int runSockConnect4(struct bpf_sock_addr& ctx) { return loader_->runSockConnect4(ctx); }
 
 private:
   std::string loadError_;
-  gw_uplink_tc* uplink_ = nullptr;
-  gw_endpoint_tc* endpoint_ = nullptr;
-  gw_uplink_xdp* xdp_ = nullptr;
-  gw_passthrough* pass_ = nullptr;
-  gw_sock_cgroup* sock_ = nullptr;
+  std::unique_ptr<BpfLoader> loader_;
 };
 
 } // namespace gw::test

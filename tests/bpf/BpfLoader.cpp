@@ -11,10 +11,11 @@
 
 #include "gw_endpoint_tc.skel.h"
 #include "gw_passthrough.skel.h"
+#include "gw_sock_cgroup.skel.h"
 #include "gw_uplink_tc.skel.h"
 #include "gw_uplink_xdp.skel.h"
 
-namespace gw::bench {
+namespace gw::test {
 namespace {
 
 template <class T, void (*Destroy)(T*)>
@@ -80,6 +81,7 @@ struct BpfLoader::Skels {
   SkelPtr<gw_endpoint_tc, gw_endpoint_tc__destroy> endpoint;
   SkelPtr<gw_uplink_xdp, gw_uplink_xdp__destroy> xdp;
   SkelPtr<gw_passthrough, gw_passthrough__destroy> pass;
+  SkelPtr<gw_sock_cgroup, gw_sock_cgroup__destroy> sock;
 };
 
 const char* progName(Prog prog) {
@@ -132,6 +134,12 @@ Result<std::unique_ptr<BpfLoader>> BpfLoader::load(uint32_t ctMaxEntries) {
     return std::unexpected(pass.error());
   }
   l->skels_->pass = std::move(*pass);
+  auto sock = openLoad<gw_sock_cgroup, gw_sock_cgroup__destroy>(
+      gw_sock_cgroup__open, gw_sock_cgroup__load, owner, 0, "sock_cgroup");
+  if (!sock) {
+    return std::unexpected(sock.error());
+  }
+  l->skels_->sock = std::move(*sock);
   return l;
 }
 
@@ -158,7 +166,7 @@ Result<RunResult> BpfLoader::run(Prog prog, const Bytes& frame, uint32_t repeat)
     break;
   }
   RunResult r;
-  r.out.resize(frame.size() + 256);
+  r.out.resize(frame.size() + 512);
   LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = r.out.data(),
               .data_size_in = static_cast<uint32_t>(frame.size()),
               .data_size_out = static_cast<uint32_t>(r.out.size()),
@@ -221,13 +229,75 @@ Status BpfLoader::addExpose(uint32_t daddrNet, uint16_t dport, uint8_t proto,
   return mapUpdate(mapFd("gw_expose_v4"), &k, &v, "gw_expose_v4");
 }
 
-Status BpfLoader::addMasq(uint32_t prefixNet, uint32_t bits) const {
+Status BpfLoader::addMasq(uint32_t prefixNet, uint32_t bits, uint32_t outIfindex) const {
   gw_masq_key k{};
   k.prefixlen = GW_MASQ_PREFIXLEN(bits);
   k.family = GW_AF_INET;
   k.addr.v4 = prefixNet;
   gw_masq_value v{};
+  v.out_ifindex = outIfindex;
   return mapUpdate(mapFd("gw_masq_v4"), &k, &v, "gw_masq_v4");
+}
+
+Status BpfLoader::addEndpoint(uint32_t addrNet, uint32_t ifindex, const uint8_t (&peerMac)[6],
+                              const uint8_t (&hostMac)[6]) const {
+  gw_addr a{};
+  a.v4 = addrNet;
+  gw_endpoint_value v{};
+  v.ifindex = ifindex;
+  std::memcpy(v.peer_mac, peerMac, sizeof(v.peer_mac));
+  std::memcpy(v.host_mac, hostMac, sizeof(v.host_mac));
+  return mapUpdate(mapFd("gw_endpoint_v4"), &a, &v, "gw_endpoint_v4");
+}
+
+std::optional<gw_ct_entry> BpfLoader::ctLookup(const gw_ct_key& key) const {
+  gw_ct_entry e{};
+  if (bpf_map_lookup_elem(mapFd("gw_ct_v4"), &key, &e) != 0) {
+    return std::nullopt;
+  }
+  return e;
+}
+
+Status BpfLoader::ctInsert(const gw_ct_key& key, const gw_ct_entry& entry) const {
+  return mapUpdate(mapFd("gw_ct_v4"), &key, &entry, "gw_ct_v4");
+}
+
+void BpfLoader::ctDelete(const gw_ct_key& key) const {
+  bpf_map_delete_elem(mapFd("gw_ct_v4"), &key);
+}
+
+size_t BpfLoader::ctCount() const {
+  int fd = mapFd("gw_ct_v4");
+  gw_ct_key k{}, next{};
+  size_t n = 0;
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    ++n;
+    k = next;
+    prev = &k;
+  }
+  return n;
+}
+
+gw_rule_stats BpfLoader::rule(uint32_t ruleId) const {
+  std::vector<gw_rule_stats> v(static_cast<size_t>(libbpf_num_possible_cpus()));
+  gw_rule_stats sum{};
+  if (bpf_map_lookup_elem(mapFd("gw_stats_rule"), &ruleId, v.data()) != 0) {
+    return sum;
+  }
+  for (const auto& s : v) {
+    sum.packets += s.packets;
+    sum.bytes += s.bytes;
+    sum.connections += s.connections;
+    sum.drops += s.drops;
+  }
+  return sum;
+}
+
+int BpfLoader::runSockConnect4(bpf_sock_addr& ctx) const {
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &ctx, .ctx_out = &ctx,
+              .ctx_size_in = sizeof(ctx), .ctx_size_out = sizeof(ctx));
+  return bpf_prog_test_run_opts(bpf_program__fd(skels_->sock->progs.gw_connect4), &opts);
 }
 
 uint64_t BpfLoader::reason(gw_reason r) const {
@@ -268,4 +338,4 @@ gw_ct_entry ctEntry(const gw_ct_key& to, const gw_ct_key& peer, uint8_t dir, uin
   return e;
 }
 
-} // namespace gw::bench
+} // namespace gw::test

@@ -1,20 +1,22 @@
 // SPDX-License-Identifier: MIT
-// The data-path skeletons loaded with one shared set of maps, for benchmarks on
-// BPF_PROG_TEST_RUN. Unlike the unit tests' harness it can size the conntrack map (1M flows
-// need more than GW_CT_MAX_ENTRIES) and it attaches nothing.
+// The data-path skeletons loaded with one shared set of maps (as gatewayd shares them, through
+// bpf_map__reuse_fd), run on packets with BPF_PROG_TEST_RUN. Attaches nothing. Used by the BPF
+// unit tests (through BpfHarness) and the per-packet benchmark; the conntrack map can be sized
+// (1M flows need more than GW_CT_MAX_ENTRIES).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "Error.h"
 #include "PacketBuilder.h"
 #include "gw_abi.h"
 
-namespace gw::bench {
+struct bpf_sock_addr;
 
-using test::Bytes;
+namespace gw::test {
 
 enum class Prog { UplinkIngress, UplinkEgress, EndpointIngress, UplinkXdp, PassTc, PassXdp };
 
@@ -22,6 +24,7 @@ const char* progName(Prog prog);
 bool isXdp(Prog prog);
 
 struct RunResult {
+  int err = 0; // 0, or -errno when the test run itself failed (BpfHarness::run)
   uint32_t verdict = 0;
   uint32_t durationNs = 0; // the kernel's time per repetition (its timer wraps the run loop)
   Bytes out;
@@ -46,8 +49,19 @@ public:
   Status addLocal(uint32_t addrNet) const;
   Status addExpose(uint32_t daddrNet, uint16_t dport, uint8_t proto, uint32_t targetNet,
                    uint16_t targetPort, uint32_t ruleId) const;
-  Status addMasq(uint32_t prefixNet, uint32_t bits) const;
+  Status addMasq(uint32_t prefixNet, uint32_t bits, uint32_t outIfindex = 0) const;
+  Status addEndpoint(uint32_t addrNet, uint32_t ifindex, const uint8_t (&peerMac)[6],
+                     const uint8_t (&hostMac)[6]) const;
   uint64_t reason(gw_reason r) const; // summed over CPUs
+  gw_rule_stats rule(uint32_t ruleId) const; // summed over CPUs
+
+  std::optional<gw_ct_entry> ctLookup(const gw_ct_key& key) const;
+  Status ctInsert(const gw_ct_key& key, const gw_ct_entry& entry) const;
+  void ctDelete(const gw_ct_key& key) const;
+  size_t ctCount() const;
+
+  // Runs gw_connect4 on ctx (in/out); returns the test-run result (0 or -errno).
+  int runSockConnect4(bpf_sock_addr& ctx) const;
 
 private:
   struct Skels;
@@ -61,4 +75,4 @@ gw_ct_key ctKey(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport, 
 gw_ct_entry ctEntry(const gw_ct_key& to, const gw_ct_key& peer, uint8_t dir, uint8_t nat,
                     uint32_t ruleId);
 
-} // namespace gw::bench
+} // namespace gw::test
