@@ -143,21 +143,13 @@ class Gateway(Setup):
                 raise NotAvailable(f"{binary} not built")
         ctx.gw_runs += 1
         n = ctx.gw_runs
-        self.bpffs = os.path.join(ctx.work, f"bpffs-{n}")
-        os.makedirs(self.bpffs, exist_ok=True)
         logpath = os.path.join(ctx.logdir, f"gatewayd-{self.name}-{n}.log")
-        if os.path.exists(ctx.sock):
-            os.unlink(ctx.sock)
-        self.proc = ctx.procs.start(
-            [ctx.gatewayd, "--uplink", "up0", "--netns", ctx.topo.gwh, "--socket", ctx.sock,
-             "--state-dir", os.path.join(ctx.work, f"state-{n}"), "--bpffs", self.bpffs,
-             "--xdp", self.xdp, "--proxy-relay", self.relay], logpath)
-        up = L.wait_until(lambda: self.proc.poll() is not None or L.run(
-            [ctx.gwctl, "--socket", ctx.sock, "status"], check=False).returncode == 0, 15, 0.1)
-        if self.proc.poll() is not None or not up:
-            with open(logpath) as f:
-                tail = f.read().strip()[-300:]
-            raise NotAvailable(f"gatewayd did not come up: {tail}")
+        try:
+            self.proc, self.bpffs = L.start_gatewayd(
+                ctx.procs, ctx.gatewayd, ctx.gwctl, ctx.topo.gwh, ctx.sock, ctx.work, n, logpath,
+                "--xdp", self.xdp, "--proxy-relay", self.relay)
+        except RuntimeError as e:
+            raise NotAvailable(str(e)) from e
         for ns in (ctx.topo.s1, ctx.topo.s2):
             self.gwctl(ctx, "ns", "add", ns)
         ctx.topo.tune([ctx.topo.s1, ctx.topo.s2])
@@ -173,17 +165,9 @@ class Gateway(Setup):
             self.gwctl(ctx, *args)
 
     def stop(self, ctx):
-        if self.proc is not None:
-            ctx.procs.stop(self.proc, grace=10.0)
-            self.proc = None
-        if self.bpffs and is_mountpoint(self.bpffs):
-            L.run(["umount", self.bpffs], check=False)
-
-
-def is_mountpoint(path):
-    path = os.path.realpath(path)
-    with open("/proc/mounts") as f:
-        return any(line.split()[1] == path for line in f)
+        L.stop_gatewayd(ctx.procs, self.proc, self.bpffs)
+        self.proc = None
+        self.bpffs = None
 
 
 class Socat(Setup):
@@ -609,7 +593,7 @@ def main():
             L.log(f"results in {ctx.outdir}")
         for name in os.listdir(ctx.work):
             path = os.path.join(ctx.work, name)
-            if name.startswith("bpffs-") and is_mountpoint(path):
+            if name.startswith("bpffs-") and L.is_mountpoint(path):
                 L.run(["umount", path], check=False)
         shutil.rmtree(ctx.work, ignore_errors=True)
 

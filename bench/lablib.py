@@ -112,6 +112,39 @@ def wait_until(pred, timeout, interval=0.05):
     return False
 
 
+def start_gatewayd(procs, gatewayd, gwctl, gwh, sock, work, n, log_path, *extra):
+    """gatewayd serving the gateway host namespace `gwh`, with bpffs and state dir numbered
+    `n` under `work`; waits until `gwctl status` answers. Returns (process, bpffs dir).
+    Raises RuntimeError with the end of its log when it does not come up."""
+    bpffs = os.path.join(work, f"bpffs-{n}")
+    os.makedirs(bpffs, exist_ok=True)
+    if os.path.exists(sock):
+        os.unlink(sock)
+    proc = procs.start([gatewayd, "--uplink", "up0", "--netns", gwh, "--socket", sock,
+                        "--state-dir", os.path.join(work, f"state-{n}"), "--bpffs", bpffs,
+                        *extra], log_path)
+    up = wait_until(lambda: proc.poll() is not None or run(
+        [gwctl, "--socket", sock, "status"], check=False).returncode == 0, 15, 0.1)
+    if proc.poll() is not None or not up:
+        with open(log_path) as f:
+            raise RuntimeError("gatewayd did not come up: " + f.read().strip()[-300:])
+    return proc, bpffs
+
+
+def stop_gatewayd(procs, proc, bpffs):
+    """Stops gatewayd (its data path stays pinned) and unmounts the bpffs it mounted."""
+    if proc is not None:
+        procs.stop(proc, grace=10.0)
+    if bpffs and is_mountpoint(bpffs):
+        run(["umount", bpffs], check=False)
+
+
+def is_mountpoint(path):
+    path = os.path.realpath(path)
+    with open("/proc/mounts") as f:
+        return any(line.split()[1] == path for line in f)
+
+
 def listening(ns, port, proto="tcp"):
     flag = "-Hltn" if proto == "tcp" else "-Hlun"
     r = run(nsx(ns, "ss", flag, f"sport = :{port}"), check=False)

@@ -105,19 +105,10 @@ class Runner:
 
     def start_gatewayd(self):
         self.runs += 1
-        self.bpffs = os.path.join(self.work, f"bpffs-{self.runs}")
-        os.makedirs(self.bpffs, exist_ok=True)
         log = os.path.join(self.work, f"gatewayd-{self.runs}.log")
-        if os.path.exists(self.sock):
-            os.unlink(self.sock)
-        self.gw = self.procs.start(
-            [self.gatewayd, "--uplink", "up0", "--netns", self.topo.gwh, "--socket", self.sock,
-             "--state-dir", os.path.join(self.work, f"state-{self.runs}"), "--bpffs",
-             self.bpffs, "--xdp", "off"], log)
-        ok = L.wait_until(lambda: self.gw.poll() is not None or L.run(
-            [self.gwctl, "--socket", self.sock, "status"], check=False).returncode == 0, 15, 0.1)
-        if not ok or self.gw.poll() is not None:
-            raise RuntimeError("gatewayd did not come up: " + open(log).read()[-300:])
+        self.gw, self.bpffs = L.start_gatewayd(self.procs, self.gatewayd, self.gwctl,
+                                               self.topo.gwh, self.sock, self.work, self.runs,
+                                               log, "--xdp", "off")
         for ns in (self.topo.s1, self.topo.s2):
             r = L.run([self.gwctl, "--socket", self.sock, "ns", "add", ns], check=False)
             if r.returncode != 0:
@@ -125,12 +116,9 @@ class Runner:
         self.topo.tune([self.topo.s1, self.topo.s2])
 
     def stop_gatewayd(self):
-        if self.gw is not None:
-            self.procs.stop(self.gw, grace=10.0)
-            self.gw = None
-        if self.bpffs:
-            L.run(["umount", self.bpffs], check=False)
-            self.bpffs = None
+        L.stop_gatewayd(self.procs, self.gw, self.bpffs)
+        self.gw = None
+        self.bpffs = None
 
     def one(self, method, n):
         """Installs n rules with `method` in a fresh topology; returns the record."""
