@@ -356,7 +356,14 @@ std::string Gateway::metrics() {
   line("gateway_namespaces", "", state_.namespaces.size());
   help("gateway_datapath_loaded", "gauge", "1 when the eBPF data path is loaded");
   line("gateway_datapath_loaded", "", dp_ ? 1 : 0);
-  if (auto list = listExposes(); list) {
+  // The counters are read once per scrape: expose rows and reason/conntrack gauges share them.
+  std::optional<DatapathStats> stats;
+  if (dp_) {
+    if (auto s = dp_->stats(); s) {
+      stats = std::move(*s);
+    }
+  }
+  if (auto list = listExposes(stats ? &*stats : nullptr); list) {
     const char* names[][2] = {{"packets", "packets"}, {"bytes", "bytes"},
                               {"connections", "connections"}, {"drops", "drops"}};
     for (const auto& [key, what] : names) {
@@ -373,7 +380,7 @@ std::string Gateway::metrics() {
     }
   }
   if (dp_) {
-    if (auto s = dp_->stats(); s) {
+    if (const DatapathStats* s = stats ? &*stats : nullptr; s != nullptr) {
       help("gateway_datapath_packets_total", "counter", "packets by named reason");
       for (const auto& r : s->reasons) {
         line("gateway_datapath_packets_total", "reason=\"" + std::string(r.name) + "\"",

@@ -18,6 +18,7 @@
 namespace gw {
 class Datapath;
 class Proxy;
+struct DatapathStats;
 }
 
 namespace gw {
@@ -84,7 +85,8 @@ private:
   // Applies one expose and adds it to the state; the caller persists.
   Result<nlohmann::json> addOneExpose(const nlohmann::json& body);
   Result<nlohmann::json> deleteExpose(const std::map<std::string, std::string>& query);
-  Result<nlohmann::json> listExposes();
+  // Counters come from `known` when the caller has read them already.
+  Result<nlohmann::json> listExposes(const DatapathStats* known = nullptr);
   Result<nlohmann::json> addMasquerade(const nlohmann::json& body);
   Result<nlohmann::json> deleteMasquerade(const std::map<std::string, std::string>& query);
   nlohmann::json listMasquerades();

@@ -469,13 +469,18 @@ Result<json> Gateway::deleteExpose(const std::map<std::string, std::string>& que
   return json{{"id", e.id}, {"hostPort", ports->str()}, {"proto", e.proto}, {"deleted", true}};
 }
 
-Result<json> Gateway::listExposes() {
-  std::map<uint32_t, RuleStats> counters;
-  if (dp_) {
+Result<json> Gateway::listExposes(const DatapathStats* known) {
+  std::optional<DatapathStats> read;
+  if (known == nullptr && dp_) {
     if (auto s = dp_->stats(); s) {
-      for (const auto& r : s->rules) {
-        counters[r.ruleId] = r;
-      }
+      read = std::move(*s);
+      known = &*read;
+    }
+  }
+  std::map<uint32_t, RuleStats> counters;
+  if (known != nullptr) {
+    for (const auto& r : known->rules) {
+      counters[r.ruleId] = r;
     }
   }
   json out = json::array();
