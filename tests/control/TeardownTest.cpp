@@ -38,6 +38,39 @@ std::string cgroup2Root() {
   return {};
 }
 
+// The kernel adds IPv6 link-local addresses (and their local routes) on its own time, after
+// DAD, whenever a link comes up; gatewayd never touches them, so they are not part of the
+// snapshot: otherwise one that lands between "before" and "after" reads as a leak.
+bool isLinkLocal6(const json& entry, const char* key) {
+  return entry.value(key, std::string{}).starts_with("fe80:");
+}
+
+json withoutLinkLocal6(json addrs) {
+  for (auto& link : addrs) {
+    if (!link.contains("addr_info")) {
+      continue;
+    }
+    json kept = json::array();
+    for (const auto& a : link["addr_info"]) {
+      if (!isLinkLocal6(a, "local")) {
+        kept.push_back(a);
+      }
+    }
+    link["addr_info"] = kept;
+  }
+  return addrs;
+}
+
+json withoutLinkLocal6Routes(const json& routes) {
+  json kept = json::array();
+  for (const auto& r : routes) {
+    if (!isLinkLocal6(r, "dst")) {
+      kept.push_back(r);
+    }
+  }
+  return kept;
+}
+
 // The BPF objects gatewayd made, by kind ("prog", "map", "link") and id.
 using BpfIds = std::set<std::pair<std::string, int64_t>>;
 
@@ -55,9 +88,10 @@ protected:
   std::map<std::string, json> snapshot() {
     std::map<std::string, json> s;
     s["links"] = ipJson({"-d", "-n", gwh(), "link", "show"}); // -d: XDP and link details
-    s["addrs"] = ipJson({"-n", gwh(), "addr", "show"});
+    s["addrs"] = withoutLinkLocal6(ipJson({"-n", gwh(), "addr", "show"}));
     s["routes4"] = ipJson({"-n", gwh(), "-4", "route", "show", "table", "all"});
-    s["routes6"] = ipJson({"-n", gwh(), "-6", "route", "show", "table", "all"});
+    s["routes6"] =
+        withoutLinkLocal6Routes(ipJson({"-n", gwh(), "-6", "route", "show", "table", "all"}));
     s["qdiscs"] = jsonOf({"tc", "-j", "-n", gwh(), "qdisc", "show"});
     for (const auto& l : links()) {
       for (const char* dir : {"ingress", "egress"}) {
