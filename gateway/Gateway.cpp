@@ -63,7 +63,7 @@ Result<std::string> optionalString(const json& body, const char* key) {
 } // namespace
 
 Gateway::Gateway(GatewayConfig config, Netlink host)
-    : config_(std::move(config)), host_(std::move(host)),
+    : config_(std::move(config)), host_(std::move(host)), store_(config_.stateDir),
       started_(std::chrono::steady_clock::now()) {}
 
 Result<std::unique_ptr<Gateway>> Gateway::start(const GatewayConfig& config) {
@@ -78,11 +78,11 @@ Result<std::unique_ptr<Gateway>> Gateway::start(const GatewayConfig& config) {
                     uplink.error().str(),
                 ENODEV);
   }
-  auto state = loadState(config.stateDir);
+  std::unique_ptr<Gateway> gw(new Gateway(config, std::move(*host)));
+  auto state = gw->store_.load();
   if (!state) {
     return std::unexpected(state.error());
   }
-  std::unique_ptr<Gateway> gw(new Gateway(config, std::move(*host)));
   gw->uplinkIndex_ = uplink->index;
   gw->state_ = std::move(*state);
   auto addrs = listAddresses(gw->host_, AF_INET, uplink->index);
@@ -249,7 +249,11 @@ Status Gateway::syncLocalAddresses() {
 }
 
 Status Gateway::persist() {
-  return saveState(config_.stateDir, state_);
+  return store_.commit(state_);
+}
+
+Status Gateway::saveSnapshot() {
+  return store_.compact(state_);
 }
 
 Status Gateway::teardownAll() {
@@ -303,7 +307,7 @@ Status Gateway::teardownAll() {
     }
     ::rmdir(config_.bpffs.c_str());
   }
-  for (const char* name : {"/state.json", "/state.json.bak", "/state.json.tmp"}) {
+  for (const char* name : {"/state.json", "/state.json.bak", "/state.json.tmp", "/state.journal"}) {
     ::unlink((config_.stateDir + name).c_str());
   }
   ::rmdir(config_.stateDir.c_str());

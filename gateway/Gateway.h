@@ -53,6 +53,8 @@ public:
   bool finished() const { return finished_; }
   // Periodic work between requests.
   void tick();
+  // Folds the state journal into state.json: a clean stop leaves one file to read.
+  Status saveSnapshot();
 
 private:
   explicit Gateway(GatewayConfig config, Netlink host);
@@ -100,6 +102,7 @@ private:
   GatewayConfig config_;
   Netlink host_;
   State state_;
+  StateStore store_;
   int uplinkIndex_ = 0;
   IpAddress uplinkAddr_;
   std::unique_ptr<Datapath> dp_;

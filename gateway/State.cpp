@@ -4,11 +4,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
+#include <unordered_map>
 
 #include "Fd.h"
 
@@ -80,42 +83,160 @@ BridgeRecord* State::findBridge(std::string_view name) {
   return nullptr;
 }
 
+namespace {
+
+// One record <-> JSON, shared by the snapshot and the journal. Parse errors name the record.
+json toJson(const BridgeRecord& b) {
+  return {{"name", b.name}, {"gateway", b.gateway.str()}};
+}
+
+json toJson(const NamespaceRecord& n) {
+  return {{"name", n.name},
+          {"wiring", n.wiring == Wiring::Bridge ? "bridge" : "p2p"},
+          {"bridge", n.bridge},
+          {"hostLink", n.hostLink},
+          {"address", n.address.str()},
+          {"hostAddress", n.hostAddress.str()}};
+}
+
+json toJson(const ExposeRecord& e) {
+  return {{"id", e.id},
+          {"proto", e.proto},
+          {"hostPort", e.hostPort},
+          {"hostPortEnd", e.hostPortEnd},
+          {"hostIp", e.hostIp},
+          {"target", e.target},
+          {"targetNs", e.targetNs},
+          {"targetAddr", e.targetAddr.str()},
+          {"targetPort", e.targetPort},
+          {"mode", e.mode},
+          {"proxyProtocol", e.proxyProtocol}};
+}
+
+json toJson(const MasqueradeRecord& m) {
+  return {{"source", m.source.str()}, {"outIf", m.outIf}, {"automatic", m.automatic}};
+}
+
+// The identity of a record: the journal deletes and replaces by it.
+std::string keyOf(const BridgeRecord& b) {
+  return b.name;
+}
+std::string keyOf(const NamespaceRecord& n) {
+  return n.name;
+}
+std::string keyOf(const ExposeRecord& e) {
+  return std::to_string(e.id);
+}
+std::string keyOf(const MasqueradeRecord& m) {
+  return m.source.str() + " " + m.outIf;
+}
+
+// These throw json::exception on a missing or mistyped string field; callers catch.
+Result<BridgeRecord> bridgeFrom(const json& b) {
+  auto gw = parseField<IpPrefix>(b, "gateway", IpPrefix::parse);
+  if (!gw) {
+    return fail("bridge: " + gw.error().str());
+  }
+  return BridgeRecord{b.at("name").get<std::string>(), *gw};
+}
+
+Result<NamespaceRecord> namespaceFrom(const json& n) {
+  NamespaceRecord r;
+  r.name = n.at("name").get<std::string>();
+  r.wiring = n.at("wiring").get<std::string>() == "p2p" ? Wiring::PointToPoint : Wiring::Bridge;
+  r.bridge = n.at("bridge").get<std::string>();
+  r.hostLink = n.at("hostLink").get<std::string>();
+  auto addr = parseField<IpPrefix>(n, "address", IpPrefix::parse);
+  auto host = parseField<IpPrefix>(n, "hostAddress", IpPrefix::parse);
+  if (!addr || !host) {
+    return fail("namespace " + r.name + ": " + (!addr ? addr.error() : host.error()).str());
+  }
+  r.address = *addr;
+  r.hostAddress = *host;
+  return r;
+}
+
+Result<ExposeRecord> exposeFrom(const json& e) {
+  ExposeRecord r;
+  auto id = uintField<uint32_t>(e, "id");
+  auto hostPort = uintField<uint16_t>(e, "hostPort");
+  auto hostPortEnd = uintField<uint16_t>(e, "hostPortEnd");
+  auto targetPort = uintField<uint16_t>(e, "targetPort");
+  for (const auto* f : {&hostPort, &hostPortEnd, &targetPort}) {
+    if (!*f) {
+      return fail("expose: " + f->error().message);
+    }
+  }
+  if (!id) {
+    return fail("expose: " + id.error().message);
+  }
+  r.id = *id;
+  r.proto = e.at("proto").get<std::string>();
+  r.hostPort = *hostPort;
+  r.hostPortEnd = *hostPortEnd;
+  r.hostIp = e.at("hostIp").get<std::string>();
+  r.target = e.at("target").get<std::string>();
+  r.targetNs = e.at("targetNs").get<std::string>();
+  auto addr = parseField<IpAddress>(e, "targetAddr", IpAddress::parse);
+  if (!addr) {
+    return fail("expose " + std::to_string(r.id) + ": " + addr.error().str());
+  }
+  r.targetAddr = *addr;
+  r.targetPort = *targetPort;
+  r.mode = e.value("mode", "auto");
+  r.proxyProtocol = e.value("proxyProtocol", "");
+  return r;
+}
+
+Result<MasqueradeRecord> masqueradeFrom(const json& m) {
+  auto src = parseField<IpPrefix>(m, "source", IpPrefix::parse);
+  if (!src) {
+    return fail("masquerade: " + src.error().str());
+  }
+  return MasqueradeRecord{*src, m.at("outIf").get<std::string>(), m.value("automatic", false)};
+}
+
+template <class R>
+Status appendRecords(const json& array, Result<R> (*parse)(const json&), std::vector<R>& out) {
+  for (const auto& j : array) {
+    auto r = parse(j);
+    if (!r) {
+      return std::unexpected(r.error());
+    }
+    out.push_back(std::move(*r));
+  }
+  return {};
+}
+
+// The four record lists of a state, each with its name in the JSON and its parser; `each`
+// is called as each(name, list, parser).
+template <class S, class F>
+Status forEachList(S& s, F&& each) {
+  if (auto r = each("bridges", s.bridges, &bridgeFrom); !r) {
+    return r;
+  }
+  if (auto r = each("namespaces", s.namespaces, &namespaceFrom); !r) {
+    return r;
+  }
+  if (auto r = each("exposes", s.exposes, &exposeFrom); !r) {
+    return r;
+  }
+  return each("masquerades", s.masquerades, &masqueradeFrom);
+}
+
+} // namespace
+
 std::string toJson(const State& state) {
   json j;
   j["version"] = kStateVersion;
   j["nextRuleId"] = state.nextRuleId;
-  j["bridges"] = json::array();
-  for (const auto& b : state.bridges) {
-    j["bridges"].push_back({{"name", b.name}, {"gateway", b.gateway.str()}});
-  }
-  j["namespaces"] = json::array();
-  for (const auto& n : state.namespaces) {
-    j["namespaces"].push_back({{"name", n.name},
-                               {"wiring", n.wiring == Wiring::Bridge ? "bridge" : "p2p"},
-                               {"bridge", n.bridge},
-                               {"hostLink", n.hostLink},
-                               {"address", n.address.str()},
-                               {"hostAddress", n.hostAddress.str()}});
-  }
-  j["exposes"] = json::array();
-  for (const auto& e : state.exposes) {
-    j["exposes"].push_back({{"id", e.id},
-                            {"proto", e.proto},
-                            {"hostPort", e.hostPort},
-                            {"hostPortEnd", e.hostPortEnd},
-                            {"hostIp", e.hostIp},
-                            {"target", e.target},
-                            {"targetNs", e.targetNs},
-                            {"targetAddr", e.targetAddr.str()},
-                            {"targetPort", e.targetPort},
-                            {"mode", e.mode},
-                            {"proxyProtocol", e.proxyProtocol}});
-  }
-  j["masquerades"] = json::array();
-  for (const auto& m : state.masquerades) {
-    j["masquerades"].push_back(
-        {{"source", m.source.str()}, {"outIf", m.outIf}, {"automatic", m.automatic}});
-  }
+  (void)forEachList(state, [&](const char* name, const auto& list, auto) -> Status {
+    j[name] = json::array();
+    for (const auto& r : list) {
+      j[name].push_back(toJson(r));
+    }
+    return {};
+  });
   return j.dump(2) + "\n";
 }
 
@@ -136,65 +257,11 @@ Result<State> fromJson(std::string_view text, const std::string& origin) {
       return bad(next.error().message);
     }
     s.nextRuleId = *next;
-    for (const auto& b : j.at("bridges")) {
-      auto gw = parseField<IpPrefix>(b, "gateway", IpPrefix::parse);
-      if (!gw) {
-        return bad("bridge: " + gw.error().str());
-      }
-      s.bridges.push_back({b.at("name").get<std::string>(), *gw});
-    }
-    for (const auto& n : j.at("namespaces")) {
-      NamespaceRecord r;
-      r.name = n.at("name").get<std::string>();
-      r.wiring = n.at("wiring").get<std::string>() == "p2p" ? Wiring::PointToPoint : Wiring::Bridge;
-      r.bridge = n.at("bridge").get<std::string>();
-      r.hostLink = n.at("hostLink").get<std::string>();
-      auto addr = parseField<IpPrefix>(n, "address", IpPrefix::parse);
-      auto host = parseField<IpPrefix>(n, "hostAddress", IpPrefix::parse);
-      if (!addr || !host) {
-        return bad("namespace " + r.name + ": " + (!addr ? addr.error() : host.error()).str());
-      }
-      r.address = *addr;
-      r.hostAddress = *host;
-      s.namespaces.push_back(std::move(r));
-    }
-    for (const auto& e : j.at("exposes")) {
-      ExposeRecord r;
-      auto id = uintField<uint32_t>(e, "id");
-      auto hostPort = uintField<uint16_t>(e, "hostPort");
-      auto hostPortEnd = uintField<uint16_t>(e, "hostPortEnd");
-      auto targetPort = uintField<uint16_t>(e, "targetPort");
-      for (const auto* f : {&hostPort, &hostPortEnd, &targetPort}) {
-        if (!*f) {
-          return bad("expose: " + f->error().message);
-        }
-      }
-      if (!id) {
-        return bad("expose: " + id.error().message);
-      }
-      r.id = *id;
-      r.proto = e.at("proto").get<std::string>();
-      r.hostPort = *hostPort;
-      r.hostPortEnd = *hostPortEnd;
-      r.hostIp = e.at("hostIp").get<std::string>();
-      r.target = e.at("target").get<std::string>();
-      r.targetNs = e.at("targetNs").get<std::string>();
-      auto addr = parseField<IpAddress>(e, "targetAddr", IpAddress::parse);
-      if (!addr) {
-        return bad("expose " + std::to_string(r.id) + ": " + addr.error().str());
-      }
-      r.targetAddr = *addr;
-      r.targetPort = *targetPort;
-      r.mode = e.value("mode", "auto");
-      r.proxyProtocol = e.value("proxyProtocol", "");
-      s.exposes.push_back(std::move(r));
-    }
-    for (const auto& m : j.at("masquerades")) {
-      auto src = parseField<IpPrefix>(m, "source", IpPrefix::parse);
-      if (!src) {
-        return bad("masquerade: " + src.error().str());
-      }
-      s.masquerades.push_back({*src, m.at("outIf").get<std::string>(), m.value("automatic", false)});
+    auto parsed = forEachList(s, [&](const char* name, auto& list, auto parse) {
+      return appendRecords(j.at(name), parse, list);
+    });
+    if (!parsed) {
+      return bad(parsed.error().message);
     }
   } catch (const json::exception& e) {
     return bad(std::string("bad field: ") + e.what());
@@ -202,8 +269,170 @@ Result<State> fromJson(std::string_view text, const std::string& origin) {
   return s;
 }
 
-Result<State> loadState(const std::string& dir) {
-  std::string path = dir + "/state.json";
+namespace {
+
+// What changed from `before` to `after` in one list: records added or changed go to
+// put[name], keys that are gone to del[name]. Lists mostly grow at the end, so the common
+// prefix is skipped before any key is hashed.
+template <class R>
+void diffList(const char* name, const std::vector<R>& before, const std::vector<R>& after,
+              json& put, json& del) {
+  size_t same = 0;
+  while (same < before.size() && same < after.size() && before[same] == after[same]) {
+    ++same;
+  }
+  std::unordered_map<std::string, const R*> old;
+  old.reserve(before.size() - same);
+  for (size_t i = same; i < before.size(); ++i) {
+    old.emplace(keyOf(before[i]), &before[i]);
+  }
+  for (size_t i = same; i < after.size(); ++i) {
+    auto it = old.find(keyOf(after[i]));
+    if (it == old.end() || !(*it->second == after[i])) {
+      put[name].push_back(toJson(after[i]));
+    }
+    if (it != old.end()) {
+      old.erase(it);
+    }
+  }
+  for (const auto& [key, record] : old) {
+    del[name].push_back(key);
+  }
+}
+
+// A list being rebuilt from journal lines: replace or append by key, delete by key.
+template <class R>
+class ListReplay {
+public:
+  explicit ListReplay(std::vector<R>& list) : list_(list) {
+    for (auto& r : list_) {
+      index_.emplace(keyOf(r), items_.size());
+      items_.emplace_back(std::move(r));
+    }
+    list_.clear();
+  }
+  void put(R r) {
+    auto [it, added] = index_.emplace(keyOf(r), items_.size());
+    if (added) {
+      items_.emplace_back(std::move(r));
+    } else {
+      items_[it->second] = std::move(r);
+    }
+  }
+  void del(const std::string& key) {
+    if (auto it = index_.find(key); it != index_.end()) {
+      items_[it->second].reset();
+      index_.erase(it);
+    }
+  }
+  ~ListReplay() {
+    for (auto& r : items_) {
+      if (r) {
+        list_.push_back(std::move(*r));
+      }
+    }
+  }
+
+private:
+  std::vector<R>& list_;
+  std::vector<std::optional<R>> items_;
+  std::unordered_map<std::string, size_t> index_;
+};
+
+// Applies one journal line to `s`. Replaying a line twice gives the same state, so a crash
+// between writing a new snapshot and removing the journal loses nothing.
+Status applyLine(State& s, const json& line) {
+  if (!line.is_object()) {
+    return fail("not a JSON object");
+  }
+  try {
+    if (line.contains("nextRuleId")) {
+      auto next = uintField<uint32_t>(line, "nextRuleId");
+      if (!next) {
+        return std::unexpected(next.error());
+      }
+      s.nextRuleId = std::max(s.nextRuleId, *next);
+    }
+    static const json kNone = json::object();
+    const json& put = line.contains("put") ? line.at("put") : kNone;
+    const json& del = line.contains("del") ? line.at("del") : kNone;
+    return forEachList(s, [&](const char* name, auto& list, auto parse) -> Status {
+      if (!put.contains(name) && !del.contains(name)) {
+        return {};
+      }
+      ListReplay replay(list);
+      if (del.contains(name)) {
+        for (const auto& key : del.at(name)) {
+          replay.del(key.template get<std::string>());
+        }
+      }
+      if (put.contains(name)) {
+        for (const auto& j : put.at(name)) {
+          auto r = parse(j);
+          if (!r) {
+            return std::unexpected(r.error());
+          }
+          replay.put(std::move(*r));
+        }
+      }
+      return {};
+    });
+  } catch (const json::exception& e) {
+    return fail(std::string("bad field: ") + e.what());
+  }
+}
+
+Result<std::string> readFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return fail("cannot read " + path);
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string snapshotPath(const std::string& dir) {
+  return dir + "/state.json";
+}
+
+std::string journalPath(const std::string& dir) {
+  return dir + "/state.journal";
+}
+
+// Replays <dir>/state.journal onto `s`. A last line cut short (a crash mid-append: it was
+// never acknowledged) is ignored; a bad line before the last is corruption.
+Status replayJournal(const std::string& dir, State& s) {
+  std::string path = journalPath(dir);
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return {};
+  }
+  auto text = readFile(path);
+  if (!text) {
+    return std::unexpected(text.error());
+  }
+  std::string_view rest = *text;
+  for (size_t lineNo = 1; !rest.empty(); ++lineNo) {
+    size_t nl = rest.find('\n');
+    bool last = nl == std::string_view::npos || nl + 1 == rest.size();
+    std::string_view line = rest.substr(0, nl);
+    rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() && last) {
+      break;
+    }
+    Status applied = j.is_discarded() ? fail("not valid JSON") : applyLine(s, j);
+    if (!applied) {
+      return fail("state journal " + path + " line " + std::to_string(lineNo) + ": " +
+                  applied.error().message + " (state.json holds the state before the journal)");
+    }
+  }
+  return {};
+}
+
+Result<State> loadSnapshot(const std::string& dir) {
+  std::string path = snapshotPath(dir);
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
     return State{};
@@ -222,16 +451,26 @@ Result<State> loadState(const std::string& dir) {
   return state;
 }
 
-Status saveState(const std::string& dir, const State& state) {
+void fsyncDir(const std::string& dir) {
+  UniqueFd dirFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dirFd) {
+    ::fsync(dirFd.get());
+  }
+}
+
+// Writes state.json atomically (temp file, fsync, the old file kept as state.json.bak,
+// rename, fsync of the directory), then drops the journal it now contains. Returns its size.
+Result<uint64_t> writeSnapshot(const std::string& dir, const State& state) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
     return fail("create state directory " + dir + ": " + ec.message());
   }
-  std::string path = dir + "/state.json";
+  std::string path = snapshotPath(dir);
   std::string tmp = path + ".tmp";
-  if (auto w = writeFile(tmp, toJson(state)); !w) {
-    return w;
+  std::string text = toJson(state);
+  if (auto w = writeFile(tmp, text); !w) {
+    return std::unexpected(w.error());
   }
   if (std::filesystem::exists(path, ec)) {
     // Keep the previous good state as the backup (hard link: the old inode stays intact).
@@ -244,10 +483,119 @@ Status saveState(const std::string& dir, const State& state) {
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return sysError("rename " + tmp + " to " + path);
   }
-  UniqueFd dirFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dirFd) {
-    ::fsync(dirFd.get());
+  fsyncDir(dir);
+  if (::unlink(journalPath(dir).c_str()) == 0) {
+    fsyncDir(dir);
   }
+  return text.size();
+}
+
+} // namespace
+
+Result<State> loadState(const std::string& dir) {
+  auto state = loadSnapshot(dir);
+  if (!state) {
+    return state;
+  }
+  if (auto r = replayJournal(dir, *state); !r) {
+    return std::unexpected(r.error());
+  }
+  return state;
+}
+
+Status saveState(const std::string& dir, const State& state) {
+  auto written = writeSnapshot(dir, state);
+  if (!written) {
+    return std::unexpected(written.error());
+  }
+  return {};
+}
+
+Result<State> StateStore::load() {
+  auto state = loadState(dir_);
+  if (!state) {
+    return state;
+  }
+  persisted_ = *state;
+  std::error_code ec;
+  uint64_t journal = std::filesystem::file_size(journalPath(dir_), ec);
+  // Fold what an earlier run journaled into a fresh snapshot: this also drops a torn last
+  // line, which a later append would otherwise bury in the middle.
+  if (!ec && journal > 0) {
+    if (auto r = compact(*state); !r) {
+      return std::unexpected(r.error());
+    }
+  } else {
+    uint64_t size = std::filesystem::file_size(snapshotPath(dir_), ec);
+    snapshotBytes_ = ec ? 0 : size; // on error file_size returns -1
+  }
+  return state;
+}
+
+Status StateStore::commit(const State& state) {
+  json put = json::object(), del = json::object();
+  diffList("bridges", persisted_.bridges, state.bridges, put, del);
+  diffList("namespaces", persisted_.namespaces, state.namespaces, put, del);
+  diffList("exposes", persisted_.exposes, state.exposes, put, del);
+  diffList("masquerades", persisted_.masquerades, state.masquerades, put, del);
+  if (put.empty() && del.empty() && state.nextRuleId == persisted_.nextRuleId) {
+    return {};
+  }
+  json change = {{"nextRuleId", state.nextRuleId}};
+  if (!put.empty()) {
+    change["put"] = std::move(put);
+  }
+  if (!del.empty()) {
+    change["del"] = std::move(del);
+  }
+  std::string line = change.dump() + "\n";
+  // Amortized: the snapshot is rewritten only after as many journal bytes as it holds.
+  if (journalBytes_ + line.size() > std::max(kMinJournalBytes, snapshotBytes_)) {
+    return compact(state);
+  }
+  if (auto r = append(line); !r) {
+    return r;
+  }
+  journalBytes_ += line.size();
+  persisted_ = state;
+  return {};
+}
+
+Status StateStore::append(std::string_view line) {
+  if (!journal_) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir_, ec);
+    std::string path = journalPath(dir_);
+    journal_.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (!journal_) {
+      return sysError("open " + path);
+    }
+    fsyncDir(dir_);
+  }
+  // One write per line: a crash leaves at most the last line cut short, which load ignores.
+  std::string path = journalPath(dir_);
+  ssize_t n = ::write(journal_.get(), line.data(), line.size());
+  Status done = n < 0 ? sysError("append to " + path)
+                : n != static_cast<ssize_t>(line.size()) ? fail("append to " + path + ": short write")
+                : ::fdatasync(journal_.get()) != 0 ? sysError("fdatasync " + path)
+                                                     : Status{};
+  if (!done) {
+    // The caller rolls the change back: so must the file, or a replay would bring it back.
+    journal_.reset();
+    (void)::truncate(path.c_str(), static_cast<off_t>(journalBytes_));
+  }
+  return done;
+}
+
+Status StateStore::compact(const State& state) {
+  journal_.reset();
+  auto written = writeSnapshot(dir_, state);
+  if (!written) {
+    return std::unexpected(written.error());
+  }
+  snapshotBytes_ = *written;
+  journalBytes_ = 0;
+  persisted_ = state;
   return {};
 }
 

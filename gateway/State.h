@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "Error.h"
+#include "Fd.h"
 #include "Ip.h"
 
 namespace gw {
@@ -15,6 +16,8 @@ namespace gw {
 struct BridgeRecord {
   std::string name;
   IpPrefix gateway; // the bridge's own address with the subnet length, e.g. 10.88.0.1/16
+
+  bool operator==(const BridgeRecord&) const = default;
 };
 
 enum class Wiring { Bridge, PointToPoint };
@@ -26,6 +29,8 @@ struct NamespaceRecord {
   std::string hostLink; // gateway end of the veth
   IpPrefix address;     // inside the namespace, e.g. 10.88.0.2/16
   IpPrefix hostAddress; // gateway end (point-to-point) or the bridge's address
+
+  bool operator==(const NamespaceRecord&) const = default;
 };
 
 struct ExposeRecord {
@@ -40,12 +45,16 @@ struct ExposeRecord {
   uint16_t targetPort = 0;
   std::string mode = "auto";
   std::string proxyProtocol; // "" or "v2"
+
+  bool operator==(const ExposeRecord&) const = default;
 };
 
 struct MasqueradeRecord {
   IpPrefix source;
   std::string outIf; // "" = the uplink
   bool automatic = false; // added by `ns add`, removed by `ns del`
+
+  bool operator==(const MasqueradeRecord&) const = default;
 };
 
 struct State {
@@ -63,10 +72,38 @@ std::string toJson(const State& state);
 // Errors name what is wrong in the text; `origin` (a file name) prefixes them.
 Result<State> fromJson(std::string_view text, const std::string& origin);
 
-// Loads <dir>/state.json; a missing file is an empty state; a corrupt one is an error naming
-// the file (the previous good copy stays in state.json.bak).
+// Loads <dir>/state.json and replays <dir>/state.journal onto it; missing files are an empty
+// state; a corrupt one is an error naming the file (the previous good copy stays in
+// state.json.bak).
 Result<State> loadState(const std::string& dir);
-// Writes atomically: temp file, fsync, the old file kept as state.json.bak, rename, fsync dir.
+// Writes state.json atomically (temp file, fsync, the old file kept as state.json.bak,
+// rename, fsync dir) and drops the journal it replaces.
 Status saveState(const std::string& dir, const State& state);
+
+// The state on disk: the snapshot state.json plus state.journal, one line per commit with
+// the records that changed since. A commit appends and fdatasyncs one line, so its cost
+// follows the change, not the number of rules; the snapshot is rewritten once the journal
+// outgrows it, on load when an earlier run left a journal, and on compact().
+class StateStore {
+public:
+  explicit StateStore(std::string dir) : dir_(std::move(dir)) {}
+
+  Result<State> load();
+  // Makes `state` durable; on error nothing of it is on disk.
+  Status commit(const State& state);
+  Status compact(const State& state);
+
+  // The journal size below which the snapshot is never rewritten.
+  static constexpr uint64_t kMinJournalBytes = 256 * 1024;
+
+private:
+  Status append(std::string_view line);
+
+  std::string dir_;
+  State persisted_; // what the files hold
+  UniqueFd journal_;
+  uint64_t journalBytes_ = 0;
+  uint64_t snapshotBytes_ = 0;
+};
 
 } // namespace gw

@@ -229,6 +229,11 @@ int main(int argc, char** argv) {
     return die(stopped.error().str());
   }
   notifySystemd("STOPPING=1");
+  if (!(*gateway)->finished()) {
+    if (auto r = (*gateway)->saveSnapshot(); !r) {
+      gw::log::warn("state snapshot at stop: ", r.error().str(), " (the journal keeps it)");
+    }
+  }
   if ((*gateway)->finished()) {
     gw::log::info("gatewayd down: exiting");
   } else {

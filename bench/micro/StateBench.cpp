@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// state.json is written on every change and read on every start: its cost grows with the number
-// of namespaces and exposes. Argument: number of exposes (namespaces = exposes / 10 + 1).
+// state.json is written when the journal outgrows it and at a clean stop, and read on every
+// start: its cost grows with the number of namespaces and exposes. Argument: number of exposes (namespaces = exposes / 10 + 1).
 #include <benchmark/benchmark.h>
 
 #include <string>

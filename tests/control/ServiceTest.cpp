@@ -217,11 +217,16 @@ TEST_F(ServiceTest, RestartAdoptsWhatExistsAndRecreatesWhatIsMissing) {
 }
 
 TEST_F(ServiceTest, CorruptStateRefusesToStartAndKeepsTheBackup) {
+  // Changes go to state.journal; a clean stop folds them into state.json, keeping the
+  // previous state.json as the backup: two runs make one.
   startDaemon();
   ASSERT_TRUE(gwctl({"ns", "add", nsName("a")}).ok());
+  stopDaemon();
+  startDaemon();
   ASSERT_TRUE(gwctl({"ns", "add", nsName("b")}).ok());
   stopDaemon();
   std::string state = dir_ + "/state/state.json";
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/state/state.journal"));
   ASSERT_TRUE(std::filesystem::exists(state + ".bak"));
   std::filesystem::resize_file(state, std::filesystem::file_size(state) / 2);
   auto r = run({GATEWAYD_PATH, "--uplink", "up0", "--netns", gwh(), "--socket", socket_,

@@ -85,5 +85,137 @@ TEST(State, LoadRefusesACorruptFile) {
   std::filesystem::remove_all(dir);
 }
 
+
+class StateStoreTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / (test::prefix() + "store");
+    std::filesystem::remove_all(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string journal() const { return dir_ + "/state.journal"; }
+  std::string snapshot() const { return dir_ + "/state.json"; }
+  void expectOnDisk(const State& want) {
+    auto loaded = loadState(dir_);
+    ASSERT_TRUE(loaded) << loaded.error().str();
+    EXPECT_EQ(toJson(*loaded), toJson(want));
+  }
+
+  static ExposeRecord expose(uint32_t id, uint16_t port) {
+    ExposeRecord e = sample().exposes[0];
+    e.id = id;
+    e.hostPort = port;
+    e.hostPortEnd = port;
+    return e;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(StateStoreTest, CommitsAppendOneLineEachAndLoadReplaysThem) {
+  StateStore store(dir_);
+  ASSERT_TRUE(store.load());
+  State s = sample();
+  ASSERT_TRUE(store.commit(s));
+  s.exposes.push_back(expose(8, 6001));
+  s.nextRuleId = 9;
+  ASSERT_TRUE(store.commit(s));
+  s.namespaces.erase(s.namespaces.begin()); // a delete from the front
+  s.masquerades[0].outIf = "eth1";          // a changed record
+  ASSERT_TRUE(store.commit(s));
+  ASSERT_TRUE(store.commit(s)); // nothing changed: nothing written
+
+  EXPECT_FALSE(std::filesystem::exists(snapshot())); // small: no snapshot rewrite yet
+  std::ifstream in(journal());
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 3);
+  expectOnDisk(s);
+}
+
+TEST_F(StateStoreTest, ATornLastLineIsIgnoredAndLoadFoldsTheJournal) {
+  State s = sample();
+  {
+    StateStore store(dir_);
+    ASSERT_TRUE(store.load());
+    ASSERT_TRUE(store.commit(s));
+  }
+  std::ofstream(journal(), std::ios::app) << R"({"nextRuleId":9,"put":{"expo)";
+  expectOnDisk(s);
+  StateStore again(dir_);
+  auto loaded = again.load();
+  ASSERT_TRUE(loaded) << loaded.error().str();
+  EXPECT_FALSE(std::filesystem::exists(journal()));
+  EXPECT_TRUE(std::filesystem::exists(snapshot()));
+  // Appends after the fold start a clean journal.
+  s.exposes.push_back(expose(8, 6001));
+  ASSERT_TRUE(again.commit(s));
+  expectOnDisk(s);
+}
+
+TEST_F(StateStoreTest, ABadLineBeforeTheLastIsCorruptionNamingTheJournal) {
+  StateStore store(dir_);
+  ASSERT_TRUE(store.load());
+  State s = sample();
+  ASSERT_TRUE(store.commit(s));
+  std::ofstream(journal(), std::ios::app) << "{\"put\":{\"exposes\":[{\"id\":\"x\"}]}}\n";
+  s.exposes.push_back(expose(8, 6001));
+  ASSERT_TRUE(store.commit(s));
+  auto r = loadState(dir_);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find(journal() + " line 2"), std::string::npos)
+      << r.error().message;
+}
+
+TEST_F(StateStoreTest, TheSnapshotIsRewrittenOnlyWhenTheJournalOutgrowsIt) {
+  StateStore store(dir_);
+  ASSERT_TRUE(store.load());
+  State s = sample();
+  s.exposes.clear();
+  uint64_t largestJournal = 0;
+  int snapshots = 0;
+  std::filesystem::file_time_type lastWrite{};
+  for (uint32_t i = 0; i < 3000; ++i) {
+    s.exposes.push_back(expose(i + 1, static_cast<uint16_t>(10000 + i)));
+    s.nextRuleId = i + 2;
+    ASSERT_TRUE(store.commit(s));
+    std::error_code ec;
+    uint64_t size = std::filesystem::file_size(journal(), ec);
+    largestJournal = std::max<uint64_t>(largestJournal, ec ? 0 : size);
+    auto written = std::filesystem::last_write_time(snapshot(), ec);
+    if (!ec && written != lastWrite) {
+      ++snapshots;
+      lastWrite = written;
+    }
+  }
+  // 3,000 rules are ~700 KiB of snapshot: rewritten a handful of times, not 3,000.
+  EXPECT_GE(snapshots, 1);
+  EXPECT_LE(snapshots, 10);
+  EXPECT_LE(largestJournal, std::max<uint64_t>(StateStore::kMinJournalBytes,
+                                               std::filesystem::file_size(snapshot())));
+  expectOnDisk(s);
+}
+
+TEST_F(StateStoreTest, ReplayingAJournalOntoTheSnapshotItFedChangesNothing) {
+  // A crash between writing the new snapshot and removing the journal.
+  StateStore store(dir_);
+  ASSERT_TRUE(store.load());
+  State s = sample();
+  ASSERT_TRUE(store.commit(s));
+  s.exposes.push_back(expose(8, 6001));
+  ASSERT_TRUE(store.commit(s));
+  s.exposes.erase(s.exposes.begin());
+  ASSERT_TRUE(store.commit(s));
+  std::filesystem::copy_file(journal(), dir_ + "/saved");
+  ASSERT_TRUE(store.compact(s));
+  EXPECT_FALSE(std::filesystem::exists(journal()));
+  std::filesystem::rename(dir_ + "/saved", journal());
+  expectOnDisk(s);
+}
+
 } // namespace
 } // namespace gw
