@@ -31,7 +31,7 @@ commands:
   ns del NAME                             remove it and everything `ns add` made
   ns list                                 list managed namespaces
   expose HOSTPORT[-END] TARGET [--proto tcp|udp] [--host-ip IP] [--mode auto|ebpf|proxy]
-         [--proxy-protocol v2]            TARGET: NS:PORT[-END] or IP:PORT[-END]
+         [--proxy-protocol v2]            TARGET: NS:PORT[-END], IP:PORT[-END] or [IPv6]:PORT[-END]
   expose --file FILE|-                    many at once: lines "HOSTPORT TARGET [tcp|udp]"
   unexpose HOSTPORT[-END] [--proto tcp|udp]
   list                                    list exposes: which path serves each, counters

@@ -185,6 +185,12 @@ std::pair<std::string, std::string> Gateway::pathFor(const ExposeRecord& e) cons
   if (!e.proxyProtocol.empty()) {
     return {"proxy", "io_uring proxy: --proxy-protocol needs a proxy"};
   }
+  if (e.targetAddr.isV6()) {
+    if (e.mode == "ebpf") {
+      return {"none", "--mode ebpf but the target is IPv6: the eBPF data path is IPv4 only"};
+    }
+    return {"proxy", "io_uring proxy: auto, an IPv6 target (the eBPF data path is IPv4 only)"};
+  }
   if (dp_) {
     return {"ebpf", "eBPF data path: tc DNAT, cgroup hooks for the gateway host's own clients"};
   }
@@ -372,6 +378,7 @@ Result<json> Gateway::addOneExpose(const json& body) {
   ExposeRecord probe;
   probe.mode = modeText;
   probe.proxyProtocol = *proxyProtocol;
+  probe.targetAddr = spec->addr.value_or(IpAddress{});
   auto [path, why] = pathFor(probe);
   if (path == "none") {
     return fail(why, EOPNOTSUPP);

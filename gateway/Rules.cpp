@@ -52,7 +52,8 @@ Result<PortRange> parsePortRange(std::string_view text, std::string_view what) {
 Result<TargetSpec> parseTarget(std::string_view text) {
   size_t colon = text.rfind(':');
   if (colon == std::string_view::npos || colon == 0) {
-    return fail("target '" + std::string(text) + "': expected NS:PORT or IP:PORT", EINVAL);
+    return fail("target '" + std::string(text) + "': expected NS:PORT, IP:PORT or [IPv6]:PORT",
+                EINVAL);
   }
   TargetSpec spec;
   std::string_view host = text.substr(0, colon);
@@ -61,9 +62,21 @@ Result<TargetSpec> parseTarget(std::string_view text) {
     return std::unexpected(ports.error());
   }
   spec.ports = *ports;
+  if (host.starts_with('[') && host.ends_with(']')) {
+    auto addr = IpAddress::parse(host.substr(1, host.size() - 2));
+    if (!addr || !addr->isV6()) {
+      return fail("target '" + std::string(text) + "': '" + std::string(host) +
+                      "' is not an IPv6 address in brackets",
+                  EINVAL);
+    }
+    spec.addr = *addr;
+    return spec;
+  }
   if (auto addr = IpAddress::parse(host); addr) {
     if (!addr->isV4()) {
-      return fail("target '" + std::string(text) + "': only IPv4 targets for now", EINVAL);
+      return fail("target '" + std::string(text) + "': write an IPv6 target as [" +
+                      std::string(host) + "]:PORT",
+                  EINVAL);
     }
     spec.addr = *addr;
   } else if (auto valid = validateNamespaceName(host); valid) {

@@ -23,7 +23,7 @@ struct PortRange {
 // "6000" or "6000-6009"; `what` names the field in errors.
 Result<PortRange> parsePortRange(std::string_view text, std::string_view what);
 
-// "NS:PORT[-END]" (a named namespace) or "IP:PORT[-END]".
+// "NS:PORT[-END]" (a named namespace), "IPv4:PORT[-END]" or "[IPv6]:PORT[-END]".
 struct TargetSpec {
   std::string ns;
   std::optional<IpAddress> addr;

@@ -273,16 +273,18 @@ while True:
 
 class ProxyExposeTest : public ExposeTest {
 protected:
-  // python3 http.server bound to 127.0.0.1 only: the eBPF path cannot reach it.
-  void loopbackServer(const std::string& ns, int port) {
+  // python3 http.server bound to a loopback address only: the eBPF path cannot reach it.
+  void loopbackServer(const std::string& ns, int port, const std::string& bind = "127.0.0.1") {
     std::string root = dir_ + "/lo-" + ns;
     std::filesystem::create_directories(root);
     std::ofstream(root + "/whoami") << ns;
     servers_.push_back(Child::spawn({"ip", "netns", "exec", ns, "python3", "-m", "http.server",
-                                     std::to_string(port), "--bind", "127.0.0.1", "--directory",
+                                     std::to_string(port), "--bind", bind, "--directory",
                                      root}));
+    std::string host = bind.find(':') == std::string::npos ? bind : "[" + bind + "]";
     ASSERT_TRUE(waitFor([&] {
-      return shIn(ns, "curl -s -m1 -o /dev/null http://127.0.0.1:" + std::to_string(port)).ok();
+      return shIn(ns, "curl -s -m1 -o /dev/null http://" + host + ":" + std::to_string(port))
+          .ok();
     }));
   }
 };
@@ -306,6 +308,21 @@ TEST_F(ProxyExposeTest, ProxyModeReachesAServerBoundToLoopback) {
   ASSERT_TRUE(gwctl({"unexpose", "6002"}).ok());
   EXPECT_EQ(curlFrom(ext(), base + ":6002/whoami"), "");
   EXPECT_NE(gwctl({"expose", "6003", n1 + ":53", "--mode", "proxy", "--proto", "udp"}).status, 0);
+}
+
+TEST_F(ProxyExposeTest, AnIpv6TargetIsServedByTheProxy) {
+  startDaemon();
+  loopbackServer(gwh(), 8081, "::1");
+  auto refused = gwctl({"expose", "6010", "[::1]:8081", "--mode", "ebpf"});
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.err.find("IPv4 only"), std::string::npos) << refused.err;
+  EXPECT_NE(gwctl({"expose", "6010", "::1:8081"}).status, 0); // brackets required
+  ASSERT_TRUE(gwctl({"expose", "6010", "[::1]:8081"}).ok());
+  EXPECT_EQ(curlFrom(ext(), std::string("http://") + kUplinkAddr + ":6010/whoami"), gwh());
+  auto list = gwctlJson({"list"});
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["path"], "proxy");
+  EXPECT_NE(list[0]["why"].get<std::string>().find("IPv6"), std::string::npos);
 }
 
 TEST_F(ProxyExposeTest, ProxyProtocolV2TellsTheBackendTheClient) {

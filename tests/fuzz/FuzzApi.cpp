@@ -54,7 +54,8 @@ void parseUserText(std::string_view text) {
   }
   if (auto t = parseTarget(text); t) {
     check(t->addr.has_value() != !t->ns.empty(), "a target is an address or a namespace");
-    check(!t->addr || t->addr->isV4(), "address targets are IPv4");
+    check(!t->addr || t->addr->isV4() || (text.starts_with('[') && t->addr->isV6()),
+          "address targets are IPv4 or bracketed IPv6");
   }
   if (auto p = parseProto(text); p) {
     check(protoName(*p) == "tcp" || protoName(*p) == "udp", "proto is tcp or udp");

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+// What `gwctl expose` accepts as ports and targets, and the errors naming what was wrong.
+#include <gtest/gtest.h>
+
+#include "Rules.h"
+
+namespace gw {
+namespace {
+
+TEST(Rules, PortRangesMapOneToOne) {
+  auto one = parsePortRange("6000", "host port");
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->size(), 1u);
+  auto range = parsePortRange("6000-6009", "host port");
+  ASSERT_TRUE(range);
+  EXPECT_EQ(range->size(), 10u);
+  EXPECT_EQ(range->str(), "6000-6009");
+  for (const char* bad : {"0", "65536", "6009-6000", "60a", "", "-1"}) {
+    auto r = parsePortRange(bad, "host port");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("host port"), std::string::npos) << r.error().message;
+  }
+}
+
+TEST(Rules, TargetsAreANamespaceAnIpv4OrABracketedIpv6) {
+  auto ns = parseTarget("netns2:8080");
+  ASSERT_TRUE(ns);
+  EXPECT_EQ(ns->ns, "netns2");
+  EXPECT_FALSE(ns->addr);
+  auto v4 = parseTarget("10.0.0.5:8080-8081");
+  ASSERT_TRUE(v4);
+  EXPECT_TRUE(v4->addr && v4->addr->isV4());
+  EXPECT_EQ(v4->ports.size(), 2u);
+  auto v6 = parseTarget("[::1]:8080");
+  ASSERT_TRUE(v6) << v6.error().message;
+  EXPECT_TRUE(v6->addr && v6->addr->isV6());
+  EXPECT_EQ(v6->ports.first, 8080);
+
+  auto bare = parseTarget("::1:8080");
+  ASSERT_FALSE(bare);
+  EXPECT_NE(bare.error().message.find("[::1]:PORT"), std::string::npos) << bare.error().message;
+  auto notV6 = parseTarget("[10.0.0.5]:80");
+  ASSERT_FALSE(notV6);
+  EXPECT_NE(notV6.error().message.find("not an IPv6 address"), std::string::npos);
+  EXPECT_FALSE(parseTarget("8080"));
+  EXPECT_FALSE(parseTarget("netns2:"));
+  EXPECT_FALSE(parseTarget("bad/name:80"));
+}
+
+} // namespace
+} // namespace gw
