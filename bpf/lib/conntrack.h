@@ -34,6 +34,14 @@ static __always_inline void ct_key_from_pkt(struct gw_ct_key *k, const struct gw
 		  p->proto);
 }
 
+/* IPv4 keys (ct_key_v4 zeroes the rest). No memcmp: BPF has no library to call. */
+static __always_inline bool ct_key_eq(const struct gw_ct_key *a, const struct gw_ct_key *b)
+{
+	return a->saddr.v4 == b->saddr.v4 && a->daddr.v4 == b->daddr.v4 &&
+	       a->sport == b->sport && a->dport == b->dport && a->proto == b->proto &&
+	       a->family == b->family;
+}
+
 /*
  * The tuple a packet travelling the other way carries. ICMP echo keeps its id in sport in
  * both directions (requests and replies carry the same id).
@@ -105,8 +113,17 @@ static __always_inline int ct_create(const struct gw_ct_key *orig, const struct 
 
 /*
  * An entry whose peer was evicted (LRU halves age independently under pressure) gets the
- * peer rebuilt from itself: the peer rewrites to the reverse of this entry's key.
+ * peer rebuilt from itself: the peer rewrites to the reverse of this entry's key. Checked on
+ * one packet in GW_CT_REPAIR_EVERY of each direction, not on all: the lookup was a fifth of
+ * an established packet's cost, and eviction is rare (it needs a full table).
  */
+#define GW_CT_REPAIR_EVERY	32
+
+static __always_inline bool ct_repair_due(__u64 packets_before)
+{
+	return (packets_before & (GW_CT_REPAIR_EVERY - 1)) == 0;
+}
+
 static __always_inline void ct_repair_peer(const struct gw_ct_key *key,
 					   const struct gw_ct_entry *e)
 {
@@ -123,16 +140,20 @@ static __always_inline void ct_repair_peer(const struct gw_ct_key *key,
 	bpf_map_update_elem(&gw_ct_v4, &e->peer, &s->reply, BPF_NOEXIST);
 }
 
-/* Per-packet accounting on a flow direction; gatewayd ages flows from last_seen_ns. */
-static __always_inline void ct_touch(struct gw_ct_entry *e, const struct gw_pkt *p)
+/*
+ * Per-packet accounting on a flow direction; gatewayd ages flows from last_seen_ns. Returns
+ * the packet count before this packet.
+ */
+static __always_inline __u64 ct_touch(struct gw_ct_entry *e, const struct gw_pkt *p)
 {
+	__u64 before;
 	__u8 seen = 0;
 
 	e->last_seen_ns = bpf_ktime_get_ns();
-	__sync_fetch_and_add(&e->packets, 1);
+	before = __sync_fetch_and_add(&e->packets, 1);
 	__sync_fetch_and_add(&e->bytes, p->tot_len);
 	if (p->proto != IPPROTO_TCP || p->frag == GW_FRAG_LATER)
-		return;
+		return before;
 	if (p->tcp_flags & GW_TCP_SYN)
 		seen |= (p->tcp_flags & GW_TCP_ACK) ? GW_CT_SEEN_SYNACK : GW_CT_SEEN_SYN;
 	else if (p->tcp_flags & GW_TCP_ACK)
@@ -143,6 +164,7 @@ static __always_inline void ct_touch(struct gw_ct_entry *e, const struct gw_pkt 
 		seen |= GW_CT_SEEN_RST;
 	if ((e->tcp_flags & seen) != seen)
 		e->tcp_flags |= seen;
+	return before;
 }
 
 /* The reason a translated packet of this flow direction is counted under. */
@@ -156,6 +178,25 @@ static __always_inline __u32 ct_reason(const struct gw_ct_entry *e)
 static __always_inline struct gw_ct_entry *ct_lookup(const struct gw_ct_key *k)
 {
 	return bpf_map_lookup_elem(&gw_ct_v4, k);
+}
+
+/*
+ * A DNAT flow whose reply half is still there but whose original half was evicted: the
+ * reply insert of ct_create clashes with our own flow. Rebuilds the original half from the
+ * reply; true when the packet's flow exists again.
+ */
+static __always_inline bool ct_revive_orig(const struct gw_ct_key *orig,
+					   const struct gw_ct_key *xlat)
+{
+	struct gw_ct_entry *reply;
+	struct gw_ct_key rkey;
+
+	ct_reverse(&rkey, xlat);
+	reply = ct_lookup(&rkey);
+	if (!reply || !ct_key_eq(&reply->peer, orig))
+		return false;
+	ct_repair_peer(&rkey, reply);
+	return ct_lookup(orig) != NULL;
 }
 
 /* Later fragments: remember which flow the first fragment's datagram belongs to. */

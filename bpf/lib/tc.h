@@ -52,8 +52,7 @@ static __always_inline int tc_ct_xlate(struct __sk_buff *skb, const struct gw_pk
 	__be32 saddr = e->new_saddr.v4, daddr = e->new_daddr.v4;
 	__be16 sport = e->new_sport, dport = e->new_dport;
 
-	ct_touch(e, p);
-	if (!created)
+	if (ct_repair_due(ct_touch(e, p)) && !created)
 		ct_repair_peer(key, e);
 	frag_remember(p, key);
 	stats_rule(e->rule_id, p->tot_len, created);
@@ -124,6 +123,12 @@ static __always_inline int tc_ct_open(struct __sk_buff *skb, const struct gw_pkt
 	if (r < 0) {
 		tc_drop(GW_REASON_DROP_SNAT_EXHAUSTED, rule_id);
 		return tc_reject(skb, p, at_egress);
+	}
+	if (r == GW_CT_CLASH && !snat && ct_revive_orig(key, xlat)) {
+		/* our own flow, its original half evicted: translate as established */
+		e = ct_lookup(key);
+		if (e)
+			return tc_ct_xlate(skb, p, key, e, cfg, false, may_forward);
 	}
 	if (r == GW_CT_CLASH || r == GW_CT_FAIL)
 		return tc_drop(GW_REASON_DROP_CT_INSERT, rule_id);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * XDP fast path: packets of existing flows translated in place with incremental checksums.
- * Anything unusual (no flow, a missing peer half, fragments, ICMP errors) is left to tc.
+ * Anything unusual (no flow, fragments, ICMP errors) is left to tc.
  * The L4 checksum must be complete here: a CHECKSUM_PARTIAL packet from a veth with tx
  * offload on carries only the pseudo header sum, which this math would corrupt.
  */
@@ -82,11 +82,12 @@ static __always_inline int xdp_fast_path(struct xdp_md *ctx)
 
 	ct_key_from_pkt(&key, &p);
 	e = ct_lookup(&key);
-	if (!e || !ct_lookup(&e->peer))
+	if (!e)
 		return XDP_PASS;
 	if (xdp_nat_apply(ctx, &p, e))
 		return XDP_PASS;
-	ct_touch(e, &p);
+	if (ct_repair_due(ct_touch(e, &p)))
+		ct_repair_peer(&key, e);
 	stats_rule(e->rule_id, p.tot_len, false);
 	stats_reason(ct_reason(e));
 	return XDP_PASS;
