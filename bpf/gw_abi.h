@@ -82,7 +82,7 @@ struct gw_ct_entry {
 	__u8 pad0;
 	__u32 rule_id;   /* expose rule id (DNAT), 0 otherwise */
 	__u32 pad1;
-	__u64 created_ns;   /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 created_ns;   /* both: bpf_ktime_get_coarse_ns(), CLOCK_MONOTONIC at tick resolution */
 	__u64 last_seen_ns;
 	__u64 packets;
 	__u64 bytes;
