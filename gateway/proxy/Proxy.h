@@ -16,7 +16,7 @@ namespace gw {
 
 enum class RelayMode {
   Buffers, // recv into a provided buffer ring, send from it (default: measured faster here)
-  Splice,  // socket -> pooled pipe -> socket with IORING_OP_SPLICE
+  Splice,  // socket -> pooled pipe -> socket: splice(2) on the worker when io_uring says ready
 };
 
 struct ProxyConfig {
@@ -26,7 +26,7 @@ struct ProxyConfig {
   std::chrono::seconds drainTimeout{5};
   std::chrono::milliseconds connectTimeout{5000};
   RelayMode relay = RelayMode::Buffers;
-  unsigned bufferSize = 32 * 1024; // one provided buffer; also the splice chunk
+  unsigned bufferSize = 32 * 1024; // one provided buffer
   unsigned buffersPerThread = 256; // power of two; memory is touched only as it is used
 };
 

@@ -52,10 +52,8 @@ enum class Op : uint8_t {
   SendHeader, // PROXY v2 header to the backend
   Recv,       // dir 0: client -> backend, dir 1: backend -> client
   Send,
-  PollIn,     // splice mode: wait for data before splicing (SPLICE always goes to io-wq)
-  PollOut,
-  SpliceIn,   // socket -> pipe
-  SpliceOut,  // pipe -> socket
+  PollIn,     // splice mode: the source is readable; the worker splices itself
+  PollOut,    // splice mode: the destination can take what the pipe holds
 };
 
 struct Tag {
@@ -106,8 +104,8 @@ public:
 private:
   enum class State : uint8_t { Free, Connecting, SendingHeader, Relaying };
   struct Half {
-    bool recvPending = false; // or poll/splice-in in splice mode
-    bool sendPending = false; // or splice-out
+    bool recvPending = false; // or POLLIN in splice mode
+    bool sendPending = false; // or POLLOUT
     bool eof = false;
     int32_t buf = -1;         // provided buffer id being sent, or -1
     std::unique_ptr<uint8_t[]> spill; // the unsent tail of a buffer when the reader is slow
@@ -142,6 +140,7 @@ private:
   struct Pipe {
     UniqueFd r;
     UniqueFd w;
+    uint32_t size = 0; // capacity in bytes
   };
 
   explicit Worker(const Options& options);
@@ -162,15 +161,13 @@ private:
   void onSendHeader(Connection& c, uint32_t index, int res);
   void onRecv(Connection& c, uint32_t index, int dir, const io_uring_cqe* cqe);
   void onSend(Connection& c, uint32_t index, int dir, int res);
-  void onPollIn(Connection& c, uint32_t index, int dir, int res);
-  void onSpliceIn(Connection& c, uint32_t index, int dir, int res);
-  void onSpliceOut(Connection& c, uint32_t index, int dir, int res);
+  void onPoll(Connection& c, uint32_t index, int dir, int res);
 
   void sendHeader(Connection& c, uint32_t index);
   void startRelay(Connection& c, uint32_t index);
   void armRecv(Connection& c, uint32_t index, int dir);
   void issueSend(Connection& c, uint32_t index, int dir);
-  void issueSpliceOut(Connection& c, uint32_t index, int dir);
+  void spliceRelay(Connection& c, uint32_t index, int dir);
   void releaseData(Half& h);
   void onEof(Connection& c, uint32_t index, int dir);
   void countDelivered(Connection& c, int dir, int bytes);
