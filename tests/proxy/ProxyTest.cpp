@@ -100,8 +100,24 @@ protected:
   uint16_t port_ = 0;
 };
 
-TEST_F(ProxyTest, ReachesServerBoundToLoopbackInsideItsNamespace) {
-  startProxy();
+// Tests that run once per relay: the two share the connection logic but not the data path.
+class ProxyRelayTest : public ProxyTest, public ::testing::WithParamInterface<RelayMode> {
+protected:
+  ProxyConfig relayConfig() const {
+    ProxyConfig config;
+    config.relay = GetParam();
+    return config;
+  }
+};
+
+std::string relayName(const ::testing::TestParamInfo<RelayMode>& info) {
+  return info.param == RelayMode::Buffers ? "Buffers" : "Splice";
+}
+
+const auto kRelays = ::testing::Values(RelayMode::Buffers, RelayMode::Splice);
+
+TEST_P(ProxyRelayTest, ReachesServerBoundToLoopbackInsideItsNamespace) {
+  startProxy(relayConfig());
   auto& server = backend(test::echoUntilEof);
   // Sanity: from the gateway namespace the backend's loopback is not reachable directly.
   EXPECT_FALSE(test::connectTcp("127.0.0.1", server.port(), 1s));
@@ -201,12 +217,7 @@ TEST_P(ProxyBackpressureTest, SlowReaderStallsWriterWithoutGrowingMemory) {
   EXPECT_EQ(got, kTotal);
 }
 
-INSTANTIATE_TEST_SUITE_P(Relay, ProxyBackpressureTest,
-                         ::testing::Values(RelayMode::Buffers, RelayMode::Splice),
-                         [](const auto& info) {
-                           return info.param == RelayMode::Buffers ? std::string("Buffers")
-                                                                   : std::string("Splice");
-                         });
+INSTANTIATE_TEST_SUITE_P(Relay, ProxyBackpressureTest, kRelays, relayName);
 
 // 64 MiB each way through real clients, hashed at both ends; the client->backend leg ends with
 // a half-close that the backend must see before it can answer with its hash.
@@ -267,15 +278,10 @@ TEST_P(ProxyTransferTest, LargeRandomTransferHashesMatchBothWays) {
               static_cast<long long>(ms(upTime)), static_cast<long long>(ms(downTime)));
 }
 
-INSTANTIATE_TEST_SUITE_P(Relay, ProxyTransferTest,
-                         ::testing::Values(RelayMode::Buffers, RelayMode::Splice),
-                         [](const auto& info) {
-                           return info.param == RelayMode::Buffers ? std::string("Buffers")
-                                                                   : std::string("Splice");
-                         });
+INSTANTIATE_TEST_SUITE_P(Relay, ProxyTransferTest, kRelays, relayName);
 
-TEST_F(ProxyTest, HalfCloseReachesBackendAndReplyStillArrives) {
-  startProxy();
+TEST_P(ProxyRelayTest, HalfCloseReachesBackendAndReplyStillArrives) {
+  startProxy(relayConfig());
   // Answers only once it has seen EOF: proves the client's shutdown(SHUT_WR) went through.
   auto& server = backend([](int fd) {
     std::string got = test::readAll(fd);
@@ -292,8 +298,8 @@ TEST_F(ProxyTest, HalfCloseReachesBackendAndReplyStillArrives) {
   EXPECT_TRUE(closed);
 }
 
-TEST_F(ProxyTest, BackendDownClosesClientPromptlyAndCounts) {
-  startProxy();
+TEST_P(ProxyRelayTest, BackendDownClosesClientPromptlyAndCounts) {
+  startProxy(relayConfig());
   uint16_t deadPort = 0;
   {
     auto& server = backend(test::echoUntilEof);
@@ -413,8 +419,8 @@ TEST_F(ProxyTest, GlobalLimitRefusesAcrossListeners) {
   EXPECT_EQ(proxy_->activeConnections(), 1u);
 }
 
-TEST_F(ProxyTest, IdleTimeoutCloses) {
-  ProxyConfig config;
+TEST_P(ProxyRelayTest, IdleTimeoutCloses) {
+  ProxyConfig config = relayConfig();
   config.idleTimeout = 1s;
   startProxy(config);
   auto& server = backend(test::echoUntilEof);
@@ -432,8 +438,8 @@ TEST_F(ProxyTest, IdleTimeoutCloses) {
   EXPECT_TRUE(test::waitFor([&] { return stats(id).active == 0; }, 2s));
 }
 
-TEST_F(ProxyTest, ProxyV2HeaderCarriesRealClientAddress) {
-  startProxy();
+TEST_P(ProxyRelayTest, ProxyV2HeaderCarriesRealClientAddress) {
+  startProxy(relayConfig());
   auto& server = backend([](int fd) {
     std::string got;
     while (true) {
@@ -471,8 +477,8 @@ TEST_F(ProxyTest, ProxyV2HeaderCarriesRealClientAddress) {
   EXPECT_EQ(test::readN(fd.get(), expected.size()), expected);
 }
 
-TEST_F(ProxyTest, DrainLetsOpenConnectionsFinishAndRefusesNewOnes) {
-  ProxyConfig config;
+TEST_P(ProxyRelayTest, DrainLetsOpenConnectionsFinishAndRefusesNewOnes) {
+  ProxyConfig config = relayConfig();
   config.drainTimeout = 10s;
   startProxy(config);
   auto& server = backend(test::echoUntilEof);
@@ -515,6 +521,37 @@ TEST_F(ProxyTest, DrainDeadlineClosesStragglers) {
   EXPECT_TRUE(closed);
   EXPECT_EQ(proxy_->activeConnections(), 0u);
 }
+
+// The backend resets while the client is still streaming: the proxy's writes to it fail (a
+// write to a reset socket can raise SIGPIPE, which this test binary does not ignore).
+TEST_P(ProxyRelayTest, BackendResetMidStreamClosesClientAndCounts) {
+  startProxy(relayConfig());
+  std::atomic<bool> accepted{false};
+  auto server = std::make_unique<NsServer>(beNs_->name(), [&accepted](int fd) {
+    linger reset{1, 0}; // close() sends RST
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    accepted = true;
+  });
+  uint64_t id = listen(server->port());
+  auto fd = test::connectTcp("127.0.0.1", port_, 5s);
+  ASSERT_TRUE(fd);
+  std::atomic<bool> stopped{false};
+  std::thread writer([&] {
+    std::vector<char> chunk(1 << 16, 'r');
+    while (test::sendAll(fd.get(), chunk.data(), chunk.size())) {
+    }
+    stopped = true;
+  });
+  ASSERT_TRUE(test::waitFor([&] { return accepted.load() && stats(id).bytesIn > 0; }, 5s));
+  server.reset(); // RST to the proxy, with its data unread
+  EXPECT_TRUE(test::waitFor([&] { return stopped.load(); }, 5s));
+  shutdown(fd.get(), SHUT_RDWR); // unblocks the writer if it is still stuck
+  writer.join();
+  EXPECT_TRUE(test::waitFor([&] { return stats(id).active == 0; }, 5s));
+  EXPECT_EQ(stats(id).backendFailed, 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Relay, ProxyRelayTest, kRelays, relayName);
 
 // Thousands of idle connections through one listener: clients and backend are separate
 // processes (each side needs one fd per connection), the proxy holds two per connection.
