@@ -28,6 +28,9 @@ constexpr size_t kMaxIdlePipes = 64;
 // Bigger pipes mean fewer splices per byte. Capacity is charged to the user's pipe quota
 // (fs/pipe-user-pages-soft) whether or not it is used; the kernel may refuse: keep the default.
 constexpr int kPipeSize = 1 << 20;
+// A slow reader leaves its pipe full: only this many pipes per worker are enlarged, so stalled
+// connections cannot pin more kernel memory than default pipes would, plus this many MiB.
+constexpr unsigned kMaxBigPipes = 16;
 // Bytes one direction may move per readiness event before it yields to other connections.
 constexpr size_t kSpliceBudget = 1 << 20;
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
@@ -774,9 +777,13 @@ int Worker::acquirePipe() {
   if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
     return -1;
   }
-  int size = fcntl(fds[1], F_SETPIPE_SZ, kPipeSize);
+  int size = -1;
+  if (bigPipes_ < kMaxBigPipes) {
+    size = fcntl(fds[1], F_SETPIPE_SZ, kPipeSize);
+    bigPipes_ += size >= kPipeSize ? 1 : 0;
+  }
   if (size < 0) {
-    size = fcntl(fds[1], F_GETPIPE_SZ); // refused (over the quota): what we have is fine
+    size = fcntl(fds[1], F_GETPIPE_SZ); // the default, or less over the quota: it works
   }
   Pipe p{UniqueFd(fds[0]), UniqueFd(fds[1]), static_cast<uint32_t>(std::max(size, 4096))};
   // Reuse the slot of a pipe closed earlier, if any.
@@ -799,8 +806,8 @@ void Worker::releasePipe(int slot, bool empty) {
     freePipes_.push_back(slot);
     return;
   }
-  pipes_[slot].r.reset();
-  pipes_[slot].w.reset();
+  bigPipes_ -= pipes_[slot].size >= static_cast<uint32_t>(kPipeSize) ? 1 : 0;
+  pipes_[slot] = Pipe{};
 }
 
 void Worker::onEof(Connection& c, uint32_t index, int dir) {

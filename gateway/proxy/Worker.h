@@ -198,6 +198,7 @@ private:
   std::vector<ListenerSlot> listeners_;
   std::vector<Pipe> pipes_;
   std::vector<int32_t> freePipes_;
+  unsigned bigPipes_ = 0; // open pipes enlarged to kPipeSize
   std::vector<Tag> starved_; // recv got ENOBUFS: retried when buffers come back
   bool stopping_ = false;
 };

@@ -2,6 +2,7 @@
 // The proxy end to end: it runs in a throwaway "gateway" namespace (this thread enters it), the
 // backends in another one bound to 127.0.0.1 only, so only an in-namespace socket can reach them.
 // Clients run in the gateway namespace too: nothing listens in the root namespace.
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -218,6 +219,43 @@ TEST_P(ProxyBackpressureTest, SlowReaderStallsWriterWithoutGrowingMemory) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Relay, ProxyBackpressureTest, kRelays, relayName);
+
+// Many slow readers in splice mode: each stalled direction keeps a full pipe, but only a few
+// pipes per worker are enlarged (16 of 1 MiB), the rest stay at the kernel's default.
+TEST_F(ProxyTest, SlowReadersHoldFewEnlargedPipes) {
+  ProxyConfig config;
+  config.relay = RelayMode::Splice;
+  startProxy(config); // two workers
+  constexpr size_t kClients = 48;
+  auto& server = backend([](int fd) {
+    std::vector<char> chunk(1 << 16, 's');
+    while (test::sendAll(fd, chunk.data(), chunk.size())) {
+    }
+  });
+  uint64_t id = listen(server.port());
+  std::vector<UniqueFd> clients;
+  for (size_t i = 0; i < kClients; ++i) {
+    clients.push_back(test::connectTcp("127.0.0.1", port_, 10s));
+    ASSERT_TRUE(clients.back());
+  }
+  ASSERT_TRUE(test::waitFor([&] { return stats(id).active == kClients; }, 5s));
+  auto pipes = [] {
+    std::pair<size_t, size_t> counts{0, 0}; // all pipes, enlarged ones
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+      int fd = std::stoi(entry.path().filename().string());
+      int size = fcntl(fd, F_GETPIPE_SZ);
+      if (size > 0) {
+        ++counts.first;
+        counts.second += size >= (1 << 20) ? 1 : 0;
+      }
+    }
+    return counts;
+  };
+  // Stalled: every backend -> client direction holds a pipe with bytes in it (two fds each).
+  EXPECT_TRUE(test::waitFor([&] { return pipes().first >= 2 * kClients; }, 10s))
+      << pipes().first;
+  EXPECT_LE(pipes().second, 2u * 2 * 16) << "enlarged pipe fds beyond 16 per worker";
+}
 
 // 64 MiB each way through real clients, hashed at both ends; the client->backend leg ends with
 // a half-close that the backend must see before it can answer with its hash.
