@@ -217,6 +217,9 @@ Status Gateway::applyProxy(const ExposeRecord& e) {
     spec.listenPort = static_cast<uint16_t>(e.hostPort + i);
     spec.targetNetns = e.targetNs;
     spec.targetAddr = e.targetAddr.str();
+    if (!e.targetNs.empty() && e.targetAddr.str() == "127.0.0.1") {
+      spec.fallbackAddr = "::1"; // a server on IPv6 loopback only
+    }
     spec.targetPort = static_cast<uint16_t>(e.targetPort + i);
     spec.proxyProtocolV2 = e.proxyProtocol == "v2";
     auto id = proxy_->addListener(spec);
@@ -389,7 +392,7 @@ Result<json> Gateway::addOneExpose(const json& body) {
   Result<IpAddress> targetAddr = IpAddress{};
   if (path == "proxy" && !spec->ns.empty()) {
     // The proxy connects from inside the namespace: loopback there reaches servers bound to
-    // 127.0.0.1 as well as to 0.0.0.0.
+    // 127.0.0.1 as well as to 0.0.0.0, and ::1 is tried when 127.0.0.1 refuses.
     if (!namespaceExists(spec->ns)) {
       return fail("target namespace " + spec->ns + " does not exist", ENOENT);
     }

@@ -207,6 +207,13 @@ Result<uint64_t> Proxy::addListener(const ProxyListenerSpec& spec) {
   auto listener = std::make_shared<ListenerShared>();
   listener->spec = spec;
   listener->target = *target;
+  if (!spec.fallbackAddr.empty()) {
+    auto fallback = parseSockAddr(spec.fallbackAddr, spec.targetPort);
+    if (!fallback) {
+      return fail("fallback target address: " + fallback.error().message, EINVAL);
+    }
+    listener->fallback = *fallback;
+  }
   auto fds = openListeners(*listenAddr, impl_->config.threads, &listener->boundPort);
   if (!fds) {
     return std::unexpected(fds.error());

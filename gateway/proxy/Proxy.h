@@ -35,6 +35,9 @@ struct ProxyListenerSpec {
   uint16_t listenPort = 0;            // 0 = pick one (see boundPort)
   std::string targetNetns;            // name under /run/netns; "" = the gateway's namespace
   std::string targetAddr;             // numeric, as seen inside targetNetns
+  // Tried once when targetAddr refuses: ::1 behind 127.0.0.1, so a server listening on
+  // IPv6 loopback only is reached too. "" = none.
+  std::string fallbackAddr;
   uint16_t targetPort = 0;
   unsigned maxConnections = 0; // 0 = global limit only
   bool proxyProtocolV2 = false;

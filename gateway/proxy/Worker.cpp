@@ -460,19 +460,10 @@ void Worker::onAccept(Tag tag, const io_uring_cqe* cqe) {
   c.since = nowMs();
   c.headerLen = 0;
   c.headerOff = 0;
+  c.triedFallback = false;
   c.client = std::move(client);
   c.listener = listener;
-
-  // This thread entered the target namespace at start: the socket is created there.
-  int fd = socket(listener->target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    listener->backendFailed.fetch_add(1, std::memory_order_relaxed);
-    closeConnection(c, index);
-    return;
-  }
-  c.backend.reset(fd);
   setNoDelay(c.client.get());
-  setNoDelay(fd);
 
   if (listener->spec.proxyProtocolV2) {
     sockaddr_storage peer{};
@@ -491,14 +482,31 @@ void Worker::onAccept(Tag tag, const io_uring_cqe* cqe) {
     }
     c.headerLen = static_cast<uint8_t>(*len);
   }
+  connectBackend(c, index, listener->target);
+}
 
+void Worker::connectBackend(Connection& c, uint32_t index, const SockAddr& to) {
+  // This thread entered the target namespace at start: the socket is created there.
+  int fd = socket(to.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    c.listener->backendFailed.fetch_add(1, std::memory_order_relaxed);
+    closeConnection(c, index);
+    return;
+  }
+  c.backend.reset(fd);
+  setNoDelay(fd);
   io_uring_sqe* sqe = getSqe();
-  io_uring_prep_connect(sqe, fd, listener->target.get(), listener->target.length);
+  io_uring_prep_connect(sqe, fd, to.get(), to.length);
   prep(sqe, Op::Connect, c, index, 0);
 }
 
 void Worker::onConnect(Connection& c, uint32_t index, int res) {
   if (c.closing) {
+    return;
+  }
+  if (res < 0 && c.listener->fallback && !c.triedFallback) {
+    c.triedFallback = true;
+    connectBackend(c, index, *c.listener->fallback);
     return;
   }
   if (res < 0) {

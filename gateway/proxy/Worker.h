@@ -13,6 +13,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -33,6 +34,7 @@ struct ListenerShared {
   ProxyListenerSpec spec;
   std::vector<UniqueFd> fds; // one SO_REUSEPORT socket per worker: the kernel spreads clients
   SockAddr target;
+  std::optional<SockAddr> fallback; // spec.fallbackAddr, parsed
   uint16_t boundPort = 0;
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> active{0};
@@ -120,6 +122,7 @@ private:
     bool closing = false;
     uint8_t headerLen = 0;
     uint8_t headerOff = 0;
+    bool triedFallback = false;
     uint32_t inflight = 0;
     int64_t since = 0; // ms: connect start, then last activity
     UniqueFd client;
@@ -157,6 +160,8 @@ private:
 
   void dispatch(const io_uring_cqe* cqe);
   void onAccept(Tag tag, const io_uring_cqe* cqe);
+  // A backend socket (made in this thread's namespace) connecting to `to`.
+  void connectBackend(Connection& c, uint32_t index, const SockAddr& to);
   void onConnect(Connection& c, uint32_t index, int res);
   void onSendHeader(Connection& c, uint32_t index, int res);
   void onRecv(Connection& c, uint32_t index, int dir, const io_uring_cqe* cqe);

@@ -310,6 +310,16 @@ TEST_F(ProxyExposeTest, ProxyModeReachesAServerBoundToLoopback) {
   EXPECT_NE(gwctl({"expose", "6003", n1 + ":53", "--mode", "proxy", "--proto", "udp"}).status, 0);
 }
 
+TEST_F(ProxyExposeTest, ANamespaceServerOnIpv6LoopbackOnlyIsReached) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  loopbackServer(n1, 8082, "::1");
+  ASSERT_TRUE(gwctl({"expose", "6011", n1 + ":8082", "--mode", "proxy"}).ok());
+  EXPECT_EQ(curlFrom(ext(), std::string("http://") + kUplinkAddr + ":6011/whoami"), n1);
+  EXPECT_EQ(gwctlJson({"list"})[0]["drops"].get<int>(), 0); // the refused 127.0.0.1 is not one
+}
+
 TEST_F(ProxyExposeTest, AnIpv6TargetIsServedByTheProxy) {
   startDaemon();
   loopbackServer(gwh(), 8081, "::1");
