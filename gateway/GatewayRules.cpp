@@ -19,6 +19,9 @@ namespace {
 
 using nlohmann::json;
 
+// Where the proxy connects for NS:PORT targets, from inside NS (see addOneExpose).
+const IpAddress kNamespaceLoopback = IpAddress::v4(0x7f000001);
+
 std::unexpected<Error> badRequest(std::string message) {
   return fail(std::move(message), EINVAL);
 }
@@ -217,7 +220,7 @@ Status Gateway::applyProxy(const ExposeRecord& e) {
     spec.listenPort = static_cast<uint16_t>(e.hostPort + i);
     spec.targetNetns = e.targetNs;
     spec.targetAddr = e.targetAddr.str();
-    if (!e.targetNs.empty() && e.targetAddr.str() == "127.0.0.1") {
+    if (!e.targetNs.empty() && e.targetAddr == kNamespaceLoopback) {
       spec.fallbackAddr = "::1"; // a server on IPv6 loopback only
     }
     spec.targetPort = static_cast<uint16_t>(e.targetPort + i);
@@ -396,7 +399,7 @@ Result<json> Gateway::addOneExpose(const json& body) {
     if (!namespaceExists(spec->ns)) {
       return fail("target namespace " + spec->ns + " does not exist", ENOENT);
     }
-    targetAddr = *IpAddress::parse("127.0.0.1");
+    targetAddr = kNamespaceLoopback;
   } else {
     targetAddr = resolveTarget(*spec);
   }

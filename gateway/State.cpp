@@ -339,9 +339,23 @@ private:
   std::unordered_map<std::string, size_t> index_;
 };
 
-// Applies one journal line to `s`. Replaying a line twice gives the same state, so a crash
-// between writing a new snapshot and removing the journal loses nothing.
-Status applyLine(State& s, const json& line) {
+// A state being rebuilt from journal lines, one index per list for the whole journal
+// (indexing a list again for every line would make a long journal quadratic).
+struct StateReplay {
+  explicit StateReplay(State& s)
+      : state(s), bridges(s.bridges), namespaces(s.namespaces), exposes(s.exposes),
+        masquerades(s.masquerades) {}
+
+  State& state;
+  ListReplay<BridgeRecord> bridges;
+  ListReplay<NamespaceRecord> namespaces;
+  ListReplay<ExposeRecord> exposes;
+  ListReplay<MasqueradeRecord> masquerades;
+};
+
+// Applies one journal line. Replaying a line twice gives the same state, so a crash between
+// writing a new snapshot and removing the journal loses nothing.
+Status applyLine(StateReplay& s, const json& line) {
   if (!line.is_object()) {
     return fail("not a JSON object");
   }
@@ -351,16 +365,12 @@ Status applyLine(State& s, const json& line) {
       if (!next) {
         return std::unexpected(next.error());
       }
-      s.nextRuleId = std::max(s.nextRuleId, *next);
+      s.state.nextRuleId = std::max(s.state.nextRuleId, *next);
     }
     static const json kNone = json::object();
     const json& put = line.contains("put") ? line.at("put") : kNone;
     const json& del = line.contains("del") ? line.at("del") : kNone;
-    return forEachList(s, [&](const char* name, auto& list, auto parse) -> Status {
-      if (!put.contains(name) && !del.contains(name)) {
-        return {};
-      }
-      ListReplay replay(list);
+    return forEachList(s, [&](const char* name, auto& replay, auto parse) -> Status {
       if (del.contains(name)) {
         for (const auto& key : del.at(name)) {
           replay.del(key.template get<std::string>());
@@ -412,6 +422,7 @@ Status replayJournal(const std::string& dir, State& s) {
   if (!text) {
     return std::unexpected(text.error());
   }
+  StateReplay replay(s); // writes the lists back into s when it goes
   std::string_view rest = *text;
   for (size_t lineNo = 1; !rest.empty(); ++lineNo) {
     size_t nl = rest.find('\n');
@@ -422,7 +433,7 @@ Status replayJournal(const std::string& dir, State& s) {
     if (j.is_discarded() && last) {
       break;
     }
-    Status applied = j.is_discarded() ? fail("not valid JSON") : applyLine(s, j);
+    Status applied = j.is_discarded() ? fail("not valid JSON") : applyLine(replay, j);
     if (!applied) {
       return fail("state journal " + path + " line " + std::to_string(lineNo) + ": " +
                   applied.error().message + " (state.json holds the state before the journal)");
@@ -437,13 +448,11 @@ Result<State> loadSnapshot(const std::string& dir) {
   if (!std::filesystem::exists(path, ec)) {
     return State{};
   }
-  std::ifstream in(path);
-  if (!in) {
+  auto text = readFile(path);
+  if (!text) {
     return fail("cannot read state file " + path);
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto state = fromJson(ss.str(), "state file " + path);
+  auto state = fromJson(*text, "state file " + path);
   if (!state) {
     return fail(state.error().message + "; the last good copy is " + path +
                 ".bak (inspect it, then move it to state.json to restore)");

@@ -41,17 +41,22 @@ Ip4 ip(uint32_t s, uint32_t d) {
 
 class BpfProgramTest : public ::testing::Test {
 protected:
-  void SetUp() override {
-    h_ = std::make_unique<BpfHarness>();
-    // A verifier rejection is a bug, not a missing feature: fail, never skip.
-    ASSERT_TRUE(h_->loadError().empty()) << "BPF programs do not load: " << h_->loadError();
+  // The gateway every test starts from; tests change a field and set it again.
+  static gw_config baseConfig() {
     gw_config cfg{};
     cfg.uplink_ifindex = 1; // PROG_TEST_RUN runs skbs on loopback
     cfg.uplink_addr.v4 = kUplink;
     cfg.hairpin_addr.v4 = kBridge;
     cfg.snat_port_min = 61000;
     cfg.snat_port_max = 65535;
-    h_->setConfig(cfg);
+    return cfg;
+  }
+
+  void SetUp() override {
+    h_ = std::make_unique<BpfHarness>();
+    // A verifier rejection is a bug, not a missing feature: fail, never skip.
+    ASSERT_TRUE(h_->loadError().empty()) << "BPF programs do not load: " << h_->loadError();
+    h_->setConfig(baseConfig());
     h_->addLocal(kUplink);
     h_->addLocal(kBridge);
     h_->addExpose(0, 8080, kTcp, kNs1, 80, kRule);
@@ -244,11 +249,7 @@ protected:
   // One SNAT port (61000); the original source port 40002 (or echo id) towards kRemote:dport
   // is taken by kNs1 and 61000 by kNs2, so kNs3 finds nothing.
   void exhaust(const std::function<Bytes(uint32_t)>& from) {
-    gw_config cfg{};
-    cfg.uplink_ifindex = 1;
-    cfg.uplink_addr.v4 = kUplink;
-    cfg.hairpin_addr.v4 = kBridge;
-    cfg.snat_port_min = 61000;
+    gw_config cfg = baseConfig();
     cfg.snat_port_max = 61000;
     h_->setConfig(cfg);
     size_t before = h_->ctCount();
@@ -552,12 +553,7 @@ protected:
   }
 
   void setRedirect(bool on) {
-    gw_config cfg{};
-    cfg.uplink_ifindex = 1;
-    cfg.uplink_addr.v4 = kUplink;
-    cfg.hairpin_addr.v4 = kBridge;
-    cfg.snat_port_min = 61000;
-    cfg.snat_port_max = 65535;
+    gw_config cfg = baseConfig();
     cfg.flags = on ? GW_CFG_FIB_REDIRECT : 0;
     h_->setConfig(cfg);
   }

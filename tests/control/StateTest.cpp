@@ -102,6 +102,12 @@ protected:
     EXPECT_EQ(toJson(*loaded), toJson(want));
   }
 
+  // A store opened on the (empty) directory, holding `s`.
+  static void loadAndCommit(StateStore& store, const State& s) {
+    ASSERT_TRUE(store.load());
+    ASSERT_TRUE(store.commit(s));
+  }
+
   static ExposeRecord expose(uint32_t id, uint16_t port) {
     ExposeRecord e = sample().exposes[0];
     e.id = id;
@@ -115,9 +121,8 @@ protected:
 
 TEST_F(StateStoreTest, CommitsAppendOneLineEachAndLoadReplaysThem) {
   StateStore store(dir_);
-  ASSERT_TRUE(store.load());
   State s = sample();
-  ASSERT_TRUE(store.commit(s));
+  ASSERT_NO_FATAL_FAILURE(loadAndCommit(store, s));
   s.exposes.push_back(expose(8, 6001));
   s.nextRuleId = 9;
   ASSERT_TRUE(store.commit(s));
@@ -141,8 +146,7 @@ TEST_F(StateStoreTest, ATornLastLineIsIgnoredAndLoadFoldsTheJournal) {
   State s = sample();
   {
     StateStore store(dir_);
-    ASSERT_TRUE(store.load());
-    ASSERT_TRUE(store.commit(s));
+    ASSERT_NO_FATAL_FAILURE(loadAndCommit(store, s));
   }
   std::ofstream(journal(), std::ios::app) << R"({"nextRuleId":9,"put":{"expo)";
   expectOnDisk(s);
@@ -159,9 +163,8 @@ TEST_F(StateStoreTest, ATornLastLineIsIgnoredAndLoadFoldsTheJournal) {
 
 TEST_F(StateStoreTest, ABadLineBeforeTheLastIsCorruptionNamingTheJournal) {
   StateStore store(dir_);
-  ASSERT_TRUE(store.load());
   State s = sample();
-  ASSERT_TRUE(store.commit(s));
+  ASSERT_NO_FATAL_FAILURE(loadAndCommit(store, s));
   std::ofstream(journal(), std::ios::app) << "{\"put\":{\"exposes\":[{\"id\":\"x\"}]}}\n";
   s.exposes.push_back(expose(8, 6001));
   ASSERT_TRUE(store.commit(s));
@@ -203,9 +206,8 @@ TEST_F(StateStoreTest, TheSnapshotIsRewrittenOnlyWhenTheJournalOutgrowsIt) {
 TEST_F(StateStoreTest, ReplayingAJournalOntoTheSnapshotItFedChangesNothing) {
   // A crash between writing the new snapshot and removing the journal.
   StateStore store(dir_);
-  ASSERT_TRUE(store.load());
   State s = sample();
-  ASSERT_TRUE(store.commit(s));
+  ASSERT_NO_FATAL_FAILURE(loadAndCommit(store, s));
   s.exposes.push_back(expose(8, 6001));
   ASSERT_TRUE(store.commit(s));
   s.exposes.erase(s.exposes.begin());
