@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
-#include "ApiClient.h"
+#include "control/ApiClient.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include <cstring>
 
-#include "Fd.h"
+#include "base/Fd.h"
 
 namespace gw {
 

@@ -4,8 +4,8 @@
 #include <chrono>
 #include <string>
 
-#include "Error.h"
-#include "Http.h"
+#include "base/Error.h"
+#include "control/Http.h"
 
 namespace gw {
 

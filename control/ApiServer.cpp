@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "ApiServer.h"
+#include "control/ApiServer.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "Error.h"
-#include "Fd.h"
-#include "Http.h"
+#include "base/Error.h"
+#include "base/Fd.h"
+#include "control/Http.h"
 
 namespace gw {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "Http.h"
+#include "control/Http.h"
 
 #include <poll.h>
 #include <sys/socket.h>

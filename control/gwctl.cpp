@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "ApiClient.h"
-#include "Http.h"
-#include "Table.h"
+#include "control/ApiClient.h"
+#include "control/Http.h"
+#include "control/Table.h"
 
 namespace po = boost::program_options;
 using nlohmann::json;

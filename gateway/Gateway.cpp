@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "Gateway.h"
+#include "gateway/Gateway.h"
 
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -7,14 +7,14 @@
 
 #include <filesystem>
 
-#include "Address.h"
-#include "Link.h"
-#include "Log.h"
-#include "Namespace.h"
-#include "Sysctl.h"
-#include "Topology.h"
-#include "datapath/Bpffs.h"
-#include "datapath/Datapath.h"
+#include "netns/Address.h"
+#include "netns/Link.h"
+#include "base/Log.h"
+#include "netns/Namespace.h"
+#include "netns/Sysctl.h"
+#include "gateway/Topology.h"
+#include "gateway/datapath/Bpffs.h"
+#include "gateway/datapath/Datapath.h"
 #include "gateway/proxy/Proxy.h"
 
 namespace gw {

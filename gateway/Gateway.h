@@ -8,12 +8,12 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "Error.h"
-#include "Http.h"
-#include "Netlink.h"
-#include "Rules.h"
-#include "State.h"
-#include "datapath/Conntrack.h"
+#include "base/Error.h"
+#include "control/Http.h"
+#include "netns/Netlink.h"
+#include "gateway/Rules.h"
+#include "gateway/State.h"
+#include "gateway/datapath/Conntrack.h"
 
 namespace gw {
 class Datapath;

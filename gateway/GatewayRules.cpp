@@ -5,13 +5,13 @@
 
 #include <cstring>
 
-#include "Address.h"
-#include "Gateway.h"
-#include "Link.h"
-#include "Log.h"
-#include "Namespace.h"
-#include "datapath/Datapath.h"
-#include "gw_abi.h"
+#include "netns/Address.h"
+#include "gateway/Gateway.h"
+#include "netns/Link.h"
+#include "base/Log.h"
+#include "netns/Namespace.h"
+#include "gateway/datapath/Datapath.h"
+#include "bpf/gw_abi.h"
 #include "gateway/proxy/Proxy.h"
 
 namespace gw {

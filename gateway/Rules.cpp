@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
-#include "Rules.h"
+#include "gateway/Rules.h"
 
 #include <netinet/in.h>
 
 #include <charconv>
 
-#include "Namespace.h"
+#include "netns/Namespace.h"
 
 namespace gw {
 namespace {

@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "Error.h"
-#include "Ip.h"
+#include "base/Error.h"
+#include "base/Ip.h"
 
 namespace gw {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "State.h"
+#include "gateway/State.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -13,7 +13,7 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "Fd.h"
+#include "base/Fd.h"
 
 namespace gw {
 namespace {

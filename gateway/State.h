@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "Error.h"
-#include "Fd.h"
-#include "Ip.h"
+#include "base/Error.h"
+#include "base/Fd.h"
+#include "base/Ip.h"
 
 namespace gw {
 

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
-#include "Topology.h"
+#include "gateway/Topology.h"
 
 #include <cstdlib>
 #include <sys/socket.h>
 
-#include "Address.h"
-#include "Link.h"
-#include "Namespace.h"
-#include "Route.h"
-#include "Sysctl.h"
+#include "netns/Address.h"
+#include "netns/Link.h"
+#include "netns/Namespace.h"
+#include "netns/Route.h"
+#include "netns/Sysctl.h"
 
 namespace gw {
 namespace {

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "Error.h"
-#include "Ip.h"
-#include "Netlink.h"
-#include "State.h"
+#include "base/Error.h"
+#include "base/Ip.h"
+#include "netns/Netlink.h"
+#include "gateway/State.h"
 
 namespace gw {
 

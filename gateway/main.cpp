@@ -17,13 +17,13 @@
 #include <fstream>
 #include <iostream>
 
-#include "ApiServer.h"
-#include "ApiClient.h"
-#include "Gateway.h"
-#include "Fd.h"
-#include "Log.h"
-#include "Namespace.h"
-#include "datapath/Datapath.h"
+#include "control/ApiServer.h"
+#include "control/ApiClient.h"
+#include "gateway/Gateway.h"
+#include "base/Fd.h"
+#include "base/Log.h"
+#include "netns/Namespace.h"
+#include "gateway/datapath/Datapath.h"
 
 namespace po = boost::program_options;
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "Address.h"
+#include "netns/Address.h"
 
 #include <libmnl/libmnl.h>
 #include <linux/if_addr.h>
@@ -7,7 +7,7 @@
 
 #include <optional>
 
-#include "NlAttr.h"
+#include "netns/NlAttr.h"
 
 namespace gw {
 namespace {

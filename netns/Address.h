@@ -6,9 +6,9 @@
 
 #include <vector>
 
-#include "Error.h"
-#include "Ip.h"
-#include "Netlink.h"
+#include "base/Error.h"
+#include "base/Ip.h"
+#include "netns/Netlink.h"
 
 namespace gw {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "Link.h"
+#include "netns/Link.h"
 
 #include <libmnl/libmnl.h>
 #include <linux/if.h>
@@ -12,7 +12,7 @@
 #include <cstring>
 #include <optional>
 
-#include "NlAttr.h"
+#include "netns/NlAttr.h"
 
 namespace gw {
 namespace {

@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "Error.h"
-#include "Netlink.h"
+#include "base/Error.h"
+#include "netns/Netlink.h"
 
 namespace gw {
 

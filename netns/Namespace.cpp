@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "Namespace.h"
+#include "netns/Namespace.h"
 
 #include <dirent.h>
 #include <fcntl.h>

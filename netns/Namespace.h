@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "Error.h"
-#include "Fd.h"
+#include "base/Error.h"
+#include "base/Fd.h"
 
 namespace gw {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "Netlink.h"
+#include "netns/Netlink.h"
 
 #include <libmnl/libmnl.h>
 #include <sys/socket.h>
@@ -7,8 +7,8 @@
 
 #include <ctime>
 
-#include "Namespace.h"
-#include "NlAttr.h"
+#include "netns/Namespace.h"
+#include "netns/NlAttr.h"
 
 namespace gw {
 namespace {

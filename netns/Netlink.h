@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "Error.h"
+#include "base/Error.h"
 
 struct mnl_socket;
 

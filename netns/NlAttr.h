@@ -7,7 +7,7 @@
 #include <cstring>
 #include <optional>
 
-#include "Ip.h"
+#include "base/Ip.h"
 
 namespace gw::nl {
 

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
-#include "Route.h"
+#include "netns/Route.h"
 
 #include <libmnl/libmnl.h>
 #include <linux/rtnetlink.h>
 
-#include "NlAttr.h"
+#include "netns/NlAttr.h"
 
 namespace gw {
 namespace {

@@ -7,9 +7,9 @@
 #include <optional>
 #include <vector>
 
-#include "Error.h"
-#include "Ip.h"
-#include "Netlink.h"
+#include "base/Error.h"
+#include "base/Ip.h"
+#include "netns/Netlink.h"
 
 namespace gw {
 

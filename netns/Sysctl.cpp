@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
-#include "Sysctl.h"
+#include "netns/Sysctl.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "Fd.h"
-#include "Namespace.h"
+#include "base/Fd.h"
+#include "netns/Namespace.h"
 
 namespace gw {
 namespace {

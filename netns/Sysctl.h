@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "Error.h"
+#include "base/Error.h"
 
 namespace gw {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "CtScale.h"
+#include "bench/bpf/CtScale.h"
 
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
@@ -8,9 +8,9 @@
 #include <chrono>
 #include <random>
 
-#include "Topology.h"
-#include "datapath/Datapath.h"
-#include "datapath/MapDump.h"
+#include "bench/bpf/Topology.h"
+#include "gateway/datapath/Datapath.h"
+#include "gateway/datapath/MapDump.h"
 
 namespace gw::bench {
 namespace {

@@ -5,8 +5,8 @@
 // iteration, and gatewayd's own conntrack GC over a full default-size table.
 #pragma once
 
-#include "Loader.h"
-#include "Section.h"
+#include "bench/bpf/Loader.h"
+#include "bench/bpf/Section.h"
 
 namespace gw::bench {
 

@@ -2,7 +2,7 @@
 // The benchmark drives the programs through the unit tests' loader (tests/bpf/BpfLoader.h).
 #pragma once
 
-#include "BpfLoader.h"
+#include "tests/bpf/BpfLoader.h"
 
 namespace gw::bench {
 using test::BpfLoader;

@@ -5,7 +5,7 @@
 // translated tuple that translates it back, so every run is an established lookup + peer
 // lookup + rewrite (A -> B -> A ...). First packets cannot be a fixed point: each is run with
 // repeat=1 on a fresh flow (a new source port), and the flow deleted afterwards.
-#include "PathBench.h"
+#include "bench/bpf/PathBench.h"
 
 #include <array>
 #include <functional>
@@ -14,7 +14,7 @@
 
 #include <bpf/bpf.h>
 
-#include "Topology.h"
+#include "bench/bpf/Topology.h"
 
 namespace gw::bench {
 namespace {

@@ -3,8 +3,8 @@
 // established, reverse; a miss) next to the pass-through programs, measured in one run.
 #pragma once
 
-#include "Loader.h"
-#include "Section.h"
+#include "bench/bpf/Loader.h"
+#include "bench/bpf/Section.h"
 
 namespace gw::bench {
 

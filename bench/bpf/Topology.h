@@ -6,7 +6,7 @@
 
 #include <arpa/inet.h>
 
-#include "Loader.h"
+#include "bench/bpf/Loader.h"
 
 namespace gw::bench {
 

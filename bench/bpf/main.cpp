@@ -17,9 +17,9 @@
 #include <sstream>
 #include <string>
 
-#include "CtScale.h"
-#include "PathBench.h"
-#include "Topology.h"
+#include "bench/bpf/CtScale.h"
+#include "bench/bpf/PathBench.h"
+#include "bench/bpf/Topology.h"
 
 namespace {
 

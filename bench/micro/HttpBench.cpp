@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "Http.h"
+#include "control/Http.h"
 
 namespace {
 

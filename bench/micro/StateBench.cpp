@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "State.h"
+#include "gateway/State.h"
 
 namespace {
 

@@ -6,7 +6,7 @@
 
 #include <set>
 
-#include "Topology.h"
+#include "gateway/Topology.h"
 
 namespace {
 

@@ -27,7 +27,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "Fd.h"
+#include "base/Fd.h"
 
 namespace {
 

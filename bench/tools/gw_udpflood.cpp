@@ -23,7 +23,7 @@
 #include <string_view>
 #include <vector>
 
-#include "Fd.h"
+#include "base/Fd.h"
 
 namespace {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "datapath/Bpffs.h"
+#include "gateway/datapath/Bpffs.h"
 
 #include <linux/magic.h>
 #include <sys/mount.h>

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "Error.h"
+#include "base/Error.h"
 
 namespace gw {
 

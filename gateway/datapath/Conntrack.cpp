@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "datapath/Conntrack.h"
+#include "gateway/datapath/Conntrack.h"
 
 #include <arpa/inet.h>
 #include <linux/types.h>
@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "gw_abi.h"
+#include "bpf/gw_abi.h"
 
 namespace gw {
 namespace {

@@ -8,8 +8,8 @@
 #include <optional>
 #include <string_view>
 
-#include "Error.h"
-#include "Ip.h"
+#include "base/Error.h"
+#include "base/Ip.h"
 
 struct gw_ct_key;
 struct gw_ct_entry;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "datapath/Datapath.h"
+#include "gateway/datapath/Datapath.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -18,9 +18,9 @@
 #include <set>
 #include <unordered_map>
 
-#include "datapath/Bpffs.h"
-#include "datapath/MapDump.h"
-#include "gw_abi.h"
+#include "gateway/datapath/Bpffs.h"
+#include "gateway/datapath/MapDump.h"
+#include "bpf/gw_abi.h"
 #include "gw_endpoint_tc.skel.h"
 #include "gw_sock_cgroup.skel.h"
 #include "gw_uplink_tc.skel.h"

@@ -15,11 +15,11 @@
 #include <string_view>
 #include <vector>
 
-#include "Error.h"
-#include "Fd.h"
-#include "Ip.h"
-#include "Namespace.h"
-#include "datapath/Conntrack.h"
+#include "base/Error.h"
+#include "base/Fd.h"
+#include "base/Ip.h"
+#include "netns/Namespace.h"
+#include "gateway/datapath/Conntrack.h"
 
 struct gw_config;
 

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "Error.h"
+#include "base/Error.h"
 
 namespace gw {
 

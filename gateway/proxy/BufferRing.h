@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "netns/Error.h"
+#include "base/Error.h"
 
 namespace gw {
 

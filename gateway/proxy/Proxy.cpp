@@ -16,7 +16,7 @@
 
 #include "gateway/proxy/SockAddr.h"
 #include "gateway/proxy/Worker.h"
-#include "netns/Fd.h"
+#include "base/Fd.h"
 #include "netns/Namespace.h"
 
 namespace gw {

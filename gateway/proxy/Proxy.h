@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "netns/Error.h"
+#include "base/Error.h"
 
 namespace gw {
 

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <span>
 
-#include "netns/Error.h"
+#include "base/Error.h"
 
 namespace gw {
 

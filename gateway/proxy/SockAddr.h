@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "netns/Error.h"
+#include "base/Error.h"
 
 namespace gw {
 

@@ -22,8 +22,8 @@
 #include "gateway/proxy/Proxy.h"
 #include "gateway/proxy/ProxyProtocol.h"
 #include "gateway/proxy/SockAddr.h"
-#include "netns/Error.h"
-#include "netns/Fd.h"
+#include "base/Error.h"
+#include "base/Fd.h"
 
 namespace gw::proxy {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "BpfHarness.h"
+#include "tests/bpf/BpfHarness.h"
 
 #include <stdexcept>
 

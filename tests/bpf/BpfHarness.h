@@ -8,9 +8,9 @@
 #include <optional>
 #include <string>
 
-#include "BpfLoader.h"
-#include "PacketBuilder.h"
-#include "gw_abi.h"
+#include "tests/bpf/BpfLoader.h"
+#include "tests/bpf/PacketBuilder.h"
+#include "bpf/gw_abi.h"
 
 namespace gw::test {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "BpfLoader.h"
+#include "tests/bpf/BpfLoader.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>

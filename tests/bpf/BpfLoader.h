@@ -10,9 +10,9 @@
 #include <optional>
 #include <string>
 
-#include "Error.h"
-#include "PacketBuilder.h"
-#include "gw_abi.h"
+#include "base/Error.h"
+#include "tests/bpf/PacketBuilder.h"
+#include "bpf/gw_abi.h"
 
 struct bpf_sock_addr;
 

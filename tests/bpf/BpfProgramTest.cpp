@@ -11,8 +11,8 @@
 #include <functional>
 #include <memory>
 
-#include "BpfHarness.h"
-#include "PacketBuilder.h"
+#include "tests/bpf/BpfHarness.h"
+#include "tests/bpf/PacketBuilder.h"
 
 namespace gw::test {
 namespace {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "PacketBuilder.h"
+#include "tests/bpf/PacketBuilder.h"
 
 #include <arpa/inet.h>
 

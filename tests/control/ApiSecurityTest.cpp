@@ -5,7 +5,7 @@
 #include <chrono>
 #include <filesystem>
 
-#include "ServiceFixture.h"
+#include "tests/control/ServiceFixture.h"
 
 namespace gw::test {
 namespace {

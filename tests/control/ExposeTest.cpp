@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "ServiceFixture.h"
+#include "tests/control/ServiceFixture.h"
 
 namespace gw::test {
 namespace {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <gtest/gtest.h>
 
-#include "Http.h"
+#include "control/Http.h"
 
 namespace gw::http {
 namespace {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "ServiceFixture.h"
+#include "tests/control/ServiceFixture.h"
 
 namespace gw::test {
 namespace {

@@ -10,7 +10,7 @@
 #include <sstream>
 #include <thread>
 
-#include "ServiceFixture.h"
+#include "tests/control/ServiceFixture.h"
 
 namespace gw::test {
 namespace {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "ServiceFixture.h"
+#include "tests/control/ServiceFixture.h"
 
 #include <cstdlib>
 #include <filesystem>

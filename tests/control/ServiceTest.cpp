@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "ServiceFixture.h"
+#include "tests/control/ServiceFixture.h"
 
 namespace gw::test {
 namespace {

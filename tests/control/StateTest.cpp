@@ -4,8 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "State.h"
-#include "TestSupport.h"
+#include "gateway/State.h"
+#include "tests/support/TestSupport.h"
 
 namespace gw {
 namespace {

@@ -12,7 +12,7 @@
 #include <set>
 #include <sstream>
 
-#include "ServiceFixture.h"
+#include "tests/control/ServiceFixture.h"
 
 namespace gw::test {
 namespace {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <gtest/gtest.h>
 
-#include "Topology.h"
+#include "gateway/Topology.h"
 
 namespace gw {
 namespace {

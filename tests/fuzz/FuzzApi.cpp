@@ -13,11 +13,11 @@
 #include <string>
 #include <string_view>
 
-#include "FuzzTargets.h"
-#include "Ip.h"
-#include "Namespace.h"
-#include "Rules.h"
-#include "State.h"
+#include "tests/fuzz/FuzzTargets.h"
+#include "base/Ip.h"
+#include "netns/Namespace.h"
+#include "gateway/Rules.h"
+#include "gateway/State.h"
 
 namespace gw::fuzz {
 namespace {

@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "FuzzTargets.h"
-#include "Http.h"
+#include "tests/fuzz/FuzzTargets.h"
+#include "control/Http.h"
 
 namespace gw::fuzz {
 namespace {

@@ -8,9 +8,9 @@
 #include <sstream>
 #include <string>
 
-#include "FuzzTargets.h"
-#include "Http.h"
-#include "State.h"
+#include "tests/fuzz/FuzzTargets.h"
+#include "control/Http.h"
+#include "gateway/State.h"
 
 namespace gw::fuzz {
 namespace {

@@ -21,13 +21,13 @@
 #include <thread>
 #include <vector>
 
-#include "Link.h"
-#include "Namespace.h"
-#include "Netlink.h"
-#include "TestSupport.h"
-#include "datapath/Bpffs.h"
-#include "datapath/Datapath.h"
-#include "gw_abi.h"
+#include "netns/Link.h"
+#include "netns/Namespace.h"
+#include "netns/Netlink.h"
+#include "tests/support/TestSupport.h"
+#include "gateway/datapath/Bpffs.h"
+#include "gateway/datapath/Datapath.h"
+#include "bpf/gw_abi.h"
 
 namespace gw {
 namespace {

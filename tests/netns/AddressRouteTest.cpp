@@ -3,11 +3,11 @@
 
 #include <algorithm>
 
-#include "Address.h"
-#include "Link.h"
-#include "NetnsTestUtil.h"
-#include "Route.h"
-#include "TestSupport.h"
+#include "netns/Address.h"
+#include "netns/Link.h"
+#include "tests/netns/NetnsTestUtil.h"
+#include "netns/Route.h"
+#include "tests/support/TestSupport.h"
 
 namespace gw {
 namespace {

@@ -2,7 +2,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
-#include "Ip.h"
+#include "base/Ip.h"
 
 namespace gw {
 namespace {

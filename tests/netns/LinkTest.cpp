@@ -3,10 +3,10 @@
 
 #include <algorithm>
 
-#include "Address.h"
-#include "Link.h"
-#include "NetnsTestUtil.h"
-#include "TestSupport.h"
+#include "netns/Address.h"
+#include "netns/Link.h"
+#include "tests/netns/NetnsTestUtil.h"
+#include "tests/support/TestSupport.h"
 
 namespace gw {
 namespace {

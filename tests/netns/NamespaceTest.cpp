@@ -4,10 +4,10 @@
 
 #include <algorithm>
 
-#include "Namespace.h"
-#include "NetnsTestUtil.h"
-#include "Netlink.h"
-#include "TestSupport.h"
+#include "netns/Namespace.h"
+#include "tests/netns/NetnsTestUtil.h"
+#include "netns/Netlink.h"
+#include "tests/support/TestSupport.h"
 
 namespace gw {
 namespace {

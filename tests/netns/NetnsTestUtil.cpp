@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
-#include "NetnsTestUtil.h"
+#include "tests/netns/NetnsTestUtil.h"
 
 #include <gtest/gtest.h>
 
 #include <stdexcept>
 
-#include "Link.h"
-#include "Namespace.h"
-#include "TestSupport.h"
+#include "netns/Link.h"
+#include "netns/Namespace.h"
+#include "tests/support/TestSupport.h"
 
 namespace gw::test {
 namespace {

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "Fd.h"
-#include "Netlink.h"
+#include "base/Fd.h"
+#include "netns/Netlink.h"
 
 namespace gw::test {
 

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include <gtest/gtest.h>
 
-#include "Namespace.h"
-#include "NetnsTestUtil.h"
-#include "Sysctl.h"
-#include "TestSupport.h"
+#include "netns/Namespace.h"
+#include "tests/netns/NetnsTestUtil.h"
+#include "netns/Sysctl.h"
+#include "tests/support/TestSupport.h"
 
 namespace gw {
 namespace {

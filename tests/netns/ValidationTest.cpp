@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include <gtest/gtest.h>
 
-#include "Link.h"
-#include "Namespace.h"
-#include "Sysctl.h"
+#include "netns/Link.h"
+#include "netns/Namespace.h"
+#include "netns/Sysctl.h"
 
 namespace gw {
 namespace {

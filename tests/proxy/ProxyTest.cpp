@@ -22,8 +22,8 @@
 #include <random>
 #include <thread>
 
-#include "ProxyTestUtil.h"
-#include "TestSupport.h"
+#include "tests/proxy/ProxyTestUtil.h"
+#include "tests/support/TestSupport.h"
 #include "gateway/proxy/Proxy.h"
 #include "gateway/proxy/ProxyProtocol.h"
 #include "gateway/proxy/SockAddr.h"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "ProxyTestUtil.h"
+#include "tests/proxy/ProxyTestUtil.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

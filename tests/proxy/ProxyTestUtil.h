@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "netns/Fd.h"
+#include "base/Fd.h"
 
 namespace gw::test {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "Log.h"
+#include "base/Log.h"
 
 #include <atomic>
 #include <chrono>

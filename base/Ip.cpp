@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "Ip.h"
+#include "base/Ip.h"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
