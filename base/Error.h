@@ -9,17 +9,34 @@
 
 namespace gw {
 
-// An error as a value: the errno (0 when not from a syscall) and what we were doing.
+// What kind of failure, for whoever answers the caller: the API maps it to an HTTP status
+// (400/404/409/503/500) and never looks at errno.
+enum class ErrorKind {
+  Internal,    // a syscall, a map update, a state write failed: not the caller's fault
+  Invalid,     // the request (or a file) says something malformed or impossible
+  NotFound,    // it names something that does not exist
+  Conflict,    // it clashes with what exists
+  Unavailable, // a component it needs is not running (the eBPF data path not loaded)
+};
+
+// An error as a value: its kind, the errno (0 when not from a syscall) and what we were doing.
 struct Error {
   int code = 0;
   std::string message;
   bool appendStrerror = true; // false when the message already says it all (fail())
+  ErrorKind kind = ErrorKind::Internal;
 
   std::string str() const {
     if (code == 0 || !appendStrerror) {
       return message;
     }
     return message + ": " + std::strerror(code);
+  }
+  // The same error with `context` in front of its message.
+  Error within(const std::string& context) const {
+    Error e = *this;
+    e.message = context + ": " + message;
+    return e;
   }
 };
 
@@ -35,6 +52,28 @@ inline std::unexpected<Error> sysError(std::string context) {
 
 inline std::unexpected<Error> fail(std::string message, int code = 0) {
   return std::unexpected(Error{code, std::move(message), false});
+}
+
+inline std::unexpected<Error> fail(ErrorKind kind, std::string message) {
+  return std::unexpected(Error{0, std::move(message), false, kind});
+}
+
+inline std::unexpected<Error> invalid(std::string message) {
+  return fail(ErrorKind::Invalid, std::move(message));
+}
+inline std::unexpected<Error> notFound(std::string message) {
+  return fail(ErrorKind::NotFound, std::move(message));
+}
+inline std::unexpected<Error> conflict(std::string message) {
+  return fail(ErrorKind::Conflict, std::move(message));
+}
+inline std::unexpected<Error> unavailable(std::string message) {
+  return fail(ErrorKind::Unavailable, std::move(message));
+}
+
+// Passes an error on with `context` in front, keeping its kind and errno.
+inline std::unexpected<Error> within(const Error& e, const std::string& context) {
+  return std::unexpected(e.within(context));
 }
 
 } // namespace gw

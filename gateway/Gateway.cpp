@@ -14,7 +14,7 @@
 #include "netns/Sysctl.h"
 #include "gateway/Topology.h"
 #include "gateway/datapath/Bpffs.h"
-#include "gateway/datapath/Datapath.h"
+#include "gateway/datapath/BpfDatapath.h"
 #include "gateway/proxy/Proxy.h"
 
 namespace gw {
@@ -170,7 +170,7 @@ Status Gateway::startDatapath() {
                     .xdp = *xdp,
                     .timeouts = config_.timeouts,
                     .ctEntries = config_.ctEntries};
-  auto dp = Datapath::open(dc);
+  auto dp = BpfDatapath::open(dc);
   if (!dp) {
     return std::unexpected(dp.error());
   }
@@ -336,7 +336,7 @@ Status Gateway::cleanup(const GatewayConfig& config) {
   if (!config.bpffs.empty()) {
     if (auto pinned = isBpffs(config.bpffs); pinned && *pinned) {
       DatapathConfig dc{.bpffsDir = config.bpffs, .xdp = XdpMode::Off, .timeouts = {}};
-      if (auto dp = Datapath::open(dc); dp) {
+      if (auto dp = BpfDatapath::open(dc); dp) {
         gw->dp_ = std::move(*dp);
       } else {
         log::warn("cleanup: pinned data path not opened: ", dp.error().str());

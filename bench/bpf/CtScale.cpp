@@ -9,7 +9,7 @@
 #include <random>
 
 #include "bench/bpf/Topology.h"
-#include "gateway/datapath/Datapath.h"
+#include "gateway/datapath/BpfDatapath.h"
 #include "gateway/datapath/MapDump.h"
 
 namespace gw::bench {
@@ -217,7 +217,7 @@ nlohmann::json measureGc(uint32_t flows, std::string& md, std::vector<std::strin
   DatapathConfig cfg;
   cfg.xdp = XdpMode::Off;
   cfg.fibRedirect = false;
-  auto dp = Datapath::open(cfg); // loads and writes config; attaches nothing
+  auto dp = BpfDatapath::open(cfg); // loads and writes config; attaches nothing
   if (!dp) {
     failures.push_back("Datapath::open: " + dp.error().str());
     return {};

@@ -1,24 +1,18 @@
 // SPDX-License-Identifier: MIT
-// The userspace side of the eBPF data path: loads the BPF objects with one shared set of maps,
-// attaches them (tc, XDP, cgroup socket hooks), and manages the maps (rules, conntrack, stats).
+// The data path as the daemon sees it: value types and the interface its services use.
 #pragma once
 
 #include <array>
 #include <chrono>
 #include <cstdint>
-#include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/Error.h"
-#include "base/Fd.h"
 #include "base/Ip.h"
-#include "netns/Namespace.h"
 #include "gateway/datapath/Conntrack.h"
 
 struct gw_config;
@@ -75,112 +69,57 @@ struct DatapathStats {
   size_t ctCapacity = 0;            // GW_CT_MAX_ENTRIES
 };
 
-// Lives in the network namespace that the calling thread is in at open(): every later call
-// that touches interfaces enters that namespace for its duration, whatever thread calls it.
-// Methods are serialized by an internal mutex.
-//
-// Lifetime: teardown() detaches everything this Datapath (or, with pins, an earlier run)
-// attached, unpins and removes the pin dir. The destructor tears down the same way when
-// bpffsDir is empty; when bpffsDir is set it leaves programs attached and maps/links pinned
-// so traffic keeps flowing and the next open() with the same dir adopts them (hitless restart:
-// re-attaching swaps programs atomically, flows survive).
+// What the daemon's services need of a data path: rules into maps, programs onto links,
+// conntrack and counters. BpfDatapath (BpfDatapath.h) is the kernel's; the services' unit
+// tests use a fake.
 class Datapath {
 public:
-  static Result<std::unique_ptr<Datapath>> open(const DatapathConfig& config);
-  ~Datapath();
-  Datapath(const Datapath&) = delete;
-  Datapath& operator=(const Datapath&) = delete;
+  virtual ~Datapath() = default;
 
-  // tc ingress + egress and XDP (per config.xdp) on the uplink; writes the uplink into
-  // gw_config. Calling it again (or after a restart) replaces the programs in place.
-  Status attachUplink(int ifindex, const IpAddress& uplinkAddr);
-  Status detachUplink();
+  // tc ingress + egress and XDP on the uplink; writes the uplink into the config map.
+  // Calling it again (or after a restart) replaces the programs in place.
+  virtual Status attachUplink(int ifindex, const IpAddress& uplinkAddr) = 0;
   // The XDP mode the uplink actually got (Auto resolves to Native or Off).
-  XdpMode uplinkXdpMode() const;
+  virtual XdpMode uplinkXdpMode() const = 0;
+  // Whether maps were adopted from pins of an earlier run.
+  virtual bool adopted() const = 0;
 
   // tc ingress on the gateway-side end of a namespace link.
-  Status attachEndpoint(int ifindex);
-  Status detachEndpoint(int ifindex);
-  // A managed namespace's address reachable through its veth: packets translated towards it
-  // at a tc ingress go straight into the namespace (bpf_redirect_peer) with this Ethernet
-  // header (dst peerMac = its eth0, src hostMac = the gateway end hostIfindex). Replaces.
-  Status addEndpoint(const IpAddress& addr, int hostIfindex, std::array<uint8_t, 6> peerMac,
-                     std::array<uint8_t, 6> hostMac);
+  virtual Status attachEndpoint(int ifindex) = 0;
+  virtual Status detachEndpoint(int ifindex) = 0;
+  // A managed namespace's address behind its veth: packets translated towards it go straight
+  // into the namespace (bpf_redirect_peer) with this Ethernet header. Replaces.
+  virtual Status addEndpoint(const IpAddress& addr, int hostIfindex,
+                             std::array<uint8_t, 6> peerMac, std::array<uint8_t, 6> hostMac) = 0;
   // Absent is not an error.
-  Status deleteEndpoint(const IpAddress& addr);
+  virtual Status deleteEndpoint(const IpAddress& addr) = 0;
 
-  Status setHairpinAddress(const IpAddress& addr);
-  Status addLocalAddress(const IpAddress& addr);
-  Status deleteLocalAddress(const IpAddress& addr);
+  virtual Status setHairpinAddress(const IpAddress& addr) = 0;
+  virtual Status addLocalAddress(const IpAddress& addr) = 0;
 
-  Status addExpose(const ExposeEntry& entry);
-  // Also deletes that rule's conntrack flows (both halves).
-  Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort);
-  Result<std::vector<ExposeEntry>> listExposes();
+  virtual Status addExpose(const ExposeEntry& entry) = 0;
+  // Also deletes that rule's conntrack flows (both halves). Absent: an ENOENT error.
+  virtual Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) = 0;
 
   // outIfindex 0 = the uplink.
-  Status addMasquerade(const IpPrefix& source, int outIfindex);
-  Status deleteMasquerade(const IpPrefix& source);
+  virtual Status addMasquerade(const IpPrefix& source, int outIfindex) = 0;
+  virtual Status deleteMasquerade(const IpPrefix& source) = 0;
 
-  // Socket hooks (connect4/sendmsg4/...) on a cgroup v2 with BPF links, acting only on sockets
-  // of the namespace with `netnsCookie`. cgroupPath "" = the root of the cgroup2 mount (every
-  // process of the machine). Pinned with the maps; detached by disableHostLocal/teardown.
-  Status enableHostLocal(uint64_t netnsCookie, const std::string& cgroupPath = {});
-  Status disableHostLocal();
+  // Socket hooks for clients on the gateway host itself (the namespace with `netnsCookie`).
+  virtual Status enableHostLocal(uint64_t netnsCookie, const std::string& cgroupPath = {}) = 0;
 
-  Result<std::vector<Flow>> listFlows();
-  Result<size_t> deleteFlows(const FlowFilter& filter); // flows deleted (both halves each)
-  Result<size_t> flushFlows();
+  virtual Result<std::vector<Flow>> listFlows() = 0;
+  virtual Result<size_t> deleteFlows(const FlowFilter& filter) = 0; // flows deleted
+  virtual Result<size_t> flushFlows() = 0;
   // Removes flows idle past their state's timeout, and orphan halves (peer gone).
-  Result<size_t> collectGarbage();
-  void setTimeouts(const CtTimeouts& timeouts);
+  virtual Result<size_t> collectGarbage() = 0;
 
-  Result<DatapathStats> stats();
-  // Zeroes one rule id's counters on every CPU. The BPF side only ever adds to them, so a rule
-  // id that is deleted and later reused would otherwise inherit its predecessor's totals:
-  // call it when a rule id is freed (or before it is handed out again).
-  Status resetRuleStats(uint32_t ruleId);
+  virtual Result<DatapathStats> stats() = 0;
+  // Zeroes one rule id's counters, so a reused id does not inherit its predecessor's totals.
+  virtual Status resetRuleStats(uint32_t ruleId) = 0;
 
-  Status teardown();
-
-  // Whether maps were adopted from pins of an earlier run at open().
-  bool adopted() const { return adopted_; }
-  // A shared map's fd by name (gw_ct_v4, ...), -1 if unknown. For tests and tools.
-  int mapFd(std::string_view name) const;
-
-  struct Objects; // the loaded skeletons (Datapath.cpp)
-
-private:
-  struct Attachment {
-    uint32_t flags = 0; // kAttach* bits (Datapath.cpp)
-  };
-
-  explicit Datapath(DatapathConfig config);
-  Status load();
-  Result<NetnsGuard> enterNetns();
-  Status attachTc(int ifindex, bool ingress, int progFd, Attachment& record);
-  Status detachInterface(int ifindex);
-  Status attachXdp(int ifindex, Attachment& record);
-  Status saveAttachment(int ifindex, const Attachment& record);
-  Status loadAttachments();
-  Status writeConfig(const std::function<void(struct gw_config&)>& change);
-  Result<size_t> deleteFlowsIf(const std::function<bool(const Flow&)>& pred);
-  Status teardownLocked();
-  std::string pinPath(std::string_view name) const;
-
-  DatapathConfig config_;
-  std::unique_ptr<Objects> objects_;
-  UniqueFd netns_;
-  std::map<std::string, UniqueFd, std::less<>> maps_; // the shared maps, by name
-  UniqueFd attachMap_; // pinned ifindex -> Attachment, so a restart knows what is ours
-  std::map<int, Attachment> attachments_;
-  std::map<int, UniqueFd> xdpLinks_;
-  std::map<std::string, UniqueFd> cgroupLinks_; // by program name
-  int uplinkIfindex_ = 0;
-  XdpMode uplinkXdp_ = XdpMode::Off;
-  bool adopted_ = false;
-  bool tornDown_ = false;
-  mutable std::mutex mu_;
+  // Detaches and unpins everything this data path (or an earlier run's pins) made.
+  virtual Status teardown() = 0;
 };
 
 } // namespace gw

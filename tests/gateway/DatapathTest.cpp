@@ -26,7 +26,7 @@
 #include "netns/Netlink.h"
 #include "tests/support/TestSupport.h"
 #include "gateway/datapath/Bpffs.h"
-#include "gateway/datapath/Datapath.h"
+#include "gateway/datapath/BpfDatapath.h"
 #include "bpf/gw_abi.h"
 
 namespace gw {
@@ -132,13 +132,13 @@ protected:
   }
 
   // Opens a Datapath from inside the gateway ns; later calls work from any thread.
-  std::unique_ptr<Datapath> openDatapath(DatapathConfig config = {}) {
+  std::unique_ptr<BpfDatapath> openDatapath(DatapathConfig config = {}) {
     auto inGw = NetnsGuard::enter(gateway_->name());
     EXPECT_TRUE(inGw) << inGw.error().str();
     if (!inGw) {
       return nullptr;
     }
-    auto dp = Datapath::open(config);
+    auto dp = BpfDatapath::open(config);
     EXPECT_TRUE(dp) << dp.error().str();
     return dp ? std::move(*dp) : nullptr;
   }

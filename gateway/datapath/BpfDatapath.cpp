@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "gateway/datapath/Datapath.h"
+#include "gateway/datapath/BpfDatapath.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -162,7 +162,7 @@ XdpMode queryXdpMode(int ifindex) {
 
 } // namespace
 
-struct Datapath::Objects {
+struct BpfDatapath::Objects {
   SkelPtr<gw_uplink_tc, gw_uplink_tc__destroy> uplinkTc;
   SkelPtr<gw_endpoint_tc, gw_endpoint_tc__destroy> endpointTc;
   SkelPtr<gw_uplink_xdp, gw_uplink_xdp__destroy> uplinkXdp;
@@ -203,9 +203,9 @@ std::string_view toString(XdpMode mode) {
   return "?";
 }
 
-Datapath::Datapath(DatapathConfig config) : config_(std::move(config)) {}
+BpfDatapath::BpfDatapath(DatapathConfig config) : config_(std::move(config)) {}
 
-Datapath::~Datapath() {
+BpfDatapath::~BpfDatapath() {
   std::lock_guard lock(mu_);
   if (!tornDown_ && config_.bpffsDir.empty()) {
     (void)teardownLocked();
@@ -214,8 +214,8 @@ Datapath::~Datapath() {
   // here detaches nothing.
 }
 
-Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathConfig& config) {
-  std::unique_ptr<Datapath> dp(new Datapath(config));
+Result<std::unique_ptr<BpfDatapath>> BpfDatapath::open(const DatapathConfig& config) {
+  std::unique_ptr<BpfDatapath> dp(new BpfDatapath(config));
   if (!config.bpffsDir.empty()) {
     if (auto ok = ensureBpffs(config.bpffsDir); !ok) {
       return std::unexpected(ok.error());
@@ -246,19 +246,19 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathConfig& config) {
   return dp;
 }
 
-std::string Datapath::pinPath(std::string_view name) const {
+std::string BpfDatapath::pinPath(std::string_view name) const {
   return config_.bpffsDir + "/" + std::string(name);
 }
 
-Result<NetnsGuard> Datapath::enterNetns() { return NetnsGuard::enter(netns_.get()); }
+Result<NetnsGuard> BpfDatapath::enterNetns() { return NetnsGuard::enter(netns_.get()); }
 
-int Datapath::mapFd(std::string_view name) const {
+int BpfDatapath::mapFd(std::string_view name) const {
   std::lock_guard lock(mu_);
   auto it = maps_.find(name);
   return it == maps_.end() ? -1 : it->second.get();
 }
 
-Status Datapath::load() {
+Status BpfDatapath::load() {
   objects_ = std::make_unique<Objects>();
   objects_->uplinkTc.reset(gw_uplink_tc__open());
   if (!objects_->uplinkTc) {
@@ -377,7 +377,7 @@ Status Datapath::load() {
   return {};
 }
 
-Status Datapath::loadAttachments() {
+Status BpfDatapath::loadAttachments() {
   if (config_.bpffsDir.empty()) {
     return {};
   }
@@ -436,7 +436,7 @@ Status Datapath::loadAttachments() {
   return {};
 }
 
-Status Datapath::saveAttachment(int ifindex, const Attachment& record) {
+Status BpfDatapath::saveAttachment(int ifindex, const Attachment& record) {
   if (!attachMap_) {
     return {};
   }
@@ -453,7 +453,7 @@ Status Datapath::saveAttachment(int ifindex, const Attachment& record) {
   return {};
 }
 
-Status Datapath::writeConfig(const std::function<void(gw_config&)>& change) {
+Status BpfDatapath::writeConfig(const std::function<void(gw_config&)>& change) {
   int fd = maps_.at("gw_config_map").get();
   uint32_t zero = 0;
   gw_config cfg{};
@@ -467,7 +467,7 @@ Status Datapath::writeConfig(const std::function<void(gw_config&)>& change) {
   return {};
 }
 
-Status Datapath::attachTc(int ifindex, bool ingress, int progFd, Attachment& record) {
+Status BpfDatapath::attachTc(int ifindex, bool ingress, int progFd, Attachment& record) {
   bpf_tc_hook hook{};
   hook.sz = sizeof(hook);
   hook.ifindex = ifindex;
@@ -496,7 +496,7 @@ Status Datapath::attachTc(int ifindex, bool ingress, int progFd, Attachment& rec
   return saveAttachment(ifindex, record);
 }
 
-Status Datapath::attachXdp(int ifindex, Attachment& record) {
+Status BpfDatapath::attachXdp(int ifindex, Attachment& record) {
   int progFd = bpf_program__fd(objects_->uplinkXdp->progs.gw_uplink_xdp);
   auto existing = xdpLinks_.find(ifindex);
   if (config_.xdp == XdpMode::Off) {
@@ -550,7 +550,7 @@ Status Datapath::attachXdp(int ifindex, Attachment& record) {
   return saveAttachment(ifindex, record);
 }
 
-Status Datapath::attachUplink(int ifindex, const IpAddress& uplinkAddr) {
+Status BpfDatapath::attachUplink(int ifindex, const IpAddress& uplinkAddr) {
   std::lock_guard lock(mu_);
   if (auto ok = requireV4(uplinkAddr, "uplink address"); !ok) {
     return ok;
@@ -586,12 +586,12 @@ Status Datapath::attachUplink(int ifindex, const IpAddress& uplinkAddr) {
   return attachXdp(ifindex, record);
 }
 
-XdpMode Datapath::uplinkXdpMode() const {
+XdpMode BpfDatapath::uplinkXdpMode() const {
   std::lock_guard lock(mu_);
   return uplinkXdp_;
 }
 
-Status Datapath::detachUplink() {
+Status BpfDatapath::detachUplink() {
   std::lock_guard lock(mu_);
   if (uplinkIfindex_ == 0) {
     return {};
@@ -605,7 +605,7 @@ Status Datapath::detachUplink() {
   return ok;
 }
 
-Status Datapath::attachEndpoint(int ifindex) {
+Status BpfDatapath::attachEndpoint(int ifindex) {
   std::lock_guard lock(mu_);
   auto guard = enterNetns();
   if (!guard) {
@@ -616,7 +616,7 @@ Status Datapath::attachEndpoint(int ifindex) {
                   record);
 }
 
-Status Datapath::detachEndpoint(int ifindex) {
+Status BpfDatapath::detachEndpoint(int ifindex) {
   std::lock_guard lock(mu_);
   if (ifindex == uplinkIfindex_) {
     return fail("ifindex " + std::to_string(ifindex) + " is the uplink: use detachUplink");
@@ -630,7 +630,7 @@ Status Datapath::detachEndpoint(int ifindex) {
 
 // Undoes every attachment recorded for an interface. An interface that is gone (its
 // namespace deleted) took its hooks with it: ENODEV/ENOENT count as done.
-Status Datapath::detachInterface(int ifindex) {
+Status BpfDatapath::detachInterface(int ifindex) {
   auto it = attachments_.find(ifindex);
   if (it == attachments_.end()) {
     return {};
@@ -686,7 +686,7 @@ Status Datapath::detachInterface(int ifindex) {
   return saved;
 }
 
-Status Datapath::addEndpoint(const IpAddress& addr, int hostIfindex,
+Status BpfDatapath::addEndpoint(const IpAddress& addr, int hostIfindex,
                              std::array<uint8_t, 6> peerMac, std::array<uint8_t, 6> hostMac) {
   std::lock_guard lock(mu_);
   if (hostIfindex <= 0) {
@@ -699,12 +699,12 @@ Status Datapath::addEndpoint(const IpAddress& addr, int hostIfindex,
   return updateByAddr(maps_.at("gw_endpoint_v4").get(), addr, &value, "endpoint");
 }
 
-Status Datapath::deleteEndpoint(const IpAddress& addr) {
+Status BpfDatapath::deleteEndpoint(const IpAddress& addr) {
   std::lock_guard lock(mu_);
   return deleteByAddr(maps_.at("gw_endpoint_v4").get(), addr, "endpoint");
 }
 
-Status Datapath::setHairpinAddress(const IpAddress& addr) {
+Status BpfDatapath::setHairpinAddress(const IpAddress& addr) {
   std::lock_guard lock(mu_);
   if (auto ok = requireV4(addr, "hairpin address"); !ok) {
     return ok;
@@ -712,13 +712,13 @@ Status Datapath::setHairpinAddress(const IpAddress& addr) {
   return writeConfig([&](gw_config& c) { v4Bytes(c.hairpin_addr, addr); });
 }
 
-Status Datapath::addLocalAddress(const IpAddress& addr) {
+Status BpfDatapath::addLocalAddress(const IpAddress& addr) {
   std::lock_guard lock(mu_);
   uint32_t one = 1;
   return updateByAddr(maps_.at("gw_local_v4").get(), addr, &one, "local address");
 }
 
-Status Datapath::deleteLocalAddress(const IpAddress& addr) {
+Status BpfDatapath::deleteLocalAddress(const IpAddress& addr) {
   std::lock_guard lock(mu_);
   return deleteByAddr(maps_.at("gw_local_v4").get(), addr, "local address");
 }
@@ -744,7 +744,7 @@ Result<gw_expose_key> exposeKey(uint8_t proto, const IpAddress& hostAddr, uint16
 
 } // namespace
 
-Status Datapath::addExpose(const ExposeEntry& entry) {
+Status BpfDatapath::addExpose(const ExposeEntry& entry) {
   std::lock_guard lock(mu_);
   auto key = exposeKey(entry.proto, entry.hostAddr, entry.hostPort);
   if (!key) {
@@ -767,7 +767,7 @@ Status Datapath::addExpose(const ExposeEntry& entry) {
   return {};
 }
 
-Status Datapath::deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) {
+Status BpfDatapath::deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) {
   std::lock_guard lock(mu_);
   auto key = exposeKey(proto, hostAddr, hostPort);
   if (!key) {
@@ -788,7 +788,7 @@ Status Datapath::deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t
   return {};
 }
 
-Result<std::vector<ExposeEntry>> Datapath::listExposes() {
+Result<std::vector<ExposeEntry>> BpfDatapath::listExposes() {
   std::lock_guard lock(mu_);
   auto rows = dumpMap<gw_expose_key, gw_expose_value>(maps_.at("gw_expose_v4").get());
   if (!rows) {
@@ -830,7 +830,7 @@ Result<gw_masq_key> masqKey(const IpPrefix& source) {
 
 } // namespace
 
-Status Datapath::addMasquerade(const IpPrefix& source, int outIfindex) {
+Status BpfDatapath::addMasquerade(const IpPrefix& source, int outIfindex) {
   std::lock_guard lock(mu_);
   auto key = masqKey(source);
   if (!key) {
@@ -844,7 +844,7 @@ Status Datapath::addMasquerade(const IpPrefix& source, int outIfindex) {
   return {};
 }
 
-Status Datapath::deleteMasquerade(const IpPrefix& source) {
+Status BpfDatapath::deleteMasquerade(const IpPrefix& source) {
   std::lock_guard lock(mu_);
   auto key = masqKey(source);
   if (!key) {
@@ -856,7 +856,7 @@ Status Datapath::deleteMasquerade(const IpPrefix& source) {
   return {};
 }
 
-Status Datapath::enableHostLocal(uint64_t netnsCookie, const std::string& cgroupPath) {
+Status BpfDatapath::enableHostLocal(uint64_t netnsCookie, const std::string& cgroupPath) {
   std::lock_guard lock(mu_);
   std::string path = cgroupPath;
   if (path.empty()) {
@@ -917,7 +917,7 @@ Status Datapath::enableHostLocal(uint64_t netnsCookie, const std::string& cgroup
   return {};
 }
 
-Status Datapath::disableHostLocal() {
+Status BpfDatapath::disableHostLocal() {
   std::lock_guard lock(mu_);
   for (auto& [name, link] : cgroupLinks_) {
     // Detach explicitly: the link may also be pinned or held by another process.
@@ -1017,7 +1017,7 @@ Result<size_t> deleteFlowsWhere(int fd, uint64_t now,
 
 } // namespace
 
-Result<std::vector<Flow>> Datapath::listFlows() {
+Result<std::vector<Flow>> BpfDatapath::listFlows() {
   std::lock_guard lock(mu_);
   auto rows = dumpMap<gw_ct_key, gw_ct_entry>(maps_.at("gw_ct_v4").get());
   if (!rows) {
@@ -1026,27 +1026,27 @@ Result<std::vector<Flow>> Datapath::listFlows() {
   return pairFlows(*rows, monotonicNs(), nullptr);
 }
 
-Result<size_t> Datapath::deleteFlowsIf(const std::function<bool(const Flow&)>& pred) {
+Result<size_t> BpfDatapath::deleteFlowsIf(const std::function<bool(const Flow&)>& pred) {
   return deleteFlowsWhere(maps_.at("gw_ct_v4").get(), monotonicNs(),
                           [&](const Flow& f, const FlowKeys&) { return pred(f); });
 }
 
-Result<size_t> Datapath::deleteFlows(const FlowFilter& filter) {
+Result<size_t> BpfDatapath::deleteFlows(const FlowFilter& filter) {
   std::lock_guard lock(mu_);
   return deleteFlowsIf([&](const Flow& f) { return filter.matches(f); });
 }
 
-Result<size_t> Datapath::flushFlows() {
+Result<size_t> BpfDatapath::flushFlows() {
   std::lock_guard lock(mu_);
   return deleteFlowsIf([](const Flow&) { return true; });
 }
 
-void Datapath::setTimeouts(const CtTimeouts& timeouts) {
+void BpfDatapath::setTimeouts(const CtTimeouts& timeouts) {
   std::lock_guard lock(mu_);
   config_.timeouts = timeouts;
 }
 
-Result<size_t> Datapath::collectGarbage() {
+Result<size_t> BpfDatapath::collectGarbage() {
   std::lock_guard lock(mu_);
   int fd = maps_.at("gw_ct_v4").get();
   uint64_t now = monotonicNs();
@@ -1071,7 +1071,7 @@ Result<size_t> Datapath::collectGarbage() {
   });
 }
 
-Result<DatapathStats> Datapath::stats() {
+Result<DatapathStats> BpfDatapath::stats() {
   std::lock_guard lock(mu_);
   DatapathStats out;
   int ncpus = libbpf_num_possible_cpus();
@@ -1125,7 +1125,7 @@ Result<DatapathStats> Datapath::stats() {
   return out;
 }
 
-Status Datapath::resetRuleStats(uint32_t ruleId) {
+Status BpfDatapath::resetRuleStats(uint32_t ruleId) {
   std::lock_guard lock(mu_);
   if (ruleId >= GW_RULE_MAX) {
     return fail("reset rule stats: rule id " + std::to_string(ruleId) + " >= " +
@@ -1144,12 +1144,12 @@ Status Datapath::resetRuleStats(uint32_t ruleId) {
   return {};
 }
 
-Status Datapath::teardown() {
+Status BpfDatapath::teardown() {
   std::lock_guard lock(mu_);
   return teardownLocked();
 }
 
-Status Datapath::teardownLocked() {
+Status BpfDatapath::teardownLocked() {
   if (tornDown_) {
     return {};
   }

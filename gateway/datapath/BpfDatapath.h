@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: MIT
+// The kernel's data path: loads the BPF objects with one shared set of maps, attaches them
+// (tc, XDP, cgroup socket hooks), and manages the maps (rules, conntrack, stats).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "base/Fd.h"
+#include "gateway/datapath/Datapath.h"
+#include "netns/Namespace.h"
+
+struct gw_config;
+
+namespace gw {
+
+// Lives in the network namespace that the calling thread is in at open(): every later call
+// that touches interfaces enters that namespace for its duration, whatever thread calls it.
+// Methods are serialized by an internal mutex.
+//
+// Lifetime: teardown() detaches everything this BpfDatapath (or, with pins, an earlier run)
+// attached, unpins and removes the pin dir. The destructor tears down the same way when
+// bpffsDir is empty; when bpffsDir is set it leaves programs attached and maps/links pinned
+// so traffic keeps flowing and the next open() with the same dir adopts them (hitless restart:
+// re-attaching swaps programs atomically, flows survive).
+class BpfDatapath final : public Datapath {
+public:
+  static Result<std::unique_ptr<BpfDatapath>> open(const DatapathConfig& config);
+  ~BpfDatapath() override;
+  BpfDatapath(const BpfDatapath&) = delete;
+  BpfDatapath& operator=(const BpfDatapath&) = delete;
+
+  // tc ingress + egress and XDP (per config.xdp) on the uplink; writes the uplink into
+  // gw_config. Calling it again (or after a restart) replaces the programs in place.
+  Status attachUplink(int ifindex, const IpAddress& uplinkAddr) override;
+  Status detachUplink();
+  // The XDP mode the uplink actually got (Auto resolves to Native or Off).
+  XdpMode uplinkXdpMode() const override;
+
+  // tc ingress on the gateway-side end of a namespace link.
+  Status attachEndpoint(int ifindex) override;
+  Status detachEndpoint(int ifindex) override;
+  // A managed namespace's address reachable through its veth: packets translated towards it
+  // at a tc ingress go straight into the namespace (bpf_redirect_peer) with this Ethernet
+  // header (dst peerMac = its eth0, src hostMac = the gateway end hostIfindex). Replaces.
+  Status addEndpoint(const IpAddress& addr, int hostIfindex, std::array<uint8_t, 6> peerMac,
+                     std::array<uint8_t, 6> hostMac) override;
+  // Absent is not an error.
+  Status deleteEndpoint(const IpAddress& addr) override;
+
+  Status setHairpinAddress(const IpAddress& addr) override;
+  Status addLocalAddress(const IpAddress& addr) override;
+  Status deleteLocalAddress(const IpAddress& addr);
+
+  Status addExpose(const ExposeEntry& entry) override;
+  // Also deletes that rule's conntrack flows (both halves).
+  Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) override;
+  Result<std::vector<ExposeEntry>> listExposes();
+
+  // outIfindex 0 = the uplink.
+  Status addMasquerade(const IpPrefix& source, int outIfindex) override;
+  Status deleteMasquerade(const IpPrefix& source) override;
+
+  // Socket hooks (connect4/sendmsg4/...) on a cgroup v2 with BPF links, acting only on sockets
+  // of the namespace with `netnsCookie`. cgroupPath "" = the root of the cgroup2 mount (every
+  // process of the machine). Pinned with the maps; detached by disableHostLocal/teardown.
+  Status enableHostLocal(uint64_t netnsCookie, const std::string& cgroupPath) override;
+  Status disableHostLocal();
+
+  Result<std::vector<Flow>> listFlows() override;
+  Result<size_t> deleteFlows(const FlowFilter& filter) override; // flows deleted (both halves each)
+  Result<size_t> flushFlows() override;
+  // Removes flows idle past their state's timeout, and orphan halves (peer gone).
+  Result<size_t> collectGarbage() override;
+  void setTimeouts(const CtTimeouts& timeouts);
+
+  Result<DatapathStats> stats() override;
+  // Zeroes one rule id's counters on every CPU. The BPF side only ever adds to them, so a rule
+  // id that is deleted and later reused would otherwise inherit its predecessor's totals:
+  // call it when a rule id is freed (or before it is handed out again).
+  Status resetRuleStats(uint32_t ruleId) override;
+
+  Status teardown() override;
+
+  // Whether maps were adopted from pins of an earlier run at open().
+  bool adopted() const override { return adopted_; }
+  // A shared map's fd by name (gw_ct_v4, ...), -1 if unknown. For tests and tools.
+  int mapFd(std::string_view name) const;
+
+  struct Objects; // the loaded skeletons (BpfDatapath.cpp)
+
+private:
+  struct Attachment {
+    uint32_t flags = 0; // kAttach* bits (BpfDatapath.cpp)
+  };
+
+  explicit BpfDatapath(DatapathConfig config);
+  Status load();
+  Result<NetnsGuard> enterNetns();
+  Status attachTc(int ifindex, bool ingress, int progFd, Attachment& record);
+  Status detachInterface(int ifindex);
+  Status attachXdp(int ifindex, Attachment& record);
+  Status saveAttachment(int ifindex, const Attachment& record);
+  Status loadAttachments();
+  Status writeConfig(const std::function<void(struct gw_config&)>& change);
+  Result<size_t> deleteFlowsIf(const std::function<bool(const Flow&)>& pred);
+  Status teardownLocked();
+  std::string pinPath(std::string_view name) const;
+
+  DatapathConfig config_;
+  std::unique_ptr<Objects> objects_;
+  UniqueFd netns_;
+  std::map<std::string, UniqueFd, std::less<>> maps_; // the shared maps, by name
+  UniqueFd attachMap_; // pinned ifindex -> Attachment, so a restart knows what is ours
+  std::map<int, Attachment> attachments_;
+  std::map<int, UniqueFd> xdpLinks_;
+  std::map<std::string, UniqueFd> cgroupLinks_; // by program name
+  int uplinkIfindex_ = 0;
+  XdpMode uplinkXdp_ = XdpMode::Off;
+  bool adopted_ = false;
+  bool tornDown_ = false;
+  mutable std::mutex mu_;
+};
+
+} // namespace gw
