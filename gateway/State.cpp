@@ -34,14 +34,6 @@ Result<T> uintField(const json& j, const char* key) {
   return static_cast<T>(j[key].get<uint64_t>());
 }
 
-template <class T>
-Result<T> parseField(const json& j, const char* key, Result<T> (*parse)(std::string_view)) {
-  if (!j.contains(key) || !j[key].is_string()) {
-    return fail(std::string("missing or non-string field '") + key + "'");
-  }
-  return parse(j[key].get<std::string>());
-}
-
 Status writeFile(const std::string& path, std::string_view data) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!fd) {
@@ -85,36 +77,10 @@ BridgeRecord* State::findBridge(std::string_view name) {
 
 namespace {
 
-// One record <-> JSON, shared by the snapshot and the journal. Parse errors name the record.
-json toJson(const BridgeRecord& b) {
-  return {{"name", b.name}, {"gateway", b.gateway.str()}};
-}
-
-json toJson(const NamespaceRecord& n) {
-  return {{"name", n.name},
-          {"wiring", n.wiring == Wiring::Bridge ? "bridge" : "p2p"},
-          {"bridge", n.bridge},
-          {"hostLink", n.hostLink},
-          {"address", n.address.str()},
-          {"hostAddress", n.hostAddress.str()}};
-}
-
-json toJson(const ExposeRecord& e) {
-  return {{"id", e.id},
-          {"proto", e.proto},
-          {"hostPort", e.hostPort},
-          {"hostPortEnd", e.hostPortEnd},
-          {"hostIp", e.hostIp},
-          {"target", e.target},
-          {"targetNs", e.targetNs},
-          {"targetAddr", e.targetAddr.str()},
-          {"targetPort", e.targetPort},
-          {"mode", e.mode},
-          {"proxyProtocol", e.proxyProtocol}};
-}
-
-json toJson(const MasqueradeRecord& m) {
-  return {{"source", m.source.str()}, {"outIf", m.outIf}, {"automatic", m.automatic}};
+// One record <-> JSON, shared by the snapshot and the journal: each record's field list.
+template <class R>
+json toJson(const R& r) {
+  return api::toJson(r);
 }
 
 // The identity of a record: the journal deletes and replaces by it.
@@ -131,77 +97,32 @@ std::string keyOf(const MasqueradeRecord& m) {
   return m.source.str() + " " + m.outIf;
 }
 
-// These throw json::exception on a missing or mistyped string field; callers catch.
-Result<BridgeRecord> bridgeFrom(const json& b) {
-  auto gw = parseField<IpPrefix>(b, "gateway", IpPrefix::parse);
-  if (!gw) {
-    return fail("bridge: " + gw.error().str());
-  }
-  return BridgeRecord{b.at("name").get<std::string>(), *gw};
+template <class R>
+Result<R> recordFrom(const json& j, const char* what) {
+  return api::fromJson<R>(j, what);
 }
-
-Result<NamespaceRecord> namespaceFrom(const json& n) {
-  NamespaceRecord r;
-  r.name = n.at("name").get<std::string>();
-  r.wiring = n.at("wiring").get<std::string>() == "p2p" ? Wiring::PointToPoint : Wiring::Bridge;
-  r.bridge = n.at("bridge").get<std::string>();
-  r.hostLink = n.at("hostLink").get<std::string>();
-  auto addr = parseField<IpPrefix>(n, "address", IpPrefix::parse);
-  auto host = parseField<IpPrefix>(n, "hostAddress", IpPrefix::parse);
-  if (!addr || !host) {
-    return fail("namespace " + r.name + ": " + (!addr ? addr.error() : host.error()).str());
-  }
-  r.address = *addr;
-  r.hostAddress = *host;
-  return r;
+Result<BridgeRecord> bridgeFrom(const json& j) {
+  return recordFrom<BridgeRecord>(j, "bridge");
 }
-
-Result<ExposeRecord> exposeFrom(const json& e) {
-  ExposeRecord r;
-  auto id = uintField<uint32_t>(e, "id");
-  auto hostPort = uintField<uint16_t>(e, "hostPort");
-  auto hostPortEnd = uintField<uint16_t>(e, "hostPortEnd");
-  auto targetPort = uintField<uint16_t>(e, "targetPort");
-  for (const auto* f : {&hostPort, &hostPortEnd, &targetPort}) {
-    if (!*f) {
-      return fail("expose: " + f->error().message);
-    }
-  }
-  if (!id) {
-    return fail("expose: " + id.error().message);
-  }
-  r.id = *id;
-  r.proto = e.at("proto").get<std::string>();
-  r.hostPort = *hostPort;
-  r.hostPortEnd = *hostPortEnd;
-  r.hostIp = e.at("hostIp").get<std::string>();
-  r.target = e.at("target").get<std::string>();
-  r.targetNs = e.at("targetNs").get<std::string>();
-  auto addr = parseField<IpAddress>(e, "targetAddr", IpAddress::parse);
-  if (!addr) {
-    return fail("expose " + std::to_string(r.id) + ": " + addr.error().str());
-  }
-  r.targetAddr = *addr;
-  r.targetPort = *targetPort;
-  r.mode = e.value("mode", "auto");
-  r.proxyProtocol = e.value("proxyProtocol", "");
-  return r;
+Result<NamespaceRecord> namespaceFrom(const json& j) {
+  return recordFrom<NamespaceRecord>(j, "namespace");
 }
-
-Result<MasqueradeRecord> masqueradeFrom(const json& m) {
-  auto src = parseField<IpPrefix>(m, "source", IpPrefix::parse);
-  if (!src) {
-    return fail("masquerade: " + src.error().str());
-  }
-  return MasqueradeRecord{*src, m.at("outIf").get<std::string>(), m.value("automatic", false)};
+Result<ExposeRecord> exposeFrom(const json& j) {
+  return recordFrom<ExposeRecord>(j, "expose");
+}
+Result<MasqueradeRecord> masqueradeFrom(const json& j) {
+  return recordFrom<MasqueradeRecord>(j, "masquerade");
 }
 
 template <class R>
 Status appendRecords(const json& array, Result<R> (*parse)(const json&), std::vector<R>& out) {
-  for (const auto& j : array) {
-    auto r = parse(j);
+  if (!array.is_array()) {
+    return fail("a record list is not an array");
+  }
+  for (size_t i = 0; i < array.size(); ++i) {
+    auto r = parse(array[i]);
     if (!r) {
-      return std::unexpected(r.error());
+      return fail("record #" + std::to_string(i + 1) + ": " + r.error().message);
     }
     out.push_back(std::move(*r));
   }

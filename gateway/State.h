@@ -5,22 +5,29 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "base/Error.h"
 #include "base/Fd.h"
 #include "base/Ip.h"
+#include "control/ApiCodec.h"
+#include "control/ApiValues.h"
 
 namespace gw {
 
+// Each record's field list is its JSON in state.json and the journal (control/ApiCodec.h):
+// a value is checked when it is read, and a bad one names the record and the field.
 struct BridgeRecord {
   std::string name;
   IpPrefix gateway; // the bridge's own address with the subnet length, e.g. 10.88.0.1/16
 
   bool operator==(const BridgeRecord&) const = default;
 };
-
-enum class Wiring { Bridge, PointToPoint };
+constexpr auto fieldsOf(const BridgeRecord*) {
+  using T = BridgeRecord;
+  return std::tuple{api::Field{"name", &T::name}, api::Field{"gateway", &T::gateway}};
+}
 
 struct NamespaceRecord {
   std::string name;
@@ -32,30 +39,62 @@ struct NamespaceRecord {
 
   bool operator==(const NamespaceRecord&) const = default;
 };
+constexpr auto fieldsOf(const NamespaceRecord*) {
+  using T = NamespaceRecord;
+  using api::Need;
+  return std::tuple{api::Field{"name", &T::name}, api::Field{"wiring", &T::wiring},
+                    api::Field{"bridge", &T::bridge, Need::Optional},
+                    api::Field{"hostLink", &T::hostLink}, api::Field{"address", &T::address},
+                    api::Field{"hostAddress", &T::hostAddress}};
+}
 
 struct ExposeRecord {
   uint32_t id = 0;
-  std::string proto = "tcp";
+  Proto proto = Proto::Tcp;
   uint16_t hostPort = 0;
   uint16_t hostPortEnd = 0;
-  std::string hostIp;  // "" = every address of the gateway host
-  std::string target;  // as the user wrote it
-  std::string targetNs; // "" when the target was an IP
+  std::optional<IpAddress> hostIp; // nullopt: every address of the gateway host
+  std::string target;              // as the user wrote it
+  std::string targetNs;            // "" when the target was an IP
   IpAddress targetAddr;
   uint16_t targetPort = 0;
-  std::string mode = "auto";
-  std::string proxyProtocol; // "" or "v2"
+  ExposeMode mode = ExposeMode::Auto;
+  ProxyProtocol proxyProtocol = ProxyProtocol::None;
 
+  PortRange hostPorts() const { return {hostPort, hostPortEnd}; }
+  PortRange targetPorts() const { return hostPorts().startingAt(targetPort); }
   bool operator==(const ExposeRecord&) const = default;
 };
+constexpr auto fieldsOf(const ExposeRecord*) {
+  using T = ExposeRecord;
+  using api::Need;
+  return std::tuple{api::Field{"id", &T::id},
+                    api::Field{"proto", &T::proto},
+                    api::Field{"hostPort", &T::hostPort},
+                    api::Field{"hostPortEnd", &T::hostPortEnd},
+                    api::Field{"hostIp", &T::hostIp, Need::Optional},
+                    api::Field{"target", &T::target},
+                    api::Field{"targetNs", &T::targetNs, Need::Optional},
+                    api::Field{"targetAddr", &T::targetAddr},
+                    api::Field{"targetPort", &T::targetPort},
+                    api::Field{"mode", &T::mode, Need::Optional},
+                    api::Field{"proxyProtocol", &T::proxyProtocol, Need::Optional}};
+}
 
 struct MasqueradeRecord {
   IpPrefix source;
-  std::string outIf; // "" = the uplink
+  std::string outIf;      // "" = the uplink
   bool automatic = false; // added by `ns add`, removed by `ns del`
 
   bool operator==(const MasqueradeRecord&) const = default;
 };
+constexpr auto fieldsOf(const MasqueradeRecord*) {
+  using T = MasqueradeRecord;
+  using api::Need;
+  return std::tuple{api::Field{"source", &T::source},
+                    api::Field{"outIf", &T::outIf, Need::Optional},
+                    api::Field{"automatic", &T::automatic, Need::Optional}};
+}
 
 struct State {
   std::vector<BridgeRecord> bridges;
@@ -80,17 +119,25 @@ Result<State> loadState(const std::string& dir);
 // rename, fsync dir) and drops the journal it replaces.
 Status saveState(const std::string& dir, const State& state);
 
+// Where a changed state is made durable (StateStore; a fake in unit tests).
+class StateSink {
+public:
+  virtual ~StateSink() = default;
+  // On error nothing of `state` is durable: the caller undoes its change.
+  virtual Status commit(const State& state) = 0;
+};
+
 // The state on disk: the snapshot state.json plus state.journal, one line per commit with
 // the records that changed since. A commit appends and fdatasyncs one line, so its cost
 // follows the change, not the number of rules; the snapshot is rewritten once the journal
 // outgrows it, on load when an earlier run left a journal, and on compact().
-class StateStore {
+class StateStore final : public StateSink {
 public:
   explicit StateStore(std::string dir) : dir_(std::move(dir)) {}
 
   Result<State> load();
   // Makes `state` durable; on error nothing of it is on disk.
-  Status commit(const State& state);
+  Status commit(const State& state) override;
   Status compact(const State& state);
 
   // The journal size below which the snapshot is never rewritten.

@@ -84,6 +84,8 @@ int main(int argc, char** argv) {
   gw::GatewayConfig config;
   std::string configFile;
   std::string logLevel;
+  std::string xdpText;
+  std::string relayText;
   std::string group;
   po::options_description options("gatewayd options");
   options.add_options()
@@ -97,7 +99,7 @@ int main(int argc, char** argv) {
        "directory for state.json")
       ("bpffs", po::value(&config.bpffs)->default_value("/sys/fs/bpf/gateway"),
        "bpffs directory for pinned maps and programs")
-      ("xdp", po::value(&config.xdp)->default_value("auto"), "XDP mode: auto|native|generic|off")
+      ("xdp", po::value(&xdpText)->default_value("auto"), "XDP mode: auto|native|generic|off")
       ("group", po::value(&group), "group allowed to use the control socket")
       ("host-local", po::value(&config.hostLocal)->default_value(true),
        "serve clients on the gateway host itself (cgroup socket hooks)")
@@ -107,7 +109,7 @@ int main(int argc, char** argv) {
       ("ct-udp", po::value<unsigned>(), "UDP timeout, s (120)")
       ("ct-icmp", po::value<unsigned>(), "ICMP timeout, s (60)")
       ("gc-interval", po::value<unsigned>(), "seconds between conntrack sweeps (5)")
-      ("proxy-relay", po::value(&config.proxyRelay)->default_value("buffers"),
+      ("proxy-relay", po::value(&relayText)->default_value("buffers"),
        "io_uring proxy relay: buffers (provided buffer ring) or splice (pooled pipes)")
       ("ct-entries", po::value(&config.ctEntries),
        "conntrack map size, two entries a flow (262144; fixed once pinned)")
@@ -144,11 +146,14 @@ int main(int argc, char** argv) {
   }
   gw::log::setLevel(level);
   libbpf_set_print(libbpfPrint);
-  if (config.proxyRelay != "buffers" && config.proxyRelay != "splice") {
-    return die("--proxy-relay '" + config.proxyRelay + "': expected buffers or splice");
+  if (relayText != "buffers" && relayText != "splice") {
+    return die("--proxy-relay '" + relayText + "': expected buffers or splice");
   }
-  if (auto xdp = gw::parseXdpMode(config.xdp); !xdp) {
+  config.proxyRelay = relayText == "splice" ? gw::RelayMode::Splice : gw::RelayMode::Buffers;
+  if (auto xdp = gw::parseXdpMode(xdpText); !xdp) {
     return die("--xdp: " + xdp.error().message);
+  } else {
+    config.xdp = *xdp;
   }
   auto seconds = [&](const char* name, std::chrono::seconds& out) {
     if (vm.contains(name)) {
@@ -224,7 +229,7 @@ int main(int argc, char** argv) {
                        response.status);
         return response;
       },
-      [&] { (*gateway)->tick(); }, std::chrono::seconds(1));
+      [] {}, std::chrono::seconds(1));
   if (!stopped) {
     return die(stopped.error().str());
   }

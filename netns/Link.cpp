@@ -96,26 +96,6 @@ Result<LinkInfo> getLinkBy(Netlink& nl, nlmsghdr* nlh, const std::string& label)
 
 } // namespace
 
-Status validateIfName(std::string_view name) {
-  auto bad = [&](const char* why) {
-    return fail("invalid interface name '" + std::string(name) + "': " + why, EINVAL);
-  };
-  if (name.empty()) {
-    return bad("empty");
-  }
-  if (name.size() >= IFNAMSIZ) {
-    return bad("longer than 15 characters");
-  }
-  if (name == "." || name == "..") {
-    return bad("reserved");
-  }
-  for (char c : name) {
-    if (c == '/' || c == ':' || c == '\0' || std::isspace(static_cast<unsigned char>(c))) {
-      return bad("contains '/', ':' or whitespace");
-    }
-  }
-  return {};
-}
 
 Result<LinkInfo> getLink(Netlink& nl, const std::string& name) {
   if (auto ok = validateIfName(name); !ok) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/Error.h"
+#include "base/Names.h"
 #include "netns/Netlink.h"
 
 namespace gw {
@@ -22,9 +23,6 @@ struct LinkInfo {
   int master = 0;  // ifindex of the bridge it is enslaved to, 0 if none
   std::array<uint8_t, 6> mac{};
 };
-
-// The kernel's dev_valid_name(): 1..15 chars, no '/', ':' or whitespace, not "." or "..".
-Status validateIfName(std::string_view name);
 
 // ENODEV naming the link if it does not exist.
 Result<LinkInfo> getLink(Netlink& nl, const std::string& name);

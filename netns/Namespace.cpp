@@ -61,28 +61,6 @@ void returnOrAbort(int saved) {
 
 } // namespace
 
-Status validateNamespaceName(std::string_view name) {
-  auto bad = [&](const char* why) {
-    return fail("invalid namespace name '" + std::string(name) + "': " + why, EINVAL);
-  };
-  if (name.empty()) {
-    return bad("empty");
-  }
-  if (name.size() > 15) {
-    return bad("longer than 15 characters");
-  }
-  if (name == "." || name == "..") {
-    return bad("reserved");
-  }
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-';
-    if (!ok) {
-      return bad("only letters, digits, '_', '.' and '-' are allowed");
-    }
-  }
-  return {};
-}
 
 Status createNamespace(const std::string& name) {
   if (auto ok = validateNamespaceName(name); !ok) {

@@ -8,14 +8,12 @@
 #include <vector>
 
 #include "base/Error.h"
+#include "base/Names.h"
 #include "base/Fd.h"
 
 namespace gw {
 
 inline constexpr const char* kNetnsRunDir = "/run/netns";
-
-// Non-empty, at most 15 chars, only [A-Za-z0-9_.-], not "." or "..".
-Status validateNamespaceName(std::string_view name);
 
 // Like `ip netns add`: fails with EEXIST if the name is taken; leaves nothing behind on failure.
 Status createNamespace(const std::string& name);

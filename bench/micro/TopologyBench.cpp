@@ -6,7 +6,7 @@
 
 #include <set>
 
-#include "gateway/Topology.h"
+#include "gateway/services/AddressPlan.h"
 
 namespace {
 

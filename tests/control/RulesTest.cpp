@@ -2,7 +2,7 @@
 // What `gwctl expose` accepts as ports and targets, and the errors naming what was wrong.
 #include <gtest/gtest.h>
 
-#include "gateway/Rules.h"
+#include "control/ApiValues.h"
 
 namespace gw {
 namespace {

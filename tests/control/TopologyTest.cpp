@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include <gtest/gtest.h>
 
-#include "gateway/Topology.h"
+#include "base/Failpoint.h"
+#include "base/Rollback.h"
+#include "gateway/services/AddressPlan.h"
 
 namespace gw {
 namespace {

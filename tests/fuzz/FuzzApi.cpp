@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Fuzz target: the API's request handling at the JSON level, without a kernel. The input is
-// taken (1) as a request body, read the way Gateway::addExpose/addNamespace/addMasquerade read
-// theirs (string or unsigned fields, then parsePortRange, parseTarget, parseProto and the IP
-// parsers), (2) as a state file for fromJson (whatever it accepts must survive
+// taken (1) as a request body, decoded through the API schema (control/Api.h) as each POST
+// endpoint decodes it, and each field through the value parsers, (2) as a state file for fromJson (whatever it accepts must survive
 // toJson -> fromJson unchanged), (3) line by line as raw user text for each parser.
 #include <cstddef>
 #include <cstdint>
@@ -16,7 +15,8 @@
 #include "tests/fuzz/FuzzTargets.h"
 #include "base/Ip.h"
 #include "netns/Namespace.h"
-#include "gateway/Rules.h"
+#include "control/Api.h"
+#include "control/ApiValues.h"
 #include "gateway/State.h"
 
 namespace gw::fuzz {
@@ -31,7 +31,7 @@ void check(bool ok, const char* what) {
   }
 }
 
-// As GatewayRules.cpp's stringField: a string, or an unsigned number written as digits.
+// A field as text: a string, or an unsigned number written as digits.
 std::optional<std::string> field(const json& body, const char* key) {
   if (!body.contains(key)) {
     return std::string();
@@ -58,7 +58,8 @@ void parseUserText(std::string_view text) {
           "address targets are IPv4 or bracketed IPv6");
   }
   if (auto p = parseProto(text); p) {
-    check(protoName(*p) == "tcp" || protoName(*p) == "udp", "proto is tcp or udp");
+    check(protoName(*p) == "tcp" || protoName(*p) == "udp" || protoName(*p) == "icmp",
+          "proto is tcp, udp or icmp");
   }
   if (auto a = IpAddress::parse(text); a) {
     auto again = IpAddress::parse(a->str());
@@ -72,7 +73,26 @@ void parseUserText(std::string_view text) {
   (void)validateNamespaceName(text);
 }
 
+// A request body through the API schema: what decodes encodes to what decodes the same.
+template <class T>
+void roundTrip(const json& body, const char* what) {
+  auto decoded = api::fromJson<T>(body);
+  if (!decoded) {
+    check(!decoded.error().message.empty(), "errors say what is wrong");
+    check(decoded.error().kind == ErrorKind::Invalid, "a bad request is invalid, not internal");
+    return;
+  }
+  json once = api::toJson(*decoded);
+  auto again = api::fromJson<T>(once);
+  check(again.has_value(), what);
+  check(api::toJson(*again) == once, what);
+}
+
 void parseBody(const json& body) {
+  roundTrip<api::ExposeRequest>(body, "expose request round trip");
+  roundTrip<api::NamespaceAddRequest>(body, "namespace request round trip");
+  roundTrip<api::MasqueradeRequest>(body, "masquerade request round trip");
+  roundTrip<api::ConntrackQuery>(body, "conntrack query round trip");
   if (!body.is_object()) {
     return;
   }
@@ -80,16 +100,6 @@ void parseBody(const json& body) {
                           "name", "bridge", "subnet", "source", "outIf"}) {
     if (auto v = field(body, key); v) {
       parseUserText(*v);
-    }
-  }
-  // The shape of addExpose: both sides parse and the ranges are compared.
-  auto hostPort = field(body, "hostPort");
-  auto target = field(body, "target");
-  if (hostPort && target) {
-    auto ports = parsePortRange(*hostPort, "host port");
-    auto spec = parseTarget(*target);
-    if (ports && spec) {
-      (void)(ports->size() == spec->ports.size());
     }
   }
 }

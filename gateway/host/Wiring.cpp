@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
-#include "gateway/Topology.h"
+#include "gateway/host/Wiring.h"
 
-#include <cstdlib>
 #include <sys/socket.h>
 
 #include "netns/Address.h"
@@ -9,21 +8,14 @@
 #include "netns/Namespace.h"
 #include "netns/Route.h"
 #include "netns/Sysctl.h"
+#include "base/Failpoint.h"
+#include "gateway/services/AddressPlan.h"
 
 namespace gw {
 namespace {
 
 bool alreadyExists(const Error& e) {
   return e.code == EEXIST;
-}
-
-// FNV-1a: a short stable suffix for long names.
-uint32_t fnv1a(std::string_view s) {
-  uint32_t h = 2166136261u;
-  for (unsigned char c : s) {
-    h = (h ^ c) * 16777619u;
-  }
-  return h;
 }
 
 Status addAddressOnce(Netlink& nl, int ifindex, const IpPrefix& prefix) {
@@ -35,71 +27,6 @@ Status addAddressOnce(Netlink& nl, int ifindex, const IpPrefix& prefix) {
 }
 
 } // namespace
-
-Rollback::~Rollback() {
-  for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
-    (*it)();
-  }
-}
-
-Status failpoint(std::string_view point) {
-  const char* env = std::getenv("GATEWAY_FAILPOINTS");
-  if (env == nullptr) {
-    return {};
-  }
-  std::string_view list(env);
-  while (!list.empty()) {
-    size_t comma = list.find(',');
-    if (list.substr(0, comma) == point) {
-      return fail("failpoint '" + std::string(point) + "' triggered", EIO);
-    }
-    if (comma == std::string_view::npos) {
-      break;
-    }
-    list.remove_prefix(comma + 1);
-  }
-  return {};
-}
-
-std::string hostLinkName(std::string_view ns) {
-  std::string name = "gw-" + std::string(ns);
-  if (name.size() <= 15) {
-    return name;
-  }
-  char suffix[9];
-  std::snprintf(suffix, sizeof suffix, "%08x", fnv1a(ns));
-  return "gw-" + std::string(ns.substr(0, 7)) + "-" + std::string(suffix, 4);
-}
-
-Result<IpPrefix> allocateAddress(const IpPrefix& gateway, const std::set<IpAddress>& used) {
-  if (!gateway.addr.isV4()) {
-    return fail("address pools are IPv4 only for now: " + gateway.str());
-  }
-  if (gateway.length > 30) {
-    return fail("subnet " + gateway.network().str() + " is too small for namespaces");
-  }
-  uint32_t base = gateway.network().addr.v4HostOrder();
-  uint32_t size = gateway.length == 0 ? 0xffffffffu : (1u << (32 - gateway.length));
-  for (uint32_t i = 1; i + 1 < size; ++i) {
-    IpAddress candidate = IpAddress::v4(base + i);
-    if (candidate != gateway.addr && !used.contains(candidate)) {
-      return IpPrefix{candidate, gateway.length};
-    }
-  }
-  return fail("address pool " + gateway.network().str() + " is exhausted", ENOSPC);
-}
-
-Result<std::pair<IpPrefix, IpPrefix>> pointToPointAddresses(const IpPrefix& subnet) {
-  if (!subnet.addr.isV4()) {
-    return fail("--subnet " + subnet.str() + ": only IPv4 subnets are supported for now");
-  }
-  if (subnet.length > 30 || subnet.length < 8) {
-    return fail("--subnet " + subnet.str() + ": the prefix length must be between /8 and /30");
-  }
-  uint32_t base = subnet.network().addr.v4HostOrder();
-  return std::pair{IpPrefix{IpAddress::v4(base + 1), subnet.length},
-                   IpPrefix{IpAddress::v4(base + 2), subnet.length}};
-}
 
 Status ensureBridge(Netlink& host, const BridgeRecord& bridge, Rollback* rollback) {
   auto link = getLink(host, bridge.name);

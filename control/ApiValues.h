@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT
+// The values of the API, parsed once where they come in (a request, state.json, the journal):
+// protocols, port ranges, targets, modes. Each enum has one spelling on the wire, here.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/Error.h"
+#include "base/Ip.h"
+
+namespace gw {
+
+struct PortRange {
+  uint16_t first = 0;
+  uint16_t last = 0;
+  unsigned size() const { return static_cast<unsigned>(last - first) + 1; }
+  bool overlaps(const PortRange& o) const { return first <= o.last && o.first <= last; }
+  // The range shifted to start at `start`, as long as this one.
+  PortRange startingAt(uint16_t start) const {
+    return {start, static_cast<uint16_t>(start + (last - first))};
+  }
+  std::string str() const;
+
+  bool operator==(const PortRange&) const = default;
+};
+
+// "6000" or "6000-6009"; `what` names the field in errors.
+Result<PortRange> parsePortRange(std::string_view text, std::string_view what);
+
+// "NS:PORT[-END]" (a named namespace), "IPv4:PORT[-END]" or "[IPv6]:PORT[-END]".
+struct TargetSpec {
+  std::string text; // as the user wrote it
+  std::string ns;
+  std::optional<IpAddress> addr;
+  PortRange ports;
+
+  bool operator==(const TargetSpec&) const = default;
+};
+Result<TargetSpec> parseTarget(std::string_view text);
+
+enum class Proto : uint8_t { Tcp = 6, Udp = 17, Icmp = 1 }; // the IPPROTO_ numbers
+
+// "tcp" (or "") / "udp" / "icmp"; the error names --proto.
+Result<Proto> parseProto(std::string_view text);
+std::string_view protoName(Proto proto);
+inline uint8_t ipProto(Proto proto) { return static_cast<uint8_t>(proto); }
+// IPPROTO_TCP/UDP/ICMP, or nullopt for anything else.
+std::optional<Proto> protoFromIp(uint8_t ipProto);
+// "tcp", "udp", "icmp", "other": for a number read from a map.
+std::string_view protoName(uint8_t ipProto);
+
+// Which path an expose asks for.
+enum class ExposeMode { Auto, Ebpf, Proxy };
+Result<ExposeMode> parseExposeMode(std::string_view text); // "" = auto
+std::string_view toString(ExposeMode mode);
+
+enum class ProxyProtocol { None, V2 };
+Result<ProxyProtocol> parseProxyProtocol(std::string_view text); // "" = none
+std::string_view toString(ProxyProtocol p);                      // "" or "v2"
+
+// Which path serves an expose.
+enum class ServingPath { Ebpf, Proxy, None };
+Result<ServingPath> parseServingPath(std::string_view text);
+std::string_view toString(ServingPath path);
+
+// How a managed namespace is wired to the gateway host.
+enum class Wiring { Bridge, PointToPoint };
+Result<Wiring> parseWiring(std::string_view text); // "bridge" / "p2p"
+std::string_view toString(Wiring wiring);
+
+// What a flow's translation does (enum gw_nat_kind bits): "dnat", "snat", "dnat+snat" or "".
+struct NatKind {
+  bool dnat = false;
+  bool snat = false;
+
+  static NatKind fromBits(uint8_t bits) { return {(bits & 1) != 0, (bits & 2) != 0}; }
+  std::string str() const;
+  bool operator==(const NatKind&) const = default;
+};
+Result<NatKind> parseNatKind(std::string_view text);
+
+} // namespace gw

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MIT
+#include "gateway/api/Router.h"
+
+#include "control/Api.h"
+
+namespace gw {
+
+using nlohmann::json;
+
+json Call::query() const {
+  json out = json::object();
+  for (const auto& [key, value] : request.query()) {
+    out[key] = value;
+  }
+  return out;
+}
+
+int httpStatus(ErrorKind kind) {
+  switch (kind) {
+  case ErrorKind::Invalid: return 400;
+  case ErrorKind::NotFound: return 404;
+  case ErrorKind::Conflict: return 409;
+  case ErrorKind::Unavailable: return 503;
+  case ErrorKind::Internal: return 500;
+  }
+  return 500;
+}
+
+http::Response jsonResponse(int status, const json& body) {
+  return {status, "application/json", body.dump() + "\n"};
+}
+
+http::Response errorResponse(const Error& error) {
+  return jsonResponse(httpStatus(error.kind), api::toJson(api::ErrorBody{error.str()}));
+}
+
+void Router::add(std::string method, std::string path, Handler handler) {
+  bool hasParam = path.ends_with("{}");
+  if (hasParam) {
+    path.resize(path.size() - 2);
+  }
+  routes_.push_back({std::move(method), std::move(path), hasParam, std::move(handler)});
+}
+
+bool Router::matches(const Route& route, const std::string& path, std::string& param) {
+  if (!route.hasParam) {
+    return path == route.path;
+  }
+  if (!path.starts_with(route.path) || path.size() == route.path.size() ||
+      path.find('/', route.path.size()) != std::string::npos) {
+    return false;
+  }
+  param = http::percentDecode(path.substr(route.path.size()));
+  return true;
+}
+
+http::Response Router::route(const http::Request& request) const {
+  const std::string path = request.path();
+  bool pathKnown = false;
+  for (const auto& r : routes_) {
+    std::string param;
+    if (!matches(r, path, param)) {
+      continue;
+    }
+    pathKnown = true;
+    if (r.method != request.method) {
+      continue;
+    }
+    json body = json::object();
+    if (!request.body.empty()) {
+      body = json::parse(request.body, nullptr, false);
+      if (body.is_discarded()) {
+        return errorResponse(invalid("request body is not valid JSON").error());
+      }
+    }
+    return r.handler(Call{request, body, param});
+  }
+  if (pathKnown) {
+    return jsonResponse(405, api::toJson(api::ErrorBody{"method " + request.method +
+                                                        " not allowed on " + path}));
+  }
+  return jsonResponse(404, api::toJson(api::ErrorBody{"no such endpoint: " + request.method +
+                                                      " " + path}));
+}
+
+} // namespace gw

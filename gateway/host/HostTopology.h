@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: MIT
+// The Topology of the gateway host, through netlink (netns/) and the wiring of Wiring.h.
+#pragma once
+
+#include "gateway/services/Topology.h"
+#include "netns/Netlink.h"
+
+namespace gw {
+
+class HostTopology final : public Topology {
+public:
+  // `host`: a netlink socket in the gateway host's namespace.
+  explicit HostTopology(Netlink& host) : host_(host) {}
+
+  bool namespaceExists(const std::string& name) override;
+  Result<LinkState> link(const std::string& name) override;
+  Result<LinkState> linkIn(const std::string& ns, const std::string& name) override;
+  Result<std::vector<HostAddress>> hostAddresses(int family) override;
+  Result<std::vector<IpPrefix>> namespaceAddresses(const std::string& ns) override;
+  Status ensureBridge(const BridgeRecord& bridge, Rollback* rollback) override;
+  Status wireNamespace(const NamespaceRecord& ns, Rollback* rollback) override;
+  Status unwireNamespace(const NamespaceRecord& ns) override;
+  Status removeBridge(const std::string& name) override;
+  Result<bool> portInUse(Proto proto, uint16_t port,
+                         const std::optional<IpAddress>& hostIp) override;
+
+private:
+  Netlink& host_;
+};
+
+} // namespace gw

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+#include "gateway/services/AddressPlan.h"
+
+#include <cstdio>
+
+namespace gw {
+namespace {
+
+// FNV-1a: a short stable suffix for long names.
+uint32_t fnv1a(std::string_view s) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : s) {
+    h = (h ^ c) * 16777619u;
+  }
+  return h;
+}
+
+} // namespace
+
+std::string hostLinkName(std::string_view ns) {
+  std::string name = "gw-" + std::string(ns);
+  if (name.size() <= 15) {
+    return name;
+  }
+  char suffix[9];
+  std::snprintf(suffix, sizeof suffix, "%08x", fnv1a(ns));
+  return "gw-" + std::string(ns.substr(0, 7)) + "-" + std::string(suffix, 4);
+}
+
+Result<IpPrefix> allocateAddress(const IpPrefix& gateway, const std::set<IpAddress>& used) {
+  if (!gateway.addr.isV4()) {
+    return invalid("address pools are IPv4 only for now: " + gateway.str());
+  }
+  if (gateway.length > 30) {
+    return invalid("subnet " + gateway.network().str() + " is too small for namespaces");
+  }
+  uint32_t base = gateway.network().addr.v4HostOrder();
+  uint32_t size = gateway.length == 0 ? 0xffffffffu : (1u << (32 - gateway.length));
+  for (uint32_t i = 1; i + 1 < size; ++i) {
+    IpAddress candidate = IpAddress::v4(base + i);
+    if (candidate != gateway.addr && !used.contains(candidate)) {
+      return IpPrefix{candidate, gateway.length};
+    }
+  }
+  // ENOSPC as well: what callers of the pool functions have always been told.
+  return std::unexpected(Error{ENOSPC, "address pool " + gateway.network().str() + " is exhausted",
+                               false, ErrorKind::Conflict});
+}
+
+Result<std::pair<IpPrefix, IpPrefix>> pointToPointAddresses(const IpPrefix& subnet) {
+  if (!subnet.addr.isV4()) {
+    return invalid("--subnet " + subnet.str() + ": only IPv4 subnets are supported for now");
+  }
+  if (subnet.length > 30 || subnet.length < 8) {
+    return invalid("--subnet " + subnet.str() + ": the prefix length must be between /8 and /30");
+  }
+  uint32_t base = subnet.network().addr.v4HostOrder();
+  return std::pair{IpPrefix{IpAddress::v4(base + 1), subnet.length},
+                   IpPrefix{IpAddress::v4(base + 2), subnet.length}};
+}
+
+} // namespace gw

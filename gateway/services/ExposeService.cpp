@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: MIT
+#include "gateway/services/ExposeService.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <optional>
+
+#include "base/Log.h"
+#include "bpf/gw_abi.h"
+
+namespace gw {
+namespace {
+
+// Where the proxy connects for NS:PORT targets, from inside NS (see addOne).
+const IpAddress kNamespaceLoopback = IpAddress::v4(0x7f000001);
+
+std::string hostIpOf(const ExposeRecord& e) {
+  return e.hostIp ? e.hostIp->str() : "*";
+}
+
+} // namespace
+
+ExposeService::Serving ExposeService::servingPath(const ExposeRecord& e) const {
+  if (e.mode == ExposeMode::Proxy) {
+    return {ServingPath::Proxy, "io_uring proxy: --mode proxy"};
+  }
+  if (e.proxyProtocol != ProxyProtocol::None) {
+    return {ServingPath::Proxy, "io_uring proxy: --proxy-protocol needs a proxy"};
+  }
+  if (e.targetAddr.isV6()) {
+    if (e.mode == ExposeMode::Ebpf) {
+      return {ServingPath::None,
+              "--mode ebpf but the target is IPv6: the eBPF data path is IPv4 only"};
+    }
+    return {ServingPath::Proxy,
+            "io_uring proxy: auto, an IPv6 target (the eBPF data path is IPv4 only)"};
+  }
+  if (ctx_.datapath) {
+    return {ServingPath::Ebpf,
+            "eBPF data path: tc DNAT, cgroup hooks for the gateway host's own clients"};
+  }
+  if (e.mode == ExposeMode::Ebpf) {
+    return {ServingPath::None,
+            "--mode ebpf but the eBPF data path is not loaded: " + ctx_.datapath.error};
+  }
+  return {ServingPath::Proxy,
+          "io_uring proxy: auto, the eBPF data path is not loaded (" + ctx_.datapath.error + ")"};
+}
+
+Result<IpAddress> ExposeService::resolveTarget(const TargetSpec& target) {
+  if (target.addr) {
+    return *target.addr;
+  }
+  if (const auto* managed = ctx_.state.findNamespace(target.ns); managed != nullptr) {
+    return managed->address.addr;
+  }
+  if (!topology_.namespaceExists(target.ns)) {
+    return notFound("target namespace " + target.ns + " does not exist");
+  }
+  // A namespace wired by hand: its address on a subnet the gateway host is attached to.
+  auto theirs = topology_.namespaceAddresses(target.ns);
+  if (!theirs) {
+    return std::unexpected(theirs.error());
+  }
+  auto ours = topology_.hostAddresses(AF_INET);
+  if (!ours) {
+    return std::unexpected(ours.error());
+  }
+  std::optional<IpAddress> fallback;
+  for (const auto& a : *theirs) {
+    if (a.addr.bytes[0] == 127) {
+      continue;
+    }
+    for (const auto& o : *ours) {
+      if (o.prefix.addr.bytes[0] != 127 && o.prefix.network().contains(a.addr)) {
+        return a.addr;
+      }
+    }
+    if (!fallback) {
+      fallback = a.addr;
+    }
+  }
+  if (fallback) {
+    return *fallback;
+  }
+  return notFound("target namespace " + target.ns + " has no IPv4 address");
+}
+
+Status ExposeService::checkPortFree(Proto proto, const PortRange& ports,
+                                    const std::optional<IpAddress>& hostIp) {
+  for (const auto& e : ctx_.state.exposes) {
+    if (e.proto == proto && e.hostPorts().overlaps(ports) &&
+        (!e.hostIp || !hostIp || e.hostIp == hostIp)) {
+      return conflict("host port " + ports.str() + "/" + std::string(protoName(proto)) +
+                      " clashes with the expose of " + e.hostPorts().str() + " to " + e.target);
+    }
+  }
+  for (unsigned port = ports.first; port <= ports.last; ++port) {
+    auto used = topology_.portInUse(proto, static_cast<uint16_t>(port), hostIp);
+    if (!used) {
+      return std::unexpected(used.error());
+    }
+    if (*used) {
+      return conflict("host port " + std::to_string(port) + "/" +
+                      std::string(protoName(proto)) +
+                      " is already in use by a local socket on the gateway host");
+    }
+  }
+  return {};
+}
+
+uint32_t ExposeService::allocateRuleId() {
+  State& state = ctx_.state;
+  std::vector<bool> used(GW_RULE_MAX);
+  for (const auto& e : state.exposes) {
+    used[e.id] = true;
+  }
+  // From a cursor, so ids are not reused soon after an unexpose (their counters are fresh).
+  for (uint32_t k = 0; k + 1 < GW_RULE_MAX; ++k) {
+    uint32_t id = 1 + (state.nextRuleId - 1 + k) % (GW_RULE_MAX - 1);
+    if (!used[id]) {
+      state.nextRuleId = id % (GW_RULE_MAX - 1) + 1;
+      return id;
+    }
+  }
+  return 0;
+}
+
+Status ExposeService::applyProxy(const ExposeRecord& e) {
+  std::vector<uint64_t> ids;
+  PortRange targets = e.targetPorts();
+  for (unsigned i = 0; i < e.hostPorts().size(); ++i) {
+    ProxyListenerSpec spec;
+    spec.listenAddr = e.hostIp ? e.hostIp->str() : "0.0.0.0";
+    spec.listenPort = static_cast<uint16_t>(e.hostPort + i);
+    spec.targetNetns = e.targetNs;
+    spec.targetAddr = e.targetAddr.str();
+    if (!e.targetNs.empty() && e.targetAddr == kNamespaceLoopback) {
+      spec.fallbackAddr = "::1"; // a server on IPv6 loopback only
+    }
+    spec.targetPort = static_cast<uint16_t>(targets.first + i);
+    spec.proxyProtocolV2 = e.proxyProtocol == ProxyProtocol::V2;
+    auto id = proxy_.addListener(spec);
+    if (!id) {
+      for (auto added : ids) {
+        (void)proxy_.removeListener(added, false);
+      }
+      return std::unexpected(id.error());
+    }
+    ids.push_back(*id);
+  }
+  listeners_[e.id] = std::move(ids);
+  return {};
+}
+
+Status ExposeService::apply(const ExposeRecord& e) {
+  if (servingPath(e).path == ServingPath::Proxy) {
+    return applyProxy(e);
+  }
+  auto dp = ctx_.datapath.get();
+  if (!dp) {
+    return std::unexpected(dp.error());
+  }
+  IpAddress hostAddr = e.hostIp.value_or(IpAddress{});
+  PortRange targets = e.targetPorts();
+  for (unsigned i = 0; i < e.hostPorts().size(); ++i) {
+    ExposeEntry entry{ipProto(e.proto), hostAddr, static_cast<uint16_t>(e.hostPort + i),
+                      e.targetAddr, static_cast<uint16_t>(targets.first + i), e.id};
+    if (auto r = (*dp)->addExpose(entry); !r) {
+      for (unsigned j = 0; j < i; ++j) {
+        (void)(*dp)->deleteExpose(ipProto(e.proto), hostAddr,
+                                  static_cast<uint16_t>(e.hostPort + j));
+      }
+      return r;
+    }
+  }
+  return {};
+}
+
+Status ExposeService::unapply(const ExposeRecord& e) {
+  if (auto it = listeners_.find(e.id); it != listeners_.end()) {
+    for (auto id : it->second) {
+      (void)proxy_.removeListener(id, true);
+    }
+    listeners_.erase(it);
+    return {};
+  }
+  Datapath* dp = ctx_.datapath.dp;
+  if (dp == nullptr) {
+    return {};
+  }
+  IpAddress hostAddr = e.hostIp.value_or(IpAddress{});
+  for (unsigned port = e.hostPort; port <= e.hostPortEnd; ++port) {
+    auto r = dp->deleteExpose(ipProto(e.proto), hostAddr, static_cast<uint16_t>(port));
+    if (!r && r.error().code != ENOENT) {
+      return r;
+    }
+  }
+  return {};
+}
+
+Result<api::ExposeAdded> ExposeService::add(const api::ExposeRequest& request) {
+  auto added = addOne(request);
+  if (!added) {
+    return added;
+  }
+  if (auto saved = ctx_.store.commit(ctx_.state); !saved) {
+    ExposeRecord e = ctx_.state.exposes.back();
+    ctx_.state.exposes.pop_back();
+    (void)unapply(e);
+    return std::unexpected(saved.error());
+  }
+  return added;
+}
+
+Result<std::vector<api::ExposeAdded>> ExposeService::addBatch(
+    const std::vector<api::ExposeRequest>& batch) {
+  State& state = ctx_.state;
+  size_t before = state.exposes.size();
+  auto undo = [&] {
+    while (state.exposes.size() > before) {
+      (void)unapply(state.exposes.back());
+      state.exposes.pop_back();
+    }
+  };
+  std::vector<api::ExposeAdded> out;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    auto r = addOne(batch[i]);
+    if (!r) {
+      undo();
+      return fail(r.error().kind, "expose #" + std::to_string(i + 1) + " of the batch: " +
+                                      r.error().str() + " (none of the batch was applied)");
+    }
+    out.push_back(std::move(*r));
+  }
+  if (auto saved = ctx_.store.commit(state); !saved) {
+    undo();
+    return std::unexpected(saved.error());
+  }
+  return out;
+}
+
+Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request) {
+  const PortRange& ports = request.hostPort;
+  const TargetSpec& spec = request.target;
+  if (request.proto == Proto::Icmp) {
+    return invalid("--proto 'icmp': expected tcp or udp");
+  }
+  if (spec.ports.size() != ports.size()) {
+    return invalid("host ports " + ports.str() + " and target ports " + spec.ports.str() +
+                   " differ in length: ranges map one to one");
+  }
+  if (request.hostIp && !request.hostIp->isV4()) {
+    return invalid("--host-ip '" + request.hostIp->str() + "' is not an IPv4 address");
+  }
+  if (request.proxyProtocol != ProxyProtocol::None && request.mode == ExposeMode::Ebpf) {
+    return invalid("--proxy-protocol v2 needs the proxy: use --mode auto or proxy");
+  }
+  ExposeRecord e;
+  e.proto = request.proto;
+  e.hostPort = ports.first;
+  e.hostPortEnd = ports.last;
+  e.hostIp = request.hostIp;
+  e.target = spec.text;
+  e.targetNs = spec.ns;
+  e.targetAddr = spec.addr.value_or(IpAddress{});
+  e.targetPort = spec.ports.first;
+  e.mode = request.mode;
+  e.proxyProtocol = request.proxyProtocol;
+  Serving serving = servingPath(e);
+  if (serving.path == ServingPath::None) {
+    return unavailable(serving.why);
+  }
+  if ((serving.path == ServingPath::Proxy || e.mode == ExposeMode::Proxy) &&
+      e.proto != Proto::Tcp) {
+    return invalid("the proxy serves TCP only: --proto udp needs the eBPF data path");
+  }
+  if (serving.path == ServingPath::Proxy && !spec.ns.empty()) {
+    // The proxy connects from inside the namespace: loopback there reaches servers bound to
+    // 127.0.0.1 as well as to 0.0.0.0, and ::1 is tried when 127.0.0.1 refuses.
+    if (!topology_.namespaceExists(spec.ns)) {
+      return notFound("target namespace " + spec.ns + " does not exist");
+    }
+    e.targetAddr = kNamespaceLoopback;
+  } else {
+    auto resolved = resolveTarget(spec);
+    if (!resolved) {
+      return std::unexpected(resolved.error());
+    }
+    e.targetAddr = *resolved;
+  }
+  if (auto r = checkPortFree(e.proto, ports, e.hostIp); !r) {
+    return std::unexpected(r.error());
+  }
+  e.id = allocateRuleId();
+  if (e.id == 0) {
+    return conflict("no free rule id: too many exposes");
+  }
+  if (Datapath* dp = ctx_.datapath.dp; dp != nullptr) {
+    // A reused id starts from zero, not from the counters of the rule that had it before.
+    (void)dp->resetRuleStats(e.id);
+  }
+  if (auto r = apply(e); !r) {
+    return within(r.error(), "expose " + ports.str());
+  }
+  ctx_.state.exposes.push_back(e);
+  log::info("expose ", protoName(e.proto), " ", hostIpOf(e), ":", ports.str(), " -> ", e.target,
+            " (", e.targetAddr.str(), ") rule ", e.id, " via ", toString(serving.path));
+  return api::ExposeAdded{.id = e.id,
+                          .proto = e.proto,
+                          .hostPort = ports,
+                          .target = spec.text,
+                          .targetAddr = e.targetAddr,
+                          .path = serving.path,
+                          .why = serving.why};
+}
+
+Result<api::ExposeDeleted> ExposeService::remove(const api::UnexposeQuery& query) {
+  State& state = ctx_.state;
+  const PortRange& ports = query.port;
+  std::string name(protoName(query.proto));
+  auto found = std::ranges::find_if(state.exposes, [&](const ExposeRecord& e) {
+    return e.proto == query.proto && e.hostPorts() == ports;
+  });
+  if (found == state.exposes.end()) {
+    for (const auto& e : state.exposes) {
+      if (e.proto == query.proto && e.hostPorts().overlaps(ports)) {
+        return notFound("host port " + ports.str() + "/" + name + " is part of the expose of " +
+                        e.hostPorts().str() + ": unexpose that range");
+      }
+    }
+    return notFound("nothing is exposed on host port " + ports.str() + "/" + name);
+  }
+  ExposeRecord e = *found;
+  if (auto r = unapply(e); !r) {
+    return std::unexpected(r.error());
+  }
+  state.exposes.erase(found);
+  if (auto r = ctx_.store.commit(state); !r) {
+    return std::unexpected(r.error());
+  }
+  log::info("unexpose ", name, " ", ports.str());
+  return api::ExposeDeleted{.id = e.id, .hostPort = ports, .proto = e.proto, .deleted = true};
+}
+
+std::vector<api::ExposeInfo> ExposeService::list(const DatapathStats* known) {
+  std::optional<DatapathStats> read;
+  if (known == nullptr && ctx_.datapath) {
+    if (auto s = ctx_.datapath.dp->stats(); s) {
+      read = std::move(*s);
+      known = &*read;
+    }
+  }
+  std::map<uint32_t, RuleStats> counters;
+  if (known != nullptr) {
+    for (const auto& r : known->rules) {
+      counters[r.ruleId] = r;
+    }
+  }
+  std::vector<api::ExposeInfo> out;
+  for (const auto& e : ctx_.state.exposes) {
+    Serving serving = servingPath(e);
+    RuleStats c = counters[e.id];
+    if (auto it = listeners_.find(e.id); it != listeners_.end()) {
+      for (auto id : it->second) {
+        if (auto ls = proxy_.listenerStats(id); ls) {
+          c.connections += ls->accepted;
+          c.bytes += ls->bytesIn + ls->bytesOut;
+          c.drops += ls->refusedLimit + ls->backendFailed;
+        }
+      }
+    }
+    out.push_back({.id = e.id,
+                   .proto = e.proto,
+                   .hostIp = hostIpOf(e),
+                   .hostPort = e.hostPorts(),
+                   .target = e.target,
+                   .targetAddr = e.targetAddr,
+                   .targetPort = e.targetPorts(),
+                   .mode = e.mode,
+                   .proxyProtocol = e.proxyProtocol,
+                   .path = serving.path,
+                   .why = serving.why,
+                   .packets = c.packets,
+                   .bytes = c.bytes,
+                   .connections = c.connections,
+                   .drops = c.drops});
+  }
+  return out;
+}
+
+void ExposeService::reconcile() {
+  for (const auto& e : ctx_.state.exposes) {
+    if (auto r = apply(e); !r) {
+      log::warn("expose ", e.hostPort, " -> ", e.target, ": ", r.error().str());
+    }
+  }
+}
+
+void ExposeService::teardown(std::vector<std::string>& problems) {
+  for (const auto& e : ctx_.state.exposes) {
+    if (auto r = unapply(e); !r) {
+      problems.push_back("expose " + std::to_string(e.hostPort) + ": " + r.error().str());
+    }
+  }
+  ctx_.state.exposes.clear();
+  proxy_.stop(false);
+}
+
+} // namespace gw

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+#include "gateway/services/MasqueradeService.h"
+
+#include <algorithm>
+
+#include "base/Log.h"
+
+namespace gw {
+
+Result<api::MasqueradeAdded> MasqueradeService::add(const api::MasqueradeRequest& request) {
+  if (!request.source.addr.isV4()) {
+    return invalid("masquerade source '" + request.source.str() + "' is not an IPv4 CIDR");
+  }
+  IpPrefix net = request.source.network();
+  std::string outIf = request.outIf.value_or("");
+  int outIndex = 0;
+  if (!outIf.empty()) {
+    auto link = topology_.link(outIf);
+    if (!link) {
+      return notFound("--out " + outIf + ": no such interface in the gateway host");
+    }
+    outIndex = link->index;
+  }
+  State& state = ctx_.state;
+  if (std::ranges::any_of(state.masquerades, [&](const auto& m) { return m.source == net; })) {
+    return conflict("masquerade for " + net.str() + " already exists");
+  }
+  auto dp = ctx_.datapath.get();
+  if (!dp) {
+    return std::unexpected(dp.error());
+  }
+  if (auto r = (*dp)->addMasquerade(net, outIndex); !r) {
+    return std::unexpected(r.error());
+  }
+  state.masquerades.push_back({net, outIf, false});
+  if (auto r = ctx_.store.commit(state); !r) {
+    state.masquerades.pop_back();
+    (void)(*dp)->deleteMasquerade(net);
+    return std::unexpected(r.error());
+  }
+  log::info("masquerade add ", net.str(), outIf.empty() ? "" : " out " + outIf);
+  return api::MasqueradeAdded{.source = net, .out = outIf.empty() ? ctx_.uplink : outIf};
+}
+
+Result<api::MasqueradeDeleted> MasqueradeService::remove(const api::MasqueradeQuery& query) {
+  IpPrefix net = query.source.network();
+  State& state = ctx_.state;
+  auto found = std::ranges::find(state.masquerades, net, &MasqueradeRecord::source);
+  if (found == state.masquerades.end()) {
+    return notFound("no masquerade for " + net.str() + " (those of `ns add` go with `ns del`)");
+  }
+  auto automatic = automatic_();
+  if (ctx_.datapath && std::ranges::find(automatic, net) == automatic.end()) {
+    (void)ctx_.datapath.dp->deleteMasquerade(net);
+  }
+  state.masquerades.erase(found);
+  if (auto r = ctx_.store.commit(state); !r) {
+    return std::unexpected(r.error());
+  }
+  return api::MasqueradeDeleted{.source = net, .deleted = true};
+}
+
+std::vector<api::MasqueradeInfo> MasqueradeService::list() {
+  std::vector<api::MasqueradeInfo> out;
+  for (const auto& net : automatic_()) {
+    out.push_back({.source = net, .out = ctx_.uplink, .automatic = true});
+  }
+  for (const auto& m : ctx_.state.masquerades) {
+    out.push_back(
+        {.source = m.source, .out = m.outIf.empty() ? ctx_.uplink : m.outIf, .automatic = false});
+  }
+  return out;
+}
+
+void MasqueradeService::reconcile() {
+  Datapath* dp = ctx_.datapath.dp;
+  if (dp == nullptr) {
+    return;
+  }
+  for (const auto& m : ctx_.state.masquerades) {
+    int out = 0;
+    if (!m.outIf.empty()) {
+      auto link = topology_.link(m.outIf);
+      out = link ? link->index : 0;
+    }
+    if (auto r = dp->addMasquerade(m.source, out); !r) {
+      log::warn("masquerade ", m.source.str(), ": ", r.error().str());
+    }
+  }
+}
+
+} // namespace gw

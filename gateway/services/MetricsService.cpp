@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT
+#include "gateway/services/MetricsService.h"
+
+#include <optional>
+
+namespace gw {
+namespace {
+
+class Exposition {
+public:
+  void help(const std::string& name, const char* type, const char* text) {
+    out_ += "# HELP " + name + " " + text + "\n# TYPE " + name + " " + type + "\n";
+  }
+  void line(const std::string& name, const std::string& labels, uint64_t value) {
+    out_ += name + (labels.empty() ? "" : "{" + labels + "}") + " " + std::to_string(value) +
+            "\n";
+  }
+  std::string take() { return std::move(out_); }
+
+private:
+  std::string out_;
+};
+
+} // namespace
+
+std::string MetricsService::render() {
+  Exposition m;
+  m.help("gateway_up", "gauge", "1 while gatewayd serves");
+  m.line("gateway_up", "", 1);
+  m.help("gateway_namespaces", "gauge", "namespaces managed by gatewayd");
+  m.line("gateway_namespaces", "", ctx_.state.namespaces.size());
+  m.help("gateway_datapath_loaded", "gauge", "1 when the eBPF data path is loaded");
+  m.line("gateway_datapath_loaded", "", ctx_.datapath ? 1 : 0);
+  std::optional<DatapathStats> stats;
+  if (ctx_.datapath) {
+    if (auto s = ctx_.datapath.dp->stats(); s) {
+      stats = std::move(*s);
+    }
+  }
+  auto rows = exposes_.list(stats ? &*stats : nullptr);
+  struct Counter {
+    const char* name;
+    uint64_t api::ExposeInfo::*value;
+  };
+  for (const auto& [what, value] :
+       {Counter{"packets", &api::ExposeInfo::packets}, Counter{"bytes", &api::ExposeInfo::bytes},
+        Counter{"connections", &api::ExposeInfo::connections},
+        Counter{"drops", &api::ExposeInfo::drops}}) {
+    std::string name = std::string("gateway_expose_") + what + "_total";
+    m.help(name, "counter", "per expose rule");
+    for (const auto& e : rows) {
+      std::string labels = "rule=\"" + std::to_string(e.id) + "\",proto=\"" +
+                           std::string(protoName(e.proto)) + "\",host_port=\"" +
+                           e.hostPort.str() + "\",target=\"" + e.target + "\",path=\"" +
+                           std::string(toString(e.path)) + "\"";
+      m.line(name, labels, e.*value);
+    }
+  }
+  if (stats) {
+    m.help("gateway_datapath_packets_total", "counter", "packets by named reason");
+    for (const auto& r : stats->reasons) {
+      m.line("gateway_datapath_packets_total", "reason=\"" + std::string(r.name) + "\"",
+             r.packets);
+    }
+    m.help("gateway_conntrack_entries", "gauge", "conntrack map entries (two per flow)");
+    m.line("gateway_conntrack_entries", "", stats->ctEntries);
+    m.help("gateway_conntrack_capacity", "gauge", "conntrack map capacity");
+    m.line("gateway_conntrack_capacity", "", stats->ctCapacity);
+    m.help("gateway_conntrack_pressure_sweeps_total", "counter",
+           "conntrack sweeps that found the map at least 75% full (LRU evicting)");
+    m.line("gateway_conntrack_pressure_sweeps_total", "", conntrack_.pressureSweeps());
+  }
+  if (ctx_.datapath) {
+    m.help("gateway_snat_ports_in_use", "gauge",
+           "flows holding a masquerade/hairpin port (at the last conntrack sweep)");
+    m.line("gateway_snat_ports_in_use", "", conntrack_.snatPortsInUse());
+  }
+  if (auto active = proxy_.activeConnections(); active) {
+    m.help("gateway_proxy_connections_active", "gauge", "open proxied connections");
+    m.line("gateway_proxy_connections_active", "", *active);
+  }
+  return m.take();
+}
+
+} // namespace gw

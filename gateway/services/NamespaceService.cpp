@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: MIT
+#include "gateway/services/NamespaceService.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <optional>
+#include <set>
+
+#include "base/Log.h"
+#include "base/Names.h"
+#include "gateway/services/AddressPlan.h"
+
+namespace gw {
+
+Status NamespaceService::checkSubnetFree(const IpPrefix& subnet, std::string_view what) {
+  std::string which = std::string(what) + " " + subnet.network().str();
+  for (const auto& b : ctx_.state.bridges) {
+    if (b.gateway.overlaps(subnet)) {
+      return conflict(which + " overlaps bridge " + b.name + " (" + b.gateway.network().str() +
+                      ")");
+    }
+  }
+  for (const auto& n : ctx_.state.namespaces) {
+    if (n.wiring == Wiring::PointToPoint && n.address.overlaps(subnet)) {
+      return conflict(which + " overlaps namespace " + n.name + " (" +
+                      n.address.network().str() + ")");
+    }
+  }
+  auto addresses = topology_.hostAddresses(AF_INET);
+  if (!addresses) {
+    return std::unexpected(addresses.error());
+  }
+  for (const auto& a : *addresses) {
+    if (a.prefix.overlaps(subnet)) {
+      return conflict(which + " overlaps " + a.prefix.str() + " on " + a.link);
+    }
+  }
+  return {};
+}
+
+Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest& request) {
+  State& state = ctx_.state;
+  const std::string& name = request.name;
+  if (auto r = validateNamespaceName(name); !r) {
+    return std::unexpected(r.error());
+  }
+  if (state.findNamespace(name) != nullptr) {
+    return conflict("namespace " + name + " is already managed by gatewayd");
+  }
+  if (topology_.namespaceExists(name)) {
+    return conflict("namespace " + name + " already exists (made outside gatewayd)");
+  }
+  NamespaceRecord rec;
+  rec.name = name;
+  rec.hostLink = hostLinkName(name);
+  if (topology_.link(rec.hostLink)) {
+    return conflict("link " + rec.hostLink + " already exists in the gateway host");
+  }
+  const std::optional<IpPrefix>& subnet = request.subnet;
+
+  Rollback rollback;
+  std::optional<BridgeRecord> newBridge;
+  if (subnet && !request.bridge) {
+    rec.wiring = Wiring::PointToPoint;
+    auto pair = pointToPointAddresses(*subnet);
+    if (!pair) {
+      return std::unexpected(pair.error());
+    }
+    if (auto r = checkSubnetFree(*subnet, "--subnet"); !r) {
+      return std::unexpected(r.error());
+    }
+    rec.hostAddress = pair->first;
+    rec.address = pair->second;
+  } else {
+    rec.wiring = Wiring::Bridge;
+    rec.bridge = request.bridge.value_or(kDefaultBridge);
+    if (auto r = validateIfName(rec.bridge); !r) {
+      return within(r.error(), "--bridge");
+    }
+    const BridgeRecord* bridge = state.findBridge(rec.bridge);
+    if (bridge != nullptr) {
+      if (subnet && subnet->network() != bridge->gateway.network()) {
+        return conflict("bridge " + rec.bridge + " already has subnet " +
+                        bridge->gateway.network().str());
+      }
+    } else {
+      IpPrefix gateway;
+      if (subnet) {
+        auto pair = pointToPointAddresses(*subnet);
+        if (!pair) {
+          return std::unexpected(pair.error());
+        }
+        gateway = pair->first;
+      } else if (rec.bridge == kDefaultBridge) {
+        gateway = IpPrefix::parse(kDefaultBridgeGateway).value_or(IpPrefix{});
+      } else {
+        return invalid("bridge " + rec.bridge + " is new: give --subnet CIDR for it");
+      }
+      if (auto r = checkSubnetFree(gateway.network(), "bridge subnet"); !r) {
+        return std::unexpected(r.error());
+      }
+      newBridge = BridgeRecord{rec.bridge, gateway};
+      if (auto r = topology_.ensureBridge(*newBridge, &rollback); !r) {
+        return std::unexpected(r.error());
+      }
+      bridge = &*newBridge;
+    }
+    std::set<IpAddress> used;
+    for (const auto& n : state.namespaces) {
+      if (n.wiring == Wiring::Bridge && n.bridge == rec.bridge) {
+        used.insert(n.address.addr);
+      }
+    }
+    auto address = allocateAddress(bridge->gateway, used);
+    if (!address) {
+      return std::unexpected(address.error());
+    }
+    rec.address = *address;
+    rec.hostAddress = bridge->gateway;
+  }
+
+  if (auto r = topology_.wireNamespace(rec, &rollback); !r) {
+    return fail(r.error().kind, "ns add " + rec.name + ": " + r.error().str() + " (rolled back)");
+  }
+  if (auto r = applyToDatapath(rec); !r) {
+    if (auto link = topology_.link(rec.hostLink); link && ctx_.datapath) {
+      (void)ctx_.datapath.dp->detachEndpoint(link->index);
+    }
+    return fail(r.error().kind,
+                "ns add " + rec.name + ": data path: " + r.error().str() + " (rolled back)");
+  }
+  (void)syncLocalAddresses();
+  if (newBridge) {
+    state.bridges.push_back(*newBridge);
+  }
+  state.namespaces.push_back(rec);
+  if (auto r = ctx_.store.commit(state); !r) {
+    state.namespaces.pop_back();
+    if (newBridge) {
+      state.bridges.pop_back();
+    }
+    return fail(ErrorKind::Internal,
+                "ns add " + rec.name + ": saving state: " + r.error().str() + " (rolled back)");
+  }
+  rollback.commit();
+  log::info("ns add ", rec.name, " address ", rec.address.str(), " via ", rec.hostLink);
+  return api::NamespaceAdded{.name = rec.name,
+                             .address = rec.address.addr,
+                             .prefix = rec.address,
+                             .gateway = rec.hostAddress.addr,
+                             .link = rec.hostLink};
+}
+
+Result<api::NamespaceDeleted> NamespaceService::remove(const std::string& name) {
+  State& state = ctx_.state;
+  if (auto r = validateNamespaceName(name); !r) {
+    return std::unexpected(r.error());
+  }
+  auto it = std::ranges::find(state.namespaces, name, &NamespaceRecord::name);
+  if (it == state.namespaces.end()) {
+    return notFound("namespace " + name + " is not managed by gatewayd");
+  }
+  NamespaceRecord rec = *it;
+  if (Datapath* dp = ctx_.datapath.dp; dp != nullptr) {
+    (void)dp->deleteEndpoint(rec.address.addr);
+    if (auto link = topology_.link(rec.hostLink); link) {
+      (void)dp->detachEndpoint(link->index);
+    }
+  }
+  if (auto r = topology_.unwireNamespace(rec); !r) {
+    return within(r.error(), "ns del " + name);
+  }
+  state.namespaces.erase(it);
+  if (rec.wiring == Wiring::Bridge &&
+      std::ranges::none_of(state.namespaces,
+                           [&](const auto& n) { return n.bridge == rec.bridge; })) {
+    // The bridge was made for its namespaces; the last one takes it along.
+    (void)topology_.removeBridge(rec.bridge);
+    std::erase_if(state.bridges, [&](const auto& b) { return b.name == rec.bridge; });
+  }
+  IpPrefix subnet = rec.address.network();
+  auto stillUsed = subnets();
+  if (ctx_.datapath && std::ranges::find(stillUsed, subnet) == stillUsed.end()) {
+    (void)ctx_.datapath.dp->deleteMasquerade(subnet);
+  }
+  if (auto r = ctx_.store.commit(state); !r) {
+    return std::unexpected(r.error());
+  }
+  log::info("ns del ", name);
+  return api::NamespaceDeleted{.name = name, .deleted = true};
+}
+
+std::vector<api::NamespaceInfo> NamespaceService::list() {
+  std::vector<api::NamespaceInfo> out;
+  for (const auto& n : ctx_.state.namespaces) {
+    std::string health = "up";
+    auto link = topology_.link(n.hostLink);
+    if (!topology_.namespaceExists(n.name)) {
+      health = "missing: namespace";
+    } else if (!link) {
+      health = "missing: link " + n.hostLink;
+    } else if (!link->up) {
+      health = "down";
+    }
+    out.push_back({.name = n.name,
+                   .address = n.address.addr,
+                   .prefix = n.address,
+                   .gateway = n.hostAddress.addr,
+                   .link = n.hostLink,
+                   .wiring = n.wiring,
+                   .bridge = n.bridge,
+                   .state = health});
+  }
+  return out;
+}
+
+Status NamespaceService::reconcile() {
+  for (const auto& bridge : ctx_.state.bridges) {
+    if (auto r = topology_.ensureBridge(bridge, nullptr); !r) {
+      return within(r.error(), "reconcile bridge " + bridge.name);
+    }
+  }
+  for (const auto& ns : ctx_.state.namespaces) {
+    if (auto r = topology_.wireNamespace(ns, nullptr); !r) {
+      log::warn("reconcile namespace ", ns.name, " failed: ", r.error().str());
+      continue;
+    }
+    if (auto r = applyToDatapath(ns); !r) {
+      log::warn("data path for namespace ", ns.name, ": ", r.error().str());
+    }
+    log::info("reconciled namespace ", ns.name, " address ", ns.address.str());
+  }
+  return {};
+}
+
+Status NamespaceService::applyToDatapath(const NamespaceRecord& ns) {
+  Datapath* dp = ctx_.datapath.dp;
+  if (dp == nullptr) {
+    return {};
+  }
+  auto link = topology_.link(ns.hostLink);
+  if (!link) {
+    return std::unexpected(link.error());
+  }
+  if (auto r = dp->attachEndpoint(link->index); !r) {
+    return r;
+  }
+  if (auto r = dp->addMasquerade(ns.address.network(), 0); !r) {
+    return r;
+  }
+  // Last, so a failure leaves no entry behind: traffic translated towards the namespace then
+  // goes straight into its eth0 (bpf_redirect_peer) with these MACs.
+  auto peer = topology_.linkIn(ns.name, kNamespaceLink);
+  if (!peer) {
+    return std::unexpected(peer.error());
+  }
+  return dp->addEndpoint(ns.address.addr, link->index, peer->mac, link->mac);
+}
+
+void NamespaceService::teardown(std::vector<std::string>& problems) {
+  for (const auto& ns : ctx_.state.namespaces) {
+    if (auto r = topology_.unwireNamespace(ns); !r) {
+      problems.push_back("namespace " + ns.name + ": " + r.error().str());
+    }
+  }
+  ctx_.state.namespaces.clear();
+  for (const auto& b : ctx_.state.bridges) {
+    (void)topology_.removeBridge(b.name);
+  }
+  ctx_.state.bridges.clear();
+}
+
+std::vector<IpPrefix> NamespaceService::subnets() const {
+  std::vector<IpPrefix> out;
+  for (const auto& n : ctx_.state.namespaces) {
+    auto net = n.address.network();
+    if (std::ranges::find(out, net) == out.end()) {
+      out.push_back(net);
+    }
+  }
+  return out;
+}
+
+Status NamespaceService::syncLocalAddresses() {
+  Datapath* dp = ctx_.datapath.dp;
+  if (dp == nullptr) {
+    return {};
+  }
+  auto addrs = topology_.hostAddresses(AF_INET);
+  if (!addrs) {
+    return std::unexpected(addrs.error());
+  }
+  for (const auto& a : *addrs) {
+    if (a.prefix.addr.bytes[0] == 127) {
+      continue;
+    }
+    if (auto r = dp->addLocalAddress(a.prefix.addr); !r) {
+      return r;
+    }
+  }
+  return {};
+}
+
+} // namespace gw

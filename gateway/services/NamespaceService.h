@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+// Managed namespaces: `ns add` (wiring, address, masquerade, endpoint, with rollback), `ns del`,
+// `ns list`, and re-applying them on start.
+#pragma once
+
+#include <vector>
+
+#include "control/Api.h"
+#include "gateway/services/Context.h"
+#include "gateway/services/Topology.h"
+
+namespace gw {
+
+class NamespaceService {
+public:
+  NamespaceService(ServiceContext& ctx, Topology& topology) : ctx_(ctx), topology_(topology) {}
+
+  Result<api::NamespaceAdded> add(const api::NamespaceAddRequest& request);
+  Result<api::NamespaceDeleted> remove(const std::string& name);
+  std::vector<api::NamespaceInfo> list();
+
+  // Wires what the state names (adopting what exists) and gives it to the data path.
+  Status reconcile();
+  // The data path's part of a namespace: endpoint program, masquerade, endpoint entry.
+  Status applyToDatapath(const NamespaceRecord& ns);
+  // Unwires every namespace and bridge; problems are appended.
+  void teardown(std::vector<std::string>& problems);
+  // The subnets of managed namespaces: masqueraded for as long as a namespace uses them.
+  std::vector<IpPrefix> subnets() const;
+  // Gives the data path every address of the gateway host (so DNAT answers on all of them).
+  Status syncLocalAddresses();
+
+private:
+  // Every managed subnet and every address on the gateway host, for overlap checks.
+  Status checkSubnetFree(const IpPrefix& subnet, std::string_view what);
+
+  ServiceContext& ctx_;
+  Topology& topology_;
+};
+
+} // namespace gw

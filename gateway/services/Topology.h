@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+// What the services need of the gateway host's network: links, addresses, namespaces and the
+// wiring of managed ones. host/HostTopology is the kernel's (netlink); unit tests use a fake.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/Error.h"
+#include "base/Ip.h"
+#include "base/Rollback.h"
+#include "control/ApiValues.h"
+#include "gateway/State.h"
+
+namespace gw {
+
+struct LinkState {
+  std::string name;
+  int index = 0;
+  bool up = false;
+  std::array<uint8_t, 6> mac{};
+};
+
+struct HostAddress {
+  IpPrefix prefix;
+  std::string link;
+};
+
+class Topology {
+public:
+  virtual ~Topology() = default;
+
+  virtual bool namespaceExists(const std::string& name) = 0;
+  // A link of the gateway host; an ErrorKind::NotFound error when it does not exist.
+  virtual Result<LinkState> link(const std::string& name) = 0;
+  // A link inside namespace `ns`.
+  virtual Result<LinkState> linkIn(const std::string& ns, const std::string& name) = 0;
+  // The gateway host's addresses of `family` (AF_INET, AF_INET6, AF_UNSPEC = both).
+  virtual Result<std::vector<HostAddress>> hostAddresses(int family) = 0;
+  // The IPv4 addresses inside namespace `ns`.
+  virtual Result<std::vector<IpPrefix>> namespaceAddresses(const std::string& ns) = 0;
+
+  // Idempotent: each adopts what exists and, with a rollback, records an undo for what it made.
+  virtual Status ensureBridge(const BridgeRecord& bridge, Rollback* rollback) = 0;
+  virtual Status wireNamespace(const NamespaceRecord& ns, Rollback* rollback) = 0;
+  // Missing pieces are not errors.
+  virtual Status unwireNamespace(const NamespaceRecord& ns) = 0;
+  virtual Status removeBridge(const std::string& name) = 0;
+
+  // Whether a local socket of the gateway host holds `port` (a bind probe).
+  virtual Result<bool> portInUse(Proto proto, uint16_t port,
+                                 const std::optional<IpAddress>& hostIp) = 0;
+};
+
+} // namespace gw
