@@ -15,8 +15,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstdio>
 #include <cstring>
+
+#include "base/Log.h"
 
 namespace gw::proxy {
 namespace {
@@ -227,7 +228,7 @@ void Worker::loop() {
   while (true) {
     int ret = io_uring_submit_and_wait(&ring_, 1);
     if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY && ret != -ETIME) {
-      std::fprintf(stderr, "gw proxy: io_uring_submit_and_wait: %s\n", std::strerror(-ret));
+      log::error("proxy worker stops: io_uring_submit_and_wait: ", std::strerror(-ret));
       return;
     }
     // Reap the whole batch, then advance the CQ once.
