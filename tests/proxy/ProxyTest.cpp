@@ -590,6 +590,30 @@ TEST_P(ProxyRelayTest, BackendResetMidStreamClosesClientAndCounts) {
   EXPECT_EQ(stats(id).backendFailed, 1u);
 }
 
+// The mirror case: the client resets while the backend is still streaming. The proxy's writes
+// to the client (or its reads from it) fail: the backend is closed too, and it is not to blame.
+TEST_P(ProxyRelayTest, ClientResetMidStreamClosesBackendAndIsNotBackendFailure) {
+  startProxy(relayConfig());
+  std::atomic<bool> backendStopped{false};
+  auto& server = backend([&backendStopped](int fd) {
+    std::vector<char> chunk(1 << 16, 'b');
+    while (test::sendAll(fd, chunk.data(), chunk.size())) {
+    }
+    backendStopped = true;
+  });
+  uint64_t id = listen(server.port());
+  auto fd = test::connectTcp("127.0.0.1", port_, 5s);
+  ASSERT_TRUE(fd);
+  ASSERT_EQ(test::readN(fd.get(), 1000).size(), 1000u);
+  linger reset{1, 0}; // close() sends RST
+  ASSERT_EQ(setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
+  fd.reset();
+  EXPECT_TRUE(test::waitFor([&] { return backendStopped.load(); }, 5s));
+  EXPECT_TRUE(test::waitFor([&] { return stats(id).active == 0; }, 5s));
+  EXPECT_EQ(stats(id).backendFailed, 0u);
+  EXPECT_GT(stats(id).bytesOut, 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Relay, ProxyRelayTest, kRelays, relayName);
 
 // Thousands of idle connections through one listener: clients and backend are separate
