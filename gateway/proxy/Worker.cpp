@@ -1,10 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "gateway/proxy/Worker.h"
 
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -12,11 +10,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstdio>
 #include <cstring>
+
+#include "gateway/proxy/BufferRelay.h"
+#include "gateway/proxy/SpliceRelay.h"
+#include "base/Log.h"
 
 namespace gw::proxy {
 namespace {
@@ -24,22 +24,6 @@ namespace {
 constexpr unsigned kSqEntries = 1024;
 constexpr unsigned kCqEntries = 8192;
 constexpr uint8_t kListenerCancel = 1; // Op::Cancel with dir 1: an accept's cancel
-constexpr size_t kMaxIdlePipes = 64;
-// Bigger pipes mean fewer splices per byte. Capacity is charged to the user's pipe quota
-// (fs/pipe-user-pages-soft) whether or not it is used; the kernel may refuse: keep the default.
-constexpr int kPipeSize = 1 << 20;
-// A slow reader leaves its pipe full: only this many pipes per worker are enlarged, so stalled
-// connections cannot pin more kernel memory than default pipes would, plus this many MiB.
-constexpr unsigned kMaxBigPipes = 16;
-// Bytes one direction may move per readiness event before it yields to other connections.
-constexpr size_t kSpliceBudget = 1 << 20;
-constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
-
-int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 void setNoDelay(int fd) {
   int one = 1;
@@ -123,7 +107,7 @@ void Worker::removeListener(uint64_t id, std::function<void()> done) {
         w.removeSlot(slot);
         return;
       }
-      io_uring_sqe* sqe = w.getSqe();
+      io_uring_sqe* sqe = getSqe(w.ring_);
       io_uring_prep_cancel64(sqe, packTag({Op::Accept, 0, slot, l.gen}), 0);
       io_uring_sqe_set_data64(sqe, packTag({Op::Cancel, kListenerCancel, slot, l.gen}));
       return; // removeSlot runs when the accept's last completion arrives
@@ -158,7 +142,7 @@ void Worker::requestStop() {
         w.removeSlot(slot);
         continue;
       }
-      io_uring_sqe* sqe = w.getSqe();
+      io_uring_sqe* sqe = getSqe(w.ring_);
       io_uring_prep_cancel64(sqe, packTag({Op::Accept, 0, slot, l.gen}), 0);
       io_uring_sqe_set_data64(sqe, packTag({Op::Cancel, kListenerCancel, slot, l.gen}));
     }
@@ -171,8 +155,8 @@ void Worker::requestStop() {
 }
 
 void Worker::run(int netnsFd, std::promise<Status>* ready) {
-  // splice(2) to a closed socket raises SIGPIPE (it cannot pass MSG_NOSIGNAL): keep it pending
-  // on this thread instead of killing a process that did not ignore it.
+  // SpliceRelay's splice(2) to a closed socket raises SIGPIPE (no MSG_NOSIGNAL there): keep it
+  // pending on this thread instead of killing a process that did not ignore it.
   sigset_t pipeSignal;
   sigemptyset(&pipeSignal);
   sigaddset(&pipeSignal, SIGPIPE);
@@ -183,7 +167,7 @@ void Worker::run(int netnsFd, std::promise<Status>* ready) {
   if (ok) {
     loop();
   }
-  buffers_.reset(); // before the ring fd is closed and its number reused
+  relay_.reset(); // its buffer ring goes before the ring fd is closed and its number reused
   if (ringReady_) {
     io_uring_queue_exit(&ring_);
   }
@@ -210,9 +194,13 @@ Status Worker::setup(int netnsFd) {
   }
   ringReady_ = true;
   if (config_.relay == RelayMode::Buffers) {
-    if (auto s = buffers_.init(&ring_, 0, config_.buffersPerThread, config_.bufferSize); !s) {
+    auto relay = std::make_unique<BufferRelay>(ring_);
+    if (auto s = relay->init(config_.buffersPerThread, config_.bufferSize); !s) {
       return s;
     }
+    relay_ = std::move(relay);
+  } else {
+    relay_ = std::make_unique<SpliceRelay>(ring_);
   }
   armWake();
   armTick();
@@ -227,7 +215,7 @@ void Worker::loop() {
   while (true) {
     int ret = io_uring_submit_and_wait(&ring_, 1);
     if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY && ret != -ETIME) {
-      std::fprintf(stderr, "gw proxy: io_uring_submit_and_wait: %s\n", std::strerror(-ret));
+      log::error("proxy worker stops: io_uring_submit_and_wait: ", std::strerror(-ret));
       return;
     }
     // Reap the whole batch, then advance the CQ once.
@@ -240,14 +228,10 @@ void Worker::loop() {
     }
     io_uring_cq_advance(&ring_, seen);
 
-    if (!starved_.empty() && buffers_.available() > 0) {
-      std::vector<Tag> retry;
-      retry.swap(starved_);
-      for (const Tag& t : retry) {
-        Connection& c = conns_[t.index];
-        if (c.state != State::Free && c.gen == t.gen) {
-          armRecv(c, t.index, t.dir);
-        }
+    for (const Tag& t : relay_->takeParked()) {
+      Connection& c = conns_[t.index];
+      if (c.state != State::Free && c.gen == t.gen) {
+        relay_->arm(c, t.index, t.dir);
       }
     }
     bool listening = false;
@@ -260,36 +244,21 @@ void Worker::loop() {
   }
 }
 
-io_uring_sqe* Worker::getSqe() {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  while (sqe == nullptr) {
-    // SQ full: push what we have to the kernel and retry.
-    io_uring_submit(&ring_);
-    sqe = io_uring_get_sqe(&ring_);
-  }
-  return sqe;
-}
-
-void Worker::prep(io_uring_sqe* sqe, Op op, Connection& c, uint32_t index, int dir) {
-  io_uring_sqe_set_data64(sqe, packTag({op, static_cast<uint8_t>(dir), index, c.gen}));
-  ++c.inflight;
-}
-
 void Worker::armWake() {
-  io_uring_sqe* sqe = getSqe();
+  io_uring_sqe* sqe = getSqe(ring_);
   io_uring_prep_read(sqe, wakeFd_.get(), &wakeValue_, sizeof wakeValue_, 0);
   io_uring_sqe_set_data64(sqe, packTag({Op::Wake}));
 }
 
 void Worker::armTick() {
-  io_uring_sqe* sqe = getSqe();
+  io_uring_sqe* sqe = getSqe(ring_);
   io_uring_prep_timeout(sqe, &tickInterval_, 0, 0);
   io_uring_sqe_set_data64(sqe, packTag({Op::Tick}));
 }
 
 void Worker::armAccept(uint32_t slot) {
   ListenerSlot& l = listeners_[slot];
-  io_uring_sqe* sqe = getSqe();
+  io_uring_sqe* sqe = getSqe(ring_);
   io_uring_prep_multishot_accept(sqe, l.fd, nullptr, nullptr,
                                  SOCK_CLOEXEC | SOCK_NONBLOCK);
   io_uring_sqe_set_data64(sqe, packTag({Op::Accept, 0, slot, l.gen}));
@@ -363,11 +332,7 @@ void Worker::dispatch(const io_uring_cqe* cqe) {
   }
   Connection& c = conns_[tag.index];
   if (c.state == State::Free || c.gen != tag.gen) {
-    // Cannot happen while in-flight ops are counted; never leak a buffer if it does.
-    if (cqe->flags & IORING_CQE_F_BUFFER) {
-      buffers_.taken();
-      buffers_.recycle(static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
-    }
+    relay_->dropStale(*cqe); // cannot happen while in-flight ops are counted
     return;
   }
   --c.inflight;
@@ -380,18 +345,12 @@ void Worker::dispatch(const io_uring_cqe* cqe) {
     onSendHeader(c, tag.index, res);
     break;
   case Op::Recv:
-    onRecv(c, tag.index, tag.dir, cqe);
+  case Op::PollIn:
+    onFlow(c, tag.index, tag.dir, relay_->onSource(c, tag.index, tag.dir, *cqe));
     break;
   case Op::Send:
-    onSend(c, tag.index, tag.dir, res);
-    break;
-  case Op::PollIn:
-    c.half[tag.dir].recvPending = false;
-    onPoll(c, tag.index, tag.dir, res);
-    break;
   case Op::PollOut:
-    c.half[tag.dir].sendPending = false;
-    onPoll(c, tag.index, tag.dir, res);
+    onFlow(c, tag.index, tag.dir, relay_->onDestination(c, tag.index, tag.dir, *cqe));
     break;
   case Op::Cancel:
   case Op::Wake:
@@ -495,9 +454,9 @@ void Worker::connectBackend(Connection& c, uint32_t index, const SockAddr& to) {
   }
   c.backend.reset(fd);
   setNoDelay(fd);
-  io_uring_sqe* sqe = getSqe();
+  io_uring_sqe* sqe = getSqe(ring_);
   io_uring_prep_connect(sqe, fd, to.get(), to.length);
-  prep(sqe, Op::Connect, c, index, 0);
+  c.tag(sqe, Op::Connect, index, 0);
 }
 
 void Worker::onConnect(Connection& c, uint32_t index, int res) {
@@ -524,10 +483,10 @@ void Worker::onConnect(Connection& c, uint32_t index, int res) {
 }
 
 void Worker::sendHeader(Connection& c, uint32_t index) {
-  io_uring_sqe* sqe = getSqe();
+  io_uring_sqe* sqe = getSqe(ring_);
   io_uring_prep_send(sqe, c.backend.get(), c.header.data() + c.headerOff,
                      c.headerLen - c.headerOff, MSG_NOSIGNAL);
-  prep(sqe, Op::SendHeader, c, index, 0);
+  c.tag(sqe, Op::SendHeader, index, 0);
 }
 
 void Worker::onSendHeader(Connection& c, uint32_t index, int res) {
@@ -549,287 +508,38 @@ void Worker::onSendHeader(Connection& c, uint32_t index, int res) {
 
 void Worker::startRelay(Connection& c, uint32_t index) {
   c.state = State::Relaying;
-  armRecv(c, index, 0);
-  armRecv(c, index, 1);
+  relay_->arm(c, index, 0);
+  relay_->arm(c, index, 1);
 }
 
-int Worker::fdOf(Connection& c, int dir, bool source) const {
-  // dir 0 reads the client and writes the backend; dir 1 the reverse.
-  bool client = (dir == 0) == source;
-  return client ? c.client.get() : c.backend.get();
-}
-
-// Backpressure: a direction has at most one read or one write in flight, never both, so data
-// read but not yet written is bounded by one buffer (or one pipe) per direction.
-void Worker::armRecv(Connection& c, uint32_t index, int dir) {
-  Half& h = c.half[dir];
-  if (c.closing || h.eof || h.recvPending || h.sendPending) {
+void Worker::onFlow(Connection& c, uint32_t index, int dir, Flow flow) {
+  switch (flow) {
+  case Flow::Moving:
     return;
-  }
-  io_uring_sqe* sqe = getSqe();
-  if (config_.relay == RelayMode::Buffers) {
-    // No buffer is picked until data is there: idle connections hold none.
-    io_uring_prep_recv(sqe, fdOf(c, dir, true), nullptr, buffers_.size(), 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = buffers_.group();
-    prep(sqe, Op::Recv, c, index, dir);
-  } else {
-    io_uring_prep_poll_add(sqe, fdOf(c, dir, true), POLLIN);
-    prep(sqe, Op::PollIn, c, index, dir);
-  }
-  h.recvPending = true;
-}
-
-void Worker::onRecv(Connection& c, uint32_t index, int dir, const io_uring_cqe* cqe) {
-  Half& h = c.half[dir];
-  h.recvPending = false;
-  int res = cqe->res;
-  int buf = -1;
-  if (cqe->flags & IORING_CQE_F_BUFFER) {
-    buf = static_cast<int>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-    buffers_.taken();
-  }
-  if (c.closing || res <= 0) {
-    if (buf >= 0) {
-      buffers_.recycle(static_cast<uint16_t>(buf));
-    }
-    if (c.closing) {
-      return;
-    }
-    if (res == -ENOBUFS) {
-      starved_.push_back({Op::Recv, static_cast<uint8_t>(dir), index, c.gen});
-    } else if (res == 0) {
-      onEof(c, index, dir);
-    } else {
-      if (dir == 1) {
-        c.listener->backendFailed.fetch_add(1, std::memory_order_relaxed);
-      }
-      closeConnection(c, index);
-    }
+  case Flow::SourceEof:
+    onEof(c, index, dir);
     return;
-  }
-  if (buf < 0) {
-    closeConnection(c, index);
-    return;
-  }
-  c.since = nowMs();
-  h.buf = buf;
-  h.data = buffers_.data(static_cast<uint16_t>(buf));
-  h.len = static_cast<uint32_t>(res);
-  h.off = 0;
-  issueSend(c, index, dir);
-}
-
-void Worker::issueSend(Connection& c, uint32_t index, int dir) {
-  Half& h = c.half[dir];
-  io_uring_sqe* sqe = getSqe();
-  // No MSG_WAITALL: a short send tells us the reader is slow (see onSend).
-  io_uring_prep_send(sqe, fdOf(c, dir, false), h.data + h.off, h.len - h.off, MSG_NOSIGNAL);
-  prep(sqe, Op::Send, c, index, dir);
-  h.sendPending = true;
-}
-
-void Worker::onSend(Connection& c, uint32_t index, int dir, int res) {
-  Half& h = c.half[dir];
-  h.sendPending = false;
-  if (c.closing) {
-    releaseData(h);
-    return;
-  }
-  if (res <= 0) {
-    releaseData(h);
-    if (dir == 0) {
+  case Flow::SourceFailed:
+  case Flow::DestinationFailed:
+    // Direction 1 reads the backend, direction 0 writes it: count the failures that are its.
+    if ((flow == Flow::SourceFailed) == (dir == 1)) {
       c.listener->backendFailed.fetch_add(1, std::memory_order_relaxed);
     }
     closeConnection(c, index);
     return;
-  }
-  countDelivered(c, dir, res);
-  c.since = nowMs();
-  h.off += static_cast<uint32_t>(res);
-  if (h.off < h.len) {
-    if (h.buf >= 0) {
-      // Slow reader: copy the tail out so one stalled peer cannot pin the shared pool.
-      uint32_t rest = h.len - h.off;
-      if (!h.spill) {
-        h.spill = std::make_unique_for_overwrite<uint8_t[]>(buffers_.size());
-      }
-      std::memcpy(h.spill.get(), h.data + h.off, rest);
-      buffers_.recycle(static_cast<uint16_t>(h.buf));
-      h.buf = -1;
-      h.data = h.spill.get();
-      h.len = rest;
-      h.off = 0;
-    }
-    issueSend(c, index, dir);
-    return;
-  }
-  releaseData(h);
-  armRecv(c, index, dir);
-}
-
-void Worker::releaseData(Half& h) {
-  if (h.buf >= 0) {
-    buffers_.recycle(static_cast<uint16_t>(h.buf));
-    h.buf = -1;
-  }
-  h.spill.reset();
-  h.data = nullptr;
-  h.len = 0;
-  h.off = 0;
-}
-
-void Worker::onPoll(Connection& c, uint32_t index, int dir, int res) {
-  if (c.closing) {
-    return;
-  }
-  if (res < 0) {
+  case Flow::Failed:
     closeConnection(c, index);
     return;
   }
-  spliceRelay(c, index, dir);
-}
-
-// The splice relay: io_uring only reports readiness and this thread splices, synchronously:
-// IORING_OP_SPLICE always runs on io-wq threads, measured 2.5x slower. Socket -> pipe -> socket
-// while data moves, up to a budget; the pipe is drained before the next read, so it holds at
-// most one read and a slow reader stalls the writer (POLLOUT) without memory growth.
-void Worker::spliceRelay(Connection& c, uint32_t index, int dir) {
-  Half& h = c.half[dir];
-  int src = fdOf(c, dir, true);
-  int dst = fdOf(c, dir, false);
-  size_t budget = kSpliceBudget;
-  bool moved = false;
-  while (true) {
-    if (h.len > 0) {
-      ssize_t n = splice(pipes_[h.pipe].r.get(), nullptr, dst, nullptr, h.len, kSpliceFlags);
-      if (n > 0) {
-        countDelivered(c, dir, static_cast<int>(n));
-        h.len -= static_cast<uint32_t>(n);
-        moved = true;
-        continue;
-      }
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      if (n < 0 && errno == EAGAIN) {
-        // The reader is slow: the pipe keeps what it holds until the destination drains.
-        io_uring_sqe* sqe = getSqe();
-        io_uring_prep_poll_add(sqe, dst, POLLOUT);
-        prep(sqe, Op::PollOut, c, index, dir);
-        h.sendPending = true;
-        break;
-      }
-      if (dir == 0) {
-        c.listener->backendFailed.fetch_add(1, std::memory_order_relaxed);
-      }
-      closeConnection(c, index);
-      return; // c may be finalized
-    }
-    if (budget == 0) {
-      // Yield: a poll on a readable socket completes at once, after what else is queued.
-      releasePipe(h.pipe, true);
-      h.pipe = -1;
-      armRecv(c, index, dir);
-      break;
-    }
-    if (h.pipe < 0) {
-      h.pipe = acquirePipe();
-      if (h.pipe < 0) {
-        closeConnection(c, index);
-        return;
-      }
-    }
-    size_t want = std::min<size_t>(pipes_[h.pipe].size, budget);
-    ssize_t n = splice(src, nullptr, pipes_[h.pipe].w.get(), nullptr, want, kSpliceFlags);
-    if (n > 0) {
-      h.len = static_cast<uint32_t>(n);
-      budget -= std::min(budget, static_cast<size_t>(n));
-      continue;
-    }
-    int err = errno;
-    if (n < 0 && err == EINTR) {
-      continue;
-    }
-    releasePipe(h.pipe, true); // nothing was read into it
-    h.pipe = -1;
-    if (n < 0 && err == EAGAIN) {
-      armRecv(c, index, dir);
-      break;
-    }
-    if (moved) {
-      c.since = nowMs();
-    }
-    if (n == 0) {
-      onEof(c, index, dir);
-    } else {
-      if (dir == 1) {
-        c.listener->backendFailed.fetch_add(1, std::memory_order_relaxed);
-      }
-      closeConnection(c, index);
-    }
-    return;
-  }
-  if (moved) {
-    c.since = nowMs();
-  }
-}
-
-int Worker::acquirePipe() {
-  if (!freePipes_.empty()) {
-    int slot = freePipes_.back();
-    freePipes_.pop_back();
-    return slot;
-  }
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-    return -1;
-  }
-  int size = -1;
-  if (bigPipes_ < kMaxBigPipes) {
-    size = fcntl(fds[1], F_SETPIPE_SZ, kPipeSize);
-    bigPipes_ += size >= kPipeSize ? 1 : 0;
-  }
-  if (size < 0) {
-    size = fcntl(fds[1], F_GETPIPE_SZ); // the default, or less over the quota: it works
-  }
-  Pipe p{UniqueFd(fds[0]), UniqueFd(fds[1]), static_cast<uint32_t>(std::max(size, 4096))};
-  // Reuse the slot of a pipe closed earlier, if any.
-  for (size_t i = 0; i < pipes_.size(); ++i) {
-    if (!pipes_[i].r) {
-      pipes_[i] = std::move(p);
-      return static_cast<int>(i);
-    }
-  }
-  pipes_.push_back(std::move(p));
-  return static_cast<int>(pipes_.size() - 1);
-}
-
-void Worker::releasePipe(int slot, bool empty) {
-  if (slot < 0) {
-    return;
-  }
-  // A pipe still holding bytes of a dead connection is closed, not reused.
-  if (empty && freePipes_.size() < kMaxIdlePipes) {
-    freePipes_.push_back(slot);
-    return;
-  }
-  bigPipes_ -= pipes_[slot].size >= static_cast<uint32_t>(kPipeSize) ? 1 : 0;
-  pipes_[slot] = Pipe{};
 }
 
 void Worker::onEof(Connection& c, uint32_t index, int dir) {
-  c.half[dir].eof = true;
+  c.eof[dir] = true;
   // Half-close: the other side learns there is no more data, and may still answer.
-  ::shutdown(fdOf(c, dir, false), SHUT_WR);
-  if (c.half[0].eof && c.half[1].eof) {
+  ::shutdown(c.destinationFd(dir), SHUT_WR);
+  if (c.eof[0] && c.eof[1]) {
     closeConnection(c, index);
   }
-}
-
-void Worker::countDelivered(Connection& c, int dir, int bytes) {
-  auto& counter = dir == 0 ? c.listener->bytesIn : c.listener->bytesOut;
-  counter.fetch_add(static_cast<uint64_t>(bytes), std::memory_order_relaxed);
 }
 
 void Worker::closeConnection(Connection& c, uint32_t index) {
@@ -848,18 +558,15 @@ void Worker::closeConnection(Connection& c, uint32_t index) {
       continue;
     }
     ::shutdown(fd->get(), SHUT_RDWR);
-    io_uring_sqe* sqe = getSqe();
+    io_uring_sqe* sqe = getSqe(ring_);
     io_uring_prep_cancel_fd(sqe, fd->get(), IORING_ASYNC_CANCEL_ALL);
-    prep(sqe, Op::Cancel, c, index, 0);
+    c.tag(sqe, Op::Cancel, index, 0);
   }
 }
 
 void Worker::finalize(Connection& c, uint32_t index) {
-  for (Half& h : c.half) {
-    releasePipe(h.pipe, h.len == 0); // splice mode: len is what the pipe holds
-    releaseData(h);
-    h = Half{};
-  }
+  relay_->release(index);
+  c.eof = {};
   c.client.reset();
   c.backend.reset();
   c.listener->active.fetch_sub(1, std::memory_order_relaxed);

@@ -483,12 +483,13 @@ TEST_P(ProxyRelayTest, ProxyV2HeaderCarriesRealClientAddress) {
     while (true) {
       auto h = decodeProxyV2(std::span<const uint8_t>(
           reinterpret_cast<const uint8_t*>(got.data()), got.size()));
-      if (h) {
+      // The proxy sends the header before it relays: "hello" may come in a later read.
+      if (h && got.size() >= h->length + 5) {
         std::string payload = got.substr(h->length);
         test::sendAll(fd, formatSockAddr(h->src) + " " + formatSockAddr(h->dst) + " " + payload);
         break;
       }
-      if (h.error().code != EAGAIN) {
+      if (!h && h.error().code != EAGAIN) {
         test::sendAll(fd, "bad header: " + h.error().str());
         break;
       }
@@ -587,6 +588,30 @@ TEST_P(ProxyRelayTest, BackendResetMidStreamClosesClientAndCounts) {
   writer.join();
   EXPECT_TRUE(test::waitFor([&] { return stats(id).active == 0; }, 5s));
   EXPECT_EQ(stats(id).backendFailed, 1u);
+}
+
+// The mirror case: the client resets while the backend is still streaming. The proxy's writes
+// to the client (or its reads from it) fail: the backend is closed too, and it is not to blame.
+TEST_P(ProxyRelayTest, ClientResetMidStreamClosesBackendAndIsNotBackendFailure) {
+  startProxy(relayConfig());
+  std::atomic<bool> backendStopped{false};
+  auto& server = backend([&backendStopped](int fd) {
+    std::vector<char> chunk(1 << 16, 'b');
+    while (test::sendAll(fd, chunk.data(), chunk.size())) {
+    }
+    backendStopped = true;
+  });
+  uint64_t id = listen(server.port());
+  auto fd = test::connectTcp("127.0.0.1", port_, 5s);
+  ASSERT_TRUE(fd);
+  ASSERT_EQ(test::readN(fd.get(), 1000).size(), 1000u);
+  linger reset{1, 0}; // close() sends RST
+  ASSERT_EQ(setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
+  fd.reset();
+  EXPECT_TRUE(test::waitFor([&] { return backendStopped.load(); }, 5s));
+  EXPECT_TRUE(test::waitFor([&] { return stats(id).active == 0; }, 5s));
+  EXPECT_EQ(stats(id).backendFailed, 0u);
+  EXPECT_GT(stats(id).bytesOut, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Relay, ProxyRelayTest, kRelays, relayName);
