@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "gateway/services/ConntrackService.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include "base/Log.h"
 
 namespace gw {
@@ -171,6 +174,10 @@ void ConntrackService::startMaintenance(std::chrono::milliseconds interval) {
     stopping_ = false;
   }
   thread_ = std::thread([this, interval] {
+    // Signals are the main thread's (a signalfd there): one delivered here would kill.
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
     std::unique_lock lock(mu_);
     while (!wake_.wait_for(lock, interval, [this] { return stopping_; })) {
       lock.unlock();
