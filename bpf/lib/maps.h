@@ -48,10 +48,10 @@ struct {
 	__type(value, struct gw_config);
 } gw_config_map SEC(".maps");
 
-/* Per-CPU packet counters by enum gw_reason. */
+/* Per-CPU packet counters by enum gw_reason, GW_REASON_SLOTS of them (see gw_abi.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, GW_REASON_MAX);
+	__uint(max_entries, GW_REASON_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
 } gw_stats_reason SEC(".maps");
