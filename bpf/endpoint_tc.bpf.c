@@ -9,6 +9,11 @@
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
+static const struct gw_hook endpoint_ingress = {
+	.forward = true,
+	.hairpin = true,
+};
+
 SEC("tc")
 int gw_endpoint_ingress(struct __sk_buff *skb)
 {
@@ -20,7 +25,7 @@ int gw_endpoint_ingress(struct __sk_buff *skb)
 
 	if (!cfg)
 		return TC_ACT_OK;
-	ret = tc_prologue(skb, &p, cfg, false, true);
+	ret = tc_prologue(skb, &p, cfg, &endpoint_ingress);
 	if (ret != GW_TC_CONTINUE)
 		return ret;
 
@@ -30,7 +35,7 @@ int gw_endpoint_ingress(struct __sk_buff *skb)
 		/* masquerade-only flows keep their source until the uplink (no martians) */
 		if (!(e->nat & GW_NAT_DNAT))
 			return tc_pass(GW_REASON_PASS_NO_MATCH);
-		return tc_ct_xlate(skb, &p, &key, e, cfg, false, true);
+		return tc_ct_xlate(skb, &p, &key, e, cfg, &endpoint_ingress, false);
 	}
-	return tc_expose(skb, &p, &key, cfg, true, true);
+	return tc_expose(skb, &p, &key, cfg, &endpoint_ingress);
 }

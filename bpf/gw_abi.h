@@ -141,25 +141,40 @@ struct gw_rule_stats {
 	__u64 drops;
 };
 
-/* Why a packet was dropped or passed untouched: index of the per-CPU gw_stats_reason map. */
+/*
+ * Why a packet was passed, dropped or translated: the index of the per-CPU gw_stats_reason map.
+ * X(NAME, name) gives enum gw_reason its GW_REASON_NAME and gatewayd the name gwctl stats and
+ * the metrics show (gateway/datapath/Reasons.h): never rename one. New reasons go at the end,
+ * as a pinned map keeps its counters by index across an upgrade.
+ */
+#define GW_REASONS(X)                                                                              \
+	X(PASS_NOT_IP, pass_not_ip)                     /* not IPv4: left to the stack */          \
+	X(PASS_NO_MATCH, pass_no_match)                 /* not ours: left untouched */             \
+	X(PASS_FRAGMENT_MISS, pass_fragment_miss)       /* later fragment, no flow: left alone */  \
+	X(NAT_DNAT, nat_dnat)                           /* translated: exposed port */             \
+	X(NAT_SNAT, nat_snat)                           /* translated: masquerade */               \
+	X(NAT_REPLY, nat_reply)                         /* translated back: reply of a flow */     \
+	X(NAT_ICMP_ERROR, nat_icmp_error)               /* ICMP error about a flow translated */   \
+	X(CT_CREATED, ct_created)                       /* new flow pair inserted */               \
+	X(CT_INSERT_RACE, ct_insert_race)               /* another CPU inserted the flow first */  \
+	X(DROP_MALFORMED, drop_malformed)               /* truncated or bad header */              \
+	X(DROP_CT_INSERT, drop_ct_insert)               /* map full / insert failed */             \
+	X(DROP_SNAT_EXHAUSTED, drop_snat_exhausted)     /* no free SNAT port */                    \
+	X(DROP_CSUM, drop_csum)                         /* checksum helper failed */               \
+	X(REDIRECT, redirect)                           /* forwarded by redirect (fib/peer) */
+
 enum gw_reason {
-	GW_REASON_PASS_NOT_IP = 0,
-	GW_REASON_PASS_NO_MATCH,      /* not ours: left to the stack untouched */
-	GW_REASON_PASS_FRAGMENT_MISS, /* later fragment with no flow: left to the stack */
-	GW_REASON_NAT_DNAT,           /* translated: exposed port */
-	GW_REASON_NAT_SNAT,           /* translated: masquerade */
-	GW_REASON_NAT_REPLY,          /* translated back: reply of a flow */
-	GW_REASON_NAT_ICMP_ERROR,     /* ICMP error about a flow translated */
-	GW_REASON_CT_CREATED,         /* new flow pair inserted */
-	GW_REASON_CT_INSERT_RACE,     /* another CPU inserted the flow first */
-	GW_REASON_DROP_MALFORMED,     /* truncated or bad header */
-	GW_REASON_DROP_CT_INSERT,     /* map full / insert failed */
-	GW_REASON_DROP_SNAT_EXHAUSTED,/* no free SNAT port */
-	GW_REASON_DROP_CSUM,          /* checksum helper failed */
-	GW_REASON_DROP_IP_OPTIONS,    /* reserved: options we refuse */
-	GW_REASON_REDIRECT,           /* forwarded by redirect (fib/peer) */
+#define GW_REASON_ENUM(NAME, name) GW_REASON_##NAME,
+	GW_REASONS(GW_REASON_ENUM)
+#undef GW_REASON_ENUM
 	GW_REASON_MAX,
 };
+
+/*
+ * Entries of gw_stats_reason, fixed: gatewayd refuses a pinned map of another size, so an
+ * upgrade could not adopt it. A dropped reason leaves a slot unused instead.
+ */
+#define GW_REASON_SLOTS 15
 
 #ifdef __cplusplus
 static_assert(sizeof(union gw_addr) == 16);
@@ -170,6 +185,7 @@ static_assert(sizeof(struct gw_expose_value) == 24);
 static_assert(sizeof(struct gw_masq_key) == 24);
 static_assert(sizeof(struct gw_config) == 56);
 static_assert(sizeof(struct gw_rule_stats) == 32);
+static_assert(GW_REASON_MAX <= GW_REASON_SLOTS);
 #else
 _Static_assert(sizeof(union gw_addr) == 16, "gw_addr");
 _Static_assert(sizeof(struct gw_ct_key) == 40, "gw_ct_key");
@@ -179,6 +195,7 @@ _Static_assert(sizeof(struct gw_expose_value) == 24, "gw_expose_value");
 _Static_assert(sizeof(struct gw_masq_key) == 24, "gw_masq_key");
 _Static_assert(sizeof(struct gw_config) == 56, "gw_config");
 _Static_assert(sizeof(struct gw_rule_stats) == 32, "gw_rule_stats");
+_Static_assert(GW_REASON_MAX <= GW_REASON_SLOTS, "gw_stats_reason slots");
 #endif
 
 /*

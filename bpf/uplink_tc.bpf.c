@@ -4,6 +4,16 @@
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
+static const struct gw_hook uplink_ingress = {
+	.forward = true,
+	.snat_flows = true,
+};
+
+static const struct gw_hook uplink_egress = {
+	.at_egress = true,
+	.snat_flows = true,
+};
+
 SEC("tc")
 int gw_uplink_ingress(struct __sk_buff *skb)
 {
@@ -15,15 +25,15 @@ int gw_uplink_ingress(struct __sk_buff *skb)
 
 	if (!cfg)
 		return TC_ACT_OK;
-	ret = tc_prologue(skb, &p, cfg, true, true);
+	ret = tc_prologue(skb, &p, cfg, &uplink_ingress);
 	if (ret != GW_TC_CONTINUE)
 		return ret;
 
 	ct_key_from_pkt(&key, &p);
 	e = ct_lookup(&key);
 	if (e)
-		return tc_ct_xlate(skb, &p, &key, e, cfg, false, true);
-	return tc_expose(skb, &p, &key, cfg, false, true);
+		return tc_ct_xlate(skb, &p, &key, e, cfg, &uplink_ingress, false);
+	return tc_expose(skb, &p, &key, cfg, &uplink_ingress);
 }
 
 SEC("tc")
@@ -37,14 +47,14 @@ int gw_uplink_egress(struct __sk_buff *skb)
 
 	if (!cfg)
 		return TC_ACT_OK;
-	ret = tc_prologue(skb, &p, cfg, true, false);
+	ret = tc_prologue(skb, &p, cfg, &uplink_egress);
 	if (ret != GW_TC_CONTINUE)
 		return ret;
 
 	ct_key_from_pkt(&key, &p);
 	e = ct_lookup(&key);
 	if (e)
-		return tc_ct_xlate(skb, &p, &key, e, cfg, false, false);
+		return tc_ct_xlate(skb, &p, &key, e, cfg, &uplink_egress, false);
 
 	/* an echo reply without a flow is the host answering: never a new flow */
 	if (p.proto == IPPROTO_ICMP && p.icmp_type != ICMP_ECHO)
@@ -53,5 +63,5 @@ int gw_uplink_egress(struct __sk_buff *skb)
 		return tc_pass(GW_REASON_PASS_NO_MATCH);
 	xlat = key;
 	xlat.saddr.v4 = cfg->uplink_addr.v4;
-	return tc_ct_open(skb, &p, &key, &xlat, GW_NAT_SNAT, 0, cfg, true, false, true);
+	return tc_ct_open(skb, &p, &key, &xlat, GW_NAT_SNAT, 0, cfg, &uplink_egress);
 }

@@ -48,10 +48,10 @@ struct {
 	__type(value, struct gw_config);
 } gw_config_map SEC(".maps");
 
-/* Per-CPU packet counters by enum gw_reason. */
+/* Per-CPU packet counters by enum gw_reason, GW_REASON_SLOTS of them (see gw_abi.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, GW_REASON_MAX);
+	__uint(max_entries, GW_REASON_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
 } gw_stats_reason SEC(".maps");
@@ -123,6 +123,29 @@ static __always_inline bool gw_is_local(__be32 addr)
 	__builtin_memset(&a, 0, sizeof(a));
 	a.v4 = addr;
 	return bpf_map_lookup_elem(&gw_local_v4, &a) != NULL;
+}
+
+/*
+ * The exposed port a connection to daddr:dport reaches: the entry for exactly daddr, else the
+ * "any local address" entry (daddr 0) when daddr is ours. Packets (tc) and sockets of the
+ * gateway host (sock.h) look exposes up here alike.
+ */
+static __always_inline struct gw_expose_value *expose_lookup(__be32 daddr, __be16 dport,
+							     __u8 proto)
+{
+	struct gw_expose_key k;
+	struct gw_expose_value *v;
+
+	__builtin_memset(&k, 0, sizeof(k));
+	k.daddr.v4 = daddr;
+	k.dport = dport;
+	k.proto = proto;
+	k.family = GW_AF_INET;
+	v = bpf_map_lookup_elem(&gw_expose_v4, &k);
+	if (v || !gw_is_local(daddr))
+		return v;
+	k.daddr.v4 = 0;
+	return bpf_map_lookup_elem(&gw_expose_v4, &k);
 }
 
 static __always_inline struct gw_endpoint_value *gw_endpoint_get(__be32 addr)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Address/port translation in tc: rewriting a packet per a conntrack entry (with the skb
- * checksum helpers), ICMP errors about a flow, expose lookups and SNAT port choice.
+ * checksum helpers), ICMP errors about a flow, masquerade matching and SNAT port choice.
  * All offsets come from struct gw_pkt, so no packet pointer outlives a helper call.
  */
 #pragma once
@@ -172,25 +172,6 @@ static __always_inline struct gw_ct_entry *icmp_error_flow(const struct gw_pkt *
 		  p->inner.proto);
 	ct_reverse(&key, &quote);
 	return ct_lookup(&key);
-}
-
-/* Exposed port for {daddr, dport, proto}: exact address, else "any local address". */
-static __always_inline struct gw_expose_value *expose_lookup(__be32 daddr, __be16 dport,
-							     __u8 proto)
-{
-	struct gw_expose_key k;
-	struct gw_expose_value *v;
-
-	__builtin_memset(&k, 0, sizeof(k));
-	k.daddr.v4 = daddr;
-	k.dport = dport;
-	k.proto = proto;
-	k.family = GW_AF_INET;
-	v = bpf_map_lookup_elem(&gw_expose_v4, &k);
-	if (v || !gw_is_local(daddr))
-		return v;
-	k.daddr.v4 = 0;
-	return bpf_map_lookup_elem(&gw_expose_v4, &k);
 }
 
 /* Masquerade applies to saddr leaving through ifindex? */

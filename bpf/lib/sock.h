@@ -9,37 +9,13 @@
 #include "maps.h"
 #include "stats.h"
 
-static __always_inline struct gw_expose_value *sock_expose_lookup(__be32 daddr, __be16 dport,
-								  __u8 proto,
-								  const struct gw_config *cfg)
-{
-	struct gw_expose_key k;
-	struct gw_expose_value *v;
-	bool loopback = (bpf_ntohl(daddr) & GW_LOOPBACK_MASK) == GW_LOOPBACK_NET;
-
-	if (!loopback && !gw_is_local(daddr))
-		return NULL;
-	__builtin_memset(&k, 0, sizeof(k));
-	k.dport = dport;
-	k.proto = proto;
-	k.family = GW_AF_INET;
-	/* an exact address first; loopback stands for the uplink address */
-	k.daddr.v4 = loopback ? cfg->uplink_addr.v4 : daddr;
-	if (k.daddr.v4) {
-		v = bpf_map_lookup_elem(&gw_expose_v4, &k);
-		if (v)
-			return v;
-	}
-	k.daddr.v4 = 0;
-	return bpf_map_lookup_elem(&gw_expose_v4, &k);
-}
-
 /* Rewrites the destination of ctx if it names an exposed port; always allows the call. */
 static __always_inline int sock_redirect(struct bpf_sock_addr *ctx, bool count_conn)
 {
 	struct gw_config *cfg = gw_config_get();
 	struct gw_expose_value *v;
 	struct gw_sock_orig *orig;
+	__be32 daddr;
 	__u8 proto;
 
 	if (!cfg || !cfg->netns_cookie || bpf_get_netns_cookie(ctx) != cfg->netns_cookie)
@@ -49,7 +25,13 @@ static __always_inline int sock_redirect(struct bpf_sock_addr *ctx, bool count_c
 	proto = ctx->protocol;
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return 1;
-	v = sock_expose_lookup(ctx->user_ip4, (__be16)ctx->user_port, proto, cfg);
+	/* only this host's destinations: its addresses, and loopback for the uplink address */
+	daddr = ctx->user_ip4;
+	if ((bpf_ntohl(daddr) & GW_LOOPBACK_MASK) == GW_LOOPBACK_NET)
+		daddr = cfg->uplink_addr.v4;
+	else if (!gw_is_local(daddr))
+		return 1;
+	v = expose_lookup(daddr, (__be16)ctx->user_port, proto);
 	if (!v)
 		return 1;
 	orig = bpf_sk_storage_get(&gw_sock_orig_v4, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);

@@ -8,6 +8,18 @@
 #include "fwd.h"
 #include "reject.h"
 
+/*
+ * What a tc entry point is, as the shared steps below need to know it: one static const per
+ * entry point, passed by pointer. The steps are __always_inline, so clang folds every test of
+ * a field away.
+ */
+struct gw_hook {
+	bool forward;    /* may redirect translated packets (bpf_redirect_peer works at ingress) */
+	bool at_egress;  /* runs at egress: refusals are answered into our ingress (tc_reject) */
+	bool snat_flows; /* translates masquerade-only flows (the uplink does, a veth does not) */
+	bool hairpin;    /* a namespace reaching its own exposed port is SNATed to hairpin_addr */
+};
+
 /* Makes the headers we may touch linear, then parses; counts what is not ours. */
 static __always_inline int tc_parse(struct __sk_buff *skb, struct gw_pkt *p)
 {
@@ -44,10 +56,14 @@ static __always_inline int tc_pass(__u32 reason)
 	return TC_ACT_OK;
 }
 
-/* A packet of flow direction e (key: its wire tuple): account, rewrite, forward. */
+/*
+ * A packet of flow direction e (key: its wire tuple): account, rewrite, forward. created: this
+ * packet's insert made the flow.
+ */
 static __always_inline int tc_ct_xlate(struct __sk_buff *skb, const struct gw_pkt *p,
 				       const struct gw_ct_key *key, struct gw_ct_entry *e,
-				       const struct gw_config *cfg, bool created, bool may_forward)
+				       const struct gw_config *cfg, const struct gw_hook *hook,
+				       bool created)
 {
 	__be32 saddr = e->new_saddr.v4, daddr = e->new_daddr.v4;
 	__be16 sport = e->new_sport, dport = e->new_dport;
@@ -59,38 +75,39 @@ static __always_inline int tc_ct_xlate(struct __sk_buff *skb, const struct gw_pk
 	if (tc_nat_apply(skb, p, e))
 		return tc_drop(GW_REASON_DROP_CSUM, e->rule_id);
 	stats_reason(ct_reason(e));
-	if (!may_forward)
+	if (!hook->forward)
 		return TC_ACT_OK;
 	return tc_forward(skb, p, cfg, saddr, daddr, sport, dport);
 }
 
 /* Later fragment: the flow recorded by its first fragment, addresses only. */
 static __always_inline int tc_later_fragment(struct __sk_buff *skb, const struct gw_pkt *p,
-					     const struct gw_config *cfg, bool may_forward)
+					     const struct gw_config *cfg,
+					     const struct gw_hook *hook)
 {
 	struct gw_ct_key key;
 	struct gw_ct_entry *e = frag_lookup(p, &key);
 
 	if (!e)
 		return tc_pass(GW_REASON_PASS_FRAGMENT_MISS);
-	return tc_ct_xlate(skb, p, &key, e, cfg, false, may_forward);
+	return tc_ct_xlate(skb, p, &key, e, cfg, hook, false);
 }
 
 /*
- * ICMP error quoting a translated packet; other ICMP errors are left alone. snat_only:
- * whether masquerade-only flows are translated here (the uplink, not the veth: see
- * endpoint_tc.bpf.c).
+ * ICMP error quoting a translated packet; other ICMP errors are left alone, and so are those
+ * about masquerade-only flows where the hook leaves them to the uplink (see endpoint_tc.bpf.c).
  */
 static __always_inline int tc_icmp_error(struct __sk_buff *skb, const struct gw_pkt *p,
-					 bool snat_only)
+					 const struct gw_hook *hook)
 {
 	struct gw_ct_entry *e = icmp_error_flow(p);
 
-	if (!e || (!snat_only && !(e->nat & GW_NAT_DNAT)))
-		return tc_pass(GW_REASON_PASS_NO_MATCH);
-	if (tc_nat_icmp_error(skb, p, e))
-		return tc_drop(GW_REASON_DROP_CSUM, e->rule_id);
-	return tc_pass(GW_REASON_NAT_ICMP_ERROR);
+	if (e && (hook->snat_flows || (e->nat & GW_NAT_DNAT))) {
+		if (tc_nat_icmp_error(skb, p, e))
+			return tc_drop(GW_REASON_DROP_CSUM, e->rule_id);
+		return tc_pass(GW_REASON_NAT_ICMP_ERROR);
+	}
+	return tc_pass(GW_REASON_PASS_NO_MATCH);
 }
 
 /* Can this packet open a flow (carries ports or an echo id, not a later fragment)? */
@@ -103,16 +120,16 @@ static __always_inline bool tc_flow_capable(const struct gw_pkt *p)
 }
 
 /*
- * Opens a flow for `key` translated to `xlat` and translates the packet. snat: the source
- * port is chosen (masquerade, hairpin); otherwise xlat is used as is. No port left: the
- * packet is counted as dropped and answered (RST or ICMP, see reject.h); at_egress says
- * which way the answer goes back.
+ * Opens a flow for `key` translated to `xlat` and translates the packet. With GW_NAT_SNAT in
+ * nat the source port is chosen (masquerade, hairpin); otherwise xlat is used as is. No port
+ * left: the packet is counted as dropped and answered (RST or ICMP, see reject.h).
  */
 static __always_inline int tc_ct_open(struct __sk_buff *skb, const struct gw_pkt *p,
 				      const struct gw_ct_key *key, struct gw_ct_key *xlat,
 				      __u8 nat, __u32 rule_id, const struct gw_config *cfg,
-				      bool snat, bool may_forward, bool at_egress)
+				      const struct gw_hook *hook)
 {
+	bool snat = nat & GW_NAT_SNAT;
 	struct gw_ct_entry *e;
 	int r;
 
@@ -122,13 +139,13 @@ static __always_inline int tc_ct_open(struct __sk_buff *skb, const struct gw_pkt
 		r = ct_create(key, xlat, nat, rule_id);
 	if (r < 0) {
 		tc_drop(GW_REASON_DROP_SNAT_EXHAUSTED, rule_id);
-		return tc_reject(skb, p, at_egress);
+		return tc_reject(skb, p, hook->at_egress);
 	}
 	if (r == GW_CT_CLASH && !snat && ct_revive_orig(key, xlat)) {
 		/* our own flow, its original half evicted: translate as established */
 		e = ct_lookup(key);
 		if (e)
-			return tc_ct_xlate(skb, p, key, e, cfg, false, may_forward);
+			return tc_ct_xlate(skb, p, key, e, cfg, hook, false);
 	}
 	if (r == GW_CT_CLASH || r == GW_CT_FAIL)
 		return tc_drop(GW_REASON_DROP_CT_INSERT, rule_id);
@@ -137,7 +154,7 @@ static __always_inline int tc_ct_open(struct __sk_buff *skb, const struct gw_pkt
 	e = ct_lookup(key);
 	if (!e)
 		return tc_drop(GW_REASON_DROP_CT_INSERT, rule_id);
-	return tc_ct_xlate(skb, p, key, e, cfg, r == GW_CT_OK, may_forward);
+	return tc_ct_xlate(skb, p, key, e, cfg, hook, r == GW_CT_OK);
 }
 
 /*
@@ -146,7 +163,7 @@ static __always_inline int tc_ct_open(struct __sk_buff *skb, const struct gw_pkt
  */
 static __always_inline int tc_expose(struct __sk_buff *skb, const struct gw_pkt *p,
 				     const struct gw_ct_key *key, const struct gw_config *cfg,
-				     bool allow_hairpin, bool may_forward)
+				     const struct gw_hook *hook)
 {
 	struct gw_expose_value *v;
 	struct gw_ct_key xlat;
@@ -161,14 +178,13 @@ static __always_inline int tc_expose(struct __sk_buff *skb, const struct gw_pkt 
 	xlat = *key;
 	xlat.daddr.v4 = v->target_addr.v4;
 	xlat.dport = v->target_port;
-	if (allow_hairpin && v->target_addr.v4 == p->saddr) {
+	if (hook->hairpin && v->target_addr.v4 == p->saddr) {
 		hp = cfg->hairpin_addr.v4 ? cfg->hairpin_addr.v4 : cfg->uplink_addr.v4;
 		xlat.saddr.v4 = hp;
 		return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT | GW_NAT_SNAT, v->rule_id,
-				  cfg, true, may_forward, false);
+				  cfg, hook);
 	}
-	return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT, v->rule_id, cfg, false, may_forward,
-			  false);
+	return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT, v->rule_id, cfg, hook);
 }
 
 /* Not a verdict: the entry point goes on to its own conntrack and rule logic. */
@@ -176,12 +192,10 @@ static __always_inline int tc_expose(struct __sk_buff *skb, const struct gw_pkt 
 
 /*
  * What every tc entry point does first: parse (non-IP passes, malformed drops), ICMP errors
- * about a flow, later fragments, and protocols we do not track. `outer_is_uplink` and
- * `frag_ingress` are passed through to the ICMP-error and fragment handlers.
+ * about a flow, later fragments, and protocols we do not track.
  */
 static __always_inline int tc_prologue(struct __sk_buff *skb, struct gw_pkt *p,
-				       struct gw_config *cfg, bool outer_is_uplink,
-				       bool frag_ingress)
+				       struct gw_config *cfg, const struct gw_hook *hook)
 {
 	int ret = tc_parse(skb, p);
 
@@ -190,9 +204,9 @@ static __always_inline int tc_prologue(struct __sk_buff *skb, struct gw_pkt *p,
 	if (ret != GW_PARSE_OK)
 		return TC_ACT_SHOT;
 	if (p->is_icmp_err)
-		return tc_icmp_error(skb, p, outer_is_uplink);
+		return tc_icmp_error(skb, p, hook);
 	if (p->frag == GW_FRAG_LATER)
-		return tc_later_fragment(skb, p, cfg, frag_ingress);
+		return tc_later_fragment(skb, p, cfg, hook);
 	if (!tc_flow_capable(p))
 		return tc_pass(GW_REASON_PASS_NO_MATCH);
 	return GW_TC_CONTINUE;

@@ -20,6 +20,7 @@
 
 #include "gateway/datapath/Bpffs.h"
 #include "gateway/datapath/MapDump.h"
+#include "gateway/datapath/Reasons.h"
 #include "bpf/gw_abi.h"
 #include "gw_endpoint_tc.skel.h"
 #include "gw_sock_cgroup.skel.h"
@@ -51,13 +52,6 @@ constexpr uint32_t kTcPriority = 1;
 
 // A half whose peer is gone may just be mid-insert on another CPU: leave it this long.
 constexpr uint64_t kOrphanGraceNs = 2'000'000'000ULL;
-
-constexpr std::array<std::string_view, GW_REASON_MAX> kReasonNames = {
-    "pass_not_ip",       "pass_no_match",     "pass_fragment_miss", "nat_dnat",
-    "nat_snat",          "nat_reply",         "nat_icmp_error",     "ct_created",
-    "ct_insert_race",    "drop_malformed",    "drop_ct_insert",     "drop_snat_exhausted",
-    "drop_csum",         "drop_ip_options",   "redirect",
-};
 
 template <class T, void (*Destroy)(T*)>
 struct SkelDeleter {
@@ -1084,7 +1078,7 @@ Result<DatapathStats> BpfDatapath::stats() {
     if (bpf_map_lookup_elem(reasonFd, &i, perCpu.data()) != 0) {
       return sysError("read gw_stats_reason");
     }
-    ReasonCount r{kReasonNames[i], 0};
+    ReasonCount r{reasonName(i), 0};
     for (uint64_t v : perCpu) {
       r.packets += v;
     }

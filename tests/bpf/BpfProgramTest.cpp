@@ -755,23 +755,13 @@ void PrintTo(const BadInput& c, std::ostream* os) { *os << c.name; }
 INSTANTIATE_TEST_SUITE_P(Malformed, BadInputTest, ::testing::ValuesIn(kBadInputs),
                          [](const auto& info) { return std::string(info.param.name); });
 
-// ---- baseline and socket hooks ----
+// ---- baseline ----
 
 TEST_F(BpfProgramTest, PassthroughCountsAndPasses) {
   Bytes in = syn();
   expectRun(Prog::PassTc, in, TC_ACT_OK, in);
   expectRun(Prog::PassXdp, in, XDP_PASS, in);
   EXPECT_EQ(h_->reason(GW_REASON_PASS_NO_MATCH), 2u);
-}
-
-TEST_F(BpfProgramTest, SockConnectRewritesExposedDestination) {
-  bpf_sock_addr ctx{};
-  int err = h_->runSockConnect4(ctx);
-  if (err == -524 /* ENOTSUPP */ || err == -EOPNOTSUPP || err == -EINVAL) {
-    GTEST_SKIP() << "BPF_PROG_TEST_RUN does not run cgroup/connect4 programs here (" << err
-                 << ")";
-  }
-  ASSERT_EQ(err, 0);
 }
 
 } // namespace
