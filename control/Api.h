@@ -29,7 +29,7 @@ inline constexpr const char* kDownPath = "/v1/down";
 
 // The body of every error answer.
 struct ErrorBody {
-  std::string error;
+  std::string error{};
 };
 constexpr auto fieldsOf(const ErrorBody*) {
   using T = ErrorBody;
@@ -37,9 +37,9 @@ constexpr auto fieldsOf(const ErrorBody*) {
 }
 
 struct UplinkInfo {
-  std::string name;
+  std::string name{};
   int ifindex = 0;
-  std::vector<std::string> addresses;
+  std::vector<std::string> addresses{};
 };
 constexpr auto fieldsOf(const UplinkInfo*) {
   using T = UplinkInfo;
@@ -51,9 +51,9 @@ constexpr auto fieldsOf(const UplinkInfo*) {
 // loaded: xdp and adopted; not loaded: error.
 struct DatapathInfo {
   bool loaded = false;
-  std::optional<std::string> xdp;
-  std::optional<bool> adopted;
-  std::optional<std::string> error;
+  std::optional<std::string> xdp{};
+  std::optional<bool> adopted{};
+  std::optional<std::string> error{};
 };
 constexpr auto fieldsOf(const DatapathInfo*) {
   using T = DatapathInfo;
@@ -65,18 +65,18 @@ constexpr auto fieldsOf(const DatapathInfo*) {
 
 // GET /v1/status
 struct StatusInfo {
-  std::string version;
+  std::string version{};
   int pid = 0;
-  std::string netns;
-  UplinkInfo uplink;
-  std::string socket;
-  std::string stateDir;
-  std::string bpffs;
+  std::string netns{};
+  UplinkInfo uplink{};
+  std::string socket{};
+  std::string stateDir{};
+  std::string bpffs{};
   int64_t uptimeSeconds = 0;
   uint64_t namespaces = 0;
   uint64_t bridges = 0;
   uint64_t exposes = 0;
-  DatapathInfo datapath;
+  DatapathInfo datapath{};
 };
 constexpr auto fieldsOf(const StatusInfo*) {
   using T = StatusInfo;
@@ -96,9 +96,9 @@ constexpr auto fieldsOf(const StatusInfo*) {
 
 // POST /v1/namespaces
 struct NamespaceAddRequest {
-  std::string name;
-  std::optional<std::string> bridge;
-  std::optional<IpPrefix> subnet;
+  std::string name{};
+  std::optional<std::string> bridge{};
+  std::optional<IpPrefix> subnet{};
 };
 constexpr auto fieldsOf(const NamespaceAddRequest*) {
   using T = NamespaceAddRequest;
@@ -109,11 +109,11 @@ constexpr auto fieldsOf(const NamespaceAddRequest*) {
 
 // 201 of POST /v1/namespaces
 struct NamespaceAdded {
-  std::string name;
-  IpAddress address;
-  IpPrefix prefix;
-  IpAddress gateway;
-  std::string link;
+  std::string name{};
+  IpAddress address{};
+  IpPrefix prefix{};
+  IpAddress gateway{};
+  std::string link{};
 };
 constexpr auto fieldsOf(const NamespaceAdded*) {
   using T = NamespaceAdded;
@@ -126,14 +126,14 @@ constexpr auto fieldsOf(const NamespaceAdded*) {
 
 // GET /v1/namespaces (an array of these)
 struct NamespaceInfo {
-  std::string name;
-  IpAddress address;
-  IpPrefix prefix;
-  IpAddress gateway;
-  std::string link;
+  std::string name{};
+  IpAddress address{};
+  IpPrefix prefix{};
+  IpAddress gateway{};
+  std::string link{};
   Wiring wiring = Wiring::Bridge;
-  std::string bridge;
-  std::string state;
+  std::string bridge{};
+  std::string state{};
 };
 constexpr auto fieldsOf(const NamespaceInfo*) {
   using T = NamespaceInfo;
@@ -149,7 +149,7 @@ constexpr auto fieldsOf(const NamespaceInfo*) {
 
 // DELETE /v1/namespaces/NAME
 struct NamespaceDeleted {
-  std::string name;
+  std::string name{};
   bool deleted = false;
 };
 constexpr auto fieldsOf(const NamespaceDeleted*) {
@@ -160,10 +160,10 @@ constexpr auto fieldsOf(const NamespaceDeleted*) {
 
 // POST /v1/exposes (one, or an array of them: a batch, all or nothing)
 struct ExposeRequest {
-  PortRange hostPort;
-  TargetSpec target;
+  PortRange hostPort{};
+  TargetSpec target{};
   Proto proto = Proto::Tcp;
-  std::optional<IpAddress> hostIp;
+  std::optional<IpAddress> hostIp{};
   ExposeMode mode = ExposeMode::Auto;
   ProxyProtocol proxyProtocol = ProxyProtocol::None;
 };
@@ -181,11 +181,11 @@ constexpr auto fieldsOf(const ExposeRequest*) {
 struct ExposeAdded {
   uint32_t id = 0;
   Proto proto = Proto::Tcp;
-  PortRange hostPort;
-  std::string target;
-  IpAddress targetAddr;
+  PortRange hostPort{};
+  std::string target{};
+  IpAddress targetAddr{};
   ServingPath path = ServingPath::None;
-  std::string why;
+  std::string why{};
 };
 constexpr auto fieldsOf(const ExposeAdded*) {
   using T = ExposeAdded;
@@ -202,15 +202,15 @@ constexpr auto fieldsOf(const ExposeAdded*) {
 struct ExposeInfo {
   uint32_t id = 0;
   Proto proto = Proto::Tcp;
-  std::string hostIp;
-  PortRange hostPort;
-  std::string target;
-  IpAddress targetAddr;
-  PortRange targetPort;
+  std::string hostIp{};
+  PortRange hostPort{};
+  std::string target{};
+  IpAddress targetAddr{};
+  PortRange targetPort{};
   ExposeMode mode = ExposeMode::Auto;
   ProxyProtocol proxyProtocol = ProxyProtocol::None;
   ServingPath path = ServingPath::None;
-  std::string why;
+  std::string why{};
   uint64_t packets = 0;
   uint64_t bytes = 0;
   uint64_t connections = 0;
@@ -237,7 +237,7 @@ constexpr auto fieldsOf(const ExposeInfo*) {
 
 // DELETE /v1/exposes?port=P[-END]&proto=tcp|udp
 struct UnexposeQuery {
-  PortRange port;
+  PortRange port{};
   Proto proto = Proto::Tcp;
 };
 constexpr auto fieldsOf(const UnexposeQuery*) {
@@ -248,7 +248,7 @@ constexpr auto fieldsOf(const UnexposeQuery*) {
 
 struct ExposeDeleted {
   uint32_t id = 0;
-  PortRange hostPort;
+  PortRange hostPort{};
   Proto proto = Proto::Tcp;
   bool deleted = false;
 };
@@ -262,8 +262,8 @@ constexpr auto fieldsOf(const ExposeDeleted*) {
 
 // POST /v1/masquerade
 struct MasqueradeRequest {
-  IpPrefix source;
-  std::optional<std::string> outIf;
+  IpPrefix source{};
+  std::optional<std::string> outIf{};
 };
 constexpr auto fieldsOf(const MasqueradeRequest*) {
   using T = MasqueradeRequest;
@@ -272,8 +272,8 @@ constexpr auto fieldsOf(const MasqueradeRequest*) {
 }
 
 struct MasqueradeAdded {
-  IpPrefix source;
-  std::string out;
+  IpPrefix source{};
+  std::string out{};
 };
 constexpr auto fieldsOf(const MasqueradeAdded*) {
   using T = MasqueradeAdded;
@@ -283,8 +283,8 @@ constexpr auto fieldsOf(const MasqueradeAdded*) {
 
 // GET /v1/masquerade (an array of these)
 struct MasqueradeInfo {
-  IpPrefix source;
-  std::string out;
+  IpPrefix source{};
+  std::string out{};
   bool automatic = false;
 };
 constexpr auto fieldsOf(const MasqueradeInfo*) {
@@ -296,7 +296,7 @@ constexpr auto fieldsOf(const MasqueradeInfo*) {
 
 // DELETE /v1/masquerade?source=CIDR
 struct MasqueradeQuery {
-  IpPrefix source;
+  IpPrefix source{};
 };
 constexpr auto fieldsOf(const MasqueradeQuery*) {
   using T = MasqueradeQuery;
@@ -304,7 +304,7 @@ constexpr auto fieldsOf(const MasqueradeQuery*) {
 }
 
 struct MasqueradeDeleted {
-  IpPrefix source;
+  IpPrefix source{};
   bool deleted = false;
 };
 constexpr auto fieldsOf(const MasqueradeDeleted*) {
@@ -315,13 +315,13 @@ constexpr auto fieldsOf(const MasqueradeDeleted*) {
 
 // GET and DELETE /v1/conntrack?proto=&src=&dst=&port=&sport=&dport= (all=1: every flow)
 struct ConntrackQuery {
-  std::optional<Proto> proto;
-  std::optional<IpAddress> src;
-  std::optional<IpAddress> dst;
-  std::optional<PortRange> port;
-  std::optional<PortRange> sport;
-  std::optional<PortRange> dport;
-  std::optional<std::string> all;
+  std::optional<Proto> proto{};
+  std::optional<IpAddress> src{};
+  std::optional<IpAddress> dst{};
+  std::optional<PortRange> port{};
+  std::optional<PortRange> sport{};
+  std::optional<PortRange> dport{};
+  std::optional<std::string> all{};
 };
 constexpr auto fieldsOf(const ConntrackQuery*) {
   using T = ConntrackQuery;
@@ -335,9 +335,9 @@ constexpr auto fieldsOf(const ConntrackQuery*) {
 }
 
 struct FlowTupleInfo {
-  IpAddress src;
+  IpAddress src{};
   uint16_t sport = 0;
-  IpAddress dst;
+  IpAddress dst{};
   uint16_t dport = 0;
 };
 constexpr auto fieldsOf(const FlowTupleInfo*) {
@@ -350,10 +350,10 @@ constexpr auto fieldsOf(const FlowTupleInfo*) {
 
 // GET /v1/conntrack (an array of these)
 struct FlowInfo {
-  std::string proto;
-  FlowTupleInfo orig;
-  FlowTupleInfo reply;
-  std::string state;
+  std::string proto{};
+  FlowTupleInfo orig{};
+  FlowTupleInfo reply{};
+  std::string state{};
   double idleSeconds = 0;
   double ageSeconds = 0;
   uint64_t packets = 0;
@@ -361,7 +361,7 @@ struct FlowInfo {
   uint64_t origPackets = 0;
   uint64_t replyPackets = 0;
   uint32_t rule = 0;
-  NatKind nat;
+  NatKind nat{};
 };
 constexpr auto fieldsOf(const FlowInfo*) {
   using T = FlowInfo;
@@ -390,7 +390,7 @@ constexpr auto fieldsOf(const FlowsDeleted*) {
 
 struct RuleStatsInfo {
   uint32_t id = 0;
-  std::string rule;
+  std::string rule{};
   uint64_t packets = 0;
   uint64_t bytes = 0;
   uint64_t connections = 0;
@@ -420,9 +420,9 @@ constexpr auto fieldsOf(const ConntrackStatsInfo*) {
 
 // GET /v1/stats
 struct StatsInfo {
-  std::map<std::string, uint64_t> reasons;
-  std::vector<RuleStatsInfo> rules;
-  ConntrackStatsInfo conntrack;
+  std::map<std::string, uint64_t> reasons{};
+  std::vector<RuleStatsInfo> rules{};
+  ConntrackStatsInfo conntrack{};
 };
 constexpr auto fieldsOf(const StatsInfo*) {
   using T = StatsInfo;

@@ -279,12 +279,14 @@ Status fromJsonValue(const Json& j, T& out, std::string_view label) {
               field.label != nullptr ? field.label : std::string("field '") + field.name + "'";
           auto& m = out.*(field.member);
           using M = std::remove_cvref_t<decltype(m)>;
+          // A std::optional member is optional whatever its field says.
+          bool required = field.need == Need::Required && !IsOptional<M>::value;
           bool present = j.contains(field.name) && !j[field.name].is_null();
           // An optional field given as "" is absent: `gwctl expose --mode ""` means the default.
           bool blank = present && j[field.name].is_string() &&
                        j[field.name].template get_ref<const std::string&>().empty();
-          if (!present || (blank && field.need == Need::Optional)) {
-            if (field.need == Need::Required) {
+          if (!present || (blank && !required)) {
+            if (required) {
               return invalid(std::string("missing field '") + field.name + "'");
             }
             return {};

@@ -9,15 +9,17 @@
 #include <string>
 #include <vector>
 
+#include "control/Api.h"
 #include "control/ApiClient.h"
+#include "control/ApiValues.h"
 #include "control/Http.h"
 #include "control/Table.h"
 
 namespace po = boost::program_options;
+namespace api = gw::api;
 using nlohmann::json;
 
 namespace {
-
 struct Globals {
   std::string socket = gw::kDefaultSocket;
   bool json = false;
@@ -49,8 +51,8 @@ int usageError(const std::string& message) {
 }
 
 // Calls the API; prints the error and returns nullopt on failure.
-std::optional<json> call(const Globals& g, const std::string& method, const std::string& target,
-                         const json& body = nullptr) {
+std::optional<json> callRaw(const Globals& g, const std::string& method,
+                            const std::string& target, const json& body = nullptr) {
   auto response = gw::callApi(g.socket, method, target, body.is_null() ? "" : body.dump());
   if (!response) {
     std::fprintf(stderr, "gwctl: %s\n", response.error().str().c_str());
@@ -58,9 +60,8 @@ std::optional<json> call(const Globals& g, const std::string& method, const std:
   }
   json parsed = json::parse(response->body, nullptr, false);
   if (response->status >= 300) {
-    std::string message = parsed.is_object() && parsed.contains("error")
-                              ? parsed["error"].get<std::string>()
-                              : "HTTP " + std::to_string(response->status);
+    auto error = api::fromJson<api::ErrorBody>(parsed, "error answer");
+    std::string message = error ? error->error : "HTTP " + std::to_string(response->status);
     std::fprintf(stderr, "gwctl: %s\n", message.c_str());
     return std::nullopt;
   }
@@ -69,6 +70,53 @@ std::optional<json> call(const Globals& g, const std::string& method, const std:
     return std::nullopt;
   }
   return parsed;
+}
+
+// An answer as gatewayd sent it (printed as is with -j) and decoded into its API type.
+template <class T>
+struct Answer {
+  json raw;
+  T value;
+};
+
+// Calls the API and decodes the answer into T; prints the error and returns nullopt on failure.
+template <class T>
+std::optional<Answer<T>> call(const Globals& g, const std::string& method,
+                              const std::string& target, const json& body = nullptr) {
+  auto raw = callRaw(g, method, target, body);
+  if (!raw) {
+    return std::nullopt;
+  }
+  auto value = api::fromJson<T>(*raw, "gatewayd's answer");
+  if (!value) {
+    std::fprintf(stderr, "gwctl: gatewayd sent an answer gwctl does not understand: %s\n",
+                 value.error().str().c_str());
+    return std::nullopt;
+  }
+  return Answer<T>{std::move(*raw), std::move(*value)};
+}
+
+// A command-line value parsed into its API type; prints the error and returns nullopt.
+template <class T>
+std::optional<T> parsed(gw::Result<T> r) {
+  if (!r) {
+    std::fprintf(stderr, "gwctl: %s\n", r.error().str().c_str());
+    return std::nullopt;
+  }
+  return std::move(*r);
+}
+
+// "?a=b&c=d" from a query struct: its non-empty fields, by their API names.
+template <class T>
+std::string queryOf(const T& query) {
+  std::string q;
+  for (const auto& [key, value] : api::toJson(query).items()) {
+    std::string text = value.is_string() ? value.template get<std::string>() : value.dump();
+    if (!text.empty()) {
+      q += (q.empty() ? "?" : "&") + key + "=" + gw::http::percentEncode(text);
+    }
+  }
+  return q;
 }
 
 // Parses a subcommand's own options and positionals; throws po::error on bad input.
@@ -100,15 +148,15 @@ int nsCommand(const Globals& g, std::vector<std::string> args) {
     if (!args.empty()) {
       return usageError("ns list takes no arguments");
     }
-    auto r = call(g, "GET", "/v1/namespaces");
+    auto r = call<std::vector<api::NamespaceInfo>>(g, "GET", api::kNamespacesPath);
     if (!r) {
       return 1;
     }
-    return printJsonOr(g, *r, [&] {
+    return printJsonOr(g, r->raw, [&] {
       gw::Table t({"NAME", "ADDRESS", "GATEWAY", "LINK", "BRIDGE", "STATE"});
-      for (const auto& n : *r) {
-        t.add({n["name"], n["prefix"], n["gateway"], n["link"],
-               n["bridge"].get<std::string>().empty() ? "-" : n["bridge"], n["state"]});
+      for (const auto& n : r->value) {
+        t.add({n.name, n.prefix.str(), n.gateway.str(), n.link,
+               n.bridge.empty() ? "-" : n.bridge, n.state});
       }
       t.print(std::cout);
     });
@@ -121,50 +169,86 @@ int nsCommand(const Globals& g, std::vector<std::string> args) {
     po::positional_options_description p;
     p.add("name", 1);
     parseSub(args, o, p);
-    json body = {{"name", name}};
+    api::NamespaceAddRequest request{.name = name};
     if (!bridge.empty()) {
-      body["bridge"] = bridge;
+      request.bridge = bridge;
     }
     if (!subnet.empty()) {
-      body["subnet"] = subnet;
+      auto prefix = parsed(gw::IpPrefix::parse(subnet));
+      if (!prefix) {
+        return 1;
+      }
+      request.subnet = *prefix;
     }
-    auto r = call(g, "POST", "/v1/namespaces", body);
+    auto r = call<api::NamespaceAdded>(g, "POST", api::kNamespacesPath, api::toJson(request));
     if (!r) {
       return 1;
     }
-    return printJsonOr(g, *r, [&] {
-      std::cout << "namespace " << (*r)["name"].get<std::string>() << " at "
-                << (*r)["prefix"].get<std::string>() << " via "
-                << (*r)["gateway"].get<std::string>() << " (" << (*r)["link"].get<std::string>()
-                << ")\n";
+    return printJsonOr(g, r->raw, [&] {
+      const auto& n = r->value;
+      std::cout << "namespace " << n.name << " at " << n.prefix.str() << " via "
+                << n.gateway.str() << " (" << n.link << ")\n";
     });
   }
   if (verb == "del" || verb == "delete" || verb == "rm") {
     if (args.size() != 1) {
       return usageError("ns del takes exactly one NAME");
     }
-    auto r = call(g, "DELETE", "/v1/namespaces/" + gw::http::percentEncode(args[0]));
+    auto r = call<api::NamespaceDeleted>(
+        g, "DELETE", std::string(api::kNamespacesPath) + "/" + gw::http::percentEncode(args[0]));
     if (!r) {
       return 1;
     }
-    return printJsonOr(g, *r, [&] { std::cout << "namespace " << args[0] << " deleted\n"; });
+    return printJsonOr(g, r->raw, [&] { std::cout << "namespace " << args[0] << " deleted\n"; });
   }
   return usageError("ns: unknown verb '" + verb + "'");
 }
 
-std::string toQuery(const std::vector<std::pair<std::string, std::string>>& params) {
-  std::string q;
-  for (const auto& [k, v] : params) {
-    if (v.empty()) {
-      continue;
-    }
-    q += (q.empty() ? "?" : "&") + k + "=" + gw::http::percentEncode(v);
+// The words of one expose, typed; prints what is wrong (naming `where`) on failure.
+std::optional<api::ExposeRequest> exposeRequest(const std::string& where, const std::string& port,
+                                                const std::string& target,
+                                                const std::string& proto,
+                                                const std::string& hostIp = {},
+                                                const std::string& mode = {},
+                                                const std::string& proxyProtocol = {}) {
+  api::ExposeRequest request;
+  auto fail = [&](const gw::Error& e) {
+    std::fprintf(stderr, "gwctl: %s%s\n", where.c_str(), e.str().c_str());
+    return std::nullopt;
+  };
+  auto ports = gw::parsePortRange(port, "host port");
+  if (!ports) {
+    return fail(ports.error());
   }
-  return q;
-}
-
-std::string str(const json& v) {
-  return v.is_string() ? v.get<std::string>() : v.dump();
+  request.hostPort = *ports;
+  auto spec = gw::parseTarget(target);
+  if (!spec) {
+    return fail(spec.error());
+  }
+  request.target = *spec;
+  auto p = gw::parseProto(proto);
+  if (!p) {
+    return fail(p.error());
+  }
+  request.proto = *p;
+  if (!hostIp.empty()) {
+    auto addr = gw::IpAddress::parse(hostIp);
+    if (!addr) {
+      return fail(gw::Error{0, "--host-ip: " + addr.error().message, false});
+    }
+    request.hostIp = *addr;
+  }
+  auto m = gw::parseExposeMode(mode);
+  if (!m) {
+    return fail(m.error());
+  }
+  request.mode = *m;
+  auto pp = gw::parseProxyProtocol(proxyProtocol);
+  if (!pp) {
+    return fail(pp.error());
+  }
+  request.proxyProtocol = *pp;
+  return request;
 }
 
 // `gwctl expose --file FILE|-`: one expose per line, "HOSTPORT TARGET [tcp|udp]", sent as one
@@ -180,7 +264,7 @@ int exposeBatch(const Globals& g, const std::string& file) {
     }
     src = &in;
   }
-  json batch = json::array();
+  std::vector<api::ExposeRequest> batch;
   std::string line;
   for (int n = 1; std::getline(*src, line); ++n) {
     std::istringstream words(line);
@@ -188,19 +272,23 @@ int exposeBatch(const Globals& g, const std::string& file) {
     if (!(words >> port) || port.starts_with("#")) {
       continue;
     }
+    std::string where = file + " line " + std::to_string(n) + ": ";
     if (!(words >> target)) {
-      std::fprintf(stderr, "gwctl: %s line %d: expected HOSTPORT TARGET [tcp|udp]\n",
-                   file.c_str(), n);
+      std::fprintf(stderr, "gwctl: %sexpected HOSTPORT TARGET [tcp|udp]\n", where.c_str());
       return 1;
     }
     words >> proto;
-    batch.push_back({{"hostPort", port}, {"target", target}, {"proto", proto.empty() ? "tcp" : proto}});
+    auto request = exposeRequest(where, port, target, proto);
+    if (!request) {
+      return 1;
+    }
+    batch.push_back(std::move(*request));
   }
-  auto r = call(g, "POST", "/v1/exposes", batch);
+  auto r = call<std::vector<api::ExposeAdded>>(g, "POST", api::kExposesPath, api::toJson(batch));
   if (!r) {
     return 1;
   }
-  return printJsonOr(g, *r, [&] { std::cout << "exposed " << r->size() << " rules\n"; });
+  return printJsonOr(g, r->raw, [&] { std::cout << "exposed " << r->value.size() << " rules\n"; });
 }
 
 int exposeCommand(const Globals& g, const std::vector<std::string>& args) {
@@ -216,21 +304,19 @@ int exposeCommand(const Globals& g, const std::vector<std::string>& args) {
   po::positional_options_description p;
   p.add("port", 1).add("target", 1);
   parseSub(args, o, p);
-  json body = {{"hostPort", port}, {"target", target}, {"proto", proto}, {"mode", mode}};
-  if (!hostIp.empty()) {
-    body["hostIp"] = hostIp;
+  auto request = exposeRequest("", port, target, proto, hostIp, mode, proxyProtocol);
+  if (!request) {
+    return 1;
   }
-  if (!proxyProtocol.empty()) {
-    body["proxyProtocol"] = proxyProtocol;
-  }
-  auto r = call(g, "POST", "/v1/exposes", body);
+  auto r = call<api::ExposeAdded>(g, "POST", api::kExposesPath, api::toJson(*request));
   if (!r) {
     return 1;
   }
-  return printJsonOr(g, *r, [&] {
-    std::cout << "exposed " << str((*r)["proto"]) << " " << str((*r)["hostPort"]) << " -> "
-              << str((*r)["target"]) << " (" << str((*r)["targetAddr"]) << ") via "
-              << str((*r)["path"]) << "\n";
+  return printJsonOr(g, r->raw, [&] {
+    const auto& e = r->value;
+    std::cout << "exposed " << gw::protoName(e.proto) << " " << e.hostPort.str() << " -> "
+              << e.target << " (" << e.targetAddr.str() << ") via " << gw::toString(e.path)
+              << "\n";
   });
 }
 
@@ -242,31 +328,39 @@ int unexposeCommand(const Globals& g, const std::vector<std::string>& args) {
   po::positional_options_description p;
   p.add("port", 1);
   parseSub(args, o, p);
-  auto r = call(g, "DELETE", "/v1/exposes" + toQuery({{"port", port}, {"proto", proto}}));
+  auto ports = parsed(gw::parsePortRange(port, "host port"));
+  auto protocol = parsed(gw::parseProto(proto));
+  if (!ports || !protocol) {
+    return 1;
+  }
+  api::UnexposeQuery query{.port = *ports, .proto = *protocol};
+  auto r = call<api::ExposeDeleted>(g, "DELETE", api::kExposesPath + queryOf(query));
   if (!r) {
     return 1;
   }
-  return printJsonOr(g, *r, [&] { std::cout << "unexposed " << proto << " " << port << "\n"; });
+  return printJsonOr(g, r->raw, [&] { std::cout << "unexposed " << proto << " " << port << "\n"; });
 }
 
 int listCommand(const Globals& g, const std::vector<std::string>& args) {
   if (!args.empty()) {
     return usageError("list takes no arguments");
   }
-  auto r = call(g, "GET", "/v1/exposes");
+  auto r = call<std::vector<api::ExposeInfo>>(g, "GET", api::kExposesPath);
   if (!r) {
     return 1;
   }
-  return printJsonOr(g, *r, [&] {
+  return printJsonOr(g, r->raw, [&] {
     gw::Table t({"ID", "PROTO", "HOST", "TARGET", "ADDRESS", "PATH", "CONNS", "PACKETS", "BYTES"});
-    for (const auto& e : *r) {
-      t.add({str(e["id"]), str(e["proto"]), str(e["hostIp"]) + ":" + str(e["hostPort"]),
-             str(e["target"]), str(e["targetAddr"]) + ":" + str(e["targetPort"]), str(e["path"]),
-             str(e["connections"]), str(e["packets"]), str(e["bytes"])});
+    for (const auto& e : r->value) {
+      t.add({std::to_string(e.id), std::string(gw::protoName(e.proto)),
+             e.hostIp + ":" + e.hostPort.str(), e.target,
+             e.targetAddr.str() + ":" + e.targetPort.str(), std::string(gw::toString(e.path)),
+             std::to_string(e.connections), std::to_string(e.packets),
+             std::to_string(e.bytes)});
     }
     t.print(std::cout);
-    for (const auto& e : *r) {
-      std::cout << "  rule " << str(e["id"]) << ": " << str(e["why"]) << "\n";
+    for (const auto& e : r->value) {
+      std::cout << "  rule " << e.id << ": " << e.why << "\n";
     }
   });
 }
@@ -277,14 +371,14 @@ int masqueradeCommand(const Globals& g, std::vector<std::string> args) {
     args.erase(args.begin());
   }
   if (verb == "list" || verb == "ls") {
-    auto r = call(g, "GET", "/v1/masquerade");
+    auto r = call<std::vector<api::MasqueradeInfo>>(g, "GET", api::kMasqueradePath);
     if (!r) {
       return 1;
     }
-    return printJsonOr(g, *r, [&] {
+    return printJsonOr(g, r->raw, [&] {
       gw::Table t({"SOURCE", "OUT", "FROM"});
-      for (const auto& m : *r) {
-        t.add({str(m["source"]), str(m["out"]), m["automatic"] ? "ns add" : "masquerade add"});
+      for (const auto& m : r->value) {
+        t.add({m.source.str(), m.out, m.automatic ? "ns add" : "masquerade add"});
       }
       t.print(std::cout);
     });
@@ -296,27 +390,68 @@ int masqueradeCommand(const Globals& g, std::vector<std::string> args) {
   p.add("cidr", 1);
   if (verb == "add") {
     parseSub(args, o, p);
-    json body = {{"source", cidr}};
-    if (!out.empty()) {
-      body["outIf"] = out;
+    auto source = parsed(gw::IpPrefix::parse(cidr));
+    if (!source) {
+      return 1;
     }
-    auto r = call(g, "POST", "/v1/masquerade", body);
+    api::MasqueradeRequest request{.source = *source};
+    if (!out.empty()) {
+      request.outIf = out;
+    }
+    auto r = call<api::MasqueradeAdded>(g, "POST", api::kMasqueradePath, api::toJson(request));
     if (!r) {
       return 1;
     }
-    return printJsonOr(g, *r, [&] {
-      std::cout << "masquerading " << str((*r)["source"]) << " out " << str((*r)["out"]) << "\n";
+    return printJsonOr(g, r->raw, [&] {
+      std::cout << "masquerading " << r->value.source.str() << " out " << r->value.out << "\n";
     });
   }
   if (verb == "del" || verb == "delete" || verb == "rm") {
     parseSub(args, o, p);
-    auto r = call(g, "DELETE", "/v1/masquerade" + toQuery({{"source", cidr}}));
+    auto source = parsed(gw::IpPrefix::parse(cidr));
+    if (!source) {
+      return 1;
+    }
+    api::MasqueradeQuery query{.source = *source};
+    auto r = call<api::MasqueradeDeleted>(g, "DELETE", api::kMasqueradePath + queryOf(query));
     if (!r) {
       return 1;
     }
-    return printJsonOr(g, *r, [&] { std::cout << "masquerade " << cidr << " deleted\n"; });
+    return printJsonOr(g, r->raw, [&] { std::cout << "masquerade " << cidr << " deleted\n"; });
   }
   return usageError("masquerade: unknown verb '" + verb + "'");
+}
+
+// The conntrack filter flags, typed.
+std::optional<api::ConntrackQuery> conntrackQuery(const std::string& proto, const std::string& src,
+                                                  const std::string& dst,
+                                                  const std::string& port) {
+  api::ConntrackQuery q;
+  if (!proto.empty()) {
+    auto p = parsed(gw::parseProto(proto));
+    if (!p) {
+      return std::nullopt;
+    }
+    q.proto = *p;
+  }
+  for (auto [text, field, flag] : {std::tuple{&src, &q.src, "--src"}, {&dst, &q.dst, "--dst"}}) {
+    if (!text->empty()) {
+      auto addr = gw::IpAddress::parse(*text);
+      if (!addr) {
+        std::fprintf(stderr, "gwctl: %s: %s\n", flag, addr.error().message.c_str());
+        return std::nullopt;
+      }
+      *field = *addr;
+    }
+  }
+  if (!port.empty()) {
+    auto ports = parsed(gw::parsePortRange(port, "--port"));
+    if (!ports) {
+      return std::nullopt;
+    }
+    q.port = *ports;
+  }
+  return q;
 }
 
 int conntrackCommand(const Globals& g, std::vector<std::string> args) {
@@ -330,42 +465,47 @@ int conntrackCommand(const Globals& g, std::vector<std::string> args) {
   o.add_options()("proto", po::value(&proto))("src", po::value(&src))("dst", po::value(&dst))(
       "port", po::value(&port));
   parseSub(args, o, {});
-  std::string query = toQuery({{"proto", proto}, {"src", src}, {"dst", dst}, {"port", port}});
+  auto query = conntrackQuery(proto, src, dst, port);
+  if (!query) {
+    return 1;
+  }
+  std::string filter = queryOf(*query);
   if (verb == "list" || verb == "ls") {
-    auto r = call(g, "GET", "/v1/conntrack" + query);
+    auto r = call<std::vector<api::FlowInfo>>(g, "GET", api::kConntrackPath + filter);
     if (!r) {
       return 1;
     }
-    return printJsonOr(g, *r, [&] {
+    return printJsonOr(g, r->raw, [&] {
       gw::Table t({"PROTO", "ORIGINAL", "REPLY", "STATE", "AGE", "IDLE", "PACKETS", "BYTES"});
-      auto tuple = [](const json& x) {
-        return str(x["src"]) + ":" + str(x["sport"]) + " -> " + str(x["dst"]) + ":" +
-               str(x["dport"]);
+      auto tuple = [](const api::FlowTupleInfo& x) {
+        return x.src.str() + ":" + std::to_string(x.sport) + " -> " + x.dst.str() + ":" +
+               std::to_string(x.dport);
       };
-      for (const auto& f : *r) {
+      for (const auto& f : r->value) {
         char age[32], idle[32];
-        std::snprintf(age, sizeof age, "%.0fs", f["ageSeconds"].get<double>());
-        std::snprintf(idle, sizeof idle, "%.0fs", f["idleSeconds"].get<double>());
-        t.add({str(f["proto"]), tuple(f["orig"]), tuple(f["reply"]), str(f["state"]), age, idle,
-               str(f["packets"]), str(f["bytes"])});
+        std::snprintf(age, sizeof age, "%.0fs", f.ageSeconds);
+        std::snprintf(idle, sizeof idle, "%.0fs", f.idleSeconds);
+        t.add({f.proto, tuple(f.orig), tuple(f.reply), f.state, age, idle,
+               std::to_string(f.packets), std::to_string(f.bytes)});
       }
       t.print(std::cout);
     });
   }
   if (verb == "delete" || verb == "del" || verb == "flush") {
     if (verb == "flush") {
-      if (!query.empty()) {
+      if (!filter.empty()) {
         return usageError("conntrack flush takes no filter (use conntrack delete)");
       }
-      query = "?all=1";
-    } else if (query.empty()) {
+      filter = queryOf(api::ConntrackQuery{.all = "1"});
+    } else if (filter.empty()) {
       return usageError("conntrack delete needs a filter (--proto, --src, --dst, --port)");
     }
-    auto r = call(g, "DELETE", "/v1/conntrack" + query);
+    auto r = call<api::FlowsDeleted>(g, "DELETE", api::kConntrackPath + filter);
     if (!r) {
       return 1;
     }
-    return printJsonOr(g, *r, [&] { std::cout << str((*r)["deleted"]) << " flows deleted\n"; });
+    return printJsonOr(g, r->raw,
+                       [&] { std::cout << r->value.deleted << " flows deleted\n"; });
   }
   return usageError("conntrack: unknown verb '" + verb + "'");
 }
@@ -374,23 +514,24 @@ int statsCommand(const Globals& g, const std::vector<std::string>& args) {
   if (!args.empty()) {
     return usageError("stats takes no arguments");
   }
-  auto r = call(g, "GET", "/v1/stats");
+  auto r = call<api::StatsInfo>(g, "GET", api::kStatsPath);
   if (!r) {
     return 1;
   }
-  return printJsonOr(g, *r, [&] {
-    std::cout << "conntrack entries " << str((*r)["conntrack"]["entries"]) << " of "
-              << str((*r)["conntrack"]["capacity"]) << "\n\n";
+  return printJsonOr(g, r->raw, [&] {
+    const auto& s = r->value;
+    std::cout << "conntrack entries " << s.conntrack.entries << " of " << s.conntrack.capacity
+              << "\n\n";
     gw::Table reasons({"REASON", "PACKETS"});
-    for (const auto& [name, count] : (*r)["reasons"].items()) {
-      reasons.add({name, str(count)});
+    for (const auto& [name, count] : s.reasons) {
+      reasons.add({name, std::to_string(count)});
     }
     reasons.print(std::cout);
     std::cout << "\n";
     gw::Table rules({"RULE", "EXPOSE", "CONNS", "PACKETS", "BYTES", "DROPS"});
-    for (const auto& x : (*r)["rules"]) {
-      rules.add({str(x["id"]), str(x["rule"]), str(x["connections"]), str(x["packets"]),
-                 str(x["bytes"]), str(x["drops"])});
+    for (const auto& x : s.rules) {
+      rules.add({std::to_string(x.id), x.rule, std::to_string(x.connections),
+                 std::to_string(x.packets), std::to_string(x.bytes), std::to_string(x.drops)});
     }
     rules.print(std::cout);
   });
@@ -400,24 +541,23 @@ int statusCommand(const Globals& g, const std::vector<std::string>& args) {
   if (!args.empty()) {
     return usageError("status takes no arguments");
   }
-  auto r = call(g, "GET", "/v1/status");
+  auto r = call<api::StatusInfo>(g, "GET", api::kStatusPath);
   if (!r) {
     return 1;
   }
-  return printJsonOr(g, *r, [&] {
-    const auto& s = *r;
-    std::cout << "gatewayd " << s["version"].get<std::string>() << " pid " << s["pid"] << "\n"
-              << "netns      " << (s["netns"].get<std::string>().empty() ? "(own)" : s["netns"])
+  return printJsonOr(g, r->raw, [&] {
+    const auto& s = r->value;
+    std::cout << "gatewayd " << s.version << " pid " << s.pid << "\n"
+              << "netns      " << (s.netns.empty() ? "(own)" : s.netns) << "\n"
+              << "uplink     " << s.uplink.name << " " << api::toJson(s.uplink.addresses).dump()
               << "\n"
-              << "uplink     " << s["uplink"]["name"].get<std::string>() << " "
-              << s["uplink"]["addresses"].dump() << "\n"
-              << "namespaces " << s["namespaces"] << "\n"
-              << "exposes    " << s["exposes"] << "\n"
+              << "namespaces " << s.namespaces << "\n"
+              << "exposes    " << s.exposes << "\n"
               << "data path  "
-              << (s["datapath"]["loaded"] ? "eBPF, XDP " + str(s["datapath"]["xdp"])
-                                          : "not loaded: " + str(s["datapath"]["error"]))
+              << (s.datapath.loaded ? "eBPF, XDP " + s.datapath.xdp.value_or("?")
+                                    : "not loaded: " + s.datapath.error.value_or("?"))
               << "\n"
-              << "uptime     " << s["uptimeSeconds"] << " s\n";
+              << "uptime     " << s.uptimeSeconds << " s\n";
   });
 }
 
@@ -479,11 +619,11 @@ int main(int argc, char** argv) {
       if (!rest.empty()) {
         return usageError("down takes no arguments");
       }
-      auto r = call(g, "POST", "/v1/down");
+      auto r = call<api::DownResult>(g, "POST", api::kDownPath);
       if (!r) {
         return 1;
       }
-      return printJsonOr(g, *r, [] { std::cout << "gatewayd is down; everything it made is removed\n"; });
+      return printJsonOr(g, r->raw, [] { std::cout << "gatewayd is down; everything it made is removed\n"; });
     }
   } catch (const po::error& e) {
     return usageError(command + ": " + e.what());
