@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MIT
+#include "gateway/datapath/ConntrackTable.h"
+
+#include <bpf/bpf.h>
+#include <time.h>
+
+#include <array>
+#include <cstring>
+#include <unordered_map>
+#include <utility>
+
+#include "gateway/datapath/BpfObjects.h"
+#include "gateway/datapath/MapDump.h"
+#include "bpf/gw_abi.h"
+
+namespace gw {
+namespace {
+
+// A half whose peer is gone may just be mid-insert on another CPU: leave it this long.
+constexpr uint64_t kOrphanGraceNs = 2'000'000'000ULL;
+
+using CtRows = std::vector<std::pair<gw_ct_key, gw_ct_entry>>;
+
+uint64_t monotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// The wire keys of one flow's entries (1, or 2 when both halves are there).
+struct FlowKeys {
+  std::array<gw_ct_key, 2> keys{};
+  size_t count = 0;
+  const gw_ct_key* begin() const { return keys.data(); }
+  const gw_ct_key* end() const { return keys.data() + count; }
+};
+
+struct CtKeyHash {
+  size_t operator()(const gw_ct_key& key) const {
+    // FNV-1a over the key's bytes: keys are zeroed before use, padding included.
+    const auto* p = reinterpret_cast<const uint8_t*>(&key);
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < sizeof key; ++i) {
+      h = (h ^ p[i]) * 1099511628211ull;
+    }
+    return static_cast<size_t>(h);
+  }
+};
+
+struct CtKeyEqual {
+  bool operator()(const gw_ct_key& a, const gw_ct_key& b) const {
+    return std::memcmp(&a, &b, sizeof a) == 0;
+  }
+};
+
+// Pairs the halves of each flow: one Flow per pair (from its orig half), one per orphan half.
+// `halves` gets the wire keys of each flow's entries.
+std::vector<Flow> pairFlows(const CtRows& rows, uint64_t now, std::vector<FlowKeys>* halves) {
+  std::unordered_map<gw_ct_key, size_t, CtKeyHash, CtKeyEqual> index;
+  index.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    index.emplace(rows[i].first, i);
+  }
+  std::vector<Flow> flows;
+  flows.reserve(rows.size() / 2 + 1);
+  for (const auto& [key, entry] : rows) {
+    auto peer = index.find(entry.peer);
+    const gw_ct_entry* peerEntry = peer == index.end() ? nullptr : &rows[peer->second].second;
+    // A pair is listed once, from its orig half; a half alone is listed as an orphan.
+    if (peerEntry != nullptr && entry.dir != GW_CT_DIR_ORIG) {
+      continue;
+    }
+    flows.push_back(makeFlow(key, entry, peerEntry, now));
+    if (halves != nullptr) {
+      FlowKeys keys;
+      keys.keys[keys.count++] = key;
+      if (peerEntry != nullptr) {
+        keys.keys[keys.count++] = entry.peer;
+      }
+      halves->push_back(keys);
+    }
+  }
+  return flows;
+}
+
+// Reads the conntrack map once and deletes both halves of every flow `pred` picks.
+Result<size_t> deleteFlowsWhere(int fd, uint64_t now,
+                                const std::function<bool(const Flow&, const FlowKeys&)>& pred) {
+  auto rows = dumpMap<gw_ct_key, gw_ct_entry>(fd);
+  if (!rows) {
+    return std::unexpected(rows.error());
+  }
+  std::vector<FlowKeys> halves;
+  auto flows = pairFlows(*rows, now, &halves);
+  size_t deleted = 0;
+  for (size_t i = 0; i < flows.size(); ++i) {
+    if (!pred(flows[i], halves[i])) {
+      continue;
+    }
+    for (const auto& key : halves[i]) {
+      // ENOENT: gone meanwhile (LRU eviction, or the data path re-created it).
+      if (bpf_map_delete_elem(fd, &key) != 0 && errno != ENOENT) {
+        return sysError("delete conntrack entry");
+      }
+    }
+    ++deleted;
+  }
+  return deleted;
+}
+
+} // namespace
+
+ConntrackTable::ConntrackTable(const BpfObjects& objects) : objects_(objects) {}
+
+size_t ConntrackTable::capacity() const { return objects_.ctCapacity(); }
+
+Result<std::vector<Flow>> ConntrackTable::list() const {
+  auto rows = dumpMap<gw_ct_key, gw_ct_entry>(objects_.mapFd("gw_ct_v4"));
+  if (!rows) {
+    return std::unexpected(rows.error());
+  }
+  return pairFlows(*rows, monotonicNs(), nullptr);
+}
+
+Result<size_t> ConntrackTable::deleteIf(const std::function<bool(const Flow&)>& pred) {
+  return deleteFlowsWhere(objects_.mapFd("gw_ct_v4"), monotonicNs(),
+                          [&](const Flow& f, const FlowKeys&) { return pred(f); });
+}
+
+Result<size_t> ConntrackTable::collectGarbage(const CtTimeouts& timeouts) {
+  int fd = objects_.mapFd("gw_ct_v4");
+  uint64_t now = monotonicNs();
+  return deleteFlowsWhere(fd, now, [&](const Flow& f, const FlowKeys& keys) {
+    if (f.orphan) {
+      return static_cast<uint64_t>(f.life.count()) >= kOrphanGraceNs;
+    }
+    auto timeout = flowTimeout(f.proto, f.state, timeouts);
+    if (f.age <= timeout) {
+      return false;
+    }
+    // A packet may have arrived since the dump: re-read the halves before deleting.
+    uint64_t timeoutNs = static_cast<uint64_t>(std::chrono::nanoseconds(timeout).count());
+    for (const auto& key : keys) {
+      gw_ct_entry current{};
+      if (bpf_map_lookup_elem(fd, &key, &current) == 0 &&
+          current.last_seen_ns + timeoutNs >= now) {
+        return false;
+      }
+    }
+    return true;
+  });
+}
+
+Result<size_t> ConntrackTable::count() const {
+  auto rows = dumpMap<gw_ct_key, gw_ct_entry>(objects_.mapFd("gw_ct_v4"));
+  if (!rows) {
+    return std::unexpected(rows.error());
+  }
+  return rows->size();
+}
+
+} // namespace gw
