@@ -13,6 +13,7 @@
 #include "gateway/datapath/Bpffs.h"
 #include "bpf/gw_abi.h"
 #include "gw_endpoint_tc.skel.h"
+#include "gw_passthrough.skel.h"
 #include "gw_sock_cgroup.skel.h"
 #include "gw_uplink_tc.skel.h"
 #include "gw_uplink_xdp.skel.h"
@@ -70,6 +71,7 @@ struct BpfObjects::Skeletons {
   SkelPtr<gw_endpoint_tc, gw_endpoint_tc__destroy> endpointTc;
   SkelPtr<gw_uplink_xdp, gw_uplink_xdp__destroy> uplinkXdp;
   SkelPtr<gw_sock_cgroup, gw_sock_cgroup__destroy> sockCgroup;
+  SkelPtr<gw_passthrough, gw_passthrough__destroy> passthrough;
 
   // Every opened object in load order: the first to declare a shared map creates it.
   struct Entry {
@@ -124,6 +126,11 @@ Status BpfObjects::open() {
   }
   if (auto ok = s.open(s.sockCgroup, gw_sock_cgroup__open, "sock_cgroup"); !ok) {
     return ok;
+  }
+  if (options_.passthrough) {
+    if (auto ok = s.open(s.passthrough, gw_passthrough__open, "passthrough"); !ok) {
+      return ok;
+    }
   }
   ctCapacity_ = options_.ctEntries != 0 ? options_.ctEntries : GW_CT_MAX_ENTRIES;
   if (options_.ctEntries == 0) {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The one BPF loader: opens the data path's skeletons and loads them with one shared set of
 // maps (bpf_map__reuse_fd); with a pin dir, adopts the maps an earlier run pinned there or pins
-// the new ones. Attaches nothing.
+// the new ones. Attaches nothing. gatewayd (BpfDatapath), the BPF unit tests and the benchmark
+// (tests/bpf/BpfLoader) all load through it.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,8 @@ struct BpfObjectsOptions {
   // Must be on a bpffs (ensureBpffs()).
   std::string pinDir;
   uint32_t ctEntries = 0; // gw_ct_v4's size (two entries a flow); 0 = GW_CT_MAX_ENTRIES
+  // Also gw_passthrough (gw_pass_tc, gw_pass_xdp): the benchmark's do-nothing baseline.
+  bool passthrough = false;
 };
 
 class BpfObjects {
