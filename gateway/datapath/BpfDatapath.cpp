@@ -199,6 +199,11 @@ Result<size_t> BpfDatapath::collectGarbage() {
   return conntrack_->collectGarbage(config_.timeouts);
 }
 
+Result<size_t> BpfDatapath::conntrackEntries() {
+  std::lock_guard lock(mu_);
+  return conntrack_->count();
+}
+
 Result<DatapathStats> BpfDatapath::stats() {
   std::lock_guard lock(mu_);
   DatapathStats out;

@@ -79,6 +79,8 @@ public:
   Result<size_t> collectGarbage() override;
   void setTimeouts(const CtTimeouts& timeouts);
 
+  // The kernel's own element count of gw_ct_v4 (6.6+; before, a walk that keeps nothing).
+  Result<size_t> conntrackEntries() override;
   Result<DatapathStats> stats() override;
   // Zeroes one rule id's counters on every CPU. The BPF side only ever adds to them, so a rule
   // id that is deleted and later reused would otherwise inherit its predecessor's totals:

@@ -10,9 +10,11 @@
 #include <array>
 #include <cerrno>
 
+#include "base/Log.h"
 #include "gateway/datapath/Bpffs.h"
 #include "bpf/gw_abi.h"
 #include "gw_endpoint_tc.skel.h"
+#include "gw_map_count.skel.h"
 #include "gw_passthrough.skel.h"
 #include "gw_sock_cgroup.skel.h"
 #include "gw_uplink_tc.skel.h"
@@ -72,6 +74,7 @@ struct BpfObjects::Skeletons {
   SkelPtr<gw_uplink_xdp, gw_uplink_xdp__destroy> uplinkXdp;
   SkelPtr<gw_sock_cgroup, gw_sock_cgroup__destroy> sockCgroup;
   SkelPtr<gw_passthrough, gw_passthrough__destroy> passthrough;
+  SkelPtr<gw_map_count, gw_map_count__destroy> mapCount; // optional: see ctCounter()
 
   // Every opened object in load order: the first to declare a shared map creates it.
   struct Entry {
@@ -109,6 +112,10 @@ Result<std::unique_ptr<BpfObjects>> BpfObjects::load(const BpfObjectsOptions& op
   }
   if (auto ok = objects->loadAll(); !ok) {
     return std::unexpected(ok.error());
+  }
+  if (auto ok = objects->loadCounter(); !ok) {
+    objects->skels_->mapCount.reset();
+    log::warn("conntrack entries will be counted by walking the map: ", ok.error().str());
   }
   return objects;
 }
@@ -211,6 +218,30 @@ Status BpfObjects::loadAll() {
     }
   }
   return {};
+}
+
+// Loaded last and on its own: it shares no map, and a kernel without the kfunc only loses it.
+Status BpfObjects::loadCounter() {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(mapFd("gw_ct_v4"), &info, &len) != 0) {
+    return sysError("bpf_obj_get_info_by_fd gw_ct_v4");
+  }
+  Skeletons& s = *skels_;
+  s.mapCount.reset(gw_map_count__open());
+  if (!s.mapCount) {
+    return sysError("open BPF object map_count");
+  }
+  s.mapCount->rodata->gw_count_map_id = info.id;
+  if (int err = gw_map_count__load(s.mapCount.get()); err != 0) {
+    errno = -err;
+    return sysError("load BPF object map_count");
+  }
+  return {};
+}
+
+bpf_program* BpfObjects::ctCounter() const {
+  return skels_->mapCount ? skels_->mapCount->progs.gw_count_entries : nullptr;
 }
 
 int BpfObjects::mapFd(std::string_view name) const {

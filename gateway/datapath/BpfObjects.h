@@ -42,6 +42,9 @@ public:
   int progFd(std::string_view name) const; // -1 if none
   // The socket hooks for a cgroup: every program of gw_sock_cgroup.
   std::vector<bpf_program*> sockPrograms() const;
+  // A bpf_map iterator that writes gw_ct_v4's entry count (one __s64) without walking it;
+  // nullptr when this kernel lacks bpf_map_sum_elem_count (6.6+).
+  bpf_program* ctCounter() const;
 
   // Whether maps were adopted from pins of an earlier run.
   bool adopted() const { return adopted_; }
@@ -59,6 +62,7 @@ private:
   Status open();
   Status adoptPins();
   Status loadAll();
+  Status loadCounter();
 
   BpfObjectsOptions options_;
   std::unique_ptr<Skeletons> skels_;

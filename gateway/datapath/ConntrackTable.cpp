@@ -2,13 +2,19 @@
 #include "gateway/datapath/ConntrackTable.h"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <unordered_map>
 #include <utility>
 
+#include "base/Fd.h"
+#include "base/Log.h"
 #include "gateway/datapath/BpfObjects.h"
 #include "gateway/datapath/MapDump.h"
 #include "bpf/gw_abi.h"
@@ -110,7 +116,21 @@ Result<size_t> deleteFlowsWhere(int fd, uint64_t now,
 
 } // namespace
 
-ConntrackTable::ConntrackTable(const BpfObjects& objects) : objects_(objects) {}
+void ConntrackTable::LinkDeleter::operator()(bpf_link* link) const { bpf_link__destroy(link); }
+
+ConntrackTable::ConntrackTable(const BpfObjects& objects) : objects_(objects) {
+  bpf_program* counter = objects.ctCounter();
+  if (counter == nullptr) {
+    return;
+  }
+  counter_.reset(bpf_program__attach_iter(counter, nullptr));
+  if (!counter_) {
+    auto err = sysError("attach the conntrack counter iterator");
+    log::warn("conntrack entries will be counted by walking the map: ", err.error().str());
+  }
+}
+
+ConntrackTable::~ConntrackTable() = default;
 
 size_t ConntrackTable::capacity() const { return objects_.ctCapacity(); }
 
@@ -152,11 +172,42 @@ Result<size_t> ConntrackTable::collectGarbage(const CtTimeouts& timeouts) {
 }
 
 Result<size_t> ConntrackTable::count() const {
-  auto rows = dumpMap<gw_ct_key, gw_ct_entry>(objects_.mapFd("gw_ct_v4"));
-  if (!rows) {
-    return std::unexpected(rows.error());
+  if (!counter_) {
+    return countByWalking();
   }
-  return rows->size();
+  // Each read of a fresh iterator runs the program over the system's maps once.
+  UniqueFd iter(bpf_iter_create(bpf_link__fd(counter_.get())));
+  if (!iter) {
+    return sysError("bpf_iter_create (conntrack counter)");
+  }
+  int64_t count = 0;
+  size_t got = 0;
+  while (got < sizeof(count)) {
+    ssize_t n = ::read(iter.get(), reinterpret_cast<char*>(&count) + got, sizeof(count) - got);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return sysError("read conntrack counter");
+    }
+    if (n == 0) {
+      return fail("conntrack counter: gw_ct_v4 not found by the map iterator");
+    }
+    got += static_cast<size_t>(n);
+  }
+  // Per-CPU increments and decrements summed without a lock can dip below zero for a moment.
+  return static_cast<size_t>(std::max<int64_t>(count, 0));
+}
+
+// Counts a chunk at a time and keeps nothing: memory stays flat however big the table.
+Result<size_t> ConntrackTable::countByWalking() const {
+  size_t n = 0;
+  auto ok = forEachEntry<gw_ct_key, gw_ct_entry>(
+      objects_.mapFd("gw_ct_v4"), [&n](const gw_ct_key&, const gw_ct_entry&) { ++n; });
+  if (!ok) {
+    return std::unexpected(ok.error());
+  }
+  return n;
 }
 
 } // namespace gw

@@ -5,19 +5,26 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "base/Error.h"
 #include "gateway/datapath/Conntrack.h"
 
+struct bpf_link;
+
 namespace gw {
 
 class BpfObjects;
 
-// Holds no state but the map: every method reads the kernel afresh. `objects` must outlive this.
+// Holds no state but the map (and the counter's iterator link): every method reads the kernel
+// afresh, so any thread may call any method. `objects` must outlive this.
 class ConntrackTable {
 public:
   explicit ConntrackTable(const BpfObjects& objects);
+  ~ConntrackTable();
+  ConntrackTable(const ConntrackTable&) = delete;
+  ConntrackTable& operator=(const ConntrackTable&) = delete;
 
   Result<std::vector<Flow>> list() const;
   // Deletes both halves of every flow `pred` picks; returns the flows deleted.
@@ -25,11 +32,20 @@ public:
   // Flows idle past their state's timeout, and orphan halves (peer gone) past a grace period.
   Result<size_t> collectGarbage(const CtTimeouts& timeouts);
 
-  Result<size_t> count() const; // entries (a flow uses two)
+  // Entries (a flow uses two), without reading them: the kernel's own element count through
+  // BpfObjects::ctCounter(); without it (before 6.6), a walk that keeps nothing.
+  Result<size_t> count() const;
+  // The fallback, public for tests: one walk of the map in chunks.
+  Result<size_t> countByWalking() const;
   size_t capacity() const;
 
 private:
+  struct LinkDeleter {
+    void operator()(bpf_link* link) const;
+  };
+
   const BpfObjects& objects_;
+  std::unique_ptr<bpf_link, LinkDeleter> counter_; // iter link of ctCounter(); null: walk
 };
 
 } // namespace gw

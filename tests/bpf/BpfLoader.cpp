@@ -79,6 +79,8 @@ Result<RunResult> BpfLoader::run(Prog prog, const Bytes& frame, uint32_t repeat)
 
 int BpfLoader::mapFd(const char* name) const { return objects_->mapFd(name); }
 
+const BpfObjects& BpfLoader::objects() const { return *objects_; }
+
 uint32_t BpfLoader::ctMaxEntries() const { return objects_->ctCapacity(); }
 
 Result<uint64_t> BpfLoader::mapMemlock(const char* name) const {

@@ -45,6 +45,7 @@ public:
   Result<RunResult> run(Prog prog, const Bytes& frame, uint32_t repeat) const;
 
   int mapFd(const char* name) const;
+  const BpfObjects& objects() const; // what loaded them: gatewayd's loader
   // The kernel's memory figure for a map (fdinfo "memlock", what bpftool shows).
   Result<uint64_t> mapMemlock(const char* name) const;
   uint32_t ctMaxEntries() const;
