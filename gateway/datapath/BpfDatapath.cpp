@@ -10,7 +10,6 @@
 #include "bpf/gw_abi.h"
 
 namespace gw {
-
 BpfDatapath::BpfDatapath(DatapathConfig config) : config_(std::move(config)) {}
 
 BpfDatapath::~BpfDatapath() {
@@ -195,8 +194,21 @@ void BpfDatapath::setTimeouts(const CtTimeouts& timeouts) {
 }
 
 Result<size_t> BpfDatapath::collectGarbage() {
-  std::lock_guard lock(mu_);
-  return conntrack_->collectGarbage(config_.timeouts);
+  CtTimeouts timeouts;
+  {
+    std::lock_guard lock(mu_);
+    timeouts = config_.timeouts;
+  }
+  // Neither step takes the lock: they touch no state of ours, only the conntrack map (alive
+  // as long as this object), whose deletes are atomic and whose other deleters (deleteFlows,
+  // flushFlows, deleteExpose, the LRU) just see ENOENT. Deleting under the lock a chunk at a
+  // time was tried: std::mutex is not fair, GC re-took it first, and an API call waited out
+  // every chunk (400 ms of a 700 ms GC of 100k flows).
+  auto expired = conntrack_->findExpired(timeouts);
+  if (!expired) {
+    return std::unexpected(expired.error());
+  }
+  return conntrack_->deleteExpired(*expired);
 }
 
 Result<size_t> BpfDatapath::conntrackEntries() {

@@ -21,7 +21,10 @@ class RuleMaps;
 
 // Lives in the network namespace that the calling thread is in at open(): every later call
 // that touches interfaces enters that namespace for its duration, whatever thread calls it.
-// Methods are serialized by an internal mutex.
+// Any thread may call any method; they are serialized by an internal mutex, except
+// collectGarbage(), which takes it only to read the timeouts: its walk and deletes touch only
+// the conntrack map, so a GC thread never holds up the API thread. Destroy it only once no
+// other thread can still be calling.
 //
 // Lifetime: teardown() detaches everything this BpfDatapath (or, with pins, an earlier run)
 // attached, unpins and removes the pin dir. The destructor tears down the same way when

@@ -89,9 +89,23 @@ std::vector<Flow> pairFlows(const CtRows& rows, uint64_t now, std::vector<FlowKe
   return flows;
 }
 
+// Deletes a flow's entries; whether any was still there to delete (ENOENT: gone meanwhile, by
+// LRU eviction or another deleter).
+Result<bool> deleteHalves(int fd, const FlowKeys& keys) {
+  bool any = false;
+  for (const auto& key : keys) {
+    if (bpf_map_delete_elem(fd, &key) == 0) {
+      any = true;
+    } else if (errno != ENOENT) {
+      return sysError("delete conntrack entry");
+    }
+  }
+  return any;
+}
+
 // Reads the conntrack map once and deletes both halves of every flow `pred` picks.
 Result<size_t> deleteFlowsWhere(int fd, uint64_t now,
-                                const std::function<bool(const Flow&, const FlowKeys&)>& pred) {
+                                const std::function<bool(const Flow&)>& pred) {
   auto rows = dumpMap<gw_ct_key, gw_ct_entry>(fd);
   if (!rows) {
     return std::unexpected(rows.error());
@@ -100,16 +114,14 @@ Result<size_t> deleteFlowsWhere(int fd, uint64_t now,
   auto flows = pairFlows(*rows, now, &halves);
   size_t deleted = 0;
   for (size_t i = 0; i < flows.size(); ++i) {
-    if (!pred(flows[i], halves[i])) {
+    if (!pred(flows[i])) {
       continue;
     }
-    for (const auto& key : halves[i]) {
-      // ENOENT: gone meanwhile (LRU eviction, or the data path re-created it).
-      if (bpf_map_delete_elem(fd, &key) != 0 && errno != ENOENT) {
-        return sysError("delete conntrack entry");
-      }
+    auto gone = deleteHalves(fd, halves[i]);
+    if (!gone) {
+      return std::unexpected(gone.error());
     }
-    ++deleted;
+    deleted += *gone ? 1 : 0;
   }
   return deleted;
 }
@@ -143,32 +155,61 @@ Result<std::vector<Flow>> ConntrackTable::list() const {
 }
 
 Result<size_t> ConntrackTable::deleteIf(const std::function<bool(const Flow&)>& pred) {
-  return deleteFlowsWhere(objects_.mapFd("gw_ct_v4"), monotonicNs(),
-                          [&](const Flow& f, const FlowKeys&) { return pred(f); });
+  return deleteFlowsWhere(objects_.mapFd("gw_ct_v4"), monotonicNs(), pred);
 }
 
-Result<size_t> ConntrackTable::collectGarbage(const CtTimeouts& timeouts) {
+Result<std::vector<ConntrackTable::Expired>> ConntrackTable::findExpired(
+    const CtTimeouts& timeouts) const {
+  auto rows = dumpMap<gw_ct_key, gw_ct_entry>(objects_.mapFd("gw_ct_v4"));
+  if (!rows) {
+    return std::unexpected(rows.error());
+  }
+  std::vector<FlowKeys> halves;
+  auto flows = pairFlows(*rows, monotonicNs(), &halves);
+  std::vector<Expired> out;
+  for (size_t i = 0; i < flows.size(); ++i) {
+    const Flow& f = flows[i];
+    uint64_t idleNs = 0;
+    if (f.orphan) {
+      if (static_cast<uint64_t>(f.life.count()) < kOrphanGraceNs) {
+        continue;
+      }
+    } else {
+      auto timeout = flowTimeout(f.proto, f.state, timeouts);
+      if (f.age <= timeout) {
+        continue;
+      }
+      idleNs = static_cast<uint64_t>(std::chrono::nanoseconds(timeout).count());
+    }
+    out.push_back({halves[i].keys, halves[i].count, idleNs});
+  }
+  return out;
+}
+
+Result<size_t> ConntrackTable::deleteExpired(std::span<const Expired> flows) {
   int fd = objects_.mapFd("gw_ct_v4");
   uint64_t now = monotonicNs();
-  return deleteFlowsWhere(fd, now, [&](const Flow& f, const FlowKeys& keys) {
-    if (f.orphan) {
-      return static_cast<uint64_t>(f.life.count()) >= kOrphanGraceNs;
-    }
-    auto timeout = flowTimeout(f.proto, f.state, timeouts);
-    if (f.age <= timeout) {
-      return false;
-    }
-    // A packet may have arrived since the dump: re-read the halves before deleting.
-    uint64_t timeoutNs = static_cast<uint64_t>(std::chrono::nanoseconds(timeout).count());
+  size_t deleted = 0;
+  for (const Expired& e : flows) {
+    FlowKeys keys{e.keys, e.halves};
+    bool idle = true;
     for (const auto& key : keys) {
       gw_ct_entry current{};
-      if (bpf_map_lookup_elem(fd, &key, &current) == 0 &&
-          current.last_seen_ns + timeoutNs >= now) {
-        return false;
+      if (e.idleNs != 0 && bpf_map_lookup_elem(fd, &key, &current) == 0 &&
+          current.last_seen_ns + e.idleNs >= now) {
+        idle = false;
       }
     }
-    return true;
-  });
+    if (!idle) {
+      continue;
+    }
+    auto gone = deleteHalves(fd, keys);
+    if (!gone) {
+      return std::unexpected(gone.error());
+    }
+    deleted += *gone ? 1 : 0;
+  }
+  return deleted;
 }
 
 Result<size_t> ConntrackTable::count() const {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -643,6 +644,76 @@ TEST_F(DatapathTopology, ConntrackEntriesMatchAWalkOfTheMap) {
   auto flushed = dp->flushFlows();
   ASSERT_TRUE(flushed) << flushed.error().str();
   expectCount(0);
+}
+
+// GC on another thread, as the daemon runs it: the walk holds no lock, so the API thread's
+// calls go on meanwhile, and every expired flow still goes.
+TEST_F(DatapathTopology, GarbageCollectionOnAnotherThreadLetsCallsThrough) {
+  DatapathConfig config;
+  config.timeouts.tcpEstablished = config.timeouts.tcpTransitory = config.timeouts.tcpSyn = 1s;
+  auto dp = openDatapath(config);
+  ASSERT_TRUE(dp);
+  int fd = dp->mapFd("gw_ct_v4");
+  constexpr uint32_t kFlows = 100000;
+  std::vector<gw_ct_key> keys;
+  std::vector<gw_ct_entry> values;
+  for (uint32_t i = 0; i < kFlows; ++i) {
+    gw_ct_key orig{};
+    orig.saddr.v4 = htonl(0x64400000u + i);
+    orig.daddr.v4 = htonl(0xc6120001);
+    orig.sport = htons(40000);
+    orig.dport = htons(6000);
+    orig.proto = IPPROTO_TCP;
+    orig.family = GW_AF_INET;
+    gw_ct_key reply = orig;
+    std::swap(reply.saddr, reply.daddr);
+    std::swap(reply.sport, reply.dport);
+    gw_ct_entry o{};
+    o.dir = GW_CT_DIR_ORIG;
+    o.peer = reply;
+    o.created_ns = o.last_seen_ns = 1; // long idle
+    gw_ct_entry r = o;
+    r.dir = GW_CT_DIR_REPLY;
+    r.peer = orig;
+    keys.push_back(orig);
+    values.push_back(o);
+    keys.push_back(reply);
+    values.push_back(r);
+  }
+  auto count = static_cast<uint32_t>(keys.size());
+  ASSERT_EQ(bpf_map_update_batch(fd, keys.data(), values.data(), &count, nullptr), 0);
+  ASSERT_EQ(*dp->conntrackEntries(), 2u * kFlows);
+
+  using Clock = std::chrono::steady_clock;
+  std::atomic<bool> done = false;
+  Result<size_t> collected = 0;
+  Clock::duration gcTime{};
+  std::jthread gc([&] {
+    auto start = Clock::now();
+    collected = dp->collectGarbage();
+    gcTime = Clock::now() - start;
+    done = true;
+  });
+  Clock::duration worst{};
+  size_t calls = 0;
+  while (!done) {
+    auto start = Clock::now();
+    EXPECT_TRUE(dp->addLocalAddress(ip("198.18.0.1")));
+    EXPECT_TRUE(dp->conntrackEntries());
+    worst = std::max(worst, Clock::now() - start);
+    ++calls;
+  }
+  gc.join();
+  ASSERT_TRUE(collected) << collected.error().str();
+  EXPECT_EQ(*collected, kFlows);
+  EXPECT_EQ(*dp->conntrackEntries(), 0u);
+  auto ms = [](Clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(d).count() / 1000.0;
+  };
+  std::cout << "GC of " << kFlows << " flows: " << ms(gcTime) << " ms; " << calls
+            << " calls meanwhile, the slowest " << ms(worst) << " ms\n";
+  EXPECT_GT(calls, 1u);
+  EXPECT_LT(worst, gcTime / 2) << "a call waited for most of the GC";
 }
 
 // The fallback for kernels without bpf_map_sum_elem_count counts the same.
