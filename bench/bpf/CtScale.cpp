@@ -10,6 +10,7 @@
 
 #include "bench/bpf/Topology.h"
 #include "gateway/datapath/BpfDatapath.h"
+#include "gateway/datapath/ConntrackTable.h"
 #include "gateway/datapath/MapDump.h"
 
 namespace gw::bench {
@@ -346,6 +347,22 @@ Section runCtScale(const BpfLoader& defaultLoader, const CtScaleOptions& o) {
                          std::to_string(want) + " (evictions?)");
   }
   dumped = {};
+  // The entry count stats() reports: the kernel's element count, and the walk kernels before
+  // 6.6 fall back to.
+  ConntrackTable table(l.objects());
+  start = Clock::now();
+  auto kernelCount = table.count();
+  double countS = secondsSince(start);
+  start = Clock::now();
+  auto walkCount = table.countByWalking();
+  double walkCountS = secondsSince(start);
+  if (!kernelCount || *kernelCount != want || !walkCount || *walkCount != want) {
+    s.failures.push_back("ConntrackTable counts " +
+                         (kernelCount ? std::to_string(*kernelCount) : kernelCount.error().str()) +
+                         " / " +
+                         (walkCount ? std::to_string(*walkCount) : walkCount.error().str()) +
+                         " entries, expected " + std::to_string(want));
+  }
   auto bigMemFull = l.mapMemlock("gw_ct_v4");
   Hot hotFull = measureHot(l, hotFrame, o.runs, repeat, s.failures);
   Cold coldFull = measureCold(l, t, o.flows, o.coldSamples, hotFull, s.failures);
@@ -403,6 +420,12 @@ Section runCtScale(const BpfLoader& defaultLoader, const CtScaleOptions& o) {
         fmt(dumpS * 1000) + " ms | " + perEntry(dumpS, want) + " |\n";
   md += "| full-table read: `bpf_map_get_next_key` + `bpf_map_lookup_elem` | " +
         fmt(byKeyS * 1000) + " ms | " + perEntry(byKeyS, want) + " |\n";
+  md += "| entry count: `ConntrackTable::count` (the kernel's element count, one bpf_map "
+        "iterator read) | " +
+        fmt(countS * 1000, 3) + " ms | - (per map, not per entry) |\n";
+  md += "| entry count without the kfunc: `ConntrackTable::countByWalking` (lookup_batch, "
+        "nothing kept) | " +
+        fmt(walkCountS * 1000) + " ms | " + perEntry(walkCountS, want) + " |\n";
 
   nlohmann::json gc;
   if (o.gcFlows) {
@@ -433,6 +456,8 @@ Section runCtScale(const BpfLoader& defaultLoader, const CtScaleOptions& o) {
             {"lookup_batch_total_s", lookupBatchS},
             {"dump_map_total_s", dumpS},
             {"get_next_key_total_s", byKeyS},
+            {"count_kernel_s", countS},
+            {"count_walk_s", walkCountS},
             {"gc", gc}};
   return s;
 }

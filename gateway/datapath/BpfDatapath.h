@@ -1,26 +1,30 @@
 // SPDX-License-Identifier: MIT
-// The kernel's data path: loads the BPF objects with one shared set of maps, attaches them
-// (tc, XDP, cgroup socket hooks), and manages the maps (rules, conntrack, stats).
+// The kernel's data path, composed of one class per job: BpfObjects loads (and pins) the
+// programs and maps, Attachments puts the programs on links and cgroups, RuleMaps writes the
+// rules, ConntrackTable lists and collects flows, Counters sums the statistics.
 #pragma once
 
-#include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 
-#include "base/Fd.h"
 #include "gateway/datapath/Datapath.h"
-#include "netns/Namespace.h"
-
-struct gw_config;
 
 namespace gw {
 
+class Attachments;
+class BpfObjects;
+class ConntrackTable;
+class Counters;
+class RuleMaps;
+
 // Lives in the network namespace that the calling thread is in at open(): every later call
 // that touches interfaces enters that namespace for its duration, whatever thread calls it.
-// Methods are serialized by an internal mutex.
+// Any thread may call any method; they are serialized by an internal mutex, except
+// collectGarbage(), which takes it only to read the timeouts: its walk and deletes touch only
+// the conntrack map, so a GC thread never holds up the API thread. Destroy it only once no
+// other thread can still be calling.
 //
 // Lifetime: teardown() detaches everything this BpfDatapath (or, with pins, an earlier run)
 // attached, unpins and removes the pin dir. The destructor tears down the same way when
@@ -78,6 +82,8 @@ public:
   Result<size_t> collectGarbage() override;
   void setTimeouts(const CtTimeouts& timeouts);
 
+  // The kernel's own element count of gw_ct_v4 (6.6+; before, a walk that keeps nothing).
+  Result<size_t> conntrackEntries() override;
   Result<DatapathStats> stats() override;
   // Zeroes one rule id's counters on every CPU. The BPF side only ever adds to them, so a rule
   // id that is deleted and later reused would otherwise inherit its predecessor's totals:
@@ -87,41 +93,21 @@ public:
   Status teardown() override;
 
   // Whether maps were adopted from pins of an earlier run at open().
-  bool adopted() const override { return adopted_; }
+  bool adopted() const override;
   // A shared map's fd by name (gw_ct_v4, ...), -1 if unknown. For tests and tools.
   int mapFd(std::string_view name) const;
 
-  struct Objects; // the loaded skeletons (BpfDatapath.cpp)
-
 private:
-  struct Attachment {
-    uint32_t flags = 0; // kAttach* bits (BpfDatapath.cpp)
-  };
-
   explicit BpfDatapath(DatapathConfig config);
-  Status load();
-  Result<NetnsGuard> enterNetns();
-  Status attachTc(int ifindex, bool ingress, int progFd, Attachment& record);
-  Status detachInterface(int ifindex);
-  Status attachXdp(int ifindex, Attachment& record);
-  Status saveAttachment(int ifindex, const Attachment& record);
-  Status loadAttachments();
-  Status writeConfig(const std::function<void(struct gw_config&)>& change);
-  Result<size_t> deleteFlowsIf(const std::function<bool(const Flow&)>& pred);
   Status teardownLocked();
-  std::string pinPath(std::string_view name) const;
 
   DatapathConfig config_;
-  std::unique_ptr<Objects> objects_;
-  UniqueFd netns_;
-  std::map<std::string, UniqueFd, std::less<>> maps_; // the shared maps, by name
-  UniqueFd attachMap_; // pinned ifindex -> Attachment, so a restart knows what is ours
-  std::map<int, Attachment> attachments_;
-  std::map<int, UniqueFd> xdpLinks_;
-  std::map<std::string, UniqueFd> cgroupLinks_; // by program name
-  int uplinkIfindex_ = 0;
-  XdpMode uplinkXdp_ = XdpMode::Off;
-  bool adopted_ = false;
+  // Declared before what borrows from it: destroyed last.
+  std::unique_ptr<BpfObjects> objects_;
+  std::unique_ptr<Attachments> attachments_;
+  std::unique_ptr<RuleMaps> rules_;
+  std::unique_ptr<Counters> counters_;
+  std::unique_ptr<ConntrackTable> conntrack_;
   bool tornDown_ = false;
   mutable std::mutex mu_;
 };

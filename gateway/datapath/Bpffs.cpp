@@ -5,7 +5,9 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -89,6 +91,29 @@ Status ensureBpffs(const std::string& dir) {
     return sysError("mount -t bpf bpf " + dir);
   }
   return {};
+}
+
+std::string pinPath(const std::string& dir, std::string_view name) {
+  return dir + "/" + std::string(name);
+}
+
+bool pathExists(const std::string& path) {
+  struct stat st{};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+Status removePins(const std::string& dir, std::initializer_list<std::string_view> prefixes) {
+  Status result;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename();
+    bool match = std::any_of(prefixes.begin(), prefixes.end(),
+                             [&](std::string_view p) { return name.starts_with(p); });
+    if (match && ::unlink(entry.path().c_str()) != 0 && errno != ENOENT && result) {
+      result = sysError("unpin " + entry.path().string());
+    }
+  }
+  return result;
 }
 
 Result<std::string> findCgroup2() {

@@ -2,7 +2,9 @@
 // The two pseudo filesystems the data path needs: bpffs for pins, cgroup v2 for socket hooks.
 #pragma once
 
+#include <initializer_list>
 #include <string>
+#include <string_view>
 
 #include "base/Error.h"
 
@@ -14,6 +16,16 @@ Status ensureBpffs(const std::string& dir);
 
 // True when `path` is on a bpffs (statfs f_type == BPF_FS_MAGIC).
 Result<bool> isBpffs(const std::string& path);
+
+// Where a pin called `name` lives in `dir`.
+std::string pinPath(const std::string& dir, std::string_view name);
+
+// True when `path` exists (a pin of an earlier run, say).
+bool pathExists(const std::string& path);
+
+// Unpins every entry directly in `dir` whose name starts with one of `prefixes` (a missing dir
+// has none). Keeps going past a failure and returns the first.
+Status removePins(const std::string& dir, std::initializer_list<std::string_view> prefixes);
 
 // The mount point of a cgroup v2 hierarchy from /proc/mounts; when there is none, mounts one
 // at /run/gateway/cgroup2.

@@ -114,6 +114,16 @@ public:
   // Removes flows idle past their state's timeout, and orphan halves (peer gone).
   virtual Result<size_t> collectGarbage() = 0;
 
+  // Conntrack entries (a flow uses two), cheap enough for every scrape: reads no entry.
+  // Defaults to stats().ctEntries for implementations without a cheaper way.
+  virtual Result<size_t> conntrackEntries() {
+    auto s = stats();
+    if (!s) {
+      return std::unexpected(s.error());
+    }
+    return s->ctEntries;
+  }
+
   virtual Result<DatapathStats> stats() = 0;
   // Zeroes one rule id's counters, so a reused id does not inherit its predecessor's totals.
   virtual Status resetRuleStats(uint32_t ruleId) = 0;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Reads a whole BPF hash map into memory.
+// Walks a whole BPF hash map in chunks (forEachEntry), or reads it into memory (dumpMap).
 #pragma once
 
 #include <bpf/bpf.h>
@@ -14,12 +14,12 @@
 
 namespace gw {
 
-// Batched lookups walk a hash map bucket by bucket, so concurrent inserts and LRU evictions
-// cannot restart the walk the way bpf_map_get_next_key does when its cursor key vanishes.
-// Falls back to get_next_key where batching is unsupported.
-template <class K, class V>
-Result<std::vector<std::pair<K, V>>> dumpMap(int fd) {
-  std::vector<std::pair<K, V>> out;
+// Calls visit(key, value) for every entry, holding one chunk at a time. Batched lookups walk a
+// hash map bucket by bucket, so concurrent inserts and LRU evictions cannot restart the walk
+// the way bpf_map_get_next_key does when its cursor key vanishes. Falls back to get_next_key
+// where batching is unsupported.
+template <class K, class V, class Visit>
+Status forEachEntry(int fd, Visit&& visit) {
   uint32_t chunk = 1024;
   std::vector<K> keys(chunk);
   std::vector<V> values(chunk);
@@ -49,28 +49,39 @@ Result<std::vector<std::pair<K, V>>> dumpMap(int fd) {
       return sysError("bpf_map_lookup_batch");
     }
     for (uint32_t i = 0; i < count; ++i) {
-      out.emplace_back(keys[i], values[i]);
+      visit(keys[i], values[i]);
     }
     if (err != 0) {
-      return out; // ENOENT: walked the whole map
+      return {}; // ENOENT: walked the whole map
     }
     inBatch = outBatch;
     first = false;
   }
-  out.clear();
   K key{};
   K next{};
   const K* cursor = nullptr;
   while (bpf_map_get_next_key(fd, cursor, &next) == 0) {
     V value{};
     if (bpf_map_lookup_elem(fd, &next, &value) == 0) {
-      out.emplace_back(next, value);
+      visit(next, value);
     }
     key = next;
     cursor = &key;
   }
   if (errno != ENOENT) {
     return sysError("bpf_map_get_next_key");
+  }
+  return {};
+}
+
+template <class K, class V>
+Result<std::vector<std::pair<K, V>>> dumpMap(int fd) {
+  std::vector<std::pair<K, V>> out;
+  auto ok = forEachEntry<K, V>(fd, [&](const K& key, const V& value) {
+    out.emplace_back(key, value);
+  });
+  if (!ok) {
+    return std::unexpected(ok.error());
   }
   return out;
 }

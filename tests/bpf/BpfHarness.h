@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Loads the data-path skeletons with one shared set of maps (as gatewayd does, through
-// bpf_map__reuse_fd) and runs programs on packets with BPF_PROG_TEST_RUN.
+// Loads the data-path programs with gatewayd's own loader (BpfLoader -> gw::BpfObjects) and runs
+// them on packets with BPF_PROG_TEST_RUN.
 #pragma once
 
 #include <cstdint>

@@ -9,63 +9,10 @@
 #include <fstream>
 #include <vector>
 
-#include "gw_endpoint_tc.skel.h"
-#include "gw_passthrough.skel.h"
-#include "gw_sock_cgroup.skel.h"
-#include "gw_uplink_tc.skel.h"
-#include "gw_uplink_xdp.skel.h"
+#include "gateway/datapath/BpfObjects.h"
 
 namespace gw::test {
 namespace {
-
-template <class T, void (*Destroy)(T*)>
-struct SkelDeleter {
-  void operator()(T* skel) const { Destroy(skel); }
-};
-template <class T, void (*Destroy)(T*)>
-using SkelPtr = std::unique_ptr<T, SkelDeleter<T, Destroy>>;
-
-// Points every gw_* map of `obj` at the one `owner` created (as gatewayd shares them).
-int shareMaps(bpf_object* owner, bpf_object* obj) {
-  bpf_map* map;
-  bpf_object__for_each_map(map, obj) {
-    const char* name = bpf_map__name(map);
-    bpf_map* src = std::strncmp(name, "gw_", 3) == 0
-                       ? bpf_object__find_map_by_name(owner, name)
-                       : nullptr;
-    if (src) {
-      if (int err = bpf_map__reuse_fd(map, bpf_map__fd(src)); err) {
-        return err;
-      }
-    }
-  }
-  return 0;
-}
-
-// open + (share maps or size conntrack) + load; libbpf returns -errno and sets errno.
-template <class Skel, void (*Destroy)(Skel*)>
-Result<SkelPtr<Skel, Destroy>> openLoad(Skel* (*open)(), int (*load)(Skel*), bpf_object* owner,
-                                        uint32_t ctMaxEntries, const char* name) {
-  SkelPtr<Skel, Destroy> s(open());
-  if (!s) {
-    return sysError(std::string("open ") + name);
-  }
-  int err = 0;
-  if (owner) {
-    err = shareMaps(owner, s->obj);
-  } else if (ctMaxEntries) {
-    err = bpf_map__set_max_entries(bpf_object__find_map_by_name(s->obj, "gw_ct_v4"),
-                                   ctMaxEntries);
-  }
-  if (!err) {
-    err = load(s.get());
-  }
-  if (err) {
-    errno = -err;
-    return sysError(std::string("load ") + name);
-  }
-  return s;
-}
 
 Status mapUpdate(int fd, const void* key, const void* value, const char* what) {
   if (bpf_map_update_elem(fd, key, value, BPF_ANY) != 0) {
@@ -75,14 +22,6 @@ Status mapUpdate(int fd, const void* key, const void* value, const char* what) {
 }
 
 } // namespace
-
-struct BpfLoader::Skels {
-  SkelPtr<gw_uplink_tc, gw_uplink_tc__destroy> uplink;
-  SkelPtr<gw_endpoint_tc, gw_endpoint_tc__destroy> endpoint;
-  SkelPtr<gw_uplink_xdp, gw_uplink_xdp__destroy> xdp;
-  SkelPtr<gw_passthrough, gw_passthrough__destroy> pass;
-  SkelPtr<gw_sock_cgroup, gw_sock_cgroup__destroy> sock;
-};
 
 const char* progName(Prog prog) {
   switch (prog) {
@@ -104,66 +43,24 @@ const char* progName(Prog prog) {
 
 bool isXdp(Prog prog) { return prog == Prog::UplinkXdp || prog == Prog::PassXdp; }
 
-BpfLoader::BpfLoader() : skels_(std::make_unique<Skels>()) {}
+BpfLoader::BpfLoader(std::unique_ptr<BpfObjects> objects) : objects_(std::move(objects)) {}
 BpfLoader::~BpfLoader() = default;
 
 Result<std::unique_ptr<BpfLoader>> BpfLoader::load(uint32_t ctMaxEntries) {
-  std::unique_ptr<BpfLoader> l(new BpfLoader());
-  auto up = openLoad<gw_uplink_tc, gw_uplink_tc__destroy>(
-      gw_uplink_tc__open, gw_uplink_tc__load, nullptr, ctMaxEntries, "uplink_tc");
-  if (!up) {
-    return std::unexpected(up.error());
+  BpfObjectsOptions options;
+  options.ctEntries = ctMaxEntries;
+  options.passthrough = true;
+  auto objects = BpfObjects::load(options);
+  if (!objects) {
+    return std::unexpected(objects.error());
   }
-  l->skels_->uplink = std::move(*up);
-  bpf_object* owner = l->skels_->uplink->obj;
-  auto ep = openLoad<gw_endpoint_tc, gw_endpoint_tc__destroy>(
-      gw_endpoint_tc__open, gw_endpoint_tc__load, owner, 0, "endpoint_tc");
-  if (!ep) {
-    return std::unexpected(ep.error());
-  }
-  l->skels_->endpoint = std::move(*ep);
-  auto xdp = openLoad<gw_uplink_xdp, gw_uplink_xdp__destroy>(
-      gw_uplink_xdp__open, gw_uplink_xdp__load, owner, 0, "uplink_xdp");
-  if (!xdp) {
-    return std::unexpected(xdp.error());
-  }
-  l->skels_->xdp = std::move(*xdp);
-  auto pass = openLoad<gw_passthrough, gw_passthrough__destroy>(
-      gw_passthrough__open, gw_passthrough__load, owner, 0, "passthrough");
-  if (!pass) {
-    return std::unexpected(pass.error());
-  }
-  l->skels_->pass = std::move(*pass);
-  auto sock = openLoad<gw_sock_cgroup, gw_sock_cgroup__destroy>(
-      gw_sock_cgroup__open, gw_sock_cgroup__load, owner, 0, "sock_cgroup");
-  if (!sock) {
-    return std::unexpected(sock.error());
-  }
-  l->skels_->sock = std::move(*sock);
-  return l;
+  return std::unique_ptr<BpfLoader>(new BpfLoader(std::move(*objects)));
 }
 
 Result<RunResult> BpfLoader::run(Prog prog, const Bytes& frame, uint32_t repeat) const {
-  bpf_program* p = nullptr;
-  switch (prog) {
-  case Prog::UplinkIngress:
-    p = skels_->uplink->progs.gw_uplink_ingress;
-    break;
-  case Prog::UplinkEgress:
-    p = skels_->uplink->progs.gw_uplink_egress;
-    break;
-  case Prog::EndpointIngress:
-    p = skels_->endpoint->progs.gw_endpoint_ingress;
-    break;
-  case Prog::UplinkXdp:
-    p = skels_->xdp->progs.gw_uplink_xdp;
-    break;
-  case Prog::PassTc:
-    p = skels_->pass->progs.gw_pass_tc;
-    break;
-  case Prog::PassXdp:
-    p = skels_->pass->progs.gw_pass_xdp;
-    break;
+  int fd = objects_->progFd(progName(prog));
+  if (fd < 0) {
+    return fail(std::string("no program ") + progName(prog));
   }
   RunResult r;
   r.out.resize(frame.size() + 512);
@@ -171,7 +68,7 @@ Result<RunResult> BpfLoader::run(Prog prog, const Bytes& frame, uint32_t repeat)
               .data_size_in = static_cast<uint32_t>(frame.size()),
               .data_size_out = static_cast<uint32_t>(r.out.size()),
               .repeat = static_cast<int>(repeat));
-  if (bpf_prog_test_run_opts(bpf_program__fd(p), &opts) != 0) {
+  if (bpf_prog_test_run_opts(fd, &opts) != 0) {
     return sysError(std::string("BPF_PROG_TEST_RUN ") + progName(prog));
   }
   r.verdict = opts.retval;
@@ -180,13 +77,11 @@ Result<RunResult> BpfLoader::run(Prog prog, const Bytes& frame, uint32_t repeat)
   return r;
 }
 
-int BpfLoader::mapFd(const char* name) const {
-  return bpf_object__find_map_fd_by_name(skels_->uplink->obj, name);
-}
+int BpfLoader::mapFd(const char* name) const { return objects_->mapFd(name); }
 
-uint32_t BpfLoader::ctMaxEntries() const {
-  return bpf_map__max_entries(bpf_object__find_map_by_name(skels_->uplink->obj, "gw_ct_v4"));
-}
+const BpfObjects& BpfLoader::objects() const { return *objects_; }
+
+uint32_t BpfLoader::ctMaxEntries() const { return objects_->ctCapacity(); }
 
 Result<uint64_t> BpfLoader::mapMemlock(const char* name) const {
   std::ifstream in("/proc/self/fdinfo/" + std::to_string(mapFd(name)));
@@ -297,7 +192,7 @@ gw_rule_stats BpfLoader::rule(uint32_t ruleId) const {
 int BpfLoader::runSockConnect4(bpf_sock_addr& ctx) const {
   LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &ctx, .ctx_out = &ctx,
               .ctx_size_in = sizeof(ctx), .ctx_size_out = sizeof(ctx));
-  return bpf_prog_test_run_opts(bpf_program__fd(skels_->sock->progs.gw_connect4), &opts);
+  return bpf_prog_test_run_opts(objects_->progFd("gw_connect4"), &opts);
 }
 
 uint64_t BpfLoader::reason(gw_reason r) const {

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The data-path skeletons loaded with one shared set of maps (as gatewayd shares them, through
-// bpf_map__reuse_fd), run on packets with BPF_PROG_TEST_RUN. Attaches nothing. Used by the BPF
-// unit tests (through BpfHarness) and the per-packet benchmark; the conntrack map can be sized
-// (1M flows need more than GW_CT_MAX_ENTRIES).
+// The data-path programs loaded by gatewayd's own loader (gw::BpfObjects: one shared set of maps,
+// no pins) plus the pass-through baseline, run on packets with BPF_PROG_TEST_RUN. Attaches
+// nothing. Used by the BPF unit tests (through BpfHarness) and the per-packet benchmark; the
+// conntrack map can be sized (1M flows need more than GW_CT_MAX_ENTRIES).
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,10 @@
 #include "bpf/gw_abi.h"
 
 struct bpf_sock_addr;
+
+namespace gw {
+class BpfObjects;
+}
 
 namespace gw::test {
 
@@ -41,6 +45,7 @@ public:
   Result<RunResult> run(Prog prog, const Bytes& frame, uint32_t repeat) const;
 
   int mapFd(const char* name) const;
+  const BpfObjects& objects() const; // what loaded them: gatewayd's loader
   // The kernel's memory figure for a map (fdinfo "memlock", what bpftool shows).
   Result<uint64_t> mapMemlock(const char* name) const;
   uint32_t ctMaxEntries() const;
@@ -64,9 +69,8 @@ public:
   int runSockConnect4(bpf_sock_addr& ctx) const;
 
 private:
-  struct Skels;
-  BpfLoader();
-  std::unique_ptr<Skels> skels_;
+  explicit BpfLoader(std::unique_ptr<BpfObjects> objects);
+  std::unique_ptr<BpfObjects> objects_;
 };
 
 // ABI helpers (addresses network order, ports host order).

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -27,6 +28,8 @@
 #include "tests/support/TestSupport.h"
 #include "gateway/datapath/Bpffs.h"
 #include "gateway/datapath/BpfDatapath.h"
+#include "gateway/datapath/BpfObjects.h"
+#include "gateway/datapath/ConntrackTable.h"
 #include "bpf/gw_abi.h"
 
 namespace gw {
@@ -577,6 +580,166 @@ TEST_F(DatapathTopology, GarbageCollectionAndFlowDeletion) {
   st = dp->stats();
   ASSERT_TRUE(st);
   EXPECT_EQ(st->ctEntries, 0u);
+}
+
+// conntrackEntries() reads the kernel's element count; it must agree with a walk of the map
+// through inserts, deletes and LRU evictions.
+TEST_F(DatapathTopology, ConntrackEntriesMatchAWalkOfTheMap) {
+  DatapathConfig config;
+  config.ctEntries = 4096;
+  auto dp = openDatapath(config);
+  ASSERT_TRUE(dp);
+  int fd = dp->mapFd("gw_ct_v4");
+  auto walk = [fd] {
+    gw_ct_key key{};
+    gw_ct_key next{};
+    const gw_ct_key* cursor = nullptr;
+    size_t n = 0;
+    while (bpf_map_get_next_key(fd, cursor, &next) == 0) {
+      ++n;
+      key = next;
+      cursor = &key;
+    }
+    return n;
+  };
+  auto keyOf = [](uint32_t i) {
+    gw_ct_key k{};
+    k.saddr.v4 = htonl(0x64400000u + i);
+    k.daddr.v4 = htonl(0xc6120001);
+    k.sport = htons(40000);
+    k.dport = htons(6000);
+    k.proto = IPPROTO_TCP;
+    k.family = GW_AF_INET;
+    return k;
+  };
+  auto expectCount = [&](size_t want) {
+    auto n = dp->conntrackEntries();
+    ASSERT_TRUE(n) << n.error().str();
+    EXPECT_EQ(*n, want);
+    auto st = dp->stats();
+    ASSERT_TRUE(st) << st.error().str();
+    EXPECT_EQ(st->ctEntries, want);
+    EXPECT_EQ(st->ctCapacity, 4096u);
+  };
+  expectCount(0);
+  gw_ct_entry entry{};
+  for (uint32_t i = 0; i < 1000; ++i) {
+    auto k = keyOf(i);
+    ASSERT_EQ(bpf_map_update_elem(fd, &k, &entry, BPF_ANY), 0);
+  }
+  expectCount(1000);
+  for (uint32_t i = 0; i < 300; ++i) {
+    auto k = keyOf(i);
+    ASSERT_EQ(bpf_map_delete_elem(fd, &k), 0);
+  }
+  expectCount(700);
+  // Twice the capacity: the LRU map evicts to make room.
+  for (uint32_t i = 1000; i < 9192; ++i) {
+    auto k = keyOf(i);
+    ASSERT_EQ(bpf_map_update_elem(fd, &k, &entry, BPF_ANY), 0);
+  }
+  size_t walked = walk();
+  EXPECT_LE(walked, 4096u);
+  expectCount(walked);
+  auto flushed = dp->flushFlows();
+  ASSERT_TRUE(flushed) << flushed.error().str();
+  expectCount(0);
+}
+
+// GC on another thread, as the daemon runs it: the walk holds no lock, so the API thread's
+// calls go on meanwhile, and every expired flow still goes.
+TEST_F(DatapathTopology, GarbageCollectionOnAnotherThreadLetsCallsThrough) {
+  DatapathConfig config;
+  config.timeouts.tcpEstablished = config.timeouts.tcpTransitory = config.timeouts.tcpSyn = 1s;
+  auto dp = openDatapath(config);
+  ASSERT_TRUE(dp);
+  int fd = dp->mapFd("gw_ct_v4");
+  constexpr uint32_t kFlows = 100000;
+  std::vector<gw_ct_key> keys;
+  std::vector<gw_ct_entry> values;
+  for (uint32_t i = 0; i < kFlows; ++i) {
+    gw_ct_key orig{};
+    orig.saddr.v4 = htonl(0x64400000u + i);
+    orig.daddr.v4 = htonl(0xc6120001);
+    orig.sport = htons(40000);
+    orig.dport = htons(6000);
+    orig.proto = IPPROTO_TCP;
+    orig.family = GW_AF_INET;
+    gw_ct_key reply = orig;
+    std::swap(reply.saddr, reply.daddr);
+    std::swap(reply.sport, reply.dport);
+    gw_ct_entry o{};
+    o.dir = GW_CT_DIR_ORIG;
+    o.peer = reply;
+    o.created_ns = o.last_seen_ns = 1; // long idle
+    gw_ct_entry r = o;
+    r.dir = GW_CT_DIR_REPLY;
+    r.peer = orig;
+    keys.push_back(orig);
+    values.push_back(o);
+    keys.push_back(reply);
+    values.push_back(r);
+  }
+  auto count = static_cast<uint32_t>(keys.size());
+  ASSERT_EQ(bpf_map_update_batch(fd, keys.data(), values.data(), &count, nullptr), 0);
+  ASSERT_EQ(*dp->conntrackEntries(), 2u * kFlows);
+
+  using Clock = std::chrono::steady_clock;
+  std::atomic<bool> done = false;
+  Result<size_t> collected = 0;
+  Clock::duration gcTime{};
+  std::jthread gc([&] {
+    auto start = Clock::now();
+    collected = dp->collectGarbage();
+    gcTime = Clock::now() - start;
+    done = true;
+  });
+  Clock::duration worst{};
+  size_t calls = 0;
+  while (!done) {
+    auto start = Clock::now();
+    EXPECT_TRUE(dp->addLocalAddress(ip("198.18.0.1")));
+    EXPECT_TRUE(dp->conntrackEntries());
+    worst = std::max(worst, Clock::now() - start);
+    ++calls;
+  }
+  gc.join();
+  ASSERT_TRUE(collected) << collected.error().str();
+  EXPECT_EQ(*collected, kFlows);
+  EXPECT_EQ(*dp->conntrackEntries(), 0u);
+  auto ms = [](Clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(d).count() / 1000.0;
+  };
+  std::cout << "GC of " << kFlows << " flows: " << ms(gcTime) << " ms; " << calls
+            << " calls meanwhile, the slowest " << ms(worst) << " ms\n";
+  EXPECT_GT(calls, 1u);
+  EXPECT_LT(worst, gcTime / 2) << "a call waited for most of the GC";
+}
+
+// The fallback for kernels without bpf_map_sum_elem_count counts the same.
+TEST(ConntrackTable, WalkingCountsWhatTheKernelCounts) {
+  BpfObjectsOptions options;
+  options.ctEntries = 4096;
+  auto objects = BpfObjects::load(options);
+  ASSERT_TRUE(objects) << objects.error().str();
+  ASSERT_NE((*objects)->ctCounter(), nullptr) << "kernel 6.6+ has bpf_map_sum_elem_count";
+  ConntrackTable table(**objects);
+  int fd = (*objects)->mapFd("gw_ct_v4");
+  gw_ct_entry entry{};
+  for (uint32_t i = 0; i < 6000; ++i) {
+    gw_ct_key k{};
+    k.saddr.v4 = htonl(0x64400000u + i);
+    k.proto = IPPROTO_UDP;
+    k.family = GW_AF_INET;
+    ASSERT_EQ(bpf_map_update_elem(fd, &k, &entry, BPF_ANY), 0);
+    if (i % 1500 == 0 || i == 5999) {
+      auto counted = table.count();
+      auto walked = table.countByWalking();
+      ASSERT_TRUE(counted) << counted.error().str();
+      ASSERT_TRUE(walked) << walked.error().str();
+      EXPECT_EQ(*counted, *walked) << "after " << i + 1 << " inserts";
+    }
+  }
 }
 
 TEST_F(DatapathTopology, TeardownLeavesNoHooks) {

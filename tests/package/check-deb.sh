@@ -33,7 +33,7 @@ has -rwxr-xr-x usr/bin/gwctl
 has -rw-r--r-- usr/lib/systemd/system/gatewayd.service
 has -rw-r--r-- etc/gateway/gatewayd.conf
 has -rw-r--r-- usr/share/bash-completion/completions/gwctl
-for prog in uplink_tc endpoint_tc uplink_xdp sock_cgroup passthrough; do
+for prog in uplink_tc endpoint_tc uplink_xdp sock_cgroup passthrough map_count; do
   has -rw-r--r-- "usr/share/gateway/bpf/$prog.bpf.o"
 done
 if grep -qE '\./(usr/local|work|tmp|root)/|\.skel\.h|_tests?$' <<<"$contents"; then
