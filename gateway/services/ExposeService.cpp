@@ -114,7 +114,9 @@ uint32_t ExposeService::allocateRuleId() {
   State& state = ctx_.state;
   std::vector<bool> used(GW_RULE_MAX);
   for (const auto& e : state.exposes) {
-    used[e.id] = true;
+    if (e.id < GW_RULE_MAX) { // state.json holds any uint32
+      used[e.id] = true;
+    }
   }
   // From a cursor, so ids are not reused soon after an unexpose (their counters are fresh).
   for (uint32_t k = 0; k + 1 < GW_RULE_MAX; ++k) {

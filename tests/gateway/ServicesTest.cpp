@@ -443,6 +443,20 @@ TEST_F(ExposeRules, ListMergesDataPathAndProxyCounters) {
   EXPECT_EQ(exposes_.list()[0].packets, 0u);
 }
 
+TEST_F(ExposeRules, RuleIdsOfAStateFileBeyondTheIdSpaceAreNotAllocatedOver) {
+  // A state.json edited by hand: ids are uint32 there, the id space is GW_RULE_MAX.
+  ExposeRecord stray;
+  stray.id = GW_RULE_MAX + 4464;
+  stray.hostPort = stray.hostPortEnd = 9999;
+  stray.target = "10.0.0.9:80";
+  stray.targetAddr = ip("10.0.0.9");
+  stray.targetPort = 80;
+  state_.exposes.push_back(stray);
+  auto added = addExpose(expose("8080", "10.0.0.5:80"));
+  EXPECT_GT(added.id, 0u);
+  EXPECT_LT(added.id, uint32_t{GW_RULE_MAX});
+}
+
 TEST_F(ExposeRules, ReconcileAppliesTheStateAndTeardownRemovesIt) {
   addExpose(expose("7000-7001", "10.0.0.5:80-81"));
   addExpose(withMode(expose("7100", "10.0.0.5:80"), ExposeMode::Proxy));
