@@ -272,6 +272,10 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
   e.proxyProtocol = request.proxyProtocol;
   Serving serving = servingPath(e);
   if (serving.path == ServingPath::None) {
+    // An IPv6 target never takes the eBPF path (400); a data path not loaded may load (503).
+    if (e.targetAddr.isV6()) {
+      return invalid(serving.why);
+    }
     return unavailable(serving.why);
   }
   if ((serving.path == ServingPath::Proxy || e.mode == ExposeMode::Proxy) &&

@@ -290,6 +290,9 @@ TEST_F(ExposeRules, WithoutTheDataPathAutoFallsBackToTheProxyAndEbpfIsUnavailabl
 }
 
 TEST_F(ExposeRules, ImpossibleCombinationsAreInvalid) {
+  // Not a missing component: no data path would ever serve these.
+  EXPECT_TRUE(failsWith(exposes_.add(withMode(expose("8080", "[fd00::5]:80"), ExposeMode::Ebpf)),
+                        ErrorKind::Invalid, "IPv4 only"));
   auto v2 = withMode(expose("8080", "10.0.0.5:80"), ExposeMode::Ebpf);
   v2.proxyProtocol = ProxyProtocol::V2;
   EXPECT_TRUE(failsWith(exposes_.add(v2), ErrorKind::Invalid, "--proxy-protocol"));
