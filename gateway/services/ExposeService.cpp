@@ -342,8 +342,14 @@ Result<api::ExposeDeleted> ExposeService::remove(const api::UnexposeQuery& query
   if (auto r = unapply(e); !r) {
     return std::unexpected(r.error());
   }
-  state.exposes.erase(found);
+  auto at = state.exposes.erase(found);
   if (auto r = ctx_.store.commit(state); !r) {
+    // state.json still names it: serve it again, as the error tells the caller nothing changed.
+    state.exposes.insert(at, e);
+    if (auto again = apply(e); !again) {
+      log::warn("unexpose ", name, " ", ports.str(), " not saved, and not restored: ",
+                again.error().str());
+    }
     return std::unexpected(r.error());
   }
   log::info("unexpose ", name, " ", ports.str());

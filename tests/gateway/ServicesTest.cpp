@@ -391,6 +391,21 @@ TEST_F(ExposeRules, AFailedCommitRollsBackTheEntries) {
   addExpose(expose("7000-7002", "10.0.0.5:80-82"));
 }
 
+TEST_F(ExposeRules, AFailedCommitOfAnUnexposeKeepsTheExpose) {
+  addExpose(expose("7000-7002", "10.0.0.5:80-82"));
+  addExpose(withMode(expose("7100", "10.0.0.5:80"), ExposeMode::Proxy));
+  store_.failNext_ = true;
+  EXPECT_TRUE(
+      failsWith(exposes_.remove(unexpose("7000-7002")), ErrorKind::Internal, "injected failure"));
+  store_.failNext_ = true;
+  EXPECT_FALSE(exposes_.remove(unexpose("7100")));
+  // What the state (and state.json) names is still served.
+  EXPECT_EQ(state_.exposes.size(), 2u);
+  EXPECT_EQ(dp_.exposes_.size(), 3u);
+  EXPECT_TRUE(proxy_.listenerOn(7100));
+  EXPECT_EQ(exposes_.list().size(), 2u);
+}
+
 TEST_F(ExposeRules, UnexposingPartOfARangeNamesTheRange) {
   addExpose(expose("7000-7009", "10.0.0.5:8000-8009"));
   EXPECT_TRUE(failsWith(exposes_.remove(unexpose("7005")), ErrorKind::NotFound,
