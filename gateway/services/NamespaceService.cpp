@@ -180,8 +180,7 @@ Result<api::NamespaceDeleted> NamespaceService::remove(const std::string& name) 
     std::erase_if(state.bridges, [&](const auto& b) { return b.name == rec.bridge; });
   }
   IpPrefix subnet = rec.address.network();
-  auto stillUsed = subnets();
-  if (ctx_.datapath && std::ranges::find(stillUsed, subnet) == stillUsed.end()) {
+  if (ctx_.datapath && !masqueradeNeeded(subnet)) {
     (void)ctx_.datapath.dp->deleteMasquerade(subnet);
   }
   if (auto r = ctx_.store.commit(state); !r) {
@@ -280,6 +279,13 @@ std::vector<IpPrefix> NamespaceService::subnets() const {
     }
   }
   return out;
+}
+
+bool NamespaceService::masqueradeNeeded(const IpPrefix& subnet) const {
+  auto used = subnets();
+  return std::ranges::find(used, subnet) != used.end() ||
+         std::ranges::find(ctx_.state.masquerades, subnet, &MasqueradeRecord::source) !=
+             ctx_.state.masquerades.end();
 }
 
 Status NamespaceService::syncLocalAddresses() {

@@ -33,6 +33,8 @@ public:
 private:
   // Every managed subnet and every address on the gateway host, for overlap checks.
   Status checkSubnetFree(const IpPrefix& subnet, std::string_view what);
+  // Whether a managed namespace or a `masquerade add` of the state needs `subnet` masqueraded.
+  bool masqueradeNeeded(const IpPrefix& subnet) const;
 
   ServiceContext& ctx_;
   Topology& topology_;

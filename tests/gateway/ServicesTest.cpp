@@ -636,6 +636,15 @@ TEST_F(NamespaceRules, DeletingTheLastNamespaceOfABridgeRemovesBridgeAndMasquera
   EXPECT_TRUE(failsWith(namespaces_.remove("../etc"), ErrorKind::Invalid, "../etc"));
 }
 
+TEST_F(NamespaceRules, DeletingANamespaceKeepsAMasqueradeAddedByHandForItsSubnet) {
+  addNamespace("a");
+  ASSERT_TRUE(masquerades_.add({.source = prefix("10.88.0.0/16")}));
+  ASSERT_TRUE(namespaces_.remove("a"));
+  // `masquerade add` asked for it: the state names it, so the data path keeps it.
+  ASSERT_EQ(state_.masquerades.size(), 1u);
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("10.88.0.0/16")));
+}
+
 TEST_F(NamespaceRules, ListShowsHealth) {
   addNamespace("a");
   addNamespace("b");
