@@ -604,6 +604,38 @@ TEST_F(NamespaceRules, AFailingWireStepLeavesNothing) {
   EXPECT_EQ(state_.namespaces.size(), 1u);
 }
 
+TEST_F(NamespaceRules, AFailingDataPathStepLeavesNothing) {
+  addNamespace("a");
+  dp_.failAddEndpoint_ = true;
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "p", .subnet = prefix("10.50.0.0/30")}),
+                        ErrorKind::Internal, "data path"));
+  EXPECT_FALSE(topology_.namespaces_.contains("p"));
+  EXPECT_FALSE(topology_.links_.contains("gw-p"));
+  EXPECT_FALSE(dp_.masquerades_.contains(prefix("10.50.0.0/30")));
+  EXPECT_EQ(dp_.endpointPrograms_.size(), 1u);
+  // The subnet of a namespace still using it keeps its masquerade.
+  EXPECT_FALSE(namespaces_.add({.name = "b"}));
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("10.88.0.0/16")));
+  EXPECT_EQ(dp_.endpoints_.size(), 1u);
+  EXPECT_EQ(state_.namespaces.size(), 1u);
+}
+
+TEST_F(NamespaceRules, AFailingCommitLeavesNothing) {
+  store_.failNext_ = true;
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "a"}), ErrorKind::Internal, "saving state"));
+  EXPECT_FALSE(topology_.namespaces_.contains("a"));
+  EXPECT_FALSE(topology_.links_.contains("gw-a"));
+  EXPECT_TRUE(topology_.bridges_.empty());
+  EXPECT_TRUE(state_.namespaces.empty());
+  EXPECT_TRUE(state_.bridges.empty());
+  // Nor anything in the data path that no state names.
+  EXPECT_TRUE(dp_.endpoints_.empty());
+  EXPECT_TRUE(dp_.endpointPrograms_.empty());
+  EXPECT_TRUE(dp_.masquerades_.empty());
+  // So the same add works next time.
+  EXPECT_EQ(addNamespace("a").address, ip("10.88.0.2"));
+}
+
 TEST_F(NamespaceRules, DeletingTheLastNamespaceOfABridgeRemovesBridgeAndMasquerade) {
   addNamespace("a");
   addNamespace("b");
