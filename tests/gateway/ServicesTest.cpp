@@ -772,6 +772,19 @@ TEST_F(MasqueradeRules, RemovingOneANamespaceUsesKeepsItInTheDataPath) {
   EXPECT_TRUE(dp_.masquerades_.contains(prefix("10.88.0.0/16")));
 }
 
+TEST_F(MasqueradeRules, AFailedCommitChangesNothing) {
+  store_.failNext_ = true;
+  EXPECT_FALSE(masquerades_.add({.source = prefix("10.1.0.0/16")}));
+  EXPECT_TRUE(dp_.masquerades_.empty());
+  EXPECT_TRUE(state_.masquerades.empty());
+
+  ASSERT_TRUE(masquerades_.add({.source = prefix("10.1.0.0/16")}));
+  store_.failNext_ = true;
+  EXPECT_FALSE(masquerades_.remove({.source = prefix("10.1.0.0/16")}));
+  EXPECT_EQ(state_.masquerades.size(), 1u);
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("10.1.0.0/16")));
+}
+
 // ---- conntrack
 
 using ConntrackRules = ServicesTest;
