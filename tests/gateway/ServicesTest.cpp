@@ -275,6 +275,9 @@ TEST_F(ExposeRules, TheProxyReachesANamespaceTargetThroughItsLoopback) {
   EXPECT_EQ(spec.targetNetns, "web");
   EXPECT_EQ(spec.targetAddr, "127.0.0.1");
   EXPECT_EQ(spec.fallbackAddr, "::1");
+  // And listens on --host-ip when one is given.
+  addExpose(withHostIp(withMode(expose("8081", "web:80"), ExposeMode::Proxy), "192.0.2.10"));
+  EXPECT_EQ(proxy_.listeners_.at(proxy_.listenerOn(8081).value()).listenAddr, "192.0.2.10");
 }
 
 TEST_F(ExposeRules, WithoutTheDataPathAutoFallsBackToTheProxyAndEbpfIsUnavailable) {
@@ -475,6 +478,20 @@ TEST_F(ExposeRules, RuleIdsOfAStateFileBeyondTheIdSpaceAreNotAllocatedOver) {
   EXPECT_LT(added.id, uint32_t{GW_RULE_MAX});
 }
 
+TEST_F(ExposeRules, WhenEveryRuleIdIsTakenAnotherExposeIsAConflict) {
+  for (uint32_t id = 1; id < GW_RULE_MAX; ++id) {
+    ExposeRecord e;
+    e.id = id;
+    e.proto = Proto::Udp;
+    e.hostPort = e.hostPortEnd = static_cast<uint16_t>(id);
+    state_.exposes.push_back(e);
+  }
+  EXPECT_TRUE(failsWith(exposes_.add(expose("8080", "10.0.0.5:80")), ErrorKind::Conflict,
+                        "no free rule id"));
+  EXPECT_TRUE(dp_.exposes_.empty());
+  EXPECT_EQ(state_.exposes.size(), size_t{GW_RULE_MAX - 1});
+}
+
 TEST_F(ExposeRules, ReconcileAppliesTheStateAndTeardownRemovesIt) {
   addExpose(expose("7000-7001", "10.0.0.5:80-81"));
   addExpose(withMode(expose("7100", "10.0.0.5:80"), ExposeMode::Proxy));
@@ -565,6 +582,18 @@ TEST_F(NamespaceRules, APointToPointSubnetMustNotOverlap) {
   EXPECT_TRUE(failsWith(namespaces_.add({.name = "q", .subnet = prefix("10.60.0.0/31")}),
                         ErrorKind::Invalid, "/30"));
   EXPECT_FALSE(topology_.namespaces_.contains("q"));
+}
+
+TEST_F(NamespaceRules, ANewBridgeSubnetMustNotOverlapEither) {
+  addNamespace("p", "10.88.1.0/30");
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "a"}), ErrorKind::Conflict,
+                        "bridge subnet 10.88.0.0/16 overlaps namespace p"));
+  EXPECT_TRUE(
+      failsWith(namespaces_.add({.name = "a", .bridge = "br1", .subnet = prefix("192.0.2.128/25")}),
+                ErrorKind::Conflict, "on uplink0"));
+  // Refused before anything was made.
+  EXPECT_TRUE(topology_.bridges_.empty());
+  EXPECT_FALSE(topology_.namespaces_.contains("a"));
 }
 
 TEST_F(NamespaceRules, ANamespaceMadeOutsideGatewaydIsAConflict) {
@@ -701,6 +730,23 @@ TEST_F(NamespaceRules, WithoutTheDataPathNamespacesAreStillWired) {
   EXPECT_TRUE(topology_.wired_.empty());
 }
 
+TEST_F(NamespaceRules, ReconcileWiresWhatTheStateNames) {
+  addNamespace("a");
+  addNamespace("p", "10.50.0.0/30");
+  State saved = state_;
+  // A reboot: the kernel forgot everything, the state did not.
+  topology_ = test::FakeTopology();
+  dp_ = test::FakeDatapath();
+  ASSERT_TRUE(namespaces_.reconcile());
+  EXPECT_TRUE(topology_.bridges_.contains("gw0"));
+  EXPECT_EQ(topology_.wired_.size(), 2u);
+  EXPECT_TRUE(dp_.endpoints_.contains(ip("10.88.0.2")));
+  EXPECT_TRUE(dp_.endpoints_.contains(ip("10.50.0.2")));
+  EXPECT_EQ(dp_.masquerades_.size(), 2u);
+  EXPECT_EQ(state_.namespaces, saved.namespaces);
+  EXPECT_EQ(store_.commits_, 2);  // reconciling changes no state
+}
+
 // ---- masquerade
 
 using MasqueradeRules = ServicesTest;
@@ -770,6 +816,14 @@ TEST_F(MasqueradeRules, RemovingOneANamespaceUsesKeepsItInTheDataPath) {
   ASSERT_TRUE(masquerades_.add({.source = prefix("10.88.0.0/16")}));
   ASSERT_TRUE(masquerades_.remove({.source = prefix("10.88.0.0/16")}));
   EXPECT_TRUE(dp_.masquerades_.contains(prefix("10.88.0.0/16")));
+}
+
+TEST_F(MasqueradeRules, ReconcileGivesTheDataPathEveryRule) {
+  auto eth1 = topology_.addLink("eth1");
+  state_.masquerades = {{prefix("10.1.0.0/16"), "", false}, {prefix("10.2.0.0/16"), "eth1", false}};
+  masquerades_.reconcile();
+  EXPECT_EQ(dp_.masquerades_.at(prefix("10.1.0.0/16")), 0);
+  EXPECT_EQ(dp_.masquerades_.at(prefix("10.2.0.0/16")), eth1.index);
 }
 
 TEST_F(MasqueradeRules, AFailedCommitChangesNothing) {
