@@ -811,7 +811,7 @@ TEST_F(MasqueradeRules, TheAutomaticEntriesOfNamespacesComeFirst) {
                         ErrorKind::NotFound, "ns del"));
 }
 
-TEST_F(MasqueradeRules, RemovingOneANamespaceUsesKeepsItInTheDataPath) {
+TEST_F(MasqueradeRules, RemovingOneThatANamespaceUsesKeepsItInTheDataPath) {
   addNamespace("a");
   ASSERT_TRUE(masquerades_.add({.source = prefix("10.88.0.0/16")}));
   ASSERT_TRUE(masquerades_.remove({.source = prefix("10.88.0.0/16")}));
