@@ -114,7 +114,9 @@ uint32_t ExposeService::allocateRuleId() {
   State& state = ctx_.state;
   std::vector<bool> used(GW_RULE_MAX);
   for (const auto& e : state.exposes) {
-    used[e.id] = true;
+    if (e.id < GW_RULE_MAX) { // state.json holds any uint32
+      used[e.id] = true;
+    }
   }
   // From a cursor, so ids are not reused soon after an unexpose (their counters are fresh).
   for (uint32_t k = 0; k + 1 < GW_RULE_MAX; ++k) {
@@ -270,6 +272,10 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
   e.proxyProtocol = request.proxyProtocol;
   Serving serving = servingPath(e);
   if (serving.path == ServingPath::None) {
+    // An IPv6 target never takes the eBPF path (400); a data path not loaded may load (503).
+    if (e.targetAddr.isV6()) {
+      return invalid(serving.why);
+    }
     return unavailable(serving.why);
   }
   if ((serving.path == ServingPath::Proxy || e.mode == ExposeMode::Proxy) &&
@@ -336,8 +342,14 @@ Result<api::ExposeDeleted> ExposeService::remove(const api::UnexposeQuery& query
   if (auto r = unapply(e); !r) {
     return std::unexpected(r.error());
   }
-  state.exposes.erase(found);
+  auto at = state.exposes.erase(found);
   if (auto r = ctx_.store.commit(state); !r) {
+    // state.json still names it: serve it again, as the error tells the caller nothing changed.
+    state.exposes.insert(at, e);
+    if (auto again = apply(e); !again) {
+      log::warn("unexpose ", name, " ", ports.str(), " not saved, and not restored: ",
+                again.error().str());
+    }
     return std::unexpected(r.error());
   }
   log::info("unexpose ", name, " ", ports.str());

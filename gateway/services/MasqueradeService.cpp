@@ -49,13 +49,17 @@ Result<api::MasqueradeDeleted> MasqueradeService::remove(const api::MasqueradeQu
   if (found == state.masquerades.end()) {
     return notFound("no masquerade for " + net.str() + " (those of `ns add` go with `ns del`)");
   }
+  // Committed first: a failed commit then changes nothing, and the data path's delete was
+  // never checked anyway.
+  MasqueradeRecord removed = *found;
+  auto at = state.masquerades.erase(found);
+  if (auto r = ctx_.store.commit(state); !r) {
+    state.masquerades.insert(at, removed);
+    return std::unexpected(r.error());
+  }
   auto automatic = automatic_();
   if (ctx_.datapath && std::ranges::find(automatic, net) == automatic.end()) {
     (void)ctx_.datapath.dp->deleteMasquerade(net);
-  }
-  state.masquerades.erase(found);
-  if (auto r = ctx_.store.commit(state); !r) {
-    return std::unexpected(r.error());
   }
   return api::MasqueradeDeleted{.source = net, .deleted = true};
 }

@@ -124,9 +124,7 @@ Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest
     return fail(r.error().kind, "ns add " + rec.name + ": " + r.error().str() + " (rolled back)");
   }
   if (auto r = applyToDatapath(rec); !r) {
-    if (auto link = topology_.link(rec.hostLink); link && ctx_.datapath) {
-      (void)ctx_.datapath.dp->detachEndpoint(link->index);
-    }
+    undoDatapath(rec);
     return fail(r.error().kind,
                 "ns add " + rec.name + ": data path: " + r.error().str() + " (rolled back)");
   }
@@ -140,6 +138,7 @@ Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest
     if (newBridge) {
       state.bridges.pop_back();
     }
+    undoDatapath(rec); // before the Rollback takes the veth it needs
     return fail(ErrorKind::Internal,
                 "ns add " + rec.name + ": saving state: " + r.error().str() + " (rolled back)");
   }
@@ -180,8 +179,7 @@ Result<api::NamespaceDeleted> NamespaceService::remove(const std::string& name) 
     std::erase_if(state.bridges, [&](const auto& b) { return b.name == rec.bridge; });
   }
   IpPrefix subnet = rec.address.network();
-  auto stillUsed = subnets();
-  if (ctx_.datapath && std::ranges::find(stillUsed, subnet) == stillUsed.end()) {
+  if (ctx_.datapath && !masqueradeNeeded(subnet)) {
     (void)ctx_.datapath.dp->deleteMasquerade(subnet);
   }
   if (auto r = ctx_.store.commit(state); !r) {
@@ -280,6 +278,27 @@ std::vector<IpPrefix> NamespaceService::subnets() const {
     }
   }
   return out;
+}
+
+void NamespaceService::undoDatapath(const NamespaceRecord& ns) {
+  Datapath* dp = ctx_.datapath.dp;
+  if (dp == nullptr) {
+    return;
+  }
+  (void)dp->deleteEndpoint(ns.address.addr);
+  if (auto link = topology_.link(ns.hostLink); link) {
+    (void)dp->detachEndpoint(link->index);
+  }
+  if (IpPrefix subnet = ns.address.network(); !masqueradeNeeded(subnet)) {
+    (void)dp->deleteMasquerade(subnet);
+  }
+}
+
+bool NamespaceService::masqueradeNeeded(const IpPrefix& subnet) const {
+  auto used = subnets();
+  return std::ranges::find(used, subnet) != used.end() ||
+         std::ranges::find(ctx_.state.masquerades, subnet, &MasqueradeRecord::source) !=
+             ctx_.state.masquerades.end();
 }
 
 Status NamespaceService::syncLocalAddresses() {

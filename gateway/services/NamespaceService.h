@@ -33,6 +33,10 @@ public:
 private:
   // Every managed subnet and every address on the gateway host, for overlap checks.
   Status checkSubnetFree(const IpPrefix& subnet, std::string_view what);
+  // Whether a managed namespace or a `masquerade add` of the state needs `subnet` masqueraded.
+  bool masqueradeNeeded(const IpPrefix& subnet) const;
+  // Undoes applyToDatapath for `ns`, which the state does not hold (a failed `ns add`).
+  void undoDatapath(const NamespaceRecord& ns);
 
   ServiceContext& ctx_;
   Topology& topology_;

@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: MIT
+#include "tests/gateway/Fakes.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace gw::test {
+namespace {
+
+std::unexpected<Error> injected(const std::string& what, int code = EIO) {
+  return std::unexpected(Error{code, "injected failure: " + what});
+}
+
+}  // namespace
+
+// ---- FakeDatapath
+
+Status FakeDatapath::attachUplink(int, const IpAddress&) {
+  return {};
+}
+
+Status FakeDatapath::attachEndpoint(int ifindex) {
+  endpointPrograms_.insert(ifindex);
+  return {};
+}
+
+Status FakeDatapath::detachEndpoint(int ifindex) {
+  endpointPrograms_.erase(ifindex);
+  return {};
+}
+
+Status FakeDatapath::addEndpoint(const IpAddress& addr, int hostIfindex,
+                                 std::array<uint8_t, 6> peerMac, std::array<uint8_t, 6> hostMac) {
+  if (failAddEndpoint_) {
+    return injected("addEndpoint " + addr.str());
+  }
+  endpoints_[addr] = {hostIfindex, peerMac, hostMac};
+  return {};
+}
+
+Status FakeDatapath::deleteEndpoint(const IpAddress& addr) {
+  endpoints_.erase(addr);
+  return {};
+}
+
+Status FakeDatapath::setHairpinAddress(const IpAddress&) {
+  return {};
+}
+
+Status FakeDatapath::addLocalAddress(const IpAddress& addr) {
+  localAddresses_.insert(addr);
+  return {};
+}
+
+Status FakeDatapath::addExpose(const ExposeEntry& entry) {
+  if (++addExposeCalls_ == failAddExposeAt_) {
+    return injected("addExpose port " + std::to_string(entry.hostPort));
+  }
+  exposes_[{entry.proto, entry.hostAddr, entry.hostPort}] = entry;
+  return {};
+}
+
+Status FakeDatapath::deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) {
+  ++deleteExposeCalls_;
+  if (exposes_.erase({proto, hostAddr, hostPort}) == 0) {
+    return std::unexpected(Error{ENOENT, "expose " + std::to_string(hostPort)});
+  }
+  return {};
+}
+
+Status FakeDatapath::addMasquerade(const IpPrefix& source, int outIfindex) {
+  if (failAddMasquerade_) {
+    return injected("addMasquerade " + source.str());
+  }
+  masquerades_[source] = outIfindex;
+  return {};
+}
+
+Status FakeDatapath::deleteMasquerade(const IpPrefix& source) {
+  masquerades_.erase(source);
+  return {};
+}
+
+Status FakeDatapath::enableHostLocal(uint64_t, const std::string&) {
+  return {};
+}
+
+Result<std::vector<Flow>> FakeDatapath::listFlows() {
+  return flows_;
+}
+
+Result<size_t> FakeDatapath::deleteFlows(const FlowFilter& filter) {
+  deleteFlowsCalls_.push_back(filter);
+  return static_cast<size_t>(
+      std::erase_if(flows_, [&](const Flow& f) { return filter.matches(f); }));
+}
+
+Result<size_t> FakeDatapath::flushFlows() {
+  ++flushCalls_;
+  size_t n = flows_.size();
+  flows_.clear();
+  return n;
+}
+
+Result<size_t> FakeDatapath::collectGarbage() {
+  return 0;
+}
+
+Result<DatapathStats> FakeDatapath::stats() {
+  if (failStats_) {
+    return injected("stats");
+  }
+  DatapathStats s;
+  s.reasons = reasons_;
+  std::set<uint32_t> ids;
+  for (const auto& [key, entry] : exposes_) {
+    if (entry.ruleId != 0) {
+      ids.insert(entry.ruleId);
+    }
+  }
+  for (uint32_t id : ids) {
+    RuleStats r = ruleStats_[id];
+    r.ruleId = id;
+    s.rules.push_back(r);
+  }
+  s.ctEntries = ctEntries_;
+  s.ctCapacity = ctCapacity_;
+  return s;
+}
+
+Status FakeDatapath::resetRuleStats(uint32_t ruleId) {
+  resets_.push_back(ruleId);
+  ruleStats_.erase(ruleId);
+  return {};
+}
+
+Status FakeDatapath::teardown() {
+  exposes_.clear();
+  masquerades_.clear();
+  endpoints_.clear();
+  endpointPrograms_.clear();
+  localAddresses_.clear();
+  return {};
+}
+
+size_t FakeDatapath::exposeCount(uint8_t proto, uint16_t first, uint16_t last) const {
+  return static_cast<size_t>(std::ranges::count_if(exposes_, [&](const auto& kv) {
+    return kv.first.proto == proto && kv.first.hostPort >= first && kv.first.hostPort <= last;
+  }));
+}
+
+// ---- FakeTopology
+
+FakeTopology::FakeTopology() {
+  addLink("lo");
+  addHostAddress("lo", IpPrefix::parse("127.0.0.1/8").value());
+  addLink("uplink0");
+  addHostAddress("uplink0", IpPrefix::parse("192.0.2.10/24").value());
+}
+
+LinkState& FakeTopology::addLink(const std::string& name) {
+  int index = nextIndex_++;
+  LinkState link{.name = name, .index = index, .up = true, .mac = {}};
+  link.mac = {0x02, 0, 0, 0, static_cast<uint8_t>(index >> 8), static_cast<uint8_t>(index)};
+  return links_[name] = link;
+}
+
+void FakeTopology::addHostAddress(const std::string& link, const IpPrefix& prefix) {
+  addresses_.push_back({prefix, link});
+}
+
+bool FakeTopology::hasHostAddress(const IpPrefix& prefix) const {
+  return std::ranges::any_of(addresses_, [&](const auto& a) { return a.prefix == prefix; });
+}
+
+void FakeTopology::dropLink(const std::string& name) {
+  links_.erase(name);
+  std::erase_if(addresses_, [&](const auto& a) { return a.link == name; });
+}
+
+bool FakeTopology::namespaceExists(const std::string& name) {
+  return namespaces_.contains(name);
+}
+
+Result<LinkState> FakeTopology::link(const std::string& name) {
+  auto it = links_.find(name);
+  if (it == links_.end()) {
+    return notFound("link " + name + " not found");
+  }
+  return it->second;
+}
+
+Result<LinkState> FakeTopology::linkIn(const std::string& ns, const std::string& name) {
+  auto it = namespaces_.find(ns);
+  if (it == namespaces_.end()) {
+    return notFound("namespace " + ns + " not found");
+  }
+  auto link = it->second.links.find(name);
+  if (link == it->second.links.end()) {
+    return notFound("link " + name + " not found in " + ns);
+  }
+  return link->second;
+}
+
+Result<std::vector<HostAddress>> FakeTopology::hostAddresses(int family) {
+  std::vector<HostAddress> out;
+  for (const auto& a : addresses_) {
+    if (family == AF_UNSPEC || a.prefix.addr.family == family) {
+      out.push_back(a);
+    }
+  }
+  return out;
+}
+
+Result<std::vector<IpPrefix>> FakeTopology::namespaceAddresses(const std::string& ns) {
+  auto it = namespaces_.find(ns);
+  if (it == namespaces_.end()) {
+    return notFound("namespace " + ns + " not found");
+  }
+  return it->second.addresses;
+}
+
+Status FakeTopology::ensureBridge(const BridgeRecord& bridge, Rollback* rollback) {
+  if (failEnsureBridge_) {
+    return injected("ensureBridge " + bridge.name);
+  }
+  if (bridges_.contains(bridge.name)) {
+    return {};
+  }
+  addLink(bridge.name);
+  addHostAddress(bridge.name, bridge.gateway);
+  bridges_[bridge.name] = bridge;
+  if (rollback != nullptr) {
+    rollback->add([this, name = bridge.name] {
+      dropLink(name);
+      bridges_.erase(name);
+    });
+  }
+  return {};
+}
+
+Status FakeTopology::wireNamespace(const NamespaceRecord& ns, Rollback* rollback) {
+  ++wireCalls_;
+  if (ns.wiring == Wiring::Bridge && !bridges_.contains(ns.bridge)) {
+    return notFound("bridge " + ns.bridge + " not found");
+  }
+  bool madeNamespace = !namespaces_.contains(ns.name);
+  FakeNamespace& inside = namespaces_[ns.name];
+  LinkState peer{.name = "eth0", .index = 2, .up = true, .mac = {0x02, 0xee, 0, 0, 0, 2}};
+  inside.links["eth0"] = peer;
+  bool madeLink = !links_.contains(ns.hostLink);
+  if (madeLink) {
+    addLink(ns.hostLink);
+  }
+  if (rollback != nullptr) {
+    rollback->add([this, name = ns.name, link = ns.hostLink, madeNamespace, madeLink] {
+      if (madeLink) {
+        dropLink(link);
+      }
+      if (madeNamespace) {
+        namespaces_.erase(name);
+      }
+    });
+  }
+  if (failWireAfterLink_) {
+    return injected("wire " + ns.name + ": address");
+  }
+  inside.addresses.push_back(ns.address);
+  if (ns.wiring == Wiring::PointToPoint) {
+    addHostAddress(ns.hostLink, ns.hostAddress);
+  }
+  wired_[ns.name] = ns;
+  if (rollback != nullptr) {
+    rollback->add([this, name = ns.name] { wired_.erase(name); });
+  }
+  return {};
+}
+
+Status FakeTopology::unwireNamespace(const NamespaceRecord& ns) {
+  ++unwireCalls_;
+  dropLink(ns.hostLink);
+  namespaces_.erase(ns.name);
+  wired_.erase(ns.name);
+  return {};
+}
+
+Status FakeTopology::removeBridge(const std::string& name) {
+  ++removeBridgeCalls_;
+  dropLink(name);
+  bridges_.erase(name);
+  return {};
+}
+
+Result<bool> FakeTopology::portInUse(Proto proto, uint16_t port, const std::optional<IpAddress>&) {
+  return portsInUse_.contains({proto, port});
+}
+
+// ---- FakeProxy
+
+Result<uint64_t> FakeProxy::addListener(const ProxyListenerSpec& spec) {
+  if (++addListenerCalls_ == failAddListenerAt_) {
+    return injected("listen " + spec.listenAddr + ":" + std::to_string(spec.listenPort),
+                    EADDRINUSE);
+  }
+  uint64_t id = nextId_++;
+  listeners_[id] = spec;
+  return id;
+}
+
+Status FakeProxy::removeListener(uint64_t id, bool) {
+  if (listeners_.erase(id) == 0) {
+    return notFound("listener " + std::to_string(id));
+  }
+  return {};
+}
+
+Result<ProxyListenerStats> FakeProxy::listenerStats(uint64_t id) {
+  if (!listeners_.contains(id)) {
+    return notFound("listener " + std::to_string(id));
+  }
+  return stats_[id];
+}
+
+void FakeProxy::stop(bool) {
+  ++stops_;
+  listeners_.clear();
+}
+
+std::optional<uint64_t> FakeProxy::listenerOn(uint16_t port) const {
+  for (const auto& [id, spec] : listeners_) {
+    if (spec.listenPort == port) {
+      return id;
+    }
+  }
+  return std::nullopt;
+}
+
+// ---- FakeStateSink
+
+Status FakeStateSink::commit(const State& state) {
+  if (failNext_) {
+    failNext_ = false;
+    return injected("commit state.journal", ENOSPC);
+  }
+  ++commits_;
+  committed_ = state;
+  return {};
+}
+
+}  // namespace gw::test

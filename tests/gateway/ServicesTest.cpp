@@ -1,0 +1,1017 @@
+// SPDX-License-Identifier: MIT
+// The rules of gatewayd's services (exposes, namespaces, masquerade, conntrack, metrics)
+// against fakes of the kernel: what they refuse, what they make, and what a failure midway
+// leaves (nothing).
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/Log.h"
+#include "bpf/gw_abi.h"
+#include "gateway/services/ConntrackService.h"
+#include "gateway/services/ExposeService.h"
+#include "gateway/services/MasqueradeService.h"
+#include "gateway/services/MetricsService.h"
+#include "gateway/services/NamespaceService.h"
+#include "tests/gateway/Fakes.h"
+
+namespace gw {
+namespace {
+
+using test::ExposeKey;
+
+IpAddress ip(std::string_view text) {
+  return IpAddress::parse(text).value();
+}
+
+IpPrefix prefix(std::string_view text) {
+  return IpPrefix::parse(text).value();
+}
+
+const char* kindName(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::Internal:
+      return "Internal";
+    case ErrorKind::Invalid:
+      return "Invalid";
+    case ErrorKind::NotFound:
+      return "NotFound";
+    case ErrorKind::Conflict:
+      return "Conflict";
+    case ErrorKind::Unavailable:
+      return "Unavailable";
+  }
+  return "?";
+}
+
+// That `r` failed with `kind` and a message containing `text`.
+template <class T>
+::testing::AssertionResult failsWith(const Result<T>& r, ErrorKind kind, std::string_view text) {
+  if (r) {
+    return ::testing::AssertionFailure() << "succeeded, expected " << kindName(kind);
+  }
+  if (r.error().kind != kind) {
+    return ::testing::AssertionFailure() << kindName(r.error().kind) << " instead of "
+                                         << kindName(kind) << ": " << r.error().str();
+  }
+  if (r.error().str().find(text) == std::string::npos) {
+    return ::testing::AssertionFailure() << "no '" << text << "' in: " << r.error().str();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+api::ExposeRequest expose(std::string_view hostPorts, std::string_view target,
+                          Proto proto = Proto::Tcp) {
+  return {.hostPort = parsePortRange(hostPorts, "host port").value(),
+          .target = parseTarget(target).value(),
+          .proto = proto};
+}
+
+api::ExposeRequest withMode(api::ExposeRequest r, ExposeMode mode) {
+  r.mode = mode;
+  return r;
+}
+
+api::ExposeRequest withHostIp(api::ExposeRequest r, std::string_view addr) {
+  r.hostIp = ip(addr);
+  return r;
+}
+
+api::UnexposeQuery unexpose(std::string_view ports, Proto proto = Proto::Tcp) {
+  return {.port = parsePortRange(ports, "host port").value(), .proto = proto};
+}
+
+constexpr uint8_t kTcp = IPPROTO_TCP;
+constexpr uint8_t kUdp = IPPROTO_UDP;
+
+// The daemon's composition (gateway/Gateway.cpp) over fakes.
+class ServicesTest : public ::testing::Test {
+ protected:
+  void SetUp() override { log::setLevel(log::Level::Error); }
+
+  void unloadDatapath() { datapath_ = DatapathRef{nullptr, "bpf() refused by the test"}; }
+
+  // A namespace wired by hand, outside gatewayd.
+  void handMade(const std::string& name, std::vector<std::string_view> addresses) {
+    test::FakeNamespace& ns = topology_.namespaces_[name];
+    for (auto a : addresses) {
+      ns.addresses.push_back(prefix(a));
+    }
+  }
+
+  api::NamespaceAdded addNamespace(const std::string& name,
+                                   std::optional<std::string_view> subnet = std::nullopt,
+                                   std::optional<std::string> bridge = std::nullopt) {
+    api::NamespaceAddRequest request{.name = name, .bridge = std::move(bridge)};
+    if (subnet) {
+      request.subnet = prefix(*subnet);
+    }
+    auto r = namespaces_.add(request);
+    EXPECT_TRUE(r) << r.error().str();
+    return r.value_or(api::NamespaceAdded{});
+  }
+
+  api::ExposeAdded addExpose(const api::ExposeRequest& request) {
+    auto r = exposes_.add(request);
+    EXPECT_TRUE(r) << r.error().str();
+    return r.value_or(api::ExposeAdded{});
+  }
+
+  State state_;
+  test::FakeStateSink store_;
+  test::FakeDatapath dp_;
+  DatapathRef datapath_{&dp_, {}};
+  test::FakeTopology topology_;
+  test::FakeProxy proxy_;
+  ServiceContext ctx_{state_, store_, datapath_, "uplink0"};
+  NamespaceService namespaces_{ctx_, topology_};
+  ExposeService exposes_{ctx_, topology_, proxy_};
+  MasqueradeService masquerades_{ctx_, topology_, [this] { return namespaces_.subnets(); }};
+  ConntrackService conntrack_{ctx_};
+  MetricsService metrics_{ctx_, exposes_, conntrack_, proxy_};
+};
+
+// ---- exposes
+
+using ExposeRules = ServicesTest;
+
+TEST_F(ExposeRules, ASecondExposeOfTheSameProtoAndPortClashes) {
+  addExpose(expose("8080", "10.0.0.5:80"));
+  EXPECT_TRUE(failsWith(exposes_.add(expose("8080", "10.0.0.6:80")), ErrorKind::Conflict,
+                        "clashes with the expose of 8080 to 10.0.0.5:80"));
+  EXPECT_TRUE(failsWith(exposes_.add(expose("8075-8085", "10.0.0.6:75-85")), ErrorKind::Conflict,
+                        "clashes"));
+  // UDP has ports of its own.
+  addExpose(expose("8080", "10.0.0.6:80", Proto::Udp));
+  EXPECT_EQ(state_.exposes.size(), 2u);
+  EXPECT_EQ(dp_.exposeCount(kTcp, 1, 65535), 1u);
+  EXPECT_EQ(dp_.exposeCount(kUdp, 1, 65535), 1u);
+  EXPECT_EQ(store_.commits_, 2);
+}
+
+TEST_F(ExposeRules, AHostIpClashesWithAnyAddressButNotWithAnotherHostIp) {
+  addExpose(withHostIp(expose("9000", "10.0.0.5:80"), "192.0.2.10"));
+  addExpose(withHostIp(expose("9000", "10.0.0.6:80"), "192.0.2.11"));
+  EXPECT_TRUE(
+      failsWith(exposes_.add(expose("9000", "10.0.0.7:80")), ErrorKind::Conflict, "clashes"));
+
+  addExpose(expose("9100", "10.0.0.5:80"));
+  EXPECT_TRUE(failsWith(exposes_.add(withHostIp(expose("9100", "10.0.0.6:80"), "192.0.2.10")),
+                        ErrorKind::Conflict, "clashes"));
+  EXPECT_EQ(dp_.exposes_.size(), 3u);
+  EXPECT_TRUE(dp_.exposes_.contains({kTcp, ip("192.0.2.11"), 9000}));
+  EXPECT_TRUE(dp_.exposes_.contains({kTcp, IpAddress{}, 9100}));
+}
+
+TEST_F(ExposeRules, ALocalSocketHoldingAPortIsAConflict) {
+  topology_.portsInUse_.insert({Proto::Tcp, 8080});
+  EXPECT_TRUE(failsWith(exposes_.add(expose("8079-8081", "10.0.0.5:79-81")), ErrorKind::Conflict,
+                        "host port 8080/tcp is already in use by a local socket"));
+  EXPECT_TRUE(dp_.exposes_.empty());
+  EXPECT_TRUE(state_.exposes.empty());
+  EXPECT_EQ(store_.commits_, 0);
+  addExpose(expose("8080", "10.0.0.5:80", Proto::Udp));
+}
+
+TEST_F(ExposeRules, RangesOfDifferentLengthsAreInvalid) {
+  EXPECT_TRUE(failsWith(exposes_.add(expose("8000-8009", "10.0.0.5:80-85")), ErrorKind::Invalid,
+                        "differ in length"));
+  EXPECT_TRUE(dp_.exposes_.empty());
+}
+
+TEST_F(ExposeRules, AManagedNamespaceTargetIsItsAddress) {
+  auto web = addNamespace("web");
+  auto added = addExpose(expose("8080", "web:80"));
+  EXPECT_EQ(added.targetAddr, ip("10.88.0.2"));
+  EXPECT_EQ(added.path, ServingPath::Ebpf);
+  ASSERT_TRUE(dp_.exposes_.contains({kTcp, IpAddress{}, 8080}));
+  EXPECT_EQ((dp_.exposes_[{kTcp, IpAddress{}, 8080}].targetAddr), web.address);
+  EXPECT_EQ(state_.exposes.back().targetNs, "web");
+}
+
+TEST_F(ExposeRules, AHandWiredNamespaceTargetIsItsAddressOnASubnetOfTheHost) {
+  // 172.16.5.7 comes first but only 192.0.2.77 is on a subnet the host is attached to.
+  handMade("manual", {"127.0.0.1/8", "172.16.5.7/24", "192.0.2.77/24"});
+  EXPECT_EQ(addExpose(expose("8080", "manual:80")).targetAddr, ip("192.0.2.77"));
+  // Without one, its first address that is not loopback.
+  handMade("island", {"127.0.0.1/8", "172.16.5.7/24", "172.16.6.7/24"});
+  EXPECT_EQ(addExpose(expose("8081", "island:80")).targetAddr, ip("172.16.5.7"));
+  handMade("empty", {"127.0.0.1/8"});
+  EXPECT_TRUE(failsWith(exposes_.add(expose("8082", "empty:80")), ErrorKind::NotFound,
+                        "has no IPv4 address"));
+}
+
+TEST_F(ExposeRules, AnUnknownTargetNamespaceIsNotFound) {
+  EXPECT_TRUE(failsWith(exposes_.add(expose("8080", "nowhere:80")), ErrorKind::NotFound,
+                        "nowhere does not exist"));
+  EXPECT_TRUE(failsWith(exposes_.add(withMode(expose("8080", "nowhere:80"), ExposeMode::Proxy)),
+                        ErrorKind::NotFound, "nowhere does not exist"));
+  EXPECT_TRUE(dp_.exposes_.empty());
+  EXPECT_TRUE(proxy_.listeners_.empty());
+}
+
+TEST_F(ExposeRules, RuleIdsComeFromACursorAndAReusedIdStartsFromZero) {
+  EXPECT_EQ(addExpose(expose("8080", "10.0.0.5:80")).id, 1u);
+  dp_.ruleStats_[1] = {.packets = 50, .bytes = 5000, .connections = 5, .drops = 1};
+  ASSERT_TRUE(exposes_.remove(unexpose("8080")));
+  // Not id 1 again right away: its flows and counters may still be around.
+  EXPECT_EQ(addExpose(expose("8081", "10.0.0.5:80")).id, 2u);
+  ASSERT_TRUE(store_.committed_);
+  EXPECT_EQ(store_.committed_->nextRuleId, 3u);
+
+  // The cursor wraps at the end of the id space and then reuses 1.
+  state_.nextRuleId = GW_RULE_MAX - 1;
+  EXPECT_EQ(addExpose(expose("8082", "10.0.0.5:80")).id, uint32_t{GW_RULE_MAX - 1});
+  EXPECT_EQ(addExpose(expose("8083", "10.0.0.5:80")).id, 1u);
+  EXPECT_EQ(dp_.resets_.back(), 1u);
+  auto list = exposes_.list();
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[2].id, 1u);
+  EXPECT_EQ(list[2].packets, 0u);
+  EXPECT_EQ(list[2].connections, 0u);
+}
+
+TEST_F(ExposeRules, TheDataPathServesWhenLoaded) {
+  auto added = addExpose(expose("8080", "10.0.0.5:80"));
+  EXPECT_EQ(added.path, ServingPath::Ebpf);
+  EXPECT_NE(added.why.find("eBPF"), std::string::npos) << added.why;
+  EXPECT_TRUE(proxy_.listeners_.empty());
+  ASSERT_EQ(dp_.exposes_.size(), 1u);
+  const ExposeEntry& entry = dp_.exposes_.begin()->second;
+  EXPECT_EQ(entry.targetAddr, ip("10.0.0.5"));
+  EXPECT_EQ(entry.targetPort, 80);
+  EXPECT_EQ(entry.ruleId, added.id);
+}
+
+TEST_F(ExposeRules, TheProxyServesModeProxyProxyProtocolAndIpv6) {
+  auto proxied = addExpose(withMode(expose("8080", "10.0.0.5:80"), ExposeMode::Proxy));
+  EXPECT_EQ(proxied.path, ServingPath::Proxy);
+  auto v2 = expose("8081", "10.0.0.5:81");
+  v2.proxyProtocol = ProxyProtocol::V2;
+  EXPECT_EQ(addExpose(v2).path, ServingPath::Proxy);
+  auto v6 = addExpose(expose("8082", "[fd00::5]:82"));
+  EXPECT_EQ(v6.path, ServingPath::Proxy);
+  EXPECT_NE(v6.why.find("IPv6"), std::string::npos) << v6.why;
+
+  EXPECT_TRUE(dp_.exposes_.empty());
+  ASSERT_EQ(proxy_.listeners_.size(), 3u);
+  const auto& first = proxy_.listeners_.at(proxy_.listenerOn(8080).value());
+  EXPECT_EQ(first.listenAddr, "0.0.0.0");
+  EXPECT_EQ(first.targetAddr, "10.0.0.5");
+  EXPECT_EQ(first.targetPort, 80);
+  EXPECT_FALSE(first.proxyProtocolV2);
+  EXPECT_TRUE(proxy_.listeners_.at(proxy_.listenerOn(8081).value()).proxyProtocolV2);
+  EXPECT_EQ(proxy_.listeners_.at(proxy_.listenerOn(8082).value()).targetAddr, "fd00::5");
+}
+
+TEST_F(ExposeRules, TheProxyReachesANamespaceTargetThroughItsLoopback) {
+  addNamespace("web");
+  auto added = addExpose(withMode(expose("8080", "web:80"), ExposeMode::Proxy));
+  EXPECT_EQ(added.targetAddr, ip("127.0.0.1"));
+  const auto& spec = proxy_.listeners_.at(proxy_.listenerOn(8080).value());
+  EXPECT_EQ(spec.targetNetns, "web");
+  EXPECT_EQ(spec.targetAddr, "127.0.0.1");
+  EXPECT_EQ(spec.fallbackAddr, "::1");
+  // And listens on --host-ip when one is given.
+  addExpose(withHostIp(withMode(expose("8081", "web:80"), ExposeMode::Proxy), "192.0.2.10"));
+  EXPECT_EQ(proxy_.listeners_.at(proxy_.listenerOn(8081).value()).listenAddr, "192.0.2.10");
+}
+
+TEST_F(ExposeRules, WithoutTheDataPathAutoFallsBackToTheProxyAndEbpfIsUnavailable) {
+  unloadDatapath();
+  auto added = addExpose(expose("8080", "10.0.0.5:80"));
+  EXPECT_EQ(added.path, ServingPath::Proxy);
+  EXPECT_NE(added.why.find("bpf() refused by the test"), std::string::npos) << added.why;
+  EXPECT_TRUE(failsWith(exposes_.add(withMode(expose("8081", "10.0.0.5:80"), ExposeMode::Ebpf)),
+                        ErrorKind::Unavailable, "not loaded"));
+  EXPECT_EQ(proxy_.listeners_.size(), 1u);
+  EXPECT_EQ(state_.exposes.size(), 1u);
+  EXPECT_EQ(dp_.addExposeCalls_, 0);
+}
+
+TEST_F(ExposeRules, ImpossibleCombinationsAreInvalid) {
+  // Not a missing component: no data path would ever serve these.
+  EXPECT_TRUE(failsWith(exposes_.add(withMode(expose("8080", "[fd00::5]:80"), ExposeMode::Ebpf)),
+                        ErrorKind::Invalid, "IPv4 only"));
+  auto v2 = withMode(expose("8080", "10.0.0.5:80"), ExposeMode::Ebpf);
+  v2.proxyProtocol = ProxyProtocol::V2;
+  EXPECT_TRUE(failsWith(exposes_.add(v2), ErrorKind::Invalid, "--proxy-protocol"));
+  EXPECT_TRUE(failsWith(exposes_.add(expose("8080", "10.0.0.5:80", Proto::Icmp)),
+                        ErrorKind::Invalid, "--proto"));
+  EXPECT_TRUE(failsWith(exposes_.add(withHostIp(expose("8080", "10.0.0.5:80"), "fd00::1")),
+                        ErrorKind::Invalid, "--host-ip"));
+  EXPECT_TRUE(state_.exposes.empty());
+}
+
+TEST_F(ExposeRules, UdpThroughTheProxyIsRefused) {
+  EXPECT_TRUE(failsWith(
+      exposes_.add(withMode(expose("5353", "10.0.0.5:53", Proto::Udp), ExposeMode::Proxy)),
+      ErrorKind::Invalid, "TCP only"));
+  EXPECT_TRUE(failsWith(exposes_.add(expose("5353", "[fd00::5]:53", Proto::Udp)),
+                        ErrorKind::Invalid, "TCP only"));
+  unloadDatapath();
+  EXPECT_TRUE(failsWith(exposes_.add(expose("5353", "10.0.0.5:53", Proto::Udp)), ErrorKind::Invalid,
+                        "TCP only"));
+  EXPECT_TRUE(proxy_.listeners_.empty());
+  EXPECT_TRUE(state_.exposes.empty());
+}
+
+TEST_F(ExposeRules, ARangeWritesOneEntryPerPort) {
+  auto added = addExpose(expose("7000-7009", "10.0.0.5:8000-8009"));
+  EXPECT_EQ(dp_.exposes_.size(), 10u);
+  for (uint16_t i = 0; i < 10; ++i) {
+    ExposeKey key{kTcp, IpAddress{}, static_cast<uint16_t>(7000 + i)};
+    ASSERT_TRUE(dp_.exposes_.contains(key)) << 7000 + i;
+    EXPECT_EQ(dp_.exposes_[key].targetPort, 8000 + i);
+    EXPECT_EQ(dp_.exposes_[key].ruleId, added.id);
+  }
+  // One rule, one id: the range shares its counters.
+  EXPECT_EQ(state_.exposes.size(), 1u);
+}
+
+TEST_F(ExposeRules, AFailureMidRangeRemovesTheEntriesAlreadyWritten) {
+  dp_.failAddExposeAt_ = 4;
+  EXPECT_TRUE(failsWith(exposes_.add(expose("7000-7009", "10.0.0.5:8000-8009")),
+                        ErrorKind::Internal, "expose 7000-7009"));
+  EXPECT_EQ(dp_.addExposeCalls_, 4);
+  EXPECT_TRUE(dp_.exposes_.empty());
+  EXPECT_TRUE(state_.exposes.empty());
+  EXPECT_EQ(store_.commits_, 0);
+
+  proxy_.failAddListenerAt_ = 3;
+  EXPECT_TRUE(failsWith(
+      exposes_.add(withMode(expose("7000-7004", "10.0.0.5:8000-8004"), ExposeMode::Proxy)),
+      ErrorKind::Internal, "7000-7004"));
+  EXPECT_EQ(proxy_.addListenerCalls_, 3);
+  EXPECT_TRUE(proxy_.listeners_.empty());
+  EXPECT_TRUE(state_.exposes.empty());
+}
+
+TEST_F(ExposeRules, ABatchIsAllOrNothing) {
+  auto clash = exposes_.addBatch({expose("8080", "10.0.0.5:80"), expose("8080", "10.0.0.6:80")});
+  EXPECT_TRUE(failsWith(clash, ErrorKind::Conflict, "#2"));
+  EXPECT_TRUE(failsWith(clash, ErrorKind::Conflict, "none of the batch was applied"));
+  EXPECT_TRUE(state_.exposes.empty());
+  EXPECT_TRUE(dp_.exposes_.empty());
+  EXPECT_EQ(store_.commits_, 0);
+
+  // A proxied #1 goes as well when #2 fails in the data path.
+  dp_.failAddExposeAt_ = dp_.addExposeCalls_ + 1;
+  auto failed = exposes_.addBatch(
+      {withMode(expose("8081", "10.0.0.5:80"), ExposeMode::Proxy), expose("8082", "10.0.0.5:80")});
+  EXPECT_TRUE(failsWith(failed, ErrorKind::Internal, "#2"));
+  EXPECT_TRUE(proxy_.listeners_.empty());
+  EXPECT_TRUE(state_.exposes.empty());
+
+  auto ok = exposes_.addBatch({expose("8080", "10.0.0.5:80"), expose("8081", "10.0.0.5:81"),
+                               expose("8082-8083", "10.0.0.5:82-83")});
+  ASSERT_TRUE(ok) << ok.error().str();
+  EXPECT_EQ(ok->size(), 3u);
+  EXPECT_EQ(store_.commits_, 1);  // one commit for the batch
+  EXPECT_EQ(store_.committed_->exposes.size(), 3u);
+  EXPECT_EQ(dp_.exposes_.size(), 4u);
+}
+
+TEST_F(ExposeRules, AFailedCommitRollsBackTheEntries) {
+  store_.failNext_ = true;
+  EXPECT_TRUE(failsWith(exposes_.add(expose("7000-7002", "10.0.0.5:80-82")), ErrorKind::Internal,
+                        "injected failure"));
+  EXPECT_TRUE(dp_.exposes_.empty());
+  EXPECT_TRUE(state_.exposes.empty());
+
+  store_.failNext_ = true;
+  EXPECT_FALSE(exposes_.add(withMode(expose("7000", "10.0.0.5:80"), ExposeMode::Proxy)));
+  EXPECT_TRUE(proxy_.listeners_.empty());
+
+  store_.failNext_ = true;
+  EXPECT_FALSE(exposes_.addBatch({expose("7000", "10.0.0.5:80"), expose("7001", "10.0.0.5:80")}));
+  EXPECT_TRUE(dp_.exposes_.empty());
+  EXPECT_TRUE(state_.exposes.empty());
+  // And the port is free again.
+  addExpose(expose("7000-7002", "10.0.0.5:80-82"));
+}
+
+TEST_F(ExposeRules, AFailedCommitOfAnUnexposeKeepsTheExpose) {
+  addExpose(expose("7000-7002", "10.0.0.5:80-82"));
+  addExpose(withMode(expose("7100", "10.0.0.5:80"), ExposeMode::Proxy));
+  store_.failNext_ = true;
+  EXPECT_TRUE(
+      failsWith(exposes_.remove(unexpose("7000-7002")), ErrorKind::Internal, "injected failure"));
+  store_.failNext_ = true;
+  EXPECT_FALSE(exposes_.remove(unexpose("7100")));
+  // What the state (and state.json) names is still served.
+  EXPECT_EQ(state_.exposes.size(), 2u);
+  EXPECT_EQ(dp_.exposes_.size(), 3u);
+  EXPECT_TRUE(proxy_.listenerOn(7100));
+  EXPECT_EQ(exposes_.list().size(), 2u);
+}
+
+TEST_F(ExposeRules, UnexposingPartOfARangeNamesTheRange) {
+  addExpose(expose("7000-7009", "10.0.0.5:8000-8009"));
+  EXPECT_TRUE(failsWith(exposes_.remove(unexpose("7005")), ErrorKind::NotFound,
+                        "part of the expose of 7000-7009"));
+  EXPECT_TRUE(failsWith(exposes_.remove(unexpose("7000-7009", Proto::Udp)), ErrorKind::NotFound,
+                        "nothing is exposed on host port 7000-7009/udp"));
+  EXPECT_EQ(dp_.exposes_.size(), 10u);
+  auto removed = exposes_.remove(unexpose("7000-7009"));
+  ASSERT_TRUE(removed) << removed.error().str();
+  EXPECT_TRUE(removed->deleted);
+  EXPECT_TRUE(dp_.exposes_.empty());
+  EXPECT_TRUE(store_.committed_->exposes.empty());
+}
+
+TEST_F(ExposeRules, UnexposeOfAProxiedExposeClosesItsListeners) {
+  addExpose(withMode(expose("7000-7001", "10.0.0.5:80-81"), ExposeMode::Proxy));
+  EXPECT_EQ(proxy_.listeners_.size(), 2u);
+  ASSERT_TRUE(exposes_.remove(unexpose("7000-7001")));
+  EXPECT_TRUE(proxy_.listeners_.empty());
+}
+
+TEST_F(ExposeRules, ListMergesDataPathAndProxyCounters) {
+  auto ebpf = addExpose(expose("8080", "10.0.0.5:80"));
+  auto proxied = addExpose(withMode(expose("8081-8082", "10.0.0.5:81-82"), ExposeMode::Proxy));
+  dp_.ruleStats_[ebpf.id] = {.packets = 10, .bytes = 1000, .connections = 3, .drops = 1};
+  proxy_.stats_[proxy_.listenerOn(8081).value()] = {
+      .accepted = 4, .refusedLimit = 1, .backendFailed = 2, .bytesIn = 100, .bytesOut = 200};
+  proxy_.stats_[proxy_.listenerOn(8082).value()] = {.accepted = 1, .bytesIn = 10};
+
+  auto list = exposes_.list();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].id, ebpf.id);
+  EXPECT_EQ(list[0].path, ServingPath::Ebpf);
+  EXPECT_EQ(list[0].packets, 10u);
+  EXPECT_EQ(list[0].bytes, 1000u);
+  EXPECT_EQ(list[0].connections, 3u);
+  EXPECT_EQ(list[0].drops, 1u);
+  EXPECT_EQ(list[1].id, proxied.id);
+  EXPECT_EQ(list[1].path, ServingPath::Proxy);
+  EXPECT_EQ(list[1].connections, 5u);
+  EXPECT_EQ(list[1].bytes, 310u);
+  EXPECT_EQ(list[1].drops, 3u);
+  EXPECT_EQ(list[1].hostPort, (PortRange{8081, 8082}));
+  EXPECT_EQ(list[1].targetPort, (PortRange{81, 82}));
+  EXPECT_EQ(list[1].hostIp, "*");
+
+  // Counters the caller has read already are used as they are.
+  DatapathStats known;
+  known.rules.push_back({.ruleId = ebpf.id, .packets = 77});
+  EXPECT_EQ(exposes_.list(&known)[0].packets, 77u);
+  // A data path that cannot answer leaves the counters at zero, not the listing empty.
+  dp_.failStats_ = true;
+  EXPECT_EQ(exposes_.list()[0].packets, 0u);
+}
+
+TEST_F(ExposeRules, RuleIdsOfAStateFileBeyondTheIdSpaceAreNotAllocatedOver) {
+  // A state.json edited by hand: ids are uint32 there, the id space is GW_RULE_MAX.
+  ExposeRecord stray;
+  stray.id = GW_RULE_MAX + 4464;
+  stray.hostPort = stray.hostPortEnd = 9999;
+  stray.target = "10.0.0.9:80";
+  stray.targetAddr = ip("10.0.0.9");
+  stray.targetPort = 80;
+  state_.exposes.push_back(stray);
+  auto added = addExpose(expose("8080", "10.0.0.5:80"));
+  EXPECT_GT(added.id, 0u);
+  EXPECT_LT(added.id, uint32_t{GW_RULE_MAX});
+}
+
+TEST_F(ExposeRules, WhenEveryRuleIdIsTakenAnotherExposeIsAConflict) {
+  for (uint32_t id = 1; id < GW_RULE_MAX; ++id) {
+    ExposeRecord e;
+    e.id = id;
+    e.proto = Proto::Udp;
+    e.hostPort = e.hostPortEnd = static_cast<uint16_t>(id);
+    state_.exposes.push_back(e);
+  }
+  EXPECT_TRUE(failsWith(exposes_.add(expose("8080", "10.0.0.5:80")), ErrorKind::Conflict,
+                        "no free rule id"));
+  EXPECT_TRUE(dp_.exposes_.empty());
+  EXPECT_EQ(state_.exposes.size(), size_t{GW_RULE_MAX - 1});
+}
+
+TEST_F(ExposeRules, ReconcileAppliesTheStateAndTeardownRemovesIt) {
+  addExpose(expose("7000-7001", "10.0.0.5:80-81"));
+  addExpose(withMode(expose("7100", "10.0.0.5:80"), ExposeMode::Proxy));
+  dp_.exposes_.clear();
+  proxy_.listeners_.clear();
+  exposes_.reconcile();
+  EXPECT_EQ(dp_.exposes_.size(), 2u);
+  EXPECT_EQ(proxy_.listeners_.size(), 1u);
+
+  std::vector<std::string> problems;
+  exposes_.teardown(problems);
+  EXPECT_TRUE(problems.empty());
+  EXPECT_TRUE(dp_.exposes_.empty());
+  EXPECT_TRUE(proxy_.listeners_.empty());
+  EXPECT_EQ(proxy_.stops_, 1);
+  EXPECT_TRUE(state_.exposes.empty());
+}
+
+// ---- namespaces
+
+using NamespaceRules = ServicesTest;
+
+TEST_F(NamespaceRules, AddAllocatesTheNextFreeAddressOnGw0) {
+  auto a = addNamespace("a");
+  EXPECT_EQ(a.prefix, prefix("10.88.0.2/16"));
+  EXPECT_EQ(a.gateway, ip("10.88.0.1"));
+  EXPECT_EQ(a.link, "gw-a");
+  EXPECT_EQ(addNamespace("b").address, ip("10.88.0.3"));
+  EXPECT_EQ(addNamespace("c").address, ip("10.88.0.4"));
+  ASSERT_TRUE(namespaces_.remove("b"));
+  EXPECT_EQ(addNamespace("d").address, ip("10.88.0.3"));  // the first free one
+
+  ASSERT_TRUE(topology_.bridges_.contains("gw0"));
+  EXPECT_TRUE(topology_.hasHostAddress(prefix("10.88.0.1/16")));
+  EXPECT_EQ(topology_.wired_.at("a").bridge, "gw0");
+  ASSERT_EQ(state_.bridges.size(), 1u);
+  EXPECT_EQ(state_.bridges[0].gateway, prefix("10.88.0.1/16"));
+  ASSERT_TRUE(store_.committed_);
+  EXPECT_EQ(store_.committed_->namespaces.size(), 3u);
+
+  // The data path: the endpoint program on the veth, the subnet masqueraded, and the
+  // namespace's address behind the veth with both MACs.
+  int index = topology_.links_.at("gw-a").index;
+  EXPECT_TRUE(dp_.endpointPrograms_.contains(index));
+  EXPECT_EQ(dp_.masquerades_.at(prefix("10.88.0.0/16")), 0);
+  ASSERT_TRUE(dp_.endpoints_.contains(ip("10.88.0.2")));
+  const auto& endpoint = dp_.endpoints_.at(ip("10.88.0.2"));
+  EXPECT_EQ(endpoint.hostIfindex, index);
+  EXPECT_EQ(endpoint.hostMac, topology_.links_.at("gw-a").mac);
+  EXPECT_EQ(endpoint.peerMac, topology_.namespaces_.at("a").links.at("eth0").mac);
+  EXPECT_TRUE(dp_.localAddresses_.contains(ip("192.0.2.10")));
+  EXPECT_FALSE(dp_.localAddresses_.contains(ip("127.0.0.1")));
+}
+
+TEST_F(NamespaceRules, ANewNamedBridgeNeedsASubnet) {
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "a", .bridge = "br1"}), ErrorKind::Invalid,
+                        "give --subnet"));
+  EXPECT_TRUE(topology_.bridges_.empty());
+  EXPECT_TRUE(topology_.namespaces_.empty());
+
+  auto a = addNamespace("a", "10.99.0.0/24", "br1");
+  EXPECT_EQ(a.prefix, prefix("10.99.0.2/24"));
+  EXPECT_EQ(a.gateway, ip("10.99.0.1"));
+  EXPECT_EQ(topology_.bridges_.at("br1").gateway, prefix("10.99.0.1/24"));
+  // Later namespaces join it with or without the same subnet, not with another.
+  EXPECT_EQ(addNamespace("b", std::nullopt, "br1").address, ip("10.99.0.3"));
+  EXPECT_EQ(addNamespace("c", "10.99.0.0/24", "br1").address, ip("10.99.0.4"));
+  EXPECT_TRUE(
+      failsWith(namespaces_.add({.name = "d", .bridge = "br1", .subnet = prefix("10.98.0.0/24")}),
+                ErrorKind::Conflict, "already has subnet 10.99.0.0/24"));
+}
+
+TEST_F(NamespaceRules, APointToPointSubnetMustNotOverlap) {
+  auto p = addNamespace("p", "10.50.0.0/30");
+  EXPECT_EQ(p.prefix, prefix("10.50.0.2/30"));
+  EXPECT_EQ(p.gateway, ip("10.50.0.1"));
+  EXPECT_EQ(topology_.wired_.at("p").wiring, Wiring::PointToPoint);
+  EXPECT_TRUE(topology_.hasHostAddress(prefix("10.50.0.1/30")));
+  EXPECT_TRUE(state_.bridges.empty());
+
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "q", .subnet = prefix("192.0.2.0/30")}),
+                        ErrorKind::Conflict, "overlaps 192.0.2.10/24 on uplink0"));
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "q", .subnet = prefix("10.50.0.0/29")}),
+                        ErrorKind::Conflict, "overlaps namespace p"));
+  addNamespace("g");
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "q", .subnet = prefix("10.88.7.0/30")}),
+                        ErrorKind::Conflict, "overlaps bridge gw0"));
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "q", .subnet = prefix("10.60.0.0/31")}),
+                        ErrorKind::Invalid, "/30"));
+  EXPECT_FALSE(topology_.namespaces_.contains("q"));
+}
+
+TEST_F(NamespaceRules, ANewBridgeSubnetMustNotOverlapEither) {
+  addNamespace("p", "10.88.1.0/30");
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "a"}), ErrorKind::Conflict,
+                        "bridge subnet 10.88.0.0/16 overlaps namespace p"));
+  EXPECT_TRUE(
+      failsWith(namespaces_.add({.name = "a", .bridge = "br1", .subnet = prefix("192.0.2.128/25")}),
+                ErrorKind::Conflict, "on uplink0"));
+  // Refused before anything was made.
+  EXPECT_TRUE(topology_.bridges_.empty());
+  EXPECT_FALSE(topology_.namespaces_.contains("a"));
+}
+
+TEST_F(NamespaceRules, ANamespaceMadeOutsideGatewaydIsAConflict) {
+  handMade("legacy", {"192.0.2.50/24"});
+  EXPECT_TRUE(
+      failsWith(namespaces_.add({.name = "legacy"}), ErrorKind::Conflict, "made outside gatewayd"));
+  addNamespace("a");
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "a"}), ErrorKind::Conflict, "already managed"));
+  topology_.addLink("gw-b");
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "b"}), ErrorKind::Conflict, "link gw-b"));
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "bad/name"}), ErrorKind::Invalid, "bad/name"));
+  EXPECT_EQ(topology_.wireCalls_, 1);
+  EXPECT_EQ(topology_.namespaces_.at("legacy").addresses.size(), 1u);
+}
+
+TEST_F(NamespaceRules, AFailingWireStepLeavesNothing) {
+  topology_.failWireAfterLink_ = true;
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "a"}), ErrorKind::Internal, "rolled back"));
+  // The Rollback took the namespace, the veth and the bridge made for it.
+  EXPECT_FALSE(topology_.namespaces_.contains("a"));
+  EXPECT_FALSE(topology_.links_.contains("gw-a"));
+  EXPECT_FALSE(topology_.links_.contains("gw0"));
+  EXPECT_TRUE(topology_.bridges_.empty());
+  EXPECT_FALSE(topology_.hasHostAddress(prefix("10.88.0.1/16")));
+  EXPECT_TRUE(state_.namespaces.empty());
+  EXPECT_TRUE(state_.bridges.empty());
+  EXPECT_TRUE(dp_.masquerades_.empty());
+  EXPECT_EQ(store_.commits_, 0);
+
+  // A bridge that was there before stays.
+  topology_.failWireAfterLink_ = false;
+  addNamespace("b");
+  topology_.failWireAfterLink_ = true;
+  EXPECT_FALSE(namespaces_.add({.name = "a"}));
+  EXPECT_TRUE(topology_.bridges_.contains("gw0"));
+  EXPECT_FALSE(topology_.links_.contains("gw-a"));
+  EXPECT_EQ(state_.namespaces.size(), 1u);
+}
+
+TEST_F(NamespaceRules, AFailingDataPathStepLeavesNothing) {
+  addNamespace("a");
+  dp_.failAddEndpoint_ = true;
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "p", .subnet = prefix("10.50.0.0/30")}),
+                        ErrorKind::Internal, "data path"));
+  EXPECT_FALSE(topology_.namespaces_.contains("p"));
+  EXPECT_FALSE(topology_.links_.contains("gw-p"));
+  EXPECT_FALSE(dp_.masquerades_.contains(prefix("10.50.0.0/30")));
+  EXPECT_EQ(dp_.endpointPrograms_.size(), 1u);
+  // The subnet of a namespace still using it keeps its masquerade.
+  EXPECT_FALSE(namespaces_.add({.name = "b"}));
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("10.88.0.0/16")));
+  EXPECT_EQ(dp_.endpoints_.size(), 1u);
+  EXPECT_EQ(state_.namespaces.size(), 1u);
+}
+
+TEST_F(NamespaceRules, AFailingCommitLeavesNothing) {
+  store_.failNext_ = true;
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "a"}), ErrorKind::Internal, "saving state"));
+  EXPECT_FALSE(topology_.namespaces_.contains("a"));
+  EXPECT_FALSE(topology_.links_.contains("gw-a"));
+  EXPECT_TRUE(topology_.bridges_.empty());
+  EXPECT_TRUE(state_.namespaces.empty());
+  EXPECT_TRUE(state_.bridges.empty());
+  // Nor anything in the data path that no state names.
+  EXPECT_TRUE(dp_.endpoints_.empty());
+  EXPECT_TRUE(dp_.endpointPrograms_.empty());
+  EXPECT_TRUE(dp_.masquerades_.empty());
+  // So the same add works next time.
+  EXPECT_EQ(addNamespace("a").address, ip("10.88.0.2"));
+}
+
+TEST_F(NamespaceRules, DeletingTheLastNamespaceOfABridgeRemovesBridgeAndMasquerade) {
+  addNamespace("a");
+  addNamespace("b");
+  auto removed = namespaces_.remove("a");
+  ASSERT_TRUE(removed) << removed.error().str();
+  EXPECT_TRUE(removed->deleted);
+  EXPECT_FALSE(topology_.namespaces_.contains("a"));
+  EXPECT_FALSE(dp_.endpoints_.contains(ip("10.88.0.2")));
+  EXPECT_TRUE(topology_.bridges_.contains("gw0"));
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("10.88.0.0/16")));  // b still uses it
+  EXPECT_EQ(topology_.removeBridgeCalls_, 0);
+
+  ASSERT_TRUE(namespaces_.remove("b"));
+  EXPECT_FALSE(topology_.bridges_.contains("gw0"));
+  EXPECT_FALSE(topology_.links_.contains("gw0"));
+  EXPECT_TRUE(state_.bridges.empty());
+  EXPECT_TRUE(dp_.masquerades_.empty());
+  EXPECT_TRUE(dp_.endpoints_.empty());
+  EXPECT_TRUE(dp_.endpointPrograms_.empty());
+  ASSERT_TRUE(store_.committed_);
+  EXPECT_TRUE(store_.committed_->namespaces.empty());
+  EXPECT_TRUE(store_.committed_->bridges.empty());
+
+  addNamespace("p", "10.50.0.0/30");
+  ASSERT_TRUE(namespaces_.remove("p"));
+  EXPECT_TRUE(dp_.masquerades_.empty());
+  EXPECT_FALSE(topology_.hasHostAddress(prefix("10.50.0.1/30")));
+
+  EXPECT_TRUE(failsWith(namespaces_.remove("p"), ErrorKind::NotFound, "not managed"));
+  EXPECT_TRUE(failsWith(namespaces_.remove("../etc"), ErrorKind::Invalid, "../etc"));
+}
+
+TEST_F(NamespaceRules, DeletingANamespaceKeepsAMasqueradeAddedByHandForItsSubnet) {
+  addNamespace("a");
+  ASSERT_TRUE(masquerades_.add({.source = prefix("10.88.0.0/16")}));
+  ASSERT_TRUE(namespaces_.remove("a"));
+  // `masquerade add` asked for it: the state names it, so the data path keeps it.
+  ASSERT_EQ(state_.masquerades.size(), 1u);
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("10.88.0.0/16")));
+}
+
+TEST_F(NamespaceRules, ListShowsHealth) {
+  addNamespace("a");
+  addNamespace("b");
+  addNamespace("c");
+  topology_.links_.at("gw-b").up = false;
+  topology_.namespaces_.erase("c");
+  auto list = namespaces_.list();
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[0].state, "up");
+  EXPECT_EQ(list[1].state, "down");
+  EXPECT_EQ(list[2].state, "missing: namespace");
+  EXPECT_EQ(list[0].wiring, Wiring::Bridge);
+  EXPECT_EQ(list[0].bridge, "gw0");
+}
+
+TEST_F(NamespaceRules, WithoutTheDataPathNamespacesAreStillWired) {
+  unloadDatapath();
+  auto a = addNamespace("a");
+  EXPECT_EQ(a.address, ip("10.88.0.2"));
+  EXPECT_TRUE(topology_.wired_.contains("a"));
+  ASSERT_TRUE(namespaces_.remove("a"));
+  EXPECT_TRUE(topology_.wired_.empty());
+}
+
+TEST_F(NamespaceRules, ReconcileWiresWhatTheStateNames) {
+  addNamespace("a");
+  addNamespace("p", "10.50.0.0/30");
+  State saved = state_;
+  // A reboot: the kernel forgot everything, the state did not.
+  topology_ = test::FakeTopology();
+  dp_ = test::FakeDatapath();
+  ASSERT_TRUE(namespaces_.reconcile());
+  EXPECT_TRUE(topology_.bridges_.contains("gw0"));
+  EXPECT_EQ(topology_.wired_.size(), 2u);
+  EXPECT_TRUE(dp_.endpoints_.contains(ip("10.88.0.2")));
+  EXPECT_TRUE(dp_.endpoints_.contains(ip("10.50.0.2")));
+  EXPECT_EQ(dp_.masquerades_.size(), 2u);
+  EXPECT_EQ(state_.namespaces, saved.namespaces);
+  EXPECT_EQ(store_.commits_, 2);  // reconciling changes no state
+}
+
+// ---- masquerade
+
+using MasqueradeRules = ServicesTest;
+
+TEST_F(MasqueradeRules, AddListRemove) {
+  auto added = masquerades_.add({.source = prefix("10.1.2.3/16")});
+  ASSERT_TRUE(added) << added.error().str();
+  EXPECT_EQ(added->source, prefix("10.1.0.0/16"));  // the network, not the address written
+  EXPECT_EQ(added->out, "uplink0");
+  EXPECT_EQ(dp_.masquerades_.at(prefix("10.1.0.0/16")), 0);
+  auto eth1 = topology_.addLink("eth1");
+  auto out = masquerades_.add({.source = prefix("10.2.0.0/16"), .outIf = "eth1"});
+  ASSERT_TRUE(out) << out.error().str();
+  EXPECT_EQ(out->out, "eth1");
+  EXPECT_EQ(dp_.masquerades_.at(prefix("10.2.0.0/16")), eth1.index);
+  EXPECT_EQ(store_.committed_->masquerades.size(), 2u);
+
+  auto list = masquerades_.list();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].source, prefix("10.1.0.0/16"));
+  EXPECT_EQ(list[1].out, "eth1");
+  EXPECT_FALSE(list[0].automatic);
+
+  auto removed = masquerades_.remove({.source = prefix("10.1.0.0/16")});
+  ASSERT_TRUE(removed) << removed.error().str();
+  EXPECT_FALSE(dp_.masquerades_.contains(prefix("10.1.0.0/16")));
+  EXPECT_EQ(store_.committed_->masquerades.size(), 1u);
+  EXPECT_TRUE(failsWith(masquerades_.remove({.source = prefix("10.1.0.0/16")}), ErrorKind::NotFound,
+                        "no masquerade for 10.1.0.0/16"));
+}
+
+TEST_F(MasqueradeRules, RefusalsHaveTheirKinds) {
+  ASSERT_TRUE(masquerades_.add({.source = prefix("10.1.0.0/16")}));
+  EXPECT_TRUE(failsWith(masquerades_.add({.source = prefix("10.1.0.0/16")}), ErrorKind::Conflict,
+                        "already exists"));
+  EXPECT_TRUE(failsWith(masquerades_.add({.source = prefix("fd00::/64")}), ErrorKind::Invalid,
+                        "not an IPv4 CIDR"));
+  EXPECT_TRUE(failsWith(masquerades_.add({.source = prefix("10.3.0.0/16"), .outIf = "eth9"}),
+                        ErrorKind::NotFound, "--out eth9"));
+  unloadDatapath();
+  EXPECT_TRUE(failsWith(masquerades_.add({.source = prefix("10.4.0.0/16")}), ErrorKind::Unavailable,
+                        "not loaded"));
+  EXPECT_EQ(state_.masquerades.size(), 1u);
+}
+
+TEST_F(MasqueradeRules, TheAutomaticEntriesOfNamespacesComeFirst) {
+  ASSERT_TRUE(masquerades_.add({.source = prefix("10.1.0.0/16")}));
+  addNamespace("a");
+  addNamespace("b");
+  addNamespace("p", "10.50.0.0/30");
+  auto list = masquerades_.list();
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[0].source, prefix("10.88.0.0/16"));
+  EXPECT_TRUE(list[0].automatic);
+  EXPECT_EQ(list[0].out, "uplink0");
+  EXPECT_EQ(list[1].source, prefix("10.50.0.0/30"));
+  EXPECT_TRUE(list[1].automatic);
+  EXPECT_EQ(list[2].source, prefix("10.1.0.0/16"));
+  EXPECT_FALSE(list[2].automatic);
+  // Those go with `ns del`.
+  EXPECT_TRUE(failsWith(masquerades_.remove({.source = prefix("10.88.0.0/16")}),
+                        ErrorKind::NotFound, "ns del"));
+}
+
+TEST_F(MasqueradeRules, RemovingOneThatANamespaceUsesKeepsItInTheDataPath) {
+  addNamespace("a");
+  ASSERT_TRUE(masquerades_.add({.source = prefix("10.88.0.0/16")}));
+  ASSERT_TRUE(masquerades_.remove({.source = prefix("10.88.0.0/16")}));
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("10.88.0.0/16")));
+}
+
+TEST_F(MasqueradeRules, ReconcileGivesTheDataPathEveryRule) {
+  auto eth1 = topology_.addLink("eth1");
+  state_.masquerades = {{prefix("10.1.0.0/16"), "", false}, {prefix("10.2.0.0/16"), "eth1", false}};
+  masquerades_.reconcile();
+  EXPECT_EQ(dp_.masquerades_.at(prefix("10.1.0.0/16")), 0);
+  EXPECT_EQ(dp_.masquerades_.at(prefix("10.2.0.0/16")), eth1.index);
+}
+
+TEST_F(MasqueradeRules, AFailedCommitChangesNothing) {
+  store_.failNext_ = true;
+  EXPECT_FALSE(masquerades_.add({.source = prefix("10.1.0.0/16")}));
+  EXPECT_TRUE(dp_.masquerades_.empty());
+  EXPECT_TRUE(state_.masquerades.empty());
+
+  ASSERT_TRUE(masquerades_.add({.source = prefix("10.1.0.0/16")}));
+  store_.failNext_ = true;
+  EXPECT_FALSE(masquerades_.remove({.source = prefix("10.1.0.0/16")}));
+  EXPECT_EQ(state_.masquerades.size(), 1u);
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("10.1.0.0/16")));
+}
+
+// ---- conntrack
+
+using ConntrackRules = ServicesTest;
+
+Flow flow(uint8_t proto, std::string_view src, uint16_t sport, std::string_view dst, uint16_t dport,
+          uint8_t nat) {
+  Flow f;
+  f.proto = proto;
+  f.orig = {ip(src), ip(dst), sport, dport};
+  f.reply = {ip(dst), ip(src), dport, sport};
+  f.state = proto == kTcp ? "ESTABLISHED" : "UDP";
+  f.origCounters = {3, 300};
+  f.replyCounters = {2, 200};
+  f.nat = nat;
+  return f;
+}
+
+TEST_F(ConntrackRules, FilterPortsMustBeSinglePortsNamingTheFlag) {
+  api::ConntrackQuery query{.proto = Proto::Udp,
+                            .src = ip("198.51.100.7"),
+                            .port = PortRange{53, 53},
+                            .dport = PortRange{8080, 8080}};
+  auto f = flowFilter(query);
+  ASSERT_TRUE(f) << f.error().str();
+  EXPECT_EQ(f->proto, kUdp);
+  EXPECT_EQ(f->src, ip("198.51.100.7"));
+  EXPECT_FALSE(f->dst);
+  EXPECT_EQ(f->port, 53);
+  EXPECT_FALSE(f->sport);
+  EXPECT_EQ(f->dport, 8080);
+
+  EXPECT_TRUE(
+      failsWith(flowFilter({.sport = PortRange{80, 81}}), ErrorKind::Invalid, "--sport: '80-81'"));
+  EXPECT_TRUE(failsWith(flowFilter({.dport = PortRange{80, 90}}), ErrorKind::Invalid, "--dport"));
+  EXPECT_TRUE(failsWith(flowFilter({.port = PortRange{1, 2}}), ErrorKind::Invalid, "--port"));
+}
+
+TEST_F(ConntrackRules, DeleteNeedsAFilterOrAll) {
+  dp_.flows_ = {flow(kTcp, "198.51.100.7", 40000, "192.0.2.10", 8080, 1),
+                flow(kUdp, "198.51.100.8", 40001, "192.0.2.10", 53, 1),
+                flow(kTcp, "10.88.0.2", 40002, "1.1.1.1", 443, 2)};
+  EXPECT_TRUE(failsWith(conntrack_.remove({}), ErrorKind::Invalid, "needs a filter"));
+  EXPECT_TRUE(dp_.deleteFlowsCalls_.empty());
+  EXPECT_EQ(dp_.flushCalls_, 0);
+
+  auto some = conntrack_.remove({.dport = PortRange{53, 53}});
+  ASSERT_TRUE(some) << some.error().str();
+  EXPECT_EQ(some->deleted, 1u);
+  ASSERT_EQ(dp_.deleteFlowsCalls_.size(), 1u);
+  EXPECT_EQ(dp_.deleteFlowsCalls_[0].dport, 53);
+
+  auto all = conntrack_.remove({.all = "1"});
+  ASSERT_TRUE(all) << all.error().str();
+  EXPECT_EQ(all->deleted, 2u);
+  EXPECT_EQ(dp_.flushCalls_, 1);
+  EXPECT_TRUE(dp_.flows_.empty());
+
+  unloadDatapath();
+  EXPECT_TRUE(failsWith(conntrack_.remove({.all = "1"}), ErrorKind::Unavailable, "not loaded"));
+  EXPECT_TRUE(failsWith(conntrack_.list({}), ErrorKind::Unavailable, "not loaded"));
+}
+
+TEST_F(ConntrackRules, ListFiltersAndNamesTheTranslation) {
+  dp_.flows_ = {flow(kTcp, "198.51.100.7", 40000, "192.0.2.10", 8080, 1),
+                flow(kTcp, "10.88.0.2", 40002, "1.1.1.1", 443, 2),
+                flow(kTcp, "10.88.0.3", 40003, "192.0.2.10", 8080, 3),
+                flow(kUdp, "198.51.100.8", 40001, "192.0.2.10", 53, 0)};
+  dp_.flows_[0].ruleId = 7;
+  auto all = conntrack_.list({});
+  ASSERT_TRUE(all) << all.error().str();
+  ASSERT_EQ(all->size(), 4u);
+  std::vector<std::string> nats;
+  for (const auto& f : *all) {
+    nats.push_back(api::toJson(f)["nat"].get<std::string>());
+  }
+  EXPECT_EQ(nats, (std::vector<std::string>{"dnat", "snat", "dnat+snat", ""}));
+  const api::FlowInfo& first = (*all)[0];
+  EXPECT_EQ(first.proto, "tcp");
+  EXPECT_EQ(first.state, "ESTABLISHED");
+  EXPECT_EQ(first.orig.src, ip("198.51.100.7"));
+  EXPECT_EQ(first.orig.dport, 8080);
+  EXPECT_EQ(first.packets, 5u);
+  EXPECT_EQ(first.bytes, 500u);
+  EXPECT_EQ(first.rule, 7u);
+
+  auto web = conntrack_.list({.proto = Proto::Tcp, .dport = PortRange{8080, 8080}});
+  ASSERT_TRUE(web) << web.error().str();
+  EXPECT_EQ(web->size(), 2u);
+  EXPECT_TRUE(failsWith(conntrack_.list({.port = PortRange{1, 9}}), ErrorKind::Invalid, "--port"));
+}
+
+TEST_F(ConntrackRules, StatsNameTheRuleOfEachCounter) {
+  auto added = addExpose(expose("8080", "10.0.0.5:80"));
+  dp_.ruleStats_[added.id] = {.packets = 9, .bytes = 900, .connections = 2};
+  dp_.reasons_ = {{"nat_dnat", 9}, {"drop_malformed", 1}};
+  dp_.ctEntries_ = 4;
+  dp_.ctCapacity_ = 1024;
+  auto stats = conntrack_.stats(state_.exposes);
+  ASSERT_TRUE(stats) << stats.error().str();
+  EXPECT_EQ(stats->reasons.at("nat_dnat"), 9u);
+  EXPECT_EQ(stats->reasons.at("drop_malformed"), 1u);
+  ASSERT_EQ(stats->rules.size(), 1u);
+  EXPECT_EQ(stats->rules[0].rule, "tcp 8080 -> 10.0.0.5:80");
+  EXPECT_EQ(stats->rules[0].packets, 9u);
+  EXPECT_EQ(stats->conntrack.entries, 4u);
+  EXPECT_EQ(stats->conntrack.capacity, 1024u);
+}
+
+TEST_F(ConntrackRules, MaintenanceCountsSnatPortsAndPressure) {
+  dp_.flows_ = {flow(kTcp, "10.88.0.2", 40002, "1.1.1.1", 443, 2),
+                flow(kTcp, "10.88.0.3", 40003, "192.0.2.10", 8080, 3),
+                flow(kTcp, "198.51.100.7", 40000, "192.0.2.10", 8080, 1)};
+  dp_.ctEntries_ = 80;
+  dp_.ctCapacity_ = 100;
+  conntrack_.maintain();
+  EXPECT_EQ(conntrack_.snatPortsInUse(), 2u);
+  EXPECT_EQ(conntrack_.pressureSweeps(), 1u);
+  dp_.ctEntries_ = 10;
+  conntrack_.maintain();
+  EXPECT_EQ(conntrack_.pressureSweeps(), 1u);
+}
+
+// ---- metrics
+
+using MetricsRender = ServicesTest;
+
+bool hasLine(const std::string& text, const std::string& line) {
+  return ("\n" + text).find("\n" + line + "\n") != std::string::npos;
+}
+
+TEST_F(MetricsRender, TheExpositionNamesEachExposeAndItsCounters) {
+  auto added = addExpose(expose("8080", "10.0.0.5:80"));
+  addExpose(withMode(expose("9000-9001", "10.0.0.6:90-91"), ExposeMode::Proxy));
+  addNamespace("a");
+  dp_.ruleStats_[added.id] = {.packets = 10, .bytes = 1000, .connections = 3, .drops = 1};
+  proxy_.stats_[proxy_.listenerOn(9000).value()] = {.accepted = 4, .bytesIn = 40};
+  proxy_.active_ = 2;
+  dp_.reasons_ = {{"nat_dnat", 7}};
+  dp_.ctEntries_ = 6;
+  dp_.ctCapacity_ = 1024;
+
+  std::string text = metrics_.render();
+  const std::string ebpf =
+      "{rule=\"1\",proto=\"tcp\",host_port=\"8080\",target=\"10.0.0.5:80\",path=\"ebpf\"}";
+  const std::string proxied =
+      "{rule=\"2\",proto=\"tcp\",host_port=\"9000-9001\",target=\"10.0.0.6:90-91\","
+      "path=\"proxy\"}";
+  for (const char* line :
+       {"# TYPE gateway_up gauge", "gateway_up 1", "gateway_namespaces 1",
+        "gateway_datapath_loaded 1", "# TYPE gateway_expose_packets_total counter",
+        "gateway_datapath_packets_total{reason=\"nat_dnat\"} 7", "gateway_conntrack_entries 6",
+        "gateway_conntrack_capacity 1024", "gateway_conntrack_pressure_sweeps_total 0",
+        "gateway_snat_ports_in_use 0", "gateway_proxy_connections_active 2"}) {
+    EXPECT_TRUE(hasLine(text, line)) << line << " not in:\n" << text;
+  }
+  for (const std::string& line : {"gateway_expose_packets_total" + ebpf + " 10",
+                                  "gateway_expose_bytes_total" + ebpf + " 1000",
+                                  "gateway_expose_connections_total" + ebpf + " 3",
+                                  "gateway_expose_drops_total" + ebpf + " 1",
+                                  "gateway_expose_connections_total" + proxied + " 4",
+                                  "gateway_expose_bytes_total" + proxied + " 40"}) {
+    EXPECT_TRUE(hasLine(text, line)) << line << " not in:\n" << text;
+  }
+}
+
+TEST_F(MetricsRender, WithoutTheDataPathItsMetricsAreAbsent) {
+  unloadDatapath();
+  std::string text = metrics_.render();
+  EXPECT_TRUE(hasLine(text, "gateway_datapath_loaded 0")) << text;
+  EXPECT_EQ(text.find("gateway_conntrack_entries"), std::string::npos) << text;
+  EXPECT_EQ(text.find("gateway_snat_ports_in_use"), std::string::npos) << text;
+  EXPECT_EQ(text.find("gateway_proxy_connections_active"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace gw
