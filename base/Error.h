@@ -54,21 +54,23 @@ inline std::unexpected<Error> fail(std::string message, int code = 0) {
   return std::unexpected(Error{code, std::move(message), false});
 }
 
-inline std::unexpected<Error> fail(ErrorKind kind, std::string message) {
-  return std::unexpected(Error{0, std::move(message), false, kind});
+// `code`: an errno that says the same, for callers that test it (netns/ answers as the
+// kernel would); it never decides the HTTP status.
+inline std::unexpected<Error> fail(ErrorKind kind, std::string message, int code = 0) {
+  return std::unexpected(Error{code, std::move(message), false, kind});
 }
 
-inline std::unexpected<Error> invalid(std::string message) {
-  return fail(ErrorKind::Invalid, std::move(message));
+inline std::unexpected<Error> invalid(std::string message, int code = 0) {
+  return fail(ErrorKind::Invalid, std::move(message), code);
 }
-inline std::unexpected<Error> notFound(std::string message) {
-  return fail(ErrorKind::NotFound, std::move(message));
+inline std::unexpected<Error> notFound(std::string message, int code = 0) {
+  return fail(ErrorKind::NotFound, std::move(message), code);
 }
-inline std::unexpected<Error> conflict(std::string message) {
-  return fail(ErrorKind::Conflict, std::move(message));
+inline std::unexpected<Error> conflict(std::string message, int code = 0) {
+  return fail(ErrorKind::Conflict, std::move(message), code);
 }
-inline std::unexpected<Error> unavailable(std::string message) {
-  return fail(ErrorKind::Unavailable, std::move(message));
+inline std::unexpected<Error> unavailable(std::string message, int code = 0) {
+  return fail(ErrorKind::Unavailable, std::move(message), code);
 }
 
 // Passes an error on with `context` in front, keeping its kind and errno.

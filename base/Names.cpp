@@ -13,7 +13,7 @@ constexpr size_t kIfNameSize = 16; // IFNAMSIZ, with its NUL
 
 Status validateNamespaceName(std::string_view name) {
   auto bad = [&](const char* why) {
-    return invalid("invalid namespace name '" + std::string(name) + "': " + why);
+    return invalid("invalid namespace name '" + std::string(name) + "': " + why, EINVAL);
   };
   if (name.empty()) {
     return bad("empty");
@@ -36,7 +36,7 @@ Status validateNamespaceName(std::string_view name) {
 
 Status validateIfName(std::string_view name) {
   auto bad = [&](const char* why) {
-    return invalid("invalid interface name '" + std::string(name) + "': " + why);
+    return invalid("invalid interface name '" + std::string(name) + "': " + why, EINVAL);
   };
   if (name.empty()) {
     return bad("empty");

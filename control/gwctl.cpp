@@ -110,7 +110,8 @@ std::optional<T> parsed(gw::Result<T> r) {
 template <class T>
 std::string queryOf(const T& query) {
   std::string q;
-  for (const auto& [key, value] : api::toJson(query).items()) {
+  json fields = api::toJson(query); // items() of a temporary would dangle
+  for (const auto& [key, value] : fields.items()) {
     std::string text = value.is_string() ? value.template get<std::string>() : value.dump();
     if (!text.empty()) {
       q += (q.empty() ? "?" : "&") + key + "=" + gw::http::percentEncode(text);

@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "base/Fd.h"
+#include "bpf/gw_abi.h"
 
 namespace gw {
 namespace {
@@ -107,8 +108,23 @@ Result<BridgeRecord> bridgeFrom(const json& j) {
 Result<NamespaceRecord> namespaceFrom(const json& j) {
   return recordFrom<NamespaceRecord>(j, "namespace");
 }
+// What the codec cannot see field by field: an expose's values that only make sense together.
 Result<ExposeRecord> exposeFrom(const json& j) {
-  return recordFrom<ExposeRecord>(j, "expose");
+  auto e = recordFrom<ExposeRecord>(j, "expose");
+  if (!e) {
+    return e;
+  }
+  std::string which = "expose " + std::to_string(e->id) + ": ";
+  if (e->id == 0 || e->id >= GW_RULE_MAX) {
+    return invalid(which + "field 'id' must be from 1 to " + std::to_string(GW_RULE_MAX - 1));
+  }
+  if (e->hostPort == 0 || e->hostPortEnd < e->hostPort) {
+    return invalid(which + "fields 'hostPort'-'hostPortEnd' are not a port range");
+  }
+  if (e->targetPort == 0 || e->targetPort + (e->hostPortEnd - e->hostPort) > 65535) {
+    return invalid(which + "field 'targetPort' does not fit the range");
+  }
+  return e;
 }
 Result<MasqueradeRecord> masqueradeFrom(const json& j) {
   return recordFrom<MasqueradeRecord>(j, "masquerade");

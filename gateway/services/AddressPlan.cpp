@@ -42,9 +42,7 @@ Result<IpPrefix> allocateAddress(const IpPrefix& gateway, const std::set<IpAddre
       return IpPrefix{candidate, gateway.length};
     }
   }
-  // ENOSPC as well: what callers of the pool functions have always been told.
-  return std::unexpected(Error{ENOSPC, "address pool " + gateway.network().str() + " is exhausted",
-                               false, ErrorKind::Conflict});
+    return conflict("address pool " + gateway.network().str() + " is exhausted", ENOSPC);
 }
 
 Result<std::pair<IpPrefix, IpPrefix>> pointToPointAddresses(const IpPrefix& subnet) {

@@ -125,11 +125,12 @@ const Shape kStatsConntrack = {
     {"entries", Type::Unsigned}, {"capacity", Type::Unsigned}, {"pressureSweeps", Type::Unsigned}};
 
 // The data path's named reasons: keys of stats.reasons, labels of gateway_datapath_packets_total.
-const std::set<std::string> kReasons = {"pass_not_ip",    "pass_no_match",   "pass_fragment_miss",
-                                        "nat_dnat",       "nat_snat",        "nat_reply",
-                                        "nat_icmp_error", "ct_created",      "ct_insert_race",
-                                        "drop_malformed", "drop_ct_insert",  "drop_snat_exhausted",
-                                        "drop_csum",      "drop_ip_options", "redirect"};
+// (drop_ip_options, reserved and never counted, is gone since the reasons come from one list.)
+const std::set<std::string> kReasons = {"pass_not_ip",    "pass_no_match",  "pass_fragment_miss",
+                                        "nat_dnat",       "nat_snat",       "nat_reply",
+                                        "nat_icmp_error", "ct_created",     "ct_insert_race",
+                                        "drop_malformed", "drop_ct_insert", "drop_snat_exhausted",
+                                        "drop_csum",      "redirect"};
 
 constexpr const char* kJsonType = "application/json";
 constexpr const char* kPrometheusType = "text/plain; version=0.0.4";
