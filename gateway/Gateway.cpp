@@ -11,6 +11,7 @@
 #include "base/Failpoint.h"
 #include "base/Log.h"
 #include "control/Api.h"
+#include "gateway/api/Routes.h"
 #include "gateway/datapath/Bpffs.h"
 #include "gateway/datapath/BpfDatapath.h"
 #include "netns/Address.h"
@@ -29,18 +30,6 @@ ProxyConfig proxyConfig(const GatewayConfig& config) {
   ProxyConfig pc;
   pc.relay = config.proxyRelay;
   return pc;
-}
-
-// The answer of a handler: its value as JSON with `okStatus`, or its error.
-template <class T>
-http::Response reply(const Result<T>& r, int okStatus = 200) {
-  return r ? jsonResponse(okStatus, api::toJson(*r)) : errorResponse(r.error());
-}
-
-// A request's body or query, decoded into T (refusing what does not fit).
-template <class T>
-Result<T> decode(const json& j, std::string_view what = "request body") {
-  return api::fromJson<T>(j, what);
 }
 
 } // namespace
@@ -269,76 +258,18 @@ api::StatusInfo Gateway::status() {
 }
 
 void Gateway::addRoutes() {
-  using namespace api;
-  Router& r = router_;
-  r.add("GET", kStatusPath, [this](const Call&) { return jsonResponse(200, toJson(status())); });
-
-  r.add("GET", kNamespacesPath,
-        [this](const Call&) { return jsonResponse(200, toJson(namespaces_.list())); });
-  r.add("POST", kNamespacesPath, [this](const Call& c) {
-    auto request = decode<NamespaceAddRequest>(c.body);
-    return reply(request ? namespaces_.add(*request) : std::unexpected(request.error()), 201);
-  });
-  r.add("DELETE", std::string(kNamespacesPath) + "/{}",
-        [this](const Call& c) { return reply(namespaces_.remove(c.param)); });
-
-  r.add("GET", kExposesPath, [this](const Call&) { return jsonResponse(200, toJson(exposes_.list())); });
-  r.add("POST", kExposesPath, [this](const Call& c) {
-    if (c.body.is_array()) {
-      auto batch = decode<std::vector<ExposeRequest>>(c.body, "expose");
-      return reply(batch ? exposes_.addBatch(*batch) : std::unexpected(batch.error()), 201);
-    }
-    auto request = decode<ExposeRequest>(c.body, "an expose");
-    return reply(request ? exposes_.add(*request) : std::unexpected(request.error()), 201);
-  });
-  r.add("DELETE", kExposesPath, [this](const Call& c) {
-    if (!c.query().contains("port")) {
-      return errorResponse(invalid("missing the host port to unexpose").error());
-    }
-    auto query = decode<UnexposeQuery>(c.query(), "query");
-    return reply(query ? exposes_.remove(*query) : std::unexpected(query.error()));
-  });
-
-  r.add("GET", kMasqueradePath,
-        [this](const Call&) { return jsonResponse(200, toJson(masquerades_.list())); });
-  r.add("POST", kMasqueradePath, [this](const Call& c) {
-    auto request = decode<MasqueradeRequest>(c.body);
-    return reply(request ? masquerades_.add(*request) : std::unexpected(request.error()), 201);
-  });
-  r.add("DELETE", kMasqueradePath, [this](const Call& c) {
-    if (!c.query().contains("source")) {
-      return errorResponse(invalid("missing the source CIDR").error());
-    }
-    auto query = decode<MasqueradeQuery>(c.query(), "query");
-    return reply(query ? masquerades_.remove(*query) : std::unexpected(query.error()));
-  });
-
-  auto conntrackQuery = [](const Call& c) -> Result<ConntrackQuery> {
-    json q = c.query();
-    if (auto known = rejectUnknownFields<ConntrackQuery>(q, "conntrack filter"); !known) {
-      return std::unexpected(known.error());
-    }
-    return decode<ConntrackQuery>(q, "query");
-  };
-  r.add("GET", kConntrackPath, [this, conntrackQuery](const Call& c) {
-    auto query = conntrackQuery(c);
-    return reply(query ? conntrack_.list(*query) : std::unexpected(query.error()));
-  });
-  r.add("DELETE", kConntrackPath, [this, conntrackQuery](const Call& c) {
-    auto query = conntrackQuery(c);
-    return reply(query ? conntrack_.remove(*query) : std::unexpected(query.error()));
-  });
-
-  r.add("GET", kStatsPath,
-        [this](const Call&) { return reply(conntrack_.stats(state_.exposes)); });
-  r.add("GET", kMetricsPath, [this](const Call&) {
-    return http::Response{200, "text/plain; version=0.0.4", metrics_.render()};
-  });
-  r.add("POST", kDownPath, [this](const Call&) {
-    auto done = teardownAll();
-    finished_ = true;
-    return done ? jsonResponse(200, toJson(DownResult{true})) : errorResponse(done.error());
-  });
+  addApiRoutes(router_, ApiEndpoints{.namespaces = namespaces_,
+                                     .exposes = exposes_,
+                                     .masquerades = masquerades_,
+                                     .conntrack = conntrack_,
+                                     .metrics = metrics_,
+                                     .state = state_,
+                                     .status = [this] { return status(); },
+                                     .down = [this] {
+                                       auto done = teardownAll();
+                                       finished_ = true;
+                                       return done;
+                                     }});
 }
 
 } // namespace gw
