@@ -77,6 +77,7 @@ struct StatusInfo {
   uint64_t bridges = 0;
   uint64_t exposes = 0;
   DatapathInfo datapath{};
+  std::string state{}; // "running", or "degraded" while the eBPF data path is not loaded
 };
 constexpr auto fieldsOf(const StatusInfo*) {
   using T = StatusInfo;
@@ -91,7 +92,8 @@ constexpr auto fieldsOf(const StatusInfo*) {
                     Field{"namespaces", &T::namespaces},
                     Field{"bridges", &T::bridges},
                     Field{"exposes", &T::exposes},
-                    Field{"datapath", &T::datapath}};
+                    Field{"datapath", &T::datapath},
+                    Field{"state", &T::state, Need::Optional}};
 }
 
 // POST /v1/namespaces

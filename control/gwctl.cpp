@@ -27,7 +27,7 @@ struct Globals {
 
 constexpr const char* kUsage = R"(usage: gwctl [--socket PATH] [-j|--json] COMMAND ...
 commands:
-  status                                  show the daemon's state
+  status                                  show the daemon's state (exit 3: degraded)
   ns add NAME [--bridge BR] [--subnet CIDR]
                                           create a namespace wired to the gateway
   ns del NAME                             remove it and everything `ns add` made
@@ -44,6 +44,9 @@ commands:
   stats                                   packets by reason, per-rule counters
   down                                    remove everything gatewayd made, then stop it
 )";
+
+// `gwctl status` while gatewayd serves without its eBPF data path.
+constexpr int kExitDegraded = 3;
 
 int usageError(const std::string& message) {
   std::fprintf(stderr, "gwctl: %s (see gwctl --help)\n", message.c_str());
@@ -546,7 +549,9 @@ int statusCommand(const Globals& g, const std::vector<std::string>& args) {
   if (!r) {
     return 1;
   }
-  return printJsonOr(g, r->raw, [&] {
+  // As `systemctl is-system-running` answers "degraded": scripts can tell without parsing.
+  int code = r->value.state == "degraded" ? kExitDegraded : 0;
+  printJsonOr(g, r->raw, [&] {
     const auto& s = r->value;
     std::cout << "gatewayd " << s.version << " pid " << s.pid << "\n"
               << "netns      " << (s.netns.empty() ? "(own)" : s.netns) << "\n"
@@ -559,7 +564,12 @@ int statusCommand(const Globals& g, const std::vector<std::string>& args) {
                                     : "not loaded: " + s.datapath.error.value_or("?"))
               << "\n"
               << "uptime     " << s.uptimeSeconds << " s\n";
+    if (s.state == "degraded") {
+      std::cout << "state      DEGRADED: without the eBPF data path TCP exposes go through the "
+                   "proxy, UDP exposes and masquerade are refused\n";
+    }
   });
+  return code;
 }
 
 } // namespace

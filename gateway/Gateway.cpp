@@ -1,12 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "gateway/Gateway.h"
 
-#include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-#include <filesystem>
 
 #include "base/Failpoint.h"
 #include "base/Log.h"
@@ -68,9 +64,15 @@ Result<std::unique_ptr<Gateway>> Gateway::start(const GatewayConfig& config) {
   }
   gw->uplinkAddr_ = addrs->front().prefix.addr;
   if (auto r = gw->startDatapath(); !r) {
+    if (config.datapath == DatapathPolicy::Ebpf) {
+      return unavailable("the eBPF data path did not load (--datapath ebpf): " + r.error().str());
+    }
     gw->datapath_ = DatapathRef{nullptr, r.error().str()};
     gw->dp_.reset();
-    log::warn("eBPF data path not loaded: ", gw->datapath_.error);
+    log::error("eBPF data path not loaded: ", gw->datapath_.error,
+               "; degraded: TCP exposes go through the io_uring proxy (servers see the "
+               "proxy's address), UDP exposes and masquerade are refused "
+               "(--datapath ebpf refuses to start instead)");
   }
   if (auto r = gw->reconcile(); !r) {
     return std::unexpected(r.error());
@@ -93,8 +95,16 @@ Status Gateway::startDatapath() {
     return r;
   }
   if (!config_.bpffs.empty()) {
-    if (auto r = ensureBpffs(config_.bpffs); !r) {
-      return r;
+    auto mounted = ensureBpffs(config_.bpffs);
+    if (!mounted) {
+      return std::unexpected(mounted.error());
+    }
+    if (!mounted->empty()) {
+      // Teardown (even `gatewayd --cleanup` after a crash) unmounts exactly this.
+      if (auto r = store_.recordMount(*mounted); !r) {
+        return r;
+      }
+      log::info("mounted a bpffs on ", *mounted, " for the pins in ", config_.bpffs);
     }
   }
   XdpMode xdp = config_.xdp;
@@ -160,28 +170,16 @@ Status Gateway::teardownAll() {
     dp_.reset();
   }
   // The bpffs we mounted for our pins goes too, once empty (never one with others' pins).
-  // A fresh bpffs is never quite empty: the kernel's preload puts maps.debug and progs.debug
-  // in it.
-  auto onlyPreload = [](const std::string& dir) {
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-      auto name = entry.path().filename();
-      if (name != "maps.debug" && name != "progs.debug") {
-        return false;
-      }
+  if (!config_.bpffs.empty()) {
+    std::string mounted = store_.recordedMount();
+    if (auto r = releaseBpffs(config_.bpffs, mounted); !r) {
+      log::warn("bpffs: ", r.error().str());
+    } else if (!mounted.empty()) {
+      log::info("unmounted the bpffs on ", mounted);
     }
-    return !ec;
-  };
-  if (!config_.bpffs.empty() && onlyPreload(config_.bpffs)) {
-    struct stat here {}, parent {};
-    std::string up = std::filesystem::path(config_.bpffs).parent_path();
-    if (::stat(config_.bpffs.c_str(), &here) == 0 && ::stat(up.c_str(), &parent) == 0 &&
-        here.st_dev != parent.st_dev) {
-      ::umount2(config_.bpffs.c_str(), MNT_DETACH);
-    }
-    ::rmdir(config_.bpffs.c_str());
   }
-  for (const char* name : {"/state.json", "/state.json.bak", "/state.json.tmp", "/state.journal"}) {
+  for (const char* name : {"/state.json", "/state.json.bak", "/state.json.tmp", "/state.journal",
+                           "/bpffs.mount"}) {
     ::unlink((config_.stateDir + name).c_str());
   }
   ::rmdir(config_.stateDir.c_str());
@@ -248,6 +246,7 @@ api::StatusInfo Gateway::status() {
   s.bridges = state_.bridges.size();
   s.exposes = state_.exposes.size();
   s.datapath.loaded = datapath_.dp != nullptr;
+  s.state = datapath_ ? "running" : "degraded";
   if (datapath_) {
     s.datapath.xdp = std::string(toString(datapath_.dp->uplinkXdpMode()));
     s.datapath.adopted = datapath_.dp->adopted();

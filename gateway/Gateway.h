@@ -24,6 +24,12 @@
 
 namespace gw {
 
+// What gatewayd does when the eBPF data path cannot load.
+enum class DatapathPolicy {
+  Auto, // start degraded: the proxy serves TCP exposes, and status says so
+  Ebpf, // refuse to start
+};
+
 struct GatewayConfig {
   std::string uplink;
   std::string netns; // "" = the namespace gatewayd was started in
@@ -36,6 +42,7 @@ struct GatewayConfig {
   std::chrono::seconds gcInterval{5};
   uint32_t ctEntries = 0; // 0 = the compiled-in size
   RelayMode proxyRelay = RelayMode::Buffers;
+  DatapathPolicy datapath = DatapathPolicy::Auto;
 };
 
 class Gateway {

@@ -545,4 +545,26 @@ Status StateStore::compact(const State& state) {
   return {};
 }
 
+Status StateStore::recordMount(const std::string& mountPoint) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  if (ec) {
+    return fail("create state directory " + dir_ + ": " + ec.message());
+  }
+  if (auto w = writeFile(dir_ + "/bpffs.mount", mountPoint + "\n"); !w) {
+    return w;
+  }
+  fsyncDir(dir_);
+  return {};
+}
+
+std::string StateStore::recordedMount() const {
+  auto text = readFile(dir_ + "/bpffs.mount");
+  if (!text) {
+    return {};
+  }
+  std::string line = text->substr(0, text->find('\n'));
+  return line;
+}
+
 } // namespace gw

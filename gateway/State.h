@@ -140,6 +140,11 @@ public:
   Status commit(const State& state) override;
   Status compact(const State& state);
 
+  // The bpffs mount point gatewayd made (<dir>/bpffs.mount), so that a teardown, even by
+  // another process after a crash, removes exactly what was mounted. "" when none.
+  Status recordMount(const std::string& mountPoint);
+  std::string recordedMount() const;
+
   // The journal size below which the snapshot is never rewritten.
   static constexpr uint64_t kMinJournalBytes = 256 * 1024;
 

@@ -86,6 +86,7 @@ int main(int argc, char** argv) {
   std::string logLevel;
   std::string xdpText;
   std::string relayText;
+  std::string datapathText;
   std::string group;
   po::options_description options("gatewayd options");
   options.add_options()
@@ -111,6 +112,9 @@ int main(int argc, char** argv) {
       ("gc-interval", po::value<unsigned>(), "seconds between conntrack sweeps (5)")
       ("proxy-relay", po::value(&relayText)->default_value("buffers"),
        "io_uring proxy relay: buffers (provided buffer ring) or splice (pooled pipes)")
+      ("datapath", po::value(&datapathText)->default_value("auto"),
+       "auto: without the eBPF data path start degraded (the proxy serves TCP exposes); "
+       "ebpf: refuse to start without it")
       ("ct-entries", po::value(&config.ctEntries),
        "conntrack map size, two entries a flow (262144; fixed once pinned)")
       ("cleanup", "remove everything an earlier gatewayd made (namespaces, links, programs, "
@@ -137,9 +141,15 @@ int main(int argc, char** argv) {
     std::cout << "usage: gatewayd --uplink IFNAME [options]\n" << options;
     return 0;
   }
-  if (config.uplink.empty()) {
+  // --cleanup reads what it removes from the state: no uplink needed.
+  if (config.uplink.empty() && !vm.contains("cleanup")) {
     return die("--uplink IFNAME is required");
   }
+  if (datapathText != "auto" && datapathText != "ebpf") {
+    return die("--datapath '" + datapathText + "': expected auto or ebpf");
+  }
+  config.datapath =
+      datapathText == "ebpf" ? gw::DatapathPolicy::Ebpf : gw::DatapathPolicy::Auto;
   gw::log::Level level;
   if (!gw::log::parseLevel(logLevel, level)) {
     return die("--log-level '" + logLevel + "': expected debug, info, warn or error");

@@ -63,15 +63,16 @@ Result<bool> isBpffs(const std::string& path) {
   return static_cast<unsigned long>(st.f_type) == static_cast<unsigned long>(BPF_FS_MAGIC);
 }
 
-Status ensureBpffs(const std::string& dir) {
+Result<std::string> ensureBpffs(const std::string& dir, const std::string& systemDir) {
   if (dir.empty()) {
     return fail("ensureBpffs: empty directory");
   }
+  namespace fs = std::filesystem;
+  fs::path target = fs::absolute(dir).lexically_normal();
   // Walk up to the nearest existing ancestor: inside a bpffs, plain mkdir is enough.
-  std::filesystem::path probe = std::filesystem::absolute(dir);
+  fs::path probe = target;
   std::error_code ec;
-  while (!std::filesystem::exists(probe, ec) && probe.has_parent_path() &&
-         probe != probe.parent_path()) {
+  while (!fs::exists(probe, ec) && probe.has_parent_path() && probe != probe.parent_path()) {
     probe = probe.parent_path();
   }
   auto onBpffs = isBpffs(probe.string());
@@ -79,16 +80,66 @@ Status ensureBpffs(const std::string& dir) {
     return std::unexpected(onBpffs.error());
   }
   if (*onBpffs) {
-    if (probe == std::filesystem::absolute(dir)) {
-      return {};
+    if (auto made = makeDirs(dir); !made) {
+      return std::unexpected(made.error());
     }
-    return makeDirs(dir);
+    return std::string();
+  }
+  // Below an unmounted /sys/fs/bpf nothing can be made (it is sysfs): mount it there.
+  fs::path system = fs::absolute(systemDir).lexically_normal();
+  auto [end, rest] = std::mismatch(system.begin(), system.end(), target.begin(), target.end());
+  bool below = end == system.end() && rest != target.end();
+  std::string mountPoint = below && fs::is_directory(system, ec) ? system.string() : dir;
+  if (mountPoint == dir) {
+    if (auto made = makeDirs(dir); !made) {
+      return std::unexpected(made.error());
+    }
+  }
+  if (::mount("bpf", mountPoint.c_str(), "bpf", 0, "mode=0700") != 0) {
+    return sysError("mount -t bpf bpf " + mountPoint);
   }
   if (auto made = makeDirs(dir); !made) {
-    return made;
+    ::umount2(mountPoint.c_str(), MNT_DETACH);
+    return std::unexpected(made.error());
   }
-  if (::mount("bpf", dir.c_str(), "bpf", 0, "mode=0700") != 0) {
-    return sysError("mount -t bpf bpf " + dir);
+  return mountPoint;
+}
+
+Status releaseBpffs(const std::string& dir, const std::string& mounted) {
+  // A fresh bpffs is never quite empty: the kernel's preload puts maps.debug and progs.debug
+  // in it.
+  auto onlyPreload = [](const std::string& d) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(d, ec)) {
+      auto name = entry.path().filename();
+      if (name != "maps.debug" && name != "progs.debug") {
+        return false;
+      }
+    }
+    return !ec;
+  };
+  auto isMountPoint = [](const std::string& d) {
+    struct stat here {}, parent {};
+    std::string up = std::filesystem::path(d).parent_path();
+    return ::stat(d.c_str(), &here) == 0 && ::stat(up.c_str(), &parent) == 0 &&
+           here.st_dev != parent.st_dev;
+  };
+  if (dir.empty() || !pathExists(dir)) {
+    // nothing of ours left here
+  } else if (!onlyPreload(dir)) {
+    return fail("bpffs " + dir + " still holds pins: left in place");
+  } else {
+    // A bpffs on the pin directory itself: gatewayd mounted it (now or before it kept a record).
+    if (isMountPoint(dir) && ::umount2(dir.c_str(), MNT_DETACH) != 0) {
+      return sysError("umount " + dir);
+    }
+    ::rmdir(dir.c_str());
+  }
+  if (!mounted.empty() && mounted != dir && pathExists(mounted)) {
+    auto still = isBpffs(mounted);
+    if (still && *still && onlyPreload(mounted) && ::umount2(mounted.c_str(), MNT_DETACH) != 0) {
+      return sysError("umount " + mounted);
+    }
   }
   return {};
 }

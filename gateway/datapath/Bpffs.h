@@ -10,9 +10,19 @@
 
 namespace gw {
 
-// Makes `dir` a directory on a bpffs: nothing to do when it already is one (or lies inside
-// one: then it is created there); otherwise creates it and mounts a fresh bpffs on it.
-Status ensureBpffs(const std::string& dir);
+inline constexpr const char* kSystemBpffs = "/sys/fs/bpf";
+
+// Makes `dir` a directory on a bpffs: nothing to mount when it already is one or lies inside
+// one; when it lies below `systemDir` (/sys/fs/bpf) and that is not a bpffs yet, mounts one
+// there, as tc and bpftool do; otherwise creates `dir` and mounts a bpffs on it. Returns the
+// mount point it mounted ("" when none), for releaseBpffs() to take down.
+Result<std::string> ensureBpffs(const std::string& dir,
+                                const std::string& systemDir = kSystemBpffs);
+
+// After the pins in `dir` are gone: removes `dir`, and unmounts `mounted` (what ensureBpffs
+// mounted, "" = nothing) once nothing but the kernel's preload entries is left in it. A bpffs
+// that holds anything else (pins of others) stays.
+Status releaseBpffs(const std::string& dir, const std::string& mounted);
 
 // True when `path` is on a bpffs (statfs f_type == BPF_FS_MAGIC).
 Result<bool> isBpffs(const std::string& path);

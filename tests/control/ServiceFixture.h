@@ -17,6 +17,7 @@ namespace gw::test {
 
 inline constexpr const char* kUplinkAddr = "198.18.0.1";
 inline constexpr const char* kExternalAddr = "198.18.0.2";
+inline constexpr int kExitDegraded = 3; // `gwctl status` without the eBPF data path
 
 class ServiceFixture : public ::testing::Test {
 protected:
@@ -31,8 +32,10 @@ protected:
   // Stops gatewayd with `sig` and starts `binary` ("" = the built gatewayd) with the arguments
   // and environment of the last startDaemon(); returns the stopped one's exit status.
   int restartDaemon(int sig, const std::string& binary = {});
-  // Runs gatewayd to completion with this fixture's options plus `extraArgs` (--cleanup).
-  CommandResult runGatewayd(const std::vector<std::string>& extraArgs);
+  // Runs gatewayd to completion with this fixture's options plus `extraArgs` (--cleanup),
+  // and `env` as NAME=VALUE.
+  CommandResult runGatewayd(const std::vector<std::string>& extraArgs,
+                            const std::vector<std::string>& env = {});
 
   CommandResult gwctl(const std::vector<std::string>& args);
   // gwctl ... -j, parsed; fails the test if the command fails.
@@ -48,8 +51,10 @@ protected:
   std::string log_;
   Child daemon_;
 
-private:
+  // gatewayd's command line with this fixture's options ("" = the built gatewayd).
   std::vector<std::string> daemonArgv(const std::string& binary) const;
+
+private:
 
   std::string binary_; // "" = GATEWAYD_PATH
   std::vector<std::string> lastArgs_;

@@ -72,7 +72,8 @@ const Shape kStatus = {
     {"version", Type::String},   {"pid", Type::Unsigned},           {"netns", Type::String},
     {"uplink", Type::Object},    {"socket", Type::String},          {"stateDir", Type::String},
     {"bpffs", Type::String},     {"uptimeSeconds", Type::Unsigned}, {"namespaces", Type::Unsigned},
-    {"bridges", Type::Unsigned}, {"exposes", Type::Unsigned},       {"datapath", Type::Object}};
+    {"bridges", Type::Unsigned}, {"exposes", Type::Unsigned},       {"datapath", Type::Object},
+    {"state", Type::String}}; // added: "running" or "degraded"
 const Shape kStatusUplink = {
     {"name", Type::String}, {"ifindex", Type::Unsigned}, {"addresses", Type::Array}};
 const Shape kStatusDatapath = {

@@ -314,6 +314,47 @@ TEST(DatapathLogic, PairsHalvesIntoOneFlow) {
 // ---------------------------------------------------------------------------------------------
 // Filesystems.
 
+TEST(Bpffs, BelowAnUnmountedSystemDirMountsThereAndReleasesIt) {
+  // As /sys/fs/bpf on a host without bpffs: a plain directory; pins go below it.
+  TempBpffs tmp;
+  std::string system = tmp.dir() + "/sysfs-bpf";
+  std::filesystem::create_directories(system);
+  std::string pins = system + "/gateway";
+  auto mounted = ensureBpffs(pins, system);
+  ASSERT_TRUE(mounted) << mounted.error().str();
+  EXPECT_EQ(*mounted, system) << "mounted on the system dir, as tc and bpftool do";
+  EXPECT_TRUE(isBpffs(system).value());
+  EXPECT_TRUE(isBpffs(pins).value());
+  auto again = ensureBpffs(pins, system);
+  ASSERT_TRUE(again) << again.error().str();
+  EXPECT_EQ(*again, "") << "already there: nothing more mounted";
+
+  // Another tool's pin keeps the mount; once it is gone the release takes it down.
+  std::filesystem::create_directories(system + "/theirs-dir");
+  auto kept = releaseBpffs(pins, *mounted);
+  ASSERT_TRUE(kept) << kept.error().str();
+  EXPECT_FALSE(std::filesystem::exists(pins));
+  EXPECT_TRUE(isBpffs(system).value()) << "others' entries stay mounted";
+  std::filesystem::remove(system + "/theirs-dir");
+  auto released = releaseBpffs(pins, *mounted);
+  ASSERT_TRUE(released) << released.error().str();
+  EXPECT_FALSE(isBpffs(system).value());
+  auto mounts = test::sh("grep -c ' " + system + " bpf ' /proc/mounts");
+  EXPECT_EQ(trim(mounts.out), "0");
+}
+
+TEST(Bpffs, OutsideTheSystemDirMountsOnTheDirectory) {
+  TempBpffs tmp;
+  std::string pins = tmp.dir() + "/pins";
+  auto mounted = ensureBpffs(pins, tmp.dir() + "/elsewhere");
+  ASSERT_TRUE(mounted) << mounted.error().str();
+  EXPECT_EQ(*mounted, pins);
+  EXPECT_TRUE(isBpffs(pins).value());
+  auto released = releaseBpffs(pins, *mounted);
+  ASSERT_TRUE(released) << released.error().str();
+  EXPECT_FALSE(std::filesystem::exists(pins));
+}
+
 TEST(Bpffs, MountsOnceAndNestsDirectories) {
   TempBpffs tmp;
   auto before = isBpffs(tmp.dir());
