@@ -31,7 +31,7 @@ ProxyConfig proxyConfig(const GatewayConfig& config) {
 } // namespace
 
 Gateway::Gateway(GatewayConfig config, Netlink host)
-    : config_(std::move(config)), host_(std::move(host)), store_(config_.stateDir),
+    : config_(std::move(config)), host_(std::move(host)), store_(config_.stateDir, config_.recover),
       topology_(host_), proxy_(proxyConfig(config_)),
       ctx_{state_, store_, datapath_, config_.uplink}, namespaces_(ctx_, topology_),
       exposes_(ctx_, topology_, proxy_),

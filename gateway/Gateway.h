@@ -43,6 +43,7 @@ struct GatewayConfig {
   uint32_t ctEntries = 0; // 0 = the compiled-in size
   RelayMode proxyRelay = RelayMode::Buffers;
   DatapathPolicy datapath = DatapathPolicy::Auto;
+  bool recover = false; // start from the last good journal line instead of refusing
 };
 
 class Gateway {

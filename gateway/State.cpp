@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -14,6 +17,7 @@
 #include <unordered_map>
 
 #include "base/Fd.h"
+#include "base/Log.h"
 #include "bpf/gw_abi.h"
 
 namespace gw {
@@ -163,7 +167,9 @@ Status forEachList(S& s, F&& each) {
 
 } // namespace
 
-std::string toJson(const State& state) {
+namespace {
+
+json stateJson(const State& state) {
   json j;
   j["version"] = kStateVersion;
   j["nextRuleId"] = state.nextRuleId;
@@ -174,12 +180,19 @@ std::string toJson(const State& state) {
     }
     return {};
   });
-  return j.dump(2) + "\n";
+  return j;
 }
 
-Result<State> fromJson(std::string_view text, const std::string& origin) {
-  auto bad = [&](const std::string& what) { return fail(origin + ": " + what); };
-  json j = json::parse(text, nullptr, false);
+} // namespace
+
+std::string toJson(const State& state) {
+  return stateJson(state).dump(2) + "\n";
+}
+
+namespace {
+
+Result<State> stateFrom(const json& j, const std::string& origin) {
+  auto bad = [&](const std::string& what) { return invalid(origin + ": " + what); };
   if (j.is_discarded() || !j.is_object()) {
     return bad("not valid JSON (truncated or corrupted)");
   }
@@ -204,6 +217,12 @@ Result<State> fromJson(std::string_view text, const std::string& origin) {
     return bad(std::string("bad field: ") + e.what());
   }
   return s;
+}
+
+} // namespace
+
+Result<State> fromJson(std::string_view text, const std::string& origin) {
+  return stateFrom(json::parse(text, nullptr, false), origin);
 }
 
 namespace {
@@ -347,9 +366,82 @@ std::string journalPath(const std::string& dir) {
   return dir + "/state.journal";
 }
 
-// Replays <dir>/state.journal onto `s`. A last line cut short (a crash mid-append: it was
-// never acknowledged) is ignored; a bad line before the last is corruption.
-Status replayJournal(const std::string& dir, State& s) {
+// CRC-32 (IEEE), the journal's per-line checksum: a flipped bit is corruption, not a rule.
+uint32_t crc32(std::string_view data) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) {
+        c = (c & 1) != 0 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+      }
+      t[i] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xffffffffu;
+  for (unsigned char b : data) {
+    c = table[(c ^ b) & 0xff] ^ (c >> 8);
+  }
+  return c ^ 0xffffffffu;
+}
+
+// A journal line: "CRC32HEX {json}". Lines of earlier versions are the bare JSON.
+std::string journalLine(const json& change) {
+  std::string body = change.dump();
+  char crc[9];
+  std::snprintf(crc, sizeof crc, "%08x", crc32(body));
+  return std::string(crc) + " " + body + "\n";
+}
+
+// The JSON of a line whose checksum holds (or that has none: an earlier version's).
+Result<json> journalEntry(std::string_view line) {
+  std::string_view body = line;
+  if (line.size() > 9 && line[8] == ' ' && line.front() != '{') {
+    uint32_t want = 0;
+    auto [end, ec] = std::from_chars(line.data(), line.data() + 8, want, 16);
+    body = line.substr(9);
+    if (ec != std::errc() || end != line.data() + 8 || crc32(body) != want) {
+      return invalid("checksum mismatch (the line was altered)");
+    }
+  }
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded()) {
+    return invalid("not valid JSON");
+  }
+  return j;
+}
+
+// What a journal line changes, for the log of what --recover dropped.
+std::string describeChange(const json& change) {
+  std::string out;
+  for (const char* op : {"put", "del"}) {
+    if (!change.is_object() || !change.contains(op) || !change[op].is_object()) {
+      continue;
+    }
+    for (const auto& [list, items] : change[op].items()) {
+      out += (out.empty() ? "" : "; ") + std::string(op) + " " + list + " " + items.dump();
+    }
+  }
+  return out.empty() ? "(no records)" : out;
+}
+
+// Where a replay starts and how it ended.
+struct JournalReplay {
+  uint64_t baseSeq = 0;  // the last line the snapshot already holds
+  bool hasSnapshot = false;
+  bool recover = false;  // stop at damage instead of failing, logging what is dropped
+  uint64_t lastSeq = 0;  // the last line applied (or baseSeq)
+  bool recovered = false; // damage was passed over
+};
+
+// Replays <dir>/state.journal onto `s`. Only a last line without its newline (a crash
+// mid-append: never acknowledged) is dropped silently. A line whose checksum fails, that is
+// not JSON, that does not apply, or whose sequence number skips one is damage: an error
+// naming the file and line, or with `recover` the end of the replay, every later line
+// logged as dropped.
+Status replayJournal(const std::string& dir, State& s, JournalReplay& r) {
+  r.lastSeq = r.baseSeq;
   std::string path = journalPath(dir);
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
@@ -361,38 +453,88 @@ Status replayJournal(const std::string& dir, State& s) {
   }
   StateReplay replay(s); // writes the lists back into s when it goes
   std::string_view rest = *text;
+  uint64_t expected = r.baseSeq + 1;
   for (size_t lineNo = 1; !rest.empty(); ++lineNo) {
     size_t nl = rest.find('\n');
-    bool last = nl == std::string_view::npos || nl + 1 == rest.size();
-    std::string_view line = rest.substr(0, nl);
-    rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
-    json j = json::parse(line, nullptr, false);
-    if (j.is_discarded() && last) {
+    if (nl == std::string_view::npos) {
+      log::warn("state journal ", path, " line ", lineNo,
+                ": cut short by a crash mid-write (never acknowledged): ignored");
       break;
     }
-    Status applied = j.is_discarded() ? fail("not valid JSON") : applyLine(replay, j);
-    if (!applied) {
-      return fail("state journal " + path + " line " + std::to_string(lineNo) + ": " +
-                  applied.error().message + " (state.json holds the state before the journal)");
+    std::string_view line = rest.substr(0, nl);
+    rest.remove_prefix(nl + 1);
+    auto entry = journalEntry(line);
+    Status applied = entry ? Status{} : Status(std::unexpected(entry.error()));
+    bool skip = false;
+    if (applied && entry->is_object() && entry->contains("seq")) {
+      auto seq = uintField<uint64_t>(*entry, "seq");
+      if (!seq) {
+        applied = std::unexpected(seq.error());
+      } else if (*seq <= r.baseSeq) {
+        skip = true; // folded into the snapshot already (a crash before the journal went)
+      } else if (*seq != expected) {
+        applied = invalid("sequence " + std::to_string(*seq) + " where " +
+                          std::to_string(expected) + " was expected: " +
+                          (r.hasSnapshot || expected > 1 ? "lines are missing"
+                                                         : "state.json is missing"));
+      } else {
+        ++expected;
+      }
     }
+    if (applied && !skip) {
+      applied = applyLine(replay, *entry);
+    }
+    if (applied) {
+      if (!skip && entry->contains("seq")) {
+        r.lastSeq = expected - 1;
+      }
+      continue;
+    }
+    std::string where = "state journal " + path + " line " + std::to_string(lineNo) + ": ";
+    if (!r.recover) {
+      return invalid(where + applied.error().message +
+                     " (state.json holds the state before the journal; gatewayd --recover "
+                     "starts from the last good line and logs what it drops)");
+    }
+    log::error(where, applied.error().message, ": --recover drops it and every later line");
+    log::error("dropped: ", entry ? describeChange(*entry) : std::string(line));
+    for (size_t later = lineNo + 1; !rest.empty(); ++later) {
+      size_t end = rest.find('\n');
+      std::string_view dropped = rest.substr(0, end);
+      rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
+      auto e = journalEntry(dropped);
+      log::error("dropped line ", later, ": ", e ? describeChange(*e) : std::string(dropped));
+    }
+    r.recovered = true;
+    break;
   }
   return {};
 }
 
-Result<State> loadSnapshot(const std::string& dir) {
+// state.json and the journal line it holds up to ("journalSeq"; 0 before journals had them).
+Result<State> loadSnapshot(const std::string& dir, JournalReplay& r) {
   std::string path = snapshotPath(dir);
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
     return State{};
   }
+  r.hasSnapshot = true;
   auto text = readFile(path);
   if (!text) {
     return fail("cannot read state file " + path);
   }
-  auto state = fromJson(*text, "state file " + path);
+  json j = json::parse(*text, nullptr, false);
+  auto state = stateFrom(j, "state file " + path);
   if (!state) {
-    return fail(state.error().message + "; the last good copy is " + path +
-                ".bak (inspect it, then move it to state.json to restore)");
+    return invalid(state.error().message + "; the last good copy is " + path +
+                   ".bak (inspect it, then move it to state.json to restore)");
+  }
+  if (j.contains("journalSeq")) {
+    auto seq = uintField<uint64_t>(j, "journalSeq");
+    if (!seq) {
+      return invalid("state file " + path + ": " + seq.error().message);
+    }
+    r.baseSeq = *seq;
   }
   return state;
 }
@@ -406,7 +548,7 @@ void fsyncDir(const std::string& dir) {
 
 // Writes state.json atomically (temp file, fsync, the old file kept as state.json.bak,
 // rename, fsync of the directory), then drops the journal it now contains. Returns its size.
-Result<uint64_t> writeSnapshot(const std::string& dir, const State& state) {
+Result<uint64_t> writeSnapshot(const std::string& dir, const State& state, uint64_t seq) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
@@ -414,7 +556,9 @@ Result<uint64_t> writeSnapshot(const std::string& dir, const State& state) {
   }
   std::string path = snapshotPath(dir);
   std::string tmp = path + ".tmp";
-  std::string text = toJson(state);
+  json j = stateJson(state);
+  j["journalSeq"] = seq;
+  std::string text = j.dump(2) + "\n";
   if (auto w = writeFile(tmp, text); !w) {
     return std::unexpected(w.error());
   }
@@ -436,21 +580,27 @@ Result<uint64_t> writeSnapshot(const std::string& dir, const State& state) {
   return text.size();
 }
 
-} // namespace
-
-Result<State> loadState(const std::string& dir) {
-  auto state = loadSnapshot(dir);
+// The state on disk: the snapshot, then the journal replayed onto it.
+Result<State> loadFromDisk(const std::string& dir, JournalReplay& r) {
+  auto state = loadSnapshot(dir, r);
   if (!state) {
     return state;
   }
-  if (auto r = replayJournal(dir, *state); !r) {
-    return std::unexpected(r.error());
+  if (auto replayed = replayJournal(dir, *state, r); !replayed) {
+    return std::unexpected(replayed.error());
   }
   return state;
 }
 
+} // namespace
+
+Result<State> loadState(const std::string& dir) {
+  JournalReplay r;
+  return loadFromDisk(dir, r);
+}
+
 Status saveState(const std::string& dir, const State& state) {
-  auto written = writeSnapshot(dir, state);
+  auto written = writeSnapshot(dir, state, 0);
   if (!written) {
     return std::unexpected(written.error());
   }
@@ -458,8 +608,24 @@ Status saveState(const std::string& dir, const State& state) {
 }
 
 Result<State> StateStore::load() {
-  auto state = loadState(dir_);
+  JournalReplay replay{.recover = recover_};
+  auto state = loadFromDisk(dir_, replay);
   if (!state) {
+    return state;
+  }
+  seq_ = replay.lastSeq;
+  if (replay.recovered) {
+    // Keep the damaged journal for inspection; the fold below replaces it.
+    std::string kept = journalPath(dir_) + ".damaged";
+    if (::rename(journalPath(dir_).c_str(), kept.c_str()) != 0) {
+      return sysError("keep the damaged journal as " + kept);
+    }
+    log::error("state: started from the last good journal line (--recover); the damaged "
+               "journal is kept as ", kept);
+    persisted_ = *state;
+    if (auto r = compact(*state); !r) {
+      return std::unexpected(r.error());
+    }
     return state;
   }
   persisted_ = *state;
@@ -487,14 +653,14 @@ Status StateStore::commit(const State& state) {
   if (put.empty() && del.empty() && state.nextRuleId == persisted_.nextRuleId) {
     return {};
   }
-  json change = {{"nextRuleId", state.nextRuleId}};
+  json change = {{"nextRuleId", state.nextRuleId}, {"seq", seq_ + 1}};
   if (!put.empty()) {
     change["put"] = std::move(put);
   }
   if (!del.empty()) {
     change["del"] = std::move(del);
   }
-  std::string line = change.dump() + "\n";
+  std::string line = journalLine(change);
   // Amortized: the snapshot is rewritten only after as many journal bytes as it holds.
   if (journalBytes_ + line.size() > std::max(kMinJournalBytes, snapshotBytes_)) {
     return compact(state);
@@ -503,6 +669,7 @@ Status StateStore::commit(const State& state) {
     return r;
   }
   journalBytes_ += line.size();
+  ++seq_;
   persisted_ = state;
   return {};
 }
@@ -535,7 +702,7 @@ Status StateStore::append(std::string_view line) {
 
 Status StateStore::compact(const State& state) {
   journal_.reset();
-  auto written = writeSnapshot(dir_, state);
+  auto written = writeSnapshot(dir_, state, seq_);
   if (!written) {
     return std::unexpected(written.error());
   }

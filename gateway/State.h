@@ -128,12 +128,16 @@ public:
 };
 
 // The state on disk: the snapshot state.json plus state.journal, one line per commit with
-// the records that changed since. A commit appends and fdatasyncs one line, so its cost
+// the records that changed since, each with a CRC-32 and a sequence number (state.json names
+// the last line it holds), so that damage anywhere but a torn last line is seen. A commit appends and fdatasyncs one line, so its cost
 // follows the change, not the number of rules; the snapshot is rewritten once the journal
 // outgrows it, on load when an earlier run left a journal, and on compact().
 class StateStore final : public StateSink {
 public:
-  explicit StateStore(std::string dir) : dir_(std::move(dir)) {}
+  // `recover`: a damaged journal (a checksum, a gap, a line that does not apply) starts from
+  // the last good line, logging every change it drops, instead of refusing to start.
+  explicit StateStore(std::string dir, bool recover = false)
+      : dir_(std::move(dir)), recover_(recover) {}
 
   Result<State> load();
   // Makes `state` durable; on error nothing of it is on disk.
@@ -156,6 +160,8 @@ private:
   UniqueFd journal_;
   uint64_t journalBytes_ = 0;
   uint64_t snapshotBytes_ = 0;
+  uint64_t seq_ = 0; // the journal line last written: each carries the next number
+  bool recover_ = false;
 };
 
 } // namespace gw

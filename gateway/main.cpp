@@ -115,6 +115,9 @@ int main(int argc, char** argv) {
       ("datapath", po::value(&datapathText)->default_value("auto"),
        "auto: without the eBPF data path start degraded (the proxy serves TCP exposes); "
        "ebpf: refuse to start without it")
+      ("recover", po::bool_switch(&config.recover),
+       "a damaged state journal: start from its last good line, logging each change dropped "
+       "(default: refuse to start, naming the file and line)")
       ("ct-entries", po::value(&config.ctEntries),
        "conntrack map size, two entries a flow (262144; fixed once pinned)")
       ("cleanup", "remove everything an earlier gatewayd made (namespaces, links, programs, "

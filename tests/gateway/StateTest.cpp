@@ -219,5 +219,108 @@ TEST_F(StateStoreTest, ReplayingAJournalOntoTheSnapshotItFedChangesNothing) {
   expectOnDisk(s);
 }
 
+// The lines of the journal, without their newlines.
+std::vector<std::string> readLines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(line);
+  }
+  return lines;
+}
+
+void writeLines(const std::string& path, const std::vector<std::string>& lines) {
+  std::ofstream out(path, std::ios::trunc);
+  for (const auto& l : lines) {
+    out << l << "\n";
+  }
+}
+
+class JournalDamageTest : public StateStoreTest {
+protected:
+  // Three acknowledged commits: the sample, then exposes 8 and 9.
+  void SetUp() override {
+    StateStoreTest::SetUp();
+    StateStore store(dir_);
+    first_ = sample();
+    ASSERT_NO_FATAL_FAILURE(loadAndCommit(store, first_));
+    second_ = first_;
+    second_.exposes.push_back(expose(8, 6001));
+    ASSERT_TRUE(store.commit(second_));
+    third_ = second_;
+    third_.exposes.push_back(expose(9, 6002));
+    ASSERT_TRUE(store.commit(third_));
+    ASSERT_EQ(readLines(journal()).size(), 3u);
+  }
+  State first_, second_, third_;
+};
+
+TEST_F(JournalDamageTest, ABitFlippedLastLineIsDamageNotATornWrite) {
+  auto lines = readLines(journal());
+  auto at = lines[2].find("6002");
+  ASSERT_NE(at, std::string::npos);
+  lines[2][at + 3] = '3'; // still valid JSON: only the checksum can tell
+  writeLines(journal(), lines);
+  auto r = StateStore(dir_).load();
+  ASSERT_FALSE(r) << "an acknowledged rule must not vanish silently";
+  EXPECT_NE(r.error().message.find(journal() + " line 3"), std::string::npos)
+      << r.error().message;
+  EXPECT_NE(r.error().message.find("checksum"), std::string::npos) << r.error().message;
+}
+
+TEST_F(JournalDamageTest, ADeletedMiddleLineIsDamage) {
+  auto lines = readLines(journal());
+  lines.erase(lines.begin() + 1);
+  writeLines(journal(), lines);
+  auto r = StateStore(dir_).load();
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("line 2"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("missing"), std::string::npos) << r.error().message;
+}
+
+TEST_F(JournalDamageTest, AMissingSnapshotIsDamageWhenTheJournalDoesNotStartAtTheBeginning) {
+  {
+    StateStore store(dir_);
+    ASSERT_TRUE(store.load()); // folds the three lines into state.json (journalSeq 3)
+    State fourth = third_;
+    fourth.exposes.push_back(expose(10, 6003));
+    ASSERT_TRUE(store.commit(fourth)); // journal: line seq 4
+  }
+  std::filesystem::remove(snapshot());
+  auto r = StateStore(dir_).load();
+  ASSERT_FALSE(r) << "a journal alone would start without the namespaces and rules";
+  EXPECT_NE(r.error().message.find("state.json is missing"), std::string::npos)
+      << r.error().message;
+}
+
+TEST_F(JournalDamageTest, RecoverStartsFromTheLastGoodLineAndKeepsTheDamagedJournal) {
+  auto lines = readLines(journal());
+  lines[1][lines[1].size() / 2] ^= 0x01;
+  writeLines(journal(), lines);
+  StateStore store(dir_, /*recover=*/true);
+  auto r = store.load();
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(toJson(*r), toJson(first_)) << "lines 2 and 3 are dropped";
+  EXPECT_TRUE(std::filesystem::exists(journal() + ".damaged"));
+  EXPECT_FALSE(std::filesystem::exists(journal()));
+  // It goes on from there: a new commit lands and loads back.
+  State next = first_;
+  next.exposes.push_back(expose(11, 6004));
+  ASSERT_TRUE(store.commit(next));
+  expectOnDisk(next);
+}
+
+TEST_F(StateStoreTest, JournalLinesOfEarlierVersionsStillLoad) {
+  State s = sample();
+  ASSERT_TRUE(saveState(dir_, s));
+  // As gatewayd wrote them before lines had a checksum and a sequence number.
+  ExposeRecord e = expose(8, 6001);
+  std::ofstream(journal()) << R"({"nextRuleId":9,"put":{"exposes":[)" + api::toJson(e).dump() +
+                                  "]}}\n";
+  s.exposes.push_back(e);
+  s.nextRuleId = 9;
+  expectOnDisk(s);
+}
+
 } // namespace
 } // namespace gw
