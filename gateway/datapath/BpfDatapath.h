@@ -63,7 +63,7 @@ public:
   Status addExpose(const ExposeEntry& entry) override;
   // Also deletes that rule's conntrack flows (both halves).
   Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) override;
-  Result<std::vector<ExposeEntry>> listExposes();
+  Result<std::vector<ExposeEntry>> listExposes() override;
 
   // outIfindex 0 = the uplink.
   Status addMasquerade(const IpPrefix& source, int outIfindex) override;

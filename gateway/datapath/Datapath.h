@@ -98,6 +98,8 @@ public:
   virtual Status addLocalAddress(const IpAddress& addr) = 0;
 
   virtual Status addExpose(const ExposeEntry& entry) = 0;
+  // Every entry of the expose map (pinned: an earlier run's too).
+  virtual Result<std::vector<ExposeEntry>> listExposes() = 0;
   // Also deletes that rule's conntrack flows (both halves). Absent: an ENOENT error.
   virtual Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) = 0;
 

@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <optional>
+#include <set>
+#include <tuple>
 
+#include "base/Failpoint.h"
 #include "base/Log.h"
 #include "bpf/gw_abi.h"
 
@@ -235,6 +238,9 @@ Result<std::vector<api::ExposeAdded>> ExposeService::addBatch(
                                       r.error().str() + " (none of the batch was applied)");
     }
     out.push_back(std::move(*r));
+    if (i + 1 == (batch.size() + 1) / 2) {
+      crashpoint("expose-batch-midway"); // tests: a crash with half a batch in the maps
+    }
   }
   if (auto saved = ctx_.store.commit(state); !saved) {
     undo();
@@ -407,6 +413,50 @@ void ExposeService::reconcile() {
     if (auto r = apply(e); !r) {
       log::warn("expose ", e.hostPort, " -> ", e.target, ": ", r.error().str());
     }
+  }
+  removeGhosts();
+}
+
+void ExposeService::removeGhosts() {
+  Datapath* dp = ctx_.datapath.dp;
+  if (dp == nullptr) {
+    return;
+  }
+  auto entries = dp->listExposes();
+  if (!entries) {
+    log::warn("reconcile: expose map not read: ", entries.error().str());
+    return;
+  }
+  // Keys the state accounts for: each port of each expose the eBPF path serves.
+  std::set<std::tuple<uint8_t, IpAddress, uint16_t>> wanted;
+  for (const auto& e : ctx_.state.exposes) {
+    if (servingPath(e).path != ServingPath::Ebpf) {
+      continue;
+    }
+    for (unsigned port = e.hostPort; port <= e.hostPortEnd; ++port) {
+      wanted.emplace(ipProto(e.proto), e.hostIp.value_or(IpAddress{}),
+                     static_cast<uint16_t>(port));
+    }
+  }
+  size_t removed = 0;
+  for (const auto& m : *entries) {
+    if (wanted.contains({m.proto, m.hostAddr, m.hostPort})) {
+      continue;
+    }
+    // A change that crashed before its state commit, or state lost since: it must not forward.
+    std::string host = m.hostAddr.family == 0 ? "*" : m.hostAddr.str();
+    if (auto r = dp->deleteExpose(m.proto, m.hostAddr, m.hostPort); !r) {
+      log::warn("reconcile: expose map entry ", protoName(m.proto), " ", host, ":", m.hostPort,
+                " that no state names not removed: ", r.error().str());
+      continue;
+    }
+    log::warn("reconcile: removed expose map entry ", protoName(m.proto), " ", host, ":",
+              m.hostPort, " -> ", m.targetAddr.str(), ":", m.targetPort, " rule ", m.ruleId,
+              ": no state names it (a change cut short by a crash)");
+    ++removed;
+  }
+  if (removed > 0) {
+    log::warn("reconcile: ", removed, " expose map entries without state removed");
   }
 }
 

@@ -26,7 +26,8 @@ public:
   // Counters come from `known` when the caller has read them already.
   std::vector<api::ExposeInfo> list(const DatapathStats* known = nullptr);
 
-  // Applies every expose of the state (on start); failures are logged, not fatal.
+  // Applies every expose of the state (on start), then removes the expose map entries that no
+  // state names (pinned by a run that crashed mid-change); both are logged, not fatal.
   void reconcile();
   // Removes every expose from the data path and the proxy, and stops the proxy.
   void teardown(std::vector<std::string>& problems);
@@ -44,6 +45,7 @@ private:
   Status apply(const ExposeRecord& e);
   Status applyProxy(const ExposeRecord& e);
   Status unapply(const ExposeRecord& e);
+  void removeGhosts();
   Result<IpAddress> resolveTarget(const TargetSpec& target);
   Status checkPortFree(Proto proto, const PortRange& ports,
                        const std::optional<IpAddress>& hostIp);

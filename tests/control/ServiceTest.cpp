@@ -284,3 +284,42 @@ TEST_F(ServiceTest, ReadinessIsNotifiedToSystemd) {
 
 } // namespace
 } // namespace gw::test
+
+namespace gw::test {
+namespace {
+
+// Entries in the pinned expose map: what forwards, whatever the state says.
+size_t exposeMapEntries(const std::string& bpffs) {
+  auto r = run({"bpftool", "-j", "map", "dump", "pinned", bpffs + "/gw_expose_v4"});
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
+  return j.is_array() ? j.size() : 0;
+}
+
+TEST_F(ServiceTest, ACrashMidBatchLeavesNoRuleInTheMapsOnceRestarted) {
+  startDaemon({}, {"GATEWAY_FAILPOINTS=expose-batch-midway"});
+  std::string file = dir_ + "/batch";
+  {
+    std::ofstream out(file);
+    for (int i = 0; i < 40; ++i) {
+      out << 7000 + i << " 10.0.0.9:80\n";
+    }
+  }
+  auto r = gwctl({"expose", "--file", file});
+  EXPECT_NE(r.status, 0) << "gatewayd died mid-batch";
+  ASSERT_TRUE(waitFor([&] { return !daemon_.running(); }, std::chrono::seconds(10)));
+  stopDaemon();
+  ASSERT_EQ(exposeMapEntries(dir_ + "/bpffs"), 20u) << "half the batch was in the maps";
+
+  startDaemon();
+  EXPECT_EQ(gwctlJson({"list"}).size(), 0u) << "the state never had the batch";
+  EXPECT_EQ(exposeMapEntries(dir_ + "/bpffs"), 0u) << "and neither do the maps now";
+  std::ifstream in(log_);
+  std::stringstream log;
+  log << in.rdbuf();
+  EXPECT_NE(log.str().find("reconcile: 20 expose map entries without state removed"),
+            std::string::npos)
+      << log.str();
+}
+
+} // namespace
+} // namespace gw::test

@@ -62,6 +62,14 @@ Status FakeDatapath::addExpose(const ExposeEntry& entry) {
   return {};
 }
 
+Result<std::vector<ExposeEntry>> FakeDatapath::listExposes() {
+  std::vector<ExposeEntry> out;
+  for (const auto& [key, entry] : exposes_) {
+    out.push_back(entry);
+  }
+  return out;
+}
+
 Status FakeDatapath::deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) {
   ++deleteExposeCalls_;
   if (exposes_.erase({proto, hostAddr, hostPort}) == 0) {

@@ -53,6 +53,7 @@ class FakeDatapath final : public Datapath {
   Status addLocalAddress(const IpAddress& addr) override;
   Status addExpose(const ExposeEntry& entry) override;
   Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) override;
+  Result<std::vector<ExposeEntry>> listExposes() override;
   Status addMasquerade(const IpPrefix& source, int outIfindex) override;
   Status deleteMasquerade(const IpPrefix& source) override;
   Status enableHostLocal(uint64_t netnsCookie, const std::string& cgroupPath) override;

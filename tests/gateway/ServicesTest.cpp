@@ -510,6 +510,21 @@ TEST_F(ExposeRules, ReconcileAppliesTheStateAndTeardownRemovesIt) {
   EXPECT_TRUE(state_.exposes.empty());
 }
 
+TEST_F(ExposeRules, ReconcileRemovesMapEntriesThatNoStateNames) {
+  addExpose(expose("7000-7001", "10.0.0.5:80-81"));
+  // Pinned by a run that crashed after writing the maps, before committing the state.
+  ExposeEntry ghost{ipProto(Proto::Tcp), IpAddress{}, 7500, ip("10.0.0.9"), 90, 42};
+  ExposeEntry ghostUdp{ipProto(Proto::Udp), IpAddress{}, 7000, ip("10.0.0.9"), 90, 43};
+  ExposeEntry ghostHostIp{ipProto(Proto::Tcp), ip("198.18.0.1"), 7000, ip("10.0.0.9"), 90, 44};
+  for (const auto& g : {ghost, ghostUdp, ghostHostIp}) {
+    dp_.exposes_[{g.proto, g.hostAddr, g.hostPort}] = g;
+  }
+  exposes_.reconcile();
+  EXPECT_EQ(dp_.exposes_.size(), 2u) << "only the state's two ports stay";
+  EXPECT_TRUE(dp_.exposes_.contains({ipProto(Proto::Tcp), IpAddress{}, 7000}));
+  EXPECT_TRUE(dp_.exposes_.contains({ipProto(Proto::Tcp), IpAddress{}, 7001}));
+}
+
 // ---- namespaces
 
 using NamespaceRules = ServicesTest;
