@@ -12,12 +12,15 @@ public:
   Rollback() = default;
   Rollback(const Rollback&) = delete;
   Rollback& operator=(const Rollback&) = delete;
-  ~Rollback() {
+  ~Rollback() { undo(); }
+  void add(std::function<void()> undo) { undo_.push_back(std::move(undo)); }
+  // Runs the undo steps now, in reverse (then there is nothing left to undo).
+  void undo() {
     for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
       (*it)();
     }
+    undo_.clear();
   }
-  void add(std::function<void()> undo) { undo_.push_back(std::move(undo)); }
   void commit() { undo_.clear(); }
 
 private:

@@ -21,12 +21,14 @@ namespace gw {
 struct BridgeRecord {
   std::string name;
   IpPrefix gateway; // the bridge's own address with the subnet length, e.g. 10.88.0.1/16
+  bool pending = false; // made by an `ns add` not yet done: a start rolls it back
 
   bool operator==(const BridgeRecord&) const = default;
 };
 constexpr auto fieldsOf(const BridgeRecord*) {
   using T = BridgeRecord;
-  return std::tuple{api::Field{"name", &T::name}, api::Field{"gateway", &T::gateway}};
+  return std::tuple{api::Field{"name", &T::name}, api::Field{"gateway", &T::gateway},
+                    api::Field{"pending", &T::pending, api::Need::Optional}};
 }
 
 struct NamespaceRecord {
@@ -36,6 +38,7 @@ struct NamespaceRecord {
   std::string hostLink; // gateway end of the veth
   IpPrefix address;     // inside the namespace, e.g. 10.88.0.2/16
   IpPrefix hostAddress; // gateway end (point-to-point) or the bridge's address
+  bool pending = false;  // `ns add` written as intent, not done: a start rolls it back
 
   bool operator==(const NamespaceRecord&) const = default;
 };
@@ -45,7 +48,8 @@ constexpr auto fieldsOf(const NamespaceRecord*) {
   return std::tuple{api::Field{"name", &T::name}, api::Field{"wiring", &T::wiring},
                     api::Field{"bridge", &T::bridge, Need::Optional},
                     api::Field{"hostLink", &T::hostLink}, api::Field{"address", &T::address},
-                    api::Field{"hostAddress", &T::hostAddress}};
+                    api::Field{"hostAddress", &T::hostAddress},
+                    api::Field{"pending", &T::pending, Need::Optional}};
 }
 
 struct ExposeRecord {

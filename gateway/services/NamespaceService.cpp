@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 
+#include "base/Failpoint.h"
 #include "base/Log.h"
 #include "base/Names.h"
 #include "gateway/services/AddressPlan.h"
@@ -59,7 +60,6 @@ Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest
   }
   const std::optional<IpPrefix>& subnet = request.subnet;
 
-  Rollback rollback;
   std::optional<BridgeRecord> newBridge;
   if (subnet && !request.bridge) {
     rec.wiring = Wiring::PointToPoint;
@@ -101,9 +101,6 @@ Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest
         return std::unexpected(r.error());
       }
       newBridge = BridgeRecord{rec.bridge, gateway};
-      if (auto r = topology_.ensureBridge(*newBridge, &rollback); !r) {
-        return std::unexpected(r.error());
-      }
       bridge = &*newBridge;
     }
     std::set<IpAddress> used;
@@ -120,27 +117,58 @@ Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest
     rec.hostAddress = bridge->gateway;
   }
 
-  if (auto r = topology_.wireNamespace(rec, &rollback); !r) {
-    return fail(r.error().kind, "ns add " + rec.name + ": " + r.error().str() + " (rolled back)");
-  }
-  if (auto r = applyToDatapath(rec); !r) {
-    undoDatapath(rec);
-    return fail(r.error().kind,
-                "ns add " + rec.name + ": data path: " + r.error().str() + " (rolled back)");
-  }
-  (void)syncLocalAddresses();
+  // The intent first: a crash from here on leaves a pending record that the next start rolls
+  // back, never a namespace or link that no state names.
+  rec.pending = true;
   if (newBridge) {
+    newBridge->pending = true;
     state.bridges.push_back(*newBridge);
   }
   state.namespaces.push_back(rec);
-  if (auto r = ctx_.store.commit(state); !r) {
-    state.namespaces.pop_back();
+  auto forget = [&] {
+    std::erase_if(state.namespaces, [&](const auto& n) { return n.name == rec.name; });
     if (newBridge) {
-      state.bridges.pop_back();
+      std::erase_if(state.bridges, [&](const auto& b) { return b.name == newBridge->name; });
     }
+  };
+  if (auto r = ctx_.store.commit(state); !r) {
+    forget();
+    return fail(ErrorKind::Internal, "ns add " + rec.name + ": saving state: " + r.error().str());
+  }
+  // A failure undoes the kernel's part first, then drops the pending records: a crash in
+  // between still leaves a record for the next start to roll back.
+  Rollback rollback;
+  auto abandon = [&](const Error& e, const std::string& what) {
+    rollback.undo();
+    forget();
+    (void)ctx_.store.commit(state); // if this fails too, the next start rolls it back
+    return fail(e.kind, "ns add " + rec.name + ": " + what + e.str() + " (rolled back)");
+  };
+  if (newBridge) {
+    if (auto r = topology_.ensureBridge(*newBridge, &rollback); !r) {
+      return abandon(r.error(), "");
+    }
+  }
+  if (auto r = topology_.wireNamespace(rec, &rollback); !r) {
+    return abandon(r.error(), "");
+  }
+  if (auto r = applyToDatapath(rec); !r) {
+    forget(); // in memory first: undoDatapath keeps what a recorded namespace still needs
+    undoDatapath(rec);
+    return abandon(r.error(), "data path: ");
+  }
+  crashpoint("ns-add-before-commit"); // tests: a crash with everything made, nothing committed
+  (void)syncLocalAddresses();
+  rec.pending = false;
+  *state.findNamespace(rec.name) = rec;
+  if (newBridge) {
+    newBridge->pending = false;
+    *state.findBridge(newBridge->name) = *newBridge;
+  }
+  if (auto r = ctx_.store.commit(state); !r) {
+    forget();
     undoDatapath(rec); // before the Rollback takes the veth it needs
-    return fail(ErrorKind::Internal,
-                "ns add " + rec.name + ": saving state: " + r.error().str() + " (rolled back)");
+    return abandon(Error{0, "saving state: " + r.error().str(), false, ErrorKind::Internal}, "");
   }
   rollback.commit();
   log::info("ns add ", rec.name, " address ", rec.address.str(), " via ", rec.hostLink);
@@ -213,7 +241,48 @@ std::vector<api::NamespaceInfo> NamespaceService::list() {
   return out;
 }
 
+void NamespaceService::rollBackPending() {
+  State& state = ctx_.state;
+  bool changed = false;
+  for (auto it = state.namespaces.begin(); it != state.namespaces.end();) {
+    if (!it->pending) {
+      ++it;
+      continue;
+    }
+    NamespaceRecord rec = *it;
+    it = state.namespaces.erase(it);
+    changed = true;
+    undoDatapath(rec);
+    if (auto r = topology_.unwireNamespace(rec); !r) {
+      log::warn("reconcile: rolling back ns add ", rec.name, ": ", r.error().str());
+    }
+    log::warn("reconcile: ns add ", rec.name,
+              " was cut short by a crash: rolled back (namespace and link removed)");
+  }
+  for (auto it = state.bridges.begin(); it != state.bridges.end();) {
+    const std::string name = it->name;
+    bool used = std::ranges::any_of(state.namespaces,
+                                    [&](const auto& n) { return n.bridge == name; });
+    if (!it->pending || used) {
+      it->pending = false;
+      ++it;
+      continue;
+    }
+    it = state.bridges.erase(it);
+    changed = true;
+    (void)topology_.removeBridge(name);
+    log::warn("reconcile: bridge ", name, " made by that ns add: removed");
+  }
+  if (changed) {
+    if (auto r = ctx_.store.commit(state); !r) {
+      log::warn("reconcile: saving the rolled back state: ", r.error().str(),
+                " (the next start rolls back again)");
+    }
+  }
+}
+
 Status NamespaceService::reconcile() {
+  rollBackPending();
   for (const auto& bridge : ctx_.state.bridges) {
     if (auto r = topology_.ensureBridge(bridge, nullptr); !r) {
       return within(r.error(), "reconcile bridge " + bridge.name);

@@ -19,7 +19,8 @@ public:
   Result<api::NamespaceDeleted> remove(const std::string& name);
   std::vector<api::NamespaceInfo> list();
 
-  // Wires what the state names (adopting what exists) and gives it to the data path.
+  // Rolls back what an `ns add` cut short by a crash left (its pending records), then wires
+  // what the state names (adopting what exists) and gives it to the data path.
   Status reconcile();
   // The data path's part of a namespace: endpoint program, masquerade, endpoint entry.
   Status applyToDatapath(const NamespaceRecord& ns);
@@ -31,6 +32,7 @@ public:
   Status syncLocalAddresses();
 
 private:
+  void rollBackPending();
   // Every managed subnet and every address on the gateway host, for overlap checks.
   Status checkSubnetFree(const IpPrefix& subnet, std::string_view what);
   // Whether a managed namespace or a `masquerade add` of the state needs `subnet` masqueraded.

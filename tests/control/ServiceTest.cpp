@@ -321,5 +321,31 @@ TEST_F(ServiceTest, ACrashMidBatchLeavesNoRuleInTheMapsOnceRestarted) {
       << log.str();
 }
 
+TEST_F(ServiceTest, ACrashMidNsAddIsRolledBackOnStart) {
+  std::string a = nsName("a");
+  std::string hostLink = "gw-" + a;
+  ASSERT_LE(hostLink.size(), 15u);
+  startDaemon({}, {"GATEWAY_FAILPOINTS=ns-add-before-commit"});
+  EXPECT_NE(gwctl({"ns", "add", a}).status, 0) << "gatewayd died before its commit";
+  ASSERT_TRUE(waitFor([&] { return !daemon_.running(); }, std::chrono::seconds(10)));
+  stopDaemon();
+  auto exists = [&] { return run({"ip", "netns", "exec", a, "true"}).ok(); };
+  ASSERT_TRUE(exists()) << "the crash left the namespace";
+  ASSERT_EQ(ipJson({"-n", gwh(), "link", "show", hostLink}).size(), 1u) << "and its link";
+
+  startDaemon();
+  EXPECT_FALSE(exists()) << "rolled back on start";
+  EXPECT_EQ(ipJson({"-n", gwh(), "link", "show", hostLink}).size(), 0u);
+  EXPECT_EQ(ipJson({"-n", gwh(), "link", "show", "gw0"}).size(), 0u) << "its new bridge too";
+  EXPECT_EQ(gwctlJson({"ns", "list"}).size(), 0u);
+  std::ifstream in(log_);
+  std::stringstream log;
+  log << in.rdbuf();
+  EXPECT_NE(log.str().find("ns add " + a + " was cut short by a crash: rolled back"),
+            std::string::npos)
+      << log.str();
+  EXPECT_TRUE(gwctl({"ns", "add", a}).ok()) << "and the same add works again";
+}
+
 } // namespace
 } // namespace gw::test

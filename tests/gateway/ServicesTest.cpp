@@ -636,7 +636,11 @@ TEST_F(NamespaceRules, AFailingWireStepLeavesNothing) {
   EXPECT_TRUE(state_.namespaces.empty());
   EXPECT_TRUE(state_.bridges.empty());
   EXPECT_TRUE(dp_.masquerades_.empty());
-  EXPECT_EQ(store_.commits_, 0);
+  // The intent, then its withdrawal: what is durable names nothing.
+  EXPECT_EQ(store_.commits_, 2);
+  ASSERT_TRUE(store_.committed_);
+  EXPECT_TRUE(store_.committed_->namespaces.empty());
+  EXPECT_TRUE(store_.committed_->bridges.empty());
 
   // A bridge that was there before stays.
   topology_.failWireAfterLink_ = false;
@@ -759,7 +763,29 @@ TEST_F(NamespaceRules, ReconcileWiresWhatTheStateNames) {
   EXPECT_TRUE(dp_.endpoints_.contains(ip("10.50.0.2")));
   EXPECT_EQ(dp_.masquerades_.size(), 2u);
   EXPECT_EQ(state_.namespaces, saved.namespaces);
-  EXPECT_EQ(store_.commits_, 2);  // reconciling changes no state
+  EXPECT_EQ(store_.commits_, 4);  // two an ns add (intent, done); reconciling changes none
+}
+
+TEST_F(NamespaceRules, ReconcileRollsBackAnNsAddCutShortByACrash) {
+  addNamespace("b");
+  // What a crash between the intent and the commit leaves: pending records, kernel objects.
+  auto added = namespaces_.add({.name = "a", .bridge = "br1", .subnet = prefix("10.60.0.0/24")});
+  ASSERT_TRUE(added) << added.error().str();
+  state_.findNamespace("a")->pending = true;
+  state_.findBridge("br1")->pending = true;
+  ASSERT_TRUE(topology_.namespaces_.contains("a"));
+  int commits = store_.commits_;
+  ASSERT_TRUE(namespaces_.reconcile());
+  EXPECT_FALSE(topology_.namespaces_.contains("a"));
+  EXPECT_FALSE(topology_.links_.contains("gw-a"));
+  EXPECT_FALSE(topology_.bridges_.contains("br1"));
+  EXPECT_FALSE(dp_.endpoints_.contains(ip("10.60.0.2")));
+  EXPECT_FALSE(dp_.masquerades_.contains(prefix("10.60.0.0/24")));
+  EXPECT_EQ(state_.findNamespace("a"), nullptr);
+  EXPECT_EQ(state_.findBridge("br1"), nullptr);
+  EXPECT_NE(state_.findNamespace("b"), nullptr) << "the committed one stays";
+  EXPECT_TRUE(topology_.namespaces_.contains("b"));
+  EXPECT_EQ(store_.commits_, commits + 1) << "the rolled back state is committed";
 }
 
 // ---- masquerade
