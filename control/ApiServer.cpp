@@ -23,7 +23,10 @@ namespace gw {
 namespace {
 
 constexpr auto kRequestTimeout = std::chrono::seconds(5);
-constexpr size_t kMaxPending = 64; // connections still sending their request
+// Open connections at most: past it new ones wait in the kernel's backlog, never evicting
+// one that is still talking. Idle ones are bounded by time (kRequestTimeout).
+constexpr size_t kMaxPending = 1024;
+constexpr int kBacklog = 4096;
 
 Result<sockaddr_un> socketAddress(const std::string& path) {
   sockaddr_un addr{};
@@ -88,7 +91,7 @@ Result<ApiServer> ApiServer::listen(const std::string& path, std::optional<gid_t
   if (::chmod(path.c_str(), 0660) != 0) {
     return sysError("chmod " + path);
   }
-  if (::listen(server.listenFd_.get(), 64) != 0) {
+  if (::listen(server.listenFd_.get(), kBacklog) != 0) {
     return sysError("listen " + path);
   }
   return server;
@@ -161,14 +164,10 @@ Status ApiServer::listenMetrics(const std::string& hostPort) {
 }
 
 void ApiServer::accept(int listenFd, bool metricsOnly) {
-  while (true) {
+  while (pending_.size() < kMaxPending) { // full: the rest wait in the kernel's backlog
     UniqueFd fd(::accept4(listenFd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd) {
       return;
-    }
-    if (pending_.size() >= kMaxPending) {
-      // Full: the oldest waiting connection makes room (it had the longest to speak).
-      pending_.erase(pending_.begin());
     }
     Pending conn;
     conn.metricsOnly = metricsOnly;
@@ -188,11 +187,46 @@ void ApiServer::accept(int listenFd, bool metricsOnly) {
   }
 }
 
-void ApiServer::respond(Pending& conn, const http::Response& response) {
-  // Blocking write with a deadline: responses are small or read promptly by gwctl.
-  int flags = ::fcntl(conn.fd.get(), F_GETFL);
-  ::fcntl(conn.fd.get(), F_SETFL, flags & ~O_NONBLOCK);
-  (void)http::writeAll(conn.fd.get(), http::serialize(response), kRequestTimeout);
+bool ApiServer::respond(Pending& conn, const http::Response& response) {
+  // Never a blocking write: a client that does not read its reply must not stall the others.
+  conn.reply = http::serialize(response);
+  conn.written = 0;
+  conn.deadline = std::chrono::steady_clock::now() + kRequestTimeout;
+  return flush(conn);
+}
+
+bool ApiServer::flush(Pending& conn) {
+  while (conn.written < conn.reply.size()) {
+    ssize_t n = ::send(conn.fd.get(), conn.reply.data() + conn.written,
+                       conn.reply.size() - conn.written, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return errno != EAGAIN; // full: wait for POLLOUT; anything else: the peer is gone
+    }
+    conn.written += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+void ApiServer::drainReplies() {
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  std::erase_if(pending_, [](const Pending& c) { return !c.writing(); });
+  while (!pending_.empty() && std::chrono::steady_clock::now() < until) {
+    std::vector<pollfd> fds;
+    for (const auto& c : pending_) {
+      fds.push_back({c.fd.get(), POLLOUT, 0});
+    }
+    if (::poll(fds.data(), fds.size(), 100) < 0 && errno != EINTR) {
+      return;
+    }
+    size_t i = 0;
+    std::erase_if(pending_, [&](Pending& c) {
+      bool ready = fds[i++].revents != 0;
+      return ready && flush(c);
+    });
+  }
 }
 
 bool ApiServer::onReadable(Pending& conn, const Handler& handler) {
@@ -210,20 +244,18 @@ bool ApiServer::onReadable(Pending& conn, const Handler& handler) {
     auto state = http::parseRequest(conn.buffer, request);
     if (!state) {
       int status = state.error().message.find("larger") != std::string::npos ? 413 : 400;
-      respond(conn, errorResponse(status, "bad request: " + state.error().str()));
-      return true;
+      return respond(conn, errorResponse(status, "bad request: " + state.error().str()));
     }
     if (*state == http::ParseState::Complete) {
       if (conn.refused) {
-        respond(conn, errorResponse(403, "permission denied: uid " +
-                                             std::to_string(conn.peer.uid) +
-                                             " is neither root nor in the socket's group"));
-      } else if (conn.metricsOnly && (request.method != "GET" || request.path() != "/metrics")) {
-        respond(conn, errorResponse(404, "only GET /metrics is served here"));
-      } else {
-        respond(conn, handler(request, conn.peer));
+        return respond(conn, errorResponse(403, "permission denied: uid " +
+                                                    std::to_string(conn.peer.uid) +
+                                                    " is neither root nor in the socket's group"));
       }
-      return true;
+      if (conn.metricsOnly && (request.method != "GET" || request.path() != "/metrics")) {
+        return respond(conn, errorResponse(404, "only GET /metrics is served here"));
+      }
+      return respond(conn, handler(request, conn.peer));
     }
   }
 }
@@ -245,13 +277,16 @@ Result<int> ApiServer::serve(const Handler& handler, const std::function<void()>
   std::vector<pollfd> fds;
   while (!stopping_) {
     auto now = std::chrono::steady_clock::now();
-    // Connections past their deadline get a 408 and are closed.
+    // Past their deadline: a request not complete gets a 408 (as far as the socket takes it);
+    // a reply not read is dropped. Either way the connection closes.
     std::erase_if(pending_, [&](Pending& c) {
       if (now < c.deadline) {
         return false;
       }
-      respond(c, errorResponse(408, "request not complete within " +
-                                        std::to_string(kRequestTimeout.count()) + " s"));
+      if (!c.writing()) {
+        (void)respond(c, errorResponse(408, "request not complete within " +
+                                                std::to_string(kRequestTimeout.count()) + " s"));
+      }
       return true;
     });
     auto wake = nextTick;
@@ -260,10 +295,11 @@ Result<int> ApiServer::serve(const Handler& handler, const std::function<void()>
     }
     fds.clear();
     fds.push_back({sigFd.get(), POLLIN, 0});
-    fds.push_back({listenFd_.get(), POLLIN, 0});
-    fds.push_back({metricsFd_ ? metricsFd_.get() : -1, POLLIN, 0});
+    bool room = pending_.size() < kMaxPending;
+    fds.push_back({room ? listenFd_.get() : -1, POLLIN, 0});
+    fds.push_back({room && metricsFd_ ? metricsFd_.get() : -1, POLLIN, 0});
     for (const auto& c : pending_) {
-      fds.push_back({c.fd.get(), POLLIN, 0});
+      fds.push_back({c.fd.get(), static_cast<short>(c.writing() ? POLLOUT : POLLIN), 0});
     }
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now);
     int r = ::poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(left.count(), 0)));
@@ -279,7 +315,12 @@ Result<int> ApiServer::serve(const Handler& handler, const std::function<void()>
     // Pending connections first (their indices match fds[3..]), then new ones.
     std::vector<bool> done(pending_.size(), false);
     for (size_t i = 0; i < pending_.size() && !stopping_; ++i) {
-      if (fds[3 + i].revents & (POLLIN | POLLHUP | POLLERR)) {
+      short revents = fds[3 + i].revents;
+      if (pending_[i].writing()) {
+        if (revents & (POLLOUT | POLLHUP | POLLERR)) {
+          done[i] = flush(pending_[i]);
+        }
+      } else if (revents & (POLLIN | POLLHUP | POLLERR)) {
         done[i] = onReadable(pending_[i], handler);
       }
     }
@@ -296,6 +337,7 @@ Result<int> ApiServer::serve(const Handler& handler, const std::function<void()>
       nextTick = std::chrono::steady_clock::now() + tick;
     }
   }
+  drainReplies();
   return 0;
 }
 

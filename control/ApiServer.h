@@ -52,6 +52,7 @@ public:
   ApiServer(const ApiServer&) = delete;
 
 private:
+  // A connection: reading its request, then writing its reply, each within a deadline.
   struct Pending {
     UniqueFd fd;
     std::string buffer;
@@ -59,13 +60,21 @@ private:
     PeerCredentials peer;
     bool metricsOnly = false;
     bool refused = false; // answered 403 once its request is read
+    std::string reply;    // being written: the serialized response
+    size_t written = 0;
+    bool writing() const { return !reply.empty(); }
   };
 
   ApiServer() = default;
   void accept(int listenFd, bool metricsOnly);
   // Reads what is there; true when the connection is done (answered or dropped).
   bool onReadable(Pending& conn, const Handler& handler);
-  void respond(Pending& conn, const http::Response& response);
+  // Queues the reply and writes what the socket takes now; true when the connection is done.
+  bool respond(Pending& conn, const http::Response& response);
+  // Writes more of the reply without blocking; true when it is all out or the peer is gone.
+  bool flush(Pending& conn);
+  // At stop: a last bounded wait for replies still being written (`gwctl down`'s own).
+  void drainReplies();
 
   UniqueFd listenFd_;
   UniqueFd metricsFd_;

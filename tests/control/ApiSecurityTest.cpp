@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
 
 #include "tests/control/ServiceFixture.h"
 
@@ -80,6 +82,80 @@ TEST_F(ApiSecurityTest, ASlowClientDoesNotWedgeTheDaemon) {
   EXPECT_NE(badJson.out.find("error"), std::string::npos) << badJson.out;
   EXPECT_TRUE(gwctl({"status"}).ok());
   EXPECT_TRUE(daemon_.running());
+}
+
+// A client that asks for a large reply and never reads it: the reply is written only as the
+// socket takes it, so everyone else is served meanwhile (a blocking write stalled them ~5 s).
+TEST_F(ApiSecurityTest, AClientThatNeverReadsItsReplyStallsNobody) {
+  startDaemon();
+  std::string file = dir_ + "/batch";
+  {
+    std::ofstream out(file);
+    for (int i = 0; i < 3000; ++i) {
+      out << 20000 + i << " 10.0.0.9:80\n";
+    }
+  }
+  ASSERT_TRUE(gwctl({"expose", "--file", file}).ok());
+  // ~1 MB of expose list asked for, never read: far more than a unix socket buffers.
+  std::string asker = R"(
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(sys.argv[1])
+s.sendall(b"GET /v1/exposes HTTP/1.1\r\nHost: gw\r\n\r\n")
+print("sent", flush=True)
+time.sleep(60)
+)";
+  std::string sentLog = dir_ + "/asker.log";
+  Child reader = Child::spawn({"python3", "-c", asker, socket_}, sentLog);
+  ASSERT_TRUE(waitFor([&] {
+    std::ifstream in(sentLog);
+    std::string word;
+    return static_cast<bool>(in >> word) && word == "sent";
+  }));
+  // Long enough for the daemon to be busy with the big reply.
+  ASSERT_TRUE(waitFor([&] { return sh("ss -x | grep -q " + socket_).ok(); }));
+  auto slowest = std::chrono::milliseconds(0);
+  for (int i = 0; i < 20; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(gwctl({"status"}).ok());
+    slowest = std::max(slowest, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - start));
+  }
+  std::cerr << "[ api      ] slowest gwctl status beside a stalled reader: " << slowest.count()
+            << " ms\n";
+  EXPECT_LT(slowest, std::chrono::seconds(1)) << "a blocked reply write took the daemon";
+}
+
+// Many clients at once: every one is answered (the daemon once evicted all but 64 waiting).
+TEST_F(ApiSecurityTest, AThousandSimultaneousClientsAreAllAnswered) {
+  startDaemon();
+  std::string many = R"(
+import socket, sys
+path, n = sys.argv[1], int(sys.argv[2])
+conns = []
+for _ in range(n):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    conns.append(s)
+for s in conns:
+    s.sendall(b"GET /v1/status HTTP/1.1\r\nHost: gw\r\n\r\n")
+ok = 0
+for s in conns:
+    s.settimeout(20)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    ok += data.startswith(b"HTTP/1.1 200")
+print(ok)
+)";
+  auto r = run({"python3", "-c", many, socket_, "1000"}, std::chrono::seconds(60));
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(r.out, "1000\n");
+  EXPECT_TRUE(gwctl({"status"}).ok());
 }
 
 TEST_F(ApiSecurityTest, PrometheusMetricsOnAnOptInLoopbackAddress) {
