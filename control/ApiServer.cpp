@@ -63,7 +63,13 @@ Result<ApiServer> ApiServer::listen(const std::string& path, std::optional<gid_t
       return fail("create socket directory " + parent.string() + ": " + ec.message());
     }
   }
-  if (std::filesystem::exists(path, ec)) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    // Only a stale socket is replaced: never a file, a directory or a link someone put there.
+    if (!S_ISSOCK(st.st_mode)) {
+      return conflict("--socket " + path + " exists and is not a socket: refusing to replace it",
+                      EEXIST);
+    }
     if (someoneListens(*addr)) {
       return fail("another gatewayd is already serving " + path, EADDRINUSE);
     }

@@ -2,6 +2,7 @@
 #include "gateway/State.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,8 +40,22 @@ Result<T> uintField(const json& j, const char* key) {
   return static_cast<T>(j[key].get<uint64_t>());
 }
 
+// The state directory, made if missing, readable by root alone (it says what is exposed).
+Status makeStateDir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return fail("create state directory " + dir + ": " + ec.message());
+  }
+  if (::chmod(dir.c_str(), 0700) != 0) {
+    return sysError("chmod 0700 " + dir);
+  }
+  return {};
+}
+
 Status writeFile(const std::string& path, std::string_view data) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  // Never through a link planted in the state dir.
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd) {
     return sysError("open " + path);
   }
@@ -549,11 +564,10 @@ void fsyncDir(const std::string& dir) {
 // Writes state.json atomically (temp file, fsync, the old file kept as state.json.bak,
 // rename, fsync of the directory), then drops the journal it now contains. Returns its size.
 Result<uint64_t> writeSnapshot(const std::string& dir, const State& state, uint64_t seq) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return fail("create state directory " + dir + ": " + ec.message());
+  if (auto made = makeStateDir(dir); !made) {
+    return std::unexpected(made.error());
   }
+  std::error_code ec;
   std::string path = snapshotPath(dir);
   std::string tmp = path + ".tmp";
   json j = stateJson(state);
@@ -676,10 +690,12 @@ Status StateStore::commit(const State& state) {
 
 Status StateStore::append(std::string_view line) {
   if (!journal_) {
-    std::error_code ec;
-    std::filesystem::create_directories(dir_, ec);
+    if (auto made = makeStateDir(dir_); !made) {
+      return made;
+    }
     std::string path = journalPath(dir_);
-    journal_.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    journal_.reset(
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (!journal_) {
       return sysError("open " + path);
     }
@@ -713,10 +729,8 @@ Status StateStore::compact(const State& state) {
 }
 
 Status StateStore::recordMount(const std::string& mountPoint) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir_, ec);
-  if (ec) {
-    return fail("create state directory " + dir_ + ": " + ec.message());
+  if (auto made = makeStateDir(dir_); !made) {
+    return made;
   }
   if (auto w = writeFile(dir_ + "/bpffs.mount", mountPoint + "\n"); !w) {
     return w;

@@ -262,6 +262,17 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
   if (request.hostIp && !request.hostIp->isV4()) {
     return invalid("--host-ip '" + request.hostIp->str() + "' is not an IPv4 address");
   }
+  if (request.hostIp) {
+    // Listening on an address the host does not have serves nobody: refused, not accepted.
+    auto addrs = topology_.hostAddresses(AF_INET);
+    if (!addrs) {
+      return std::unexpected(addrs.error());
+    }
+    if (std::ranges::none_of(*addrs, [&](const auto& a) { return a.prefix.addr == *request.hostIp; })) {
+      return invalid("--host-ip " + request.hostIp->str() +
+                     " is not an address of the gateway host");
+    }
+  }
   if (request.proxyProtocol != ProxyProtocol::None && request.mode == ExposeMode::Ebpf) {
     return invalid("--proxy-protocol v2 needs the proxy: use --mode auto or proxy");
   }
@@ -301,6 +312,12 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
       return std::unexpected(resolved.error());
     }
     e.targetAddr = *resolved;
+    // DNAT to the gateway host's own loopback goes nowhere (the kernel drops it as martian).
+    if (serving.path == ServingPath::Ebpf && e.targetAddr.isV4() && e.targetAddr.bytes[0] == 127) {
+      return invalid("target " + spec.text +
+                     ": the gateway host's loopback cannot be reached through DNAT; use "
+                     "--mode proxy, or NS:PORT for a server on a namespace's loopback");
+    }
   }
   if (auto r = checkPortFree(e.proto, ports, e.hostIp); !r) {
     return std::unexpected(r.error());

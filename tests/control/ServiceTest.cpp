@@ -321,6 +321,41 @@ TEST_F(ServiceTest, ACrashMidBatchLeavesNoRuleInTheMapsOnceRestarted) {
       << log.str();
 }
 
+TEST_F(ServiceTest, ItsFilesAreMadeSafely) {
+  // A regular file where the socket should be is refused, not deleted.
+  {
+    std::ofstream(socket_) << "not a socket";
+  }
+  auto refused = runGatewayd({});
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.err.find("not a socket"), std::string::npos) << refused.err;
+  std::ifstream kept(socket_);
+  std::string word;
+  EXPECT_TRUE(static_cast<bool>(kept >> word)) << "the file is still there";
+  std::filesystem::remove(socket_);
+
+  // The state directory is root's alone; a link planted for the journal is not followed.
+  startDaemon();
+  std::string victim = dir_ + "/victim";
+  {
+    std::ofstream(victim) << "untouched";
+  }
+  std::filesystem::create_directories(dir_ + "/state");
+  std::filesystem::create_symlink(victim, dir_ + "/state/state.journal");
+  EXPECT_FALSE(gwctl({"ns", "add", nsName("a")}).ok()) << "the journal is a link: refused";
+  std::ifstream in(victim);
+  std::string text;
+  in >> text;
+  EXPECT_EQ(text, "untouched");
+  std::filesystem::remove(dir_ + "/state/state.journal");
+  EXPECT_TRUE(gwctl({"ns", "add", nsName("b")}).ok());
+  auto perms = std::filesystem::status(dir_ + "/state").permissions();
+  EXPECT_EQ(perms & std::filesystem::perms::all, std::filesystem::perms::owner_all);
+  auto journal = std::filesystem::status(dir_ + "/state/state.journal").permissions();
+  EXPECT_EQ(journal & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+}
+
 TEST_F(ServiceTest, ACrashMidNsAddIsRolledBackOnStart) {
   std::string a = nsName("a");
   std::string hostLink = "gw-" + a;

@@ -166,6 +166,7 @@ FakeTopology::FakeTopology() {
   addHostAddress("lo", IpPrefix::parse("127.0.0.1/8").value());
   addLink("uplink0");
   addHostAddress("uplink0", IpPrefix::parse("192.0.2.10/24").value());
+  addHostAddress("uplink0", IpPrefix::parse("192.0.2.11/24").value());
 }
 
 LinkState& FakeTopology::addLink(const std::string& name) {

@@ -510,6 +510,16 @@ TEST_F(ExposeRules, ReconcileAppliesTheStateAndTeardownRemovesIt) {
   EXPECT_TRUE(state_.exposes.empty());
 }
 
+TEST_F(ExposeRules, AnExposeThatCannotCarryTrafficIsRefused) {
+  EXPECT_TRUE(failsWith(exposes_.add(withHostIp(expose("8080", "10.0.0.5:80"), "192.0.2.99")),
+                        ErrorKind::Invalid, "not an address of the gateway host"));
+  EXPECT_TRUE(failsWith(exposes_.add(expose("8081", "127.0.0.1:80")), ErrorKind::Invalid,
+                        "loopback"));
+  EXPECT_TRUE(dp_.exposes_.empty());
+  // Through the proxy the host's loopback is reachable: allowed.
+  addExpose(withMode(expose("8082", "127.0.0.1:80"), ExposeMode::Proxy));
+}
+
 TEST_F(ExposeRules, ReconcileRemovesMapEntriesThatNoStateNames) {
   addExpose(expose("7000-7001", "10.0.0.5:80-81"));
   // Pinned by a run that crashed after writing the maps, before committing the state.
