@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "gateway/api/Routes.h"
 
+#include <type_traits>
+#include <vector>
+
 #include "control/Api.h"
 
 namespace gw {
@@ -14,9 +17,30 @@ http::Response reply(const Result<T>& r, int okStatus = 200) {
   return r ? jsonResponse(okStatus, api::toJson(*r)) : errorResponse(r.error());
 }
 
-// A request's body or query, decoded into T (refusing what does not fit).
+template <class T>
+struct IsVector : std::false_type {};
+template <class T>
+struct IsVector<std::vector<T>> : std::true_type {};
+
+// A request's body or query, decoded into T, refusing what does not fit and any field T does
+// not have (a misspelt field must not be ignored). Answers are read leniently by gwctl, so a
+// newer daemon may add fields.
 template <class T>
 Result<T> decode(const json& j, std::string_view what = "request body") {
+  if constexpr (IsVector<T>::value) {
+    for (size_t i = 0; j.is_array() && i < j.size(); ++i) {
+      if (j[i].is_object()) {
+        auto known = api::rejectUnknownFields<typename T::value_type>(j[i], "field");
+        if (!known) {
+          return within(known.error(), std::string(what) + " #" + std::to_string(i + 1));
+        }
+      }
+    }
+  } else if (j.is_object()) {
+    if (auto known = api::rejectUnknownFields<T>(j, "field"); !known) {
+      return std::unexpected(known.error());
+    }
+  }
   return api::fromJson<T>(j, what);
 }
 

@@ -559,7 +559,11 @@ TEST_F(WireFormatTest, ErrorsAnswerTheirStatusCodes) {
                          {{"hostPort", "6010"}, {"target", target}, {"proxyProtocol", "v1"}},
                          {{"hostPort", "6010"}, {"target", target}, {"hostIp", "banana"}},
                          json::array({{{"hostPort", "6010"}, {"target", target}}, 1}),
-                         json("6010")}) {
+                         json("6010"),
+                         // added: a misspelt or unknown field is refused, not ignored
+                         {{"hostPort", "6010"}, {"target", target}, {"hostip", "10.0.0.1"}},
+                         json::array({{{"hostPort", "6010"}, {"target", target}},
+                                      {{"hostPort", "6011"}, {"target", target}, {"x", 1}}})}) {
     expectError(api("POST", "/v1/exposes", body.dump()), 400, "expose " + body.dump());
   }
   EXPECT_EQ(api("GET", "/v1/exposes").doc.size(), 1u);
@@ -570,7 +574,8 @@ TEST_F(WireFormatTest, ErrorsAnswerTheirStatusCodes) {
     expectError(api("POST", "/v1/namespaces", body.dump()), 400, "namespace " + body.dump());
   }
   for (const auto& body :
-       std::vector<json>{{{"source", "banana"}}, json::object(), {{"source", "fe80::/64"}}}) {
+       std::vector<json>{{{"source", "banana"}}, json::object(), {{"source", "fe80::/64"}},
+                         {{"source", "10.66.0.0/16"}, {"out", "eth0"}}}) { // "out": outIf
     expectError(api("POST", "/v1/masquerade", body.dump()), 400, "masquerade " + body.dump());
   }
   expectError(api("DELETE", "/v1/masquerade"), 400, "masquerade delete without a source");
