@@ -193,7 +193,7 @@ void BpfDatapath::setTimeouts(const CtTimeouts& timeouts) {
   config_.timeouts = timeouts;
 }
 
-Result<size_t> BpfDatapath::collectGarbage() {
+Result<ConntrackSweep> BpfDatapath::sweepConntrack() {
   CtTimeouts timeouts;
   {
     std::lock_guard lock(mu_);
@@ -204,11 +204,18 @@ Result<size_t> BpfDatapath::collectGarbage() {
   // flushFlows, deleteExpose, the LRU) just see ENOENT. Deleting under the lock a chunk at a
   // time was tried: std::mutex is not fair, GC re-took it first, and an API call waited out
   // every chunk (400 ms of a 700 ms GC of 100k flows).
-  auto expired = conntrack_->findExpired(timeouts);
+  ConntrackSweep sweep;
+  auto expired = conntrack_->findExpired(timeouts, &sweep);
   if (!expired) {
     return std::unexpected(expired.error());
   }
-  return conntrack_->deleteExpired(*expired);
+  auto removed = conntrack_->deleteExpired(*expired);
+  if (!removed) {
+    return std::unexpected(removed.error());
+  }
+  sweep.removed = *removed;
+  sweep.capacity = conntrack_->capacity();
+  return sweep;
 }
 
 Result<size_t> BpfDatapath::conntrackEntries() {

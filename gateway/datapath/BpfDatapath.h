@@ -22,7 +22,7 @@ class RuleMaps;
 // Lives in the network namespace that the calling thread is in at open(): every later call
 // that touches interfaces enters that namespace for its duration, whatever thread calls it.
 // Any thread may call any method; they are serialized by an internal mutex, except
-// collectGarbage(), which takes it only to read the timeouts: its walk and deletes touch only
+// sweepConntrack(), which takes it only to read the timeouts: its walk and deletes touch only
 // the conntrack map, so a GC thread never holds up the API thread. Destroy it only once no
 // other thread can still be calling.
 //
@@ -79,7 +79,7 @@ public:
   Result<size_t> deleteFlows(const FlowFilter& filter) override; // flows deleted (both halves each)
   Result<size_t> flushFlows() override;
   // Removes flows idle past their state's timeout, and orphan halves (peer gone).
-  Result<size_t> collectGarbage() override;
+  Result<ConntrackSweep> sweepConntrack() override;
   void setTimeouts(const CtTimeouts& timeouts);
 
   // The kernel's own element count of gw_ct_v4 (6.6+; before, a walk that keeps nothing).

@@ -159,27 +159,33 @@ Result<size_t> ConntrackTable::deleteIf(const std::function<bool(const Flow&)>& 
 }
 
 Result<std::vector<ConntrackTable::Expired>> ConntrackTable::findExpired(
-    const CtTimeouts& timeouts) const {
+    const CtTimeouts& timeouts, ConntrackSweep* seen) const {
   auto rows = dumpMap<gw_ct_key, gw_ct_entry>(objects_.mapFd("gw_ct_v4"));
   if (!rows) {
     return std::unexpected(rows.error());
   }
   std::vector<FlowKeys> halves;
   auto flows = pairFlows(*rows, monotonicNs(), &halves);
+  if (seen != nullptr) {
+    seen->entries = rows->size();
+  }
   std::vector<Expired> out;
   for (size_t i = 0; i < flows.size(); ++i) {
     const Flow& f = flows[i];
     uint64_t idleNs = 0;
+    bool expired = false;
     if (f.orphan) {
-      if (static_cast<uint64_t>(f.life.count()) < kOrphanGraceNs) {
-        continue;
-      }
+      expired = static_cast<uint64_t>(f.life.count()) >= kOrphanGraceNs;
     } else {
       auto timeout = flowTimeout(f.proto, f.state, timeouts);
-      if (f.age <= timeout) {
-        continue;
-      }
+      expired = f.age > timeout;
       idleNs = static_cast<uint64_t>(std::chrono::nanoseconds(timeout).count());
+    }
+    if (!expired) {
+      if (seen != nullptr && (f.nat & GW_NAT_SNAT) != 0) {
+        ++seen->snatFlows; // stays, and keeps its port
+      }
+      continue;
     }
     out.push_back({halves[i].keys, halves[i].count, idleNs});
   }

@@ -13,6 +13,7 @@
 
 #include "base/Error.h"
 #include "gateway/datapath/Conntrack.h"
+#include "gateway/datapath/Datapath.h"
 #include "bpf/gw_abi.h"
 
 struct bpf_link;
@@ -44,7 +45,9 @@ public:
   // map once and picks flows idle past their state's timeout, and orphan halves (peer gone)
   // past a grace period; deleteExpired deletes those still idle now (a packet may have come
   // since) and returns how many flows it deleted.
-  Result<std::vector<Expired>> findExpired(const CtTimeouts& timeouts) const;
+  // With `seen`, also counts the entries read and the live flows holding an SNAT port.
+  Result<std::vector<Expired>> findExpired(const CtTimeouts& timeouts,
+                                           ConntrackSweep* seen = nullptr) const;
   Result<size_t> deleteExpired(std::span<const Expired> flows);
 
   // Entries (a flow uses two), without reading them: the kernel's own element count through

@@ -69,6 +69,14 @@ struct DatapathStats {
   size_t ctCapacity = 0;            // GW_CT_MAX_ENTRIES
 };
 
+// What one conntrack garbage collection pass did and saw.
+struct ConntrackSweep {
+  size_t removed = 0;   // flows deleted
+  size_t entries = 0;   // entries the walk read (a flow uses two)
+  size_t capacity = 0;  // of the map
+  size_t snatFlows = 0; // flows left that hold a masquerade/hairpin port
+};
+
 // What the daemon's services need of a data path: rules into maps, programs onto links,
 // conntrack and counters. BpfDatapath (BpfDatapath.h) is the kernel's; the services' unit
 // tests use a fake.
@@ -113,8 +121,17 @@ public:
   virtual Result<std::vector<Flow>> listFlows() = 0;
   virtual Result<size_t> deleteFlows(const FlowFilter& filter) = 0; // flows deleted
   virtual Result<size_t> flushFlows() = 0;
-  // Removes flows idle past their state's timeout, and orphan halves (peer gone).
-  virtual Result<size_t> collectGarbage() = 0;
+  // One garbage collection pass: removes flows idle past their state's timeout, and orphan
+  // halves (peer gone), and reports what the walk saw, so that upkeep needs no second one.
+  virtual Result<ConntrackSweep> sweepConntrack() = 0;
+  // The flows one sweep removed.
+  Result<size_t> collectGarbage() {
+    auto sweep = sweepConntrack();
+    if (!sweep) {
+      return std::unexpected(sweep.error());
+    }
+    return sweep->removed;
+  }
 
   // Conntrack entries (a flow uses two), cheap enough for every scrape: reads no entry.
   // Defaults to stats().ctEntries for implementations without a cheaper way.

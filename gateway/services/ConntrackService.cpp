@@ -145,25 +145,23 @@ void ConntrackService::maintain() {
   if (dp == nullptr) {
     return;
   }
+  // One walk of the map: expired flows go, and what it saw feeds the gauges.
+  auto sweep = dp->sweepConntrack();
+  if (!sweep) {
+    log::warn("conntrack gc: ", sweep.error().str());
+    return;
+  }
+  if (sweep->removed > 0) {
+    log::debug("conntrack gc removed ", sweep->removed, " flows");
+  }
+  snatPorts_ = sweep->snatFlows;
   // LRU maps evict silently: a nearly full table is the pressure we can see and count. A
   // saturated LRU map reads 80-95% full (it keeps free entries per CPU), hence 75%.
-  if (auto s = dp->stats(); s && s->ctCapacity > 0 && s->ctEntries * 4 >= s->ctCapacity * 3) {
+  if (sweep->capacity > 0 && sweep->entries * 4 >= sweep->capacity * 3) {
     if (pressureSweeps_++ % 60 == 0) {
-      log::warn("conntrack map ", s->ctEntries, "/", s->ctCapacity,
+      log::warn("conntrack map ", sweep->entries, "/", sweep->capacity,
                 " full: the oldest flows are evicted (LRU); raise --ct-entries");
     }
-  }
-  if (auto removed = dp->collectGarbage(); !removed) {
-    log::warn("conntrack gc: ", removed.error().str());
-  } else if (*removed > 0) {
-    log::debug("conntrack gc removed ", *removed, " flows");
-  }
-  if (auto flows = dp->listFlows(); flows) {
-    uint64_t snat = 0;
-    for (const auto& f : *flows) {
-      snat += NatKind::fromBits(f.nat).snat ? 1 : 0;
-    }
-    snatPorts_ = snat;
   }
 }
 

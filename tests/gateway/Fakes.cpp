@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "bpf/gw_abi.h"
+
 namespace gw::test {
 namespace {
 
@@ -112,8 +114,12 @@ Result<size_t> FakeDatapath::flushFlows() {
   return n;
 }
 
-Result<size_t> FakeDatapath::collectGarbage() {
-  return 0;
+Result<ConntrackSweep> FakeDatapath::sweepConntrack() {
+  ConntrackSweep sweep{.entries = ctEntries_, .capacity = ctCapacity_};
+  for (const auto& f : flows_) {
+    sweep.snatFlows += (f.nat & GW_NAT_SNAT) != 0 ? 1 : 0;
+  }
+  return sweep;
 }
 
 Result<DatapathStats> FakeDatapath::stats() {

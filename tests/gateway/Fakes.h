@@ -60,7 +60,8 @@ class FakeDatapath final : public Datapath {
   Result<std::vector<Flow>> listFlows() override;
   Result<size_t> deleteFlows(const FlowFilter& filter) override;
   Result<size_t> flushFlows() override;
-  Result<size_t> collectGarbage() override;
+  // Removes nothing; reports flows_, ctEntries_ and ctCapacity_.
+  Result<ConntrackSweep> sweepConntrack() override;
   // The canned reasons and conntrack fill, and ruleStats_ of every rule id in exposes_.
   Result<DatapathStats> stats() override;
   Status resetRuleStats(uint32_t ruleId) override;
