@@ -174,49 +174,42 @@ Status fromJsonValue(const Json& j, I& out, std::string_view label) {
   }
   return {};
 }
-inline Status fromJsonValue(const Json& j, IpAddress& out, std::string_view label) {
-  auto t = detail::text(j, label);
+namespace detail {
+// A string parsed by `parse` into `out`. The IP parsers do not name the field, so their
+// message gets the label in front; ApiValues.h's parsers name their flag (--proto) already.
+template <class T, class Parse>
+Status parsedText(const Json& j, T& out, std::string_view label, Parse parse, bool addLabel) {
+  auto t = text(j, label);
   if (!t) {
     return std::unexpected(t.error());
   }
-  auto a = IpAddress::parse(*t);
-  if (!a) {
-    return invalid(std::string(label) + ": " + a.error().message);
+  auto v = parse(*t);
+  if (!v) {
+    return addLabel ? invalid(std::string(label) + ": " + v.error().message)
+                    : std::unexpected(v.error());
   }
-  out = *a;
+  out = std::move(*v);
   return {};
 }
+} // namespace detail
+
+inline Status fromJsonValue(const Json& j, IpAddress& out, std::string_view label) {
+  return detail::parsedText(j, out, label, IpAddress::parse, true);
+}
 inline Status fromJsonValue(const Json& j, IpPrefix& out, std::string_view label) {
-  auto t = detail::text(j, label);
-  if (!t) {
-    return std::unexpected(t.error());
-  }
-  auto p = IpPrefix::parse(*t);
-  if (!p) {
-    return invalid(std::string(label) + ": " + p.error().message);
-  }
-  out = *p;
-  return {};
+  return detail::parsedText(j, out, label, IpPrefix::parse, true);
 }
 // A port range is "6000", "6000-6009", or a JSON number.
 inline Status fromJsonValue(const Json& j, PortRange& out, std::string_view label) {
   if (j.is_number_unsigned()) {
     return detail::parsed(parsePortRange(std::to_string(j.get<uint64_t>()), label), out);
   }
-  auto t = detail::text(j, label);
-  if (!t) {
-    return std::unexpected(t.error());
-  }
-  return detail::parsed(parsePortRange(*t, label), out);
+  return detail::parsedText(
+      j, out, label, [&](std::string_view t) { return parsePortRange(t, label); }, false);
 }
-// Text parsed by ApiValues.h, whose errors name their flag (--proto, --mode) themselves.
 #define GW_API_PARSED_FROM_JSON(Type, parse)                                                      \
   inline Status fromJsonValue(const Json& j, Type& out, std::string_view label) {             \
-    auto t = detail::text(j, label);                                                          \
-    if (!t) {                                                                                 \
-      return std::unexpected(t.error());                                                      \
-    }                                                                                         \
-    return detail::parsed(parse(*t), out);                                                    \
+    return detail::parsedText(j, out, label, parse, false);                                   \
   }
 GW_API_PARSED_FROM_JSON(TargetSpec, parseTarget)
 GW_API_PARSED_FROM_JSON(Proto, parseProto)

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "control/ApiValues.h"
 
-#include <netinet/in.h>
-
+#include <array>
 #include <charconv>
 
 #include "base/Names.h"
@@ -85,111 +84,110 @@ Result<TargetSpec> parseTarget(std::string_view text) {
   return spec;
 }
 
+namespace {
+
+// An enum's one spelling on the wire, both ways.
+template <class E>
+struct Spelling {
+  E value;
+  std::string_view text;
+};
+
+template <class E, size_t N>
+std::optional<E> valueOf(const std::array<Spelling<E>, N>& table, std::string_view text) {
+  for (const auto& s : table) {
+    if (s.text == text) {
+      return s.value;
+    }
+  }
+  return std::nullopt;
+}
+
+template <class E, size_t N>
+std::string_view textOf(const std::array<Spelling<E>, N>& table, E value) {
+  for (const auto& s : table) {
+    if (s.value == value) {
+      return s.text;
+    }
+  }
+  return table.front().text;
+}
+
+constexpr std::array<Spelling<Proto>, 3> kProtos{
+    {{Proto::Tcp, "tcp"}, {Proto::Udp, "udp"}, {Proto::Icmp, "icmp"}}};
+constexpr std::array<Spelling<ExposeMode>, 3> kExposeModes{
+    {{ExposeMode::Auto, "auto"}, {ExposeMode::Ebpf, "ebpf"}, {ExposeMode::Proxy, "proxy"}}};
+constexpr std::array<Spelling<ProxyProtocol>, 2> kProxyProtocols{
+    {{ProxyProtocol::None, ""}, {ProxyProtocol::V2, "v2"}}};
+constexpr std::array<Spelling<ServingPath>, 3> kServingPaths{
+    {{ServingPath::Ebpf, "ebpf"}, {ServingPath::Proxy, "proxy"}, {ServingPath::None, "none"}}};
+constexpr std::array<Spelling<Wiring>, 2> kWirings{
+    {{Wiring::Bridge, "bridge"}, {Wiring::PointToPoint, "p2p"}}};
+
+} // namespace
+
 Result<Proto> parseProto(std::string_view text) {
-  if (text.empty() || text == "tcp") {
-    return Proto::Tcp;
-  }
-  if (text == "udp") {
-    return Proto::Udp;
-  }
-  if (text == "icmp") {
-    return Proto::Icmp;
+  if (auto p = valueOf(kProtos, text.empty() ? "tcp" : text)) {
+    return *p;
   }
   return invalid("--proto '" + std::string(text) + "': expected tcp or udp");
 }
 
 std::string_view protoName(Proto proto) {
-  return protoName(ipProto(proto));
-}
-
-std::optional<Proto> protoFromIp(uint8_t ipProto) {
-  switch (ipProto) {
-  case IPPROTO_TCP: return Proto::Tcp;
-  case IPPROTO_UDP: return Proto::Udp;
-  case IPPROTO_ICMP: return Proto::Icmp;
-  default: return std::nullopt;
-  }
+  return textOf(kProtos, proto);
 }
 
 std::string_view protoName(uint8_t proto) {
-  switch (proto) {
-  case IPPROTO_TCP: return "tcp";
-  case IPPROTO_UDP: return "udp";
-  case IPPROTO_ICMP: return "icmp";
-  default: return "other";
+  for (const auto& s : kProtos) {
+    if (ipProto(s.value) == proto) {
+      return s.text;
+    }
   }
+  return "other";
 }
 
 Result<ExposeMode> parseExposeMode(std::string_view text) {
-  if (text.empty() || text == "auto") {
-    return ExposeMode::Auto;
-  }
-  if (text == "ebpf") {
-    return ExposeMode::Ebpf;
-  }
-  if (text == "proxy") {
-    return ExposeMode::Proxy;
+  if (auto m = valueOf(kExposeModes, text.empty() ? "auto" : text)) {
+    return *m;
   }
   return invalid("--mode '" + std::string(text) + "': expected auto, ebpf or proxy");
 }
 
 std::string_view toString(ExposeMode mode) {
-  switch (mode) {
-  case ExposeMode::Auto: return "auto";
-  case ExposeMode::Ebpf: return "ebpf";
-  case ExposeMode::Proxy: return "proxy";
-  }
-  return "auto";
+  return textOf(kExposeModes, mode);
 }
 
 Result<ProxyProtocol> parseProxyProtocol(std::string_view text) {
-  if (text.empty()) {
-    return ProxyProtocol::None;
-  }
-  if (text == "v2") {
-    return ProxyProtocol::V2;
+  if (auto p = valueOf(kProxyProtocols, text)) {
+    return *p;
   }
   return invalid("--proxy-protocol '" + std::string(text) + "': only v2 is supported");
 }
 
 std::string_view toString(ProxyProtocol p) {
-  return p == ProxyProtocol::V2 ? "v2" : "";
+  return textOf(kProxyProtocols, p);
 }
 
 Result<ServingPath> parseServingPath(std::string_view text) {
-  if (text == "ebpf") {
-    return ServingPath::Ebpf;
-  }
-  if (text == "proxy") {
-    return ServingPath::Proxy;
-  }
-  if (text == "none") {
-    return ServingPath::None;
+  if (auto p = valueOf(kServingPaths, text)) {
+    return *p;
   }
   return invalid("serving path '" + std::string(text) + "': expected ebpf, proxy or none");
 }
 
 std::string_view toString(ServingPath path) {
-  switch (path) {
-  case ServingPath::Ebpf: return "ebpf";
-  case ServingPath::Proxy: return "proxy";
-  case ServingPath::None: return "none";
-  }
-  return "none";
+  return textOf(kServingPaths, path);
 }
 
 Result<Wiring> parseWiring(std::string_view text) {
-  if (text == "bridge") {
-    return Wiring::Bridge;
-  }
-  if (text == "p2p") {
-    return Wiring::PointToPoint;
+  if (auto w = valueOf(kWirings, text)) {
+    return *w;
   }
   return invalid("wiring '" + std::string(text) + "': expected bridge or p2p");
 }
 
 std::string_view toString(Wiring wiring) {
-  return wiring == Wiring::Bridge ? "bridge" : "p2p";
+  return textOf(kWirings, wiring);
 }
 
 std::string NatKind::str() const {

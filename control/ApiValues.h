@@ -47,8 +47,6 @@ enum class Proto : uint8_t { Tcp = 6, Udp = 17, Icmp = 1 }; // the IPPROTO_ numb
 Result<Proto> parseProto(std::string_view text);
 std::string_view protoName(Proto proto);
 inline uint8_t ipProto(Proto proto) { return static_cast<uint8_t>(proto); }
-// IPPROTO_TCP/UDP/ICMP, or nullopt for anything else.
-std::optional<Proto> protoFromIp(uint8_t ipProto);
 // "tcp", "udp", "icmp", "other": for a number read from a map.
 std::string_view protoName(uint8_t ipProto);
 

@@ -26,22 +26,33 @@ struct IsVector<std::vector<T>> : std::true_type {};
 // not have (a misspelt field must not be ignored). Answers are read leniently by gwctl, so a
 // newer daemon may add fields.
 template <class T>
-Result<T> decode(const json& j, std::string_view what = "request body") {
+Result<T> decode(const json& j, std::string_view what, std::string_view unknown = "field") {
   if constexpr (IsVector<T>::value) {
     for (size_t i = 0; j.is_array() && i < j.size(); ++i) {
       if (j[i].is_object()) {
-        auto known = api::rejectUnknownFields<typename T::value_type>(j[i], "field");
+        auto known = api::rejectUnknownFields<typename T::value_type>(j[i], unknown);
         if (!known) {
           return within(known.error(), std::string(what) + " #" + std::to_string(i + 1));
         }
       }
     }
   } else if (j.is_object()) {
-    if (auto known = api::rejectUnknownFields<T>(j, "field"); !known) {
+    if (auto known = api::rejectUnknownFields<T>(j, unknown); !known) {
       return std::unexpected(known.error());
     }
   }
   return api::fromJson<T>(j, what);
+}
+
+// The answer to a request that decodes into T and is served by `serve`.
+template <class T, class Serve>
+http::Response serveDecoded(const json& j, std::string_view what, Serve serve,
+                            int okStatus = 200, std::string_view unknown = "field") {
+  auto request = decode<T>(j, what, unknown);
+  if (!request) {
+    return errorResponse(request.error());
+  }
+  return reply(serve(*request), okStatus);
 }
 
 } // namespace
@@ -53,8 +64,8 @@ void addApiRoutes(Router& r, ApiEndpoints e) {
   r.add("GET", kNamespacesPath,
         [e](const Call&) { return jsonResponse(200, toJson(e.namespaces.list())); });
   r.add("POST", kNamespacesPath, [e](const Call& c) {
-    auto request = decode<NamespaceAddRequest>(c.body);
-    return reply(request ? e.namespaces.add(*request) : std::unexpected(request.error()), 201);
+    return serveDecoded<NamespaceAddRequest>(
+        c.body, "request body", [&](const auto& rq) { return e.namespaces.add(rq); }, 201);
   });
   r.add("DELETE", std::string(kNamespacesPath) + "/{}",
         [e](const Call& c) { return reply(e.namespaces.remove(c.param)); });
@@ -63,48 +74,45 @@ void addApiRoutes(Router& r, ApiEndpoints e) {
         [e](const Call&) { return jsonResponse(200, toJson(e.exposes.list())); });
   r.add("POST", kExposesPath, [e](const Call& c) {
     if (c.body.is_array()) {
-      auto batch = decode<std::vector<ExposeRequest>>(c.body, "expose");
-      return reply(batch ? e.exposes.addBatch(*batch) : std::unexpected(batch.error()), 201);
+      return serveDecoded<std::vector<ExposeRequest>>(
+          c.body, "expose", [&](const auto& batch) { return e.exposes.addBatch(batch); }, 201);
     }
-    auto request = decode<ExposeRequest>(c.body, "an expose");
-    return reply(request ? e.exposes.add(*request) : std::unexpected(request.error()), 201);
+    return serveDecoded<ExposeRequest>(
+        c.body, "an expose", [&](const auto& rq) { return e.exposes.add(rq); }, 201);
   });
   r.add("DELETE", kExposesPath, [e](const Call& c) {
-    if (!c.query().contains("port")) {
+    json query = c.query();
+    if (!query.contains("port")) {
       return errorResponse(invalid("missing the host port to unexpose").error());
     }
-    auto query = decode<UnexposeQuery>(c.query(), "query");
-    return reply(query ? e.exposes.remove(*query) : std::unexpected(query.error()));
+    return serveDecoded<UnexposeQuery>(query, "query",
+                                       [&](const auto& q) { return e.exposes.remove(q); });
   });
 
   r.add("GET", kMasqueradePath,
         [e](const Call&) { return jsonResponse(200, toJson(e.masquerades.list())); });
   r.add("POST", kMasqueradePath, [e](const Call& c) {
-    auto request = decode<MasqueradeRequest>(c.body);
-    return reply(request ? e.masquerades.add(*request) : std::unexpected(request.error()), 201);
+    return serveDecoded<MasqueradeRequest>(
+        c.body, "request body", [&](const auto& rq) { return e.masquerades.add(rq); }, 201);
   });
   r.add("DELETE", kMasqueradePath, [e](const Call& c) {
-    if (!c.query().contains("source")) {
+    json query = c.query();
+    if (!query.contains("source")) {
       return errorResponse(invalid("missing the source CIDR").error());
     }
-    auto query = decode<MasqueradeQuery>(c.query(), "query");
-    return reply(query ? e.masquerades.remove(*query) : std::unexpected(query.error()));
+    return serveDecoded<MasqueradeQuery>(query, "query",
+                                         [&](const auto& q) { return e.masquerades.remove(q); });
   });
 
-  auto conntrackQuery = [](const Call& c) -> Result<ConntrackQuery> {
-    json q = c.query();
-    if (auto known = rejectUnknownFields<ConntrackQuery>(q, "conntrack filter"); !known) {
-      return std::unexpected(known.error());
-    }
-    return decode<ConntrackQuery>(q, "query");
-  };
-  r.add("GET", kConntrackPath, [e, conntrackQuery](const Call& c) {
-    auto query = conntrackQuery(c);
-    return reply(query ? e.conntrack.list(*query) : std::unexpected(query.error()));
+  r.add("GET", kConntrackPath, [e](const Call& c) {
+    return serveDecoded<ConntrackQuery>(
+        c.query(), "query", [&](const auto& q) { return e.conntrack.list(q); }, 200,
+        "conntrack filter");
   });
-  r.add("DELETE", kConntrackPath, [e, conntrackQuery](const Call& c) {
-    auto query = conntrackQuery(c);
-    return reply(query ? e.conntrack.remove(*query) : std::unexpected(query.error()));
+  r.add("DELETE", kConntrackPath, [e](const Call& c) {
+    return serveDecoded<ConntrackQuery>(
+        c.query(), "query", [&](const auto& q) { return e.conntrack.remove(q); }, 200,
+        "conntrack filter");
   });
 
   r.add("GET", kStatsPath, [e](const Call&) { return reply(e.conntrack.stats(e.state.exposes)); });

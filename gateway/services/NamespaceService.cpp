@@ -135,12 +135,16 @@ Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest
     forget();
     return fail(ErrorKind::Internal, "ns add " + rec.name + ": saving state: " + r.error().str());
   }
-  // A failure undoes the kernel's part first, then drops the pending records: a crash in
-  // between still leaves a record for the next start to roll back.
+  // A failure undoes the kernel's part first, then commits the pending records away: a crash
+  // in between still leaves a record for the next start to roll back.
   Rollback rollback;
+  bool datapathTouched = false;
   auto abandon = [&](const Error& e, const std::string& what) {
+    forget(); // in memory first: undoDatapath keeps only what a recorded namespace needs
+    if (datapathTouched) {
+      undoDatapath(rec); // before the Rollback takes the veth it needs
+    }
     rollback.undo();
-    forget();
     (void)ctx_.store.commit(state); // if this fails too, the next start rolls it back
     return fail(e.kind, "ns add " + rec.name + ": " + what + e.str() + " (rolled back)");
   };
@@ -152,9 +156,8 @@ Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest
   if (auto r = topology_.wireNamespace(rec, &rollback); !r) {
     return abandon(r.error(), "");
   }
+  datapathTouched = true;
   if (auto r = applyToDatapath(rec); !r) {
-    forget(); // in memory first: undoDatapath keeps what a recorded namespace still needs
-    undoDatapath(rec);
     return abandon(r.error(), "data path: ");
   }
   crashpoint("ns-add-before-commit"); // tests: a crash with everything made, nothing committed
@@ -166,9 +169,7 @@ Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest
     *state.findBridge(newBridge->name) = *newBridge;
   }
   if (auto r = ctx_.store.commit(state); !r) {
-    forget();
-    undoDatapath(rec); // before the Rollback takes the veth it needs
-    return abandon(Error{0, "saving state: " + r.error().str(), false, ErrorKind::Internal}, "");
+    return abandon(Error{0, r.error().str(), false, ErrorKind::Internal}, "saving state: ");
   }
   rollback.commit();
   log::info("ns add ", rec.name, " address ", rec.address.str(), " via ", rec.hostLink);
