@@ -12,13 +12,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 class ExposeTest : public ServiceFixture {
 protected:
   // python3 http.server in `ns` on `port`, serving a file "whoami" that holds `ns`.

@@ -13,13 +13,6 @@
 namespace gw::test {
 namespace {
 
-std::string readText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string quote(const std::vector<std::string>& argv) {
   std::string out;
   for (const auto& a : argv) {
@@ -79,8 +72,8 @@ TEST_F(HostTest, DefaultBpffsBelowAnUnmountedSysFsBpfLoadsAndLeavesItAsFound) {
   EXPECT_NE(r.out.find("cleaned=\n"), std::string::npos)
       << "--cleanup without --uplink unmounts what the killed one mounted\n" << r.out;
   EXPECT_EQ(r.out.find("failed"), std::string::npos) << r.out;
-  auto status = nlohmann::json::parse(readText(dir_ + "/status.json"), nullptr, false);
-  ASSERT_TRUE(status.is_object()) << readText(dir_ + "/status.json");
+  auto status = nlohmann::json::parse(readFile(dir_ + "/status.json"), nullptr, false);
+  ASSERT_TRUE(status.is_object()) << readFile(dir_ + "/status.json");
   EXPECT_EQ(status["datapath"]["loaded"], true) << status.dump();
   EXPECT_EQ(status["state"], "running");
   EXPECT_EQ(status["bpffs"], pins);
@@ -105,8 +98,8 @@ TEST_F(HostTest, WithoutTheDatapathItSaysSoOrRefusesToStart) {
   EXPECT_EQ(status["datapath"]["loaded"], false);
   EXPECT_NE(status["datapath"]["error"].get<std::string>().find("datapath-load"),
             std::string::npos);
-  EXPECT_NE(readText(log_).find(" error eBPF data path not loaded"), std::string::npos)
-      << readText(log_);
+  EXPECT_NE(readFile(log_).find(" error eBPF data path not loaded"), std::string::npos)
+      << readFile(log_);
   auto metrics = sh("curl -s --unix-socket " + socket_ + " http://gw/metrics");
   EXPECT_NE(metrics.out.find("gateway_datapath_loaded 0"), std::string::npos) << metrics.out;
 

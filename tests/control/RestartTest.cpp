@@ -90,13 +90,6 @@ gap = max(gap, time.monotonic() - last)
 print(json.dumps({"maxGap": gap, "answers": answers, "sent": sent, "error": error}), flush=True)
 )";
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Rules without their counters: what must be the same before and after a restart.
 json rulesOf(json list) {
   for (auto& r : list) {

@@ -44,10 +44,7 @@ void ServiceFixture::TearDown() {
     stopDaemon();
   }
   if (HasFailure()) {
-    std::ifstream in(log_);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::cerr << "---- gatewayd log ----\n" << ss.str() << "----------------------\n";
+    std::cerr << "---- gatewayd log ----\n" << readFile(log_) << "----------------------\n";
   }
   // Pins (maps, links, the cgroup hook) go with the bpffs gatewayd mounted for this test.
   run({"umount", "-l", dir_ + "/bpffs"});

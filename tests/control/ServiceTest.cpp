@@ -313,12 +313,10 @@ TEST_F(ServiceTest, ACrashMidBatchLeavesNoRuleInTheMapsOnceRestarted) {
   startDaemon();
   EXPECT_EQ(gwctlJson({"list"}).size(), 0u) << "the state never had the batch";
   EXPECT_EQ(exposeMapEntries(dir_ + "/bpffs"), 0u) << "and neither do the maps now";
-  std::ifstream in(log_);
-  std::stringstream log;
-  log << in.rdbuf();
-  EXPECT_NE(log.str().find("reconcile: 20 expose map entries without state removed"),
+  auto log = readFile(log_);
+  EXPECT_NE(log.find("reconcile: 20 expose map entries without state removed"),
             std::string::npos)
-      << log.str();
+      << log;
 }
 
 TEST_F(ServiceTest, ItsFilesAreMadeSafely) {
@@ -373,12 +371,9 @@ TEST_F(ServiceTest, ACrashMidNsAddIsRolledBackOnStart) {
   EXPECT_EQ(ipJson({"-n", gwh(), "link", "show", hostLink}).size(), 0u);
   EXPECT_EQ(ipJson({"-n", gwh(), "link", "show", "gw0"}).size(), 0u) << "its new bridge too";
   EXPECT_EQ(gwctlJson({"ns", "list"}).size(), 0u);
-  std::ifstream in(log_);
-  std::stringstream log;
-  log << in.rdbuf();
-  EXPECT_NE(log.str().find("ns add " + a + " was cut short by a crash: rolled back"),
-            std::string::npos)
-      << log.str();
+  auto log = readFile(log_);
+  EXPECT_NE(log.find("ns add " + a + " was cut short by a crash: rolled back"), std::string::npos)
+      << log;
   EXPECT_TRUE(gwctl({"ns", "add", a}).ok()) << "and the same add works again";
 }
 

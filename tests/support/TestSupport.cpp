@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -120,6 +122,13 @@ CommandResult sh(const std::string& script, std::chrono::milliseconds timeout) {
 CommandResult shIn(const std::string& ns, const std::string& script,
                    std::chrono::milliseconds timeout) {
   return run({"ip", "netns", "exec", ns, "/bin/sh", "-c", script}, timeout);
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 bool waitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {

@@ -28,6 +28,9 @@ CommandResult sh(const std::string& script,
 CommandResult shIn(const std::string& ns, const std::string& script,
                    std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
+// A whole file ("" when it cannot be read).
+std::string readFile(const std::string& path);
+
 // Polls `condition` every 20 ms until it holds or `timeout` passes.
 bool waitFor(const std::function<bool()>& condition,
              std::chrono::milliseconds timeout = std::chrono::seconds(10));
