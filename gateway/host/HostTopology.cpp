@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <map>
 
 #include "base/Fd.h"
 #include "gateway/host/Wiring.h"
@@ -48,10 +49,17 @@ Result<std::vector<HostAddress>> HostTopology::hostAddresses(int family) {
   if (!addrs) {
     return std::unexpected(addrs.error());
   }
+  // One link dump names them all (not a netlink round trip per address).
+  std::map<int, std::string> names;
+  if (auto links = listLinks(host_); links) {
+    for (const auto& l : *links) {
+      names[l.index] = l.name;
+    }
+  }
   std::vector<HostAddress> out;
   for (const auto& a : *addrs) {
-    auto link = getLink(host_, a.ifindex);
-    out.push_back({a.prefix, link ? link->name : std::to_string(a.ifindex)});
+    auto name = names.find(a.ifindex);
+    out.push_back({a.prefix, name != names.end() ? name->second : std::to_string(a.ifindex)});
   }
   return out;
 }

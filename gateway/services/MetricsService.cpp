@@ -2,6 +2,8 @@
 #include "gateway/services/MetricsService.h"
 
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace gw {
 namespace {
@@ -42,18 +44,21 @@ std::string MetricsService::render() {
     const char* name;
     uint64_t api::ExposeInfo::*value;
   };
+  std::vector<std::string> labels; // a row's, shared by its four counters
+  for (const auto& e : rows) {
+    labels.push_back("rule=\"" + std::to_string(e.id) + "\",proto=\"" +
+                     std::string(protoName(e.proto)) + "\",host_port=\"" + e.hostPort.str() +
+                     "\",target=\"" + e.target + "\",path=\"" + std::string(toString(e.path)) +
+                     "\"");
+  }
   for (const auto& [what, value] :
        {Counter{"packets", &api::ExposeInfo::packets}, Counter{"bytes", &api::ExposeInfo::bytes},
         Counter{"connections", &api::ExposeInfo::connections},
         Counter{"drops", &api::ExposeInfo::drops}}) {
     std::string name = std::string("gateway_expose_") + what + "_total";
     m.help(name, "counter", "per expose rule");
-    for (const auto& e : rows) {
-      std::string labels = "rule=\"" + std::to_string(e.id) + "\",proto=\"" +
-                           std::string(protoName(e.proto)) + "\",host_port=\"" +
-                           e.hostPort.str() + "\",target=\"" + e.target + "\",path=\"" +
-                           std::string(toString(e.path)) + "\"";
-      m.line(name, labels, e.*value);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      m.line(name, labels[i], rows[i].*value);
     }
   }
   if (stats) {
