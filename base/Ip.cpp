@@ -83,10 +83,14 @@ Result<IpPrefix> IpPrefix::parse(std::string_view text) {
   if (!addr) {
     return fail("invalid IP prefix '" + std::string(text) + "'", EINVAL);
   }
-  IpPrefix out{*addr, addr->maxLength()};
+  // A bare address is refused rather than read as a /32: "masquerade add 10.0.0.0" most
+  // likely meant a network, and a silent /32 masquerades nothing.
   if (slash == std::string_view::npos) {
-    return out;
+    return fail("'" + std::string(text) + "' has no prefix length: write ADDRESS/LENGTH (e.g. " +
+                    std::string(text) + "/" + std::to_string(addr->maxLength()) + ")",
+                EINVAL);
   }
+  IpPrefix out{*addr, addr->maxLength()};
   auto digits = text.substr(slash + 1);
   const char* end = digits.data() + digits.size();
   auto [ptr, ec] = std::from_chars(digits.data(), end, out.length);

@@ -36,7 +36,7 @@ struct IpPrefix {
   IpAddress addr; // as written: 192.168.1.1/24 keeps the host bits
   int length = 0;
 
-  // "10.88.0.0/16"; a bare address is a /32 or /128.
+  // "10.88.0.0/16". A bare address is refused: the length is always written.
   static Result<IpPrefix> parse(std::string_view text);
 
   // The same prefix with host bits cleared.

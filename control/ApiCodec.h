@@ -4,6 +4,7 @@
 // ErrorKind::Invalid naming it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -113,6 +114,51 @@ Json toJsonValue(const T& v) {
 template <class T>
 Json toJson(const T& v) {
   return toJsonValue(v);
+}
+
+// ---- text -> JSON
+
+// A request body as JSON, refusing what a JSON parser takes silently: a key given twice in one
+// object (which of the two wins is not for us to guess) and a NUL byte in a key or string.
+inline Result<Json> parseStrictJson(std::string_view text, std::string_view what) {
+  std::vector<std::vector<std::string>> keys; // the keys seen, per open object
+  std::string problem;
+  auto check = [&](int, Json::parse_event_t event, Json& parsed) {
+    if (!problem.empty()) {
+      return false;
+    }
+    switch (event) {
+    case Json::parse_event_t::object_start: keys.emplace_back(); break;
+    case Json::parse_event_t::object_end: keys.pop_back(); break;
+    case Json::parse_event_t::key: {
+      auto key = parsed.get<std::string>();
+      if (key.find('\0') != std::string::npos) {
+        problem = "a key holds a NUL byte";
+      } else if (!keys.empty() && std::ranges::find(keys.back(), key) != keys.back().end()) {
+        problem = "key '" + key + "' is given twice in one object";
+      } else if (!keys.empty()) {
+        keys.back().push_back(std::move(key));
+      }
+      break;
+    }
+    case Json::parse_event_t::value:
+      if (parsed.is_string() && parsed.get_ref<const std::string&>().find('\0') !=
+                                    std::string::npos) {
+        problem = "a string holds a NUL byte";
+      }
+      break;
+    default: break;
+    }
+    return problem.empty();
+  };
+  Json out = Json::parse(text, check, false);
+  if (!problem.empty()) {
+    return invalid(std::string(what) + ": " + problem);
+  }
+  if (out.is_discarded()) {
+    return invalid(std::string(what) + " is not valid JSON");
+  }
+  return out;
 }
 
 // ---- JSON -> values (`label` names the field in errors)

@@ -62,7 +62,12 @@ Result<ParseState> parseHead(std::string_view data, std::string& startLine,
     if (colon == std::string_view::npos || !validToken(line.substr(0, colon))) {
       return fail("malformed header line");
     }
-    headers[lower(line.substr(0, colon))] = std::string(trim(line.substr(colon + 1)));
+    std::string name = lower(line.substr(0, colon));
+    // Two Content-Lengths are how requests get smuggled past a proxy: one is the most.
+    if (name == "content-length" && headers.contains(name)) {
+      return fail("duplicate Content-Length header");
+    }
+    headers[std::move(name)] = std::string(trim(line.substr(colon + 1)));
   }
   size_t length = 0;
   if (auto it = headers.find("content-length"); it != headers.end()) {
@@ -151,20 +156,30 @@ std::string Request::path() const {
   return target.substr(0, target.find('?'));
 }
 
-std::map<std::string, std::string> Request::query() const {
+Result<std::map<std::string, std::string>> Request::query() const {
   std::map<std::string, std::string> out;
   size_t q = target.find('?');
   if (q == std::string::npos) {
     return out;
   }
+  auto hasControl = [](std::string_view s) {
+    return std::ranges::any_of(s, [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+  };
   std::string_view rest = std::string_view(target).substr(q + 1);
   while (!rest.empty()) {
     size_t amp = rest.find('&');
     std::string_view pair = rest.substr(0, amp);
     size_t eq = pair.find('=');
     if (!pair.empty()) {
-      out[percentDecode(pair.substr(0, eq))] =
+      std::string key = percentDecode(pair.substr(0, eq));
+      std::string value =
           eq == std::string_view::npos ? std::string() : percentDecode(pair.substr(eq + 1));
+      if (hasControl(key) || hasControl(value)) {
+        return fail("query parameter '" + percentEncode(key) + "' holds a control byte", EINVAL);
+      }
+      if (!out.emplace(key, std::move(value)).second) {
+        return fail("query parameter '" + key + "' is given twice", EINVAL);
+      }
     }
     if (amp == std::string_view::npos) {
       break;
@@ -246,7 +261,9 @@ std::string serialize(const Response& r) {
 std::string serialize(const Request& r) {
   std::string out = r.method + " " + r.target + " HTTP/1.1\r\nHost: gateway\r\n";
   for (const auto& [k, v] : r.headers) {
-    out += k + ": " + v + "\r\n";
+    if (k != "content-length") { // written below, from the body
+      out += k + ": " + v + "\r\n";
+    }
   }
   out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
   out += "Connection: close\r\n\r\n";

@@ -26,7 +26,9 @@ struct Request {
   std::string body;
 
   std::string path() const;                       // target without the query
-  std::map<std::string, std::string> query() const; // decoded ?a=b&c=d
+  // Decoded ?a=b&c=d. A key given twice, or a NUL or other control byte in a key or value, is
+  // refused: which of two filters wins, or where a C string ends, is not for us to guess.
+  Result<std::map<std::string, std::string>> query() const;
 };
 
 struct Response {

@@ -2,18 +2,13 @@
 #include "gateway/api/Router.h"
 
 #include "control/Api.h"
+#include "control/ApiCodec.h"
 
 namespace gw {
 
 using nlohmann::json;
 
-json Call::query() const {
-  json out = json::object();
-  for (const auto& [key, value] : request.query()) {
-    out[key] = value;
-  }
-  return out;
-}
+json Call::query() const { return queryValues; }
 
 int httpStatus(ErrorKind kind) {
   switch (kind) {
@@ -68,12 +63,24 @@ http::Response Router::route(const http::Request& request) const {
     }
     json body = json::object();
     if (!request.body.empty()) {
-      body = json::parse(request.body, nullptr, false);
-      if (body.is_discarded()) {
-        return errorResponse(invalid("request body is not valid JSON").error());
+      auto parsed = api::parseStrictJson(request.body, "request body");
+      if (!parsed) {
+        return errorResponse(parsed.error());
       }
+      body = std::move(*parsed);
     }
-    return r.handler(Call{request, body, param});
+    auto query = request.query();
+    if (!query) {
+      return errorResponse(invalid(query.error().message).error());
+    }
+    json queryValues = json::object();
+    for (const auto& [key, value] : *query) {
+      queryValues[key] = value;
+    }
+    if (param.find('\0') != std::string::npos) {
+      return errorResponse(invalid("the path's name holds a NUL byte").error());
+    }
+    return r.handler(Call{request, body, param, queryValues});
   }
   if (pathKnown) {
     return jsonResponse(405, api::toJson(api::ErrorBody{"method " + request.method +

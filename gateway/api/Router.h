@@ -19,7 +19,8 @@ struct Call {
   const http::Request& request;
   const nlohmann::json& body;  // {} when the request has none
   const std::string& param;    // the segment matched by "{}", percent-decoded
-  nlohmann::json query() const; // ?a=b&c=d as a JSON object of strings
+  const nlohmann::json& queryValues; // ?a=b&c=d as a JSON object of strings
+  nlohmann::json query() const;
 };
 
 int httpStatus(ErrorKind kind);

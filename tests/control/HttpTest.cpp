@@ -15,7 +15,7 @@ TEST(Http, ParsesACompleteRequestWithBody) {
   EXPECT_EQ(*s, ParseState::Complete);
   EXPECT_EQ(r.method, "POST");
   EXPECT_EQ(r.path(), "/v1/namespaces");
-  EXPECT_EQ(r.query()["y"], "a/b");
+  EXPECT_EQ(r.query()->at("y"), "a/b");
   EXPECT_EQ(r.headers["host"], "g");
   EXPECT_EQ(r.body, "body");
 }
@@ -35,6 +35,11 @@ TEST(Http, RefusesMalformedAndOversizedRequests) {
   EXPECT_FALSE(parseRequest("GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", r));
   EXPECT_FALSE(parseRequest("GET / HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n", r));
   EXPECT_FALSE(parseRequest("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", r));
+  auto twice = parseRequest("POST / HTTP/1.1\r\nContent-Length: 2\r\ncontent-length: 4\r\n\r\n"
+                            "{}{}",
+                            r);
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().message, "duplicate Content-Length header");
   std::string huge = "GET / HTTP/1.1\r\nX: " + std::string(kMaxHeaderBytes, 'a');
   auto s = parseRequest(huge, r);
   ASSERT_FALSE(s);

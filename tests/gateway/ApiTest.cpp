@@ -92,6 +92,32 @@ TEST_F(Routes, ABodyThatIsNotJsonIs400BeforeTheHandler) {
   EXPECT_EQ(json::parse(ok.body), (json{{"name", "a"}}));
 }
 
+TEST_F(Routes, DuplicateKeysAndNulBytesAre400BeforeTheHandler) {
+  auto twice = router_.route(request("POST", "/v1/things", R"({"port":"80","port":"6000"})"));
+  EXPECT_EQ(twice.status, 400);
+  EXPECT_EQ(errorOf(twice), "request body: key 'port' is given twice in one object");
+  auto nestedTwice = router_.route(request("POST", "/v1/things", R"({"a":{"x":1,"x":2}})"));
+  EXPECT_EQ(nestedTwice.status, 400);
+  auto nul = router_.route(request("POST", "/v1/things", R"({"name":"a\u0000b"})"));
+  EXPECT_EQ(nul.status, 400);
+  EXPECT_EQ(errorOf(nul), "request body: a string holds a NUL byte");
+  auto queryNul = router_.route(request("GET", "/v1/things?src=10.0.0.1%00x"));
+  EXPECT_EQ(queryNul.status, 400);
+  EXPECT_NE(errorOf(queryNul).find("'src' holds a control byte"), std::string::npos);
+  auto queryTwice = router_.route(request("GET", "/v1/things?port=1&port=2"));
+  EXPECT_EQ(queryTwice.status, 400);
+  EXPECT_EQ(errorOf(queryTwice), "query parameter 'port' is given twice");
+  auto paramNul = router_.route(request("DELETE", "/v1/things/a%00b"));
+  EXPECT_EQ(paramNul.status, 400);
+  EXPECT_EQ(calls_, 0);
+  // Nested objects keep their own keys; the same key in two objects is fine.
+  auto nested = router_.route(
+      request("POST", "/v1/things", R"({"a":{"x":1},"b":{"x":2},"c":[{"x":1},{"x":2}]})"));
+  EXPECT_EQ(nested.status, 201);
+  auto query = router_.route(request("GET", "/v1/things?src=10.0.0.1&port=80"));
+  EXPECT_EQ(json::parse(query.body), (json{{"src", "10.0.0.1"}, {"port", "80"}}));
+}
+
 TEST_F(Routes, TheErrorKindAloneDecidesTheStatus) {
   for (const auto& [kind, status] : std::vector<std::pair<std::string, int>>{{"invalid", 400},
                                                                              {"notfound", 404},

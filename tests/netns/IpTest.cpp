@@ -64,12 +64,17 @@ TEST(IpPrefixTest, KeepsHostBitsAsWritten) {
   EXPECT_EQ(p.network().str(), "192.168.1.0/24");
 }
 
-TEST(IpPrefixTest, BareAddressIsHostPrefix) {
-  EXPECT_EQ(prefix("10.0.0.1").length, 32);
-  EXPECT_EQ(prefix("fd00::1").length, 128);
+TEST(IpPrefixTest, LengthIsAlwaysWritten) {
+  EXPECT_EQ(prefix("10.0.0.1/32").length, 32);
   EXPECT_EQ(prefix("0.0.0.0/0").length, 0);
   EXPECT_EQ(prefix("fd00::/8").network().str(), "fd00::/8");
   EXPECT_EQ(prefix("fd12:3456::1/20").network().str(), "fd12:3000::/20");
+  // "masquerade add 10.0.0.0" is refused, not taken as 10.0.0.0/32.
+  for (const char* bare : {"10.0.0.0", "fd00::1"}) {
+    auto p = IpPrefix::parse(bare);
+    ASSERT_FALSE(p.has_value()) << bare;
+    EXPECT_NE(p.error().message.find("no prefix length"), std::string::npos) << p.error().message;
+  }
 }
 
 TEST(IpPrefixTest, RejectsBadInput) {
