@@ -241,11 +241,14 @@ constexpr auto fieldsOf(const ExposeInfo*) {
 struct UnexposeQuery {
   PortRange port{};
   Proto proto = Proto::Tcp;
+  // Chooses between exposes of one port on different host addresses.
+  std::optional<IpAddress> hostIp{};
 };
 constexpr auto fieldsOf(const UnexposeQuery*) {
   using T = UnexposeQuery;
   return std::tuple{Field{"port", &T::port, Need::Required, "host port"},
-                    Field{"proto", &T::proto, Need::Optional}};
+                    Field{"proto", &T::proto, Need::Optional},
+                    Field{"hostIp", &T::hostIp, Need::Optional, "--host-ip"}};
 }
 
 struct ExposeDeleted {

@@ -35,7 +35,7 @@ commands:
   expose HOSTPORT[-END] TARGET [--proto tcp|udp] [--host-ip IP] [--mode auto|ebpf|proxy]
          [--proxy-protocol v2]            TARGET: NS:PORT[-END], IP:PORT[-END] or [IPv6]:PORT[-END]
   expose --file FILE|-                    many at once: lines "HOSTPORT TARGET [tcp|udp]"
-  unexpose HOSTPORT[-END] [--proto tcp|udp]
+  unexpose HOSTPORT[-END] [--proto tcp|udp] [--host-ip IP]
   list                                    list exposes: which path serves each, counters
   masquerade add CIDR [--out IFNAME] | del CIDR | list
   conntrack [list] [--proto P] [--src IP] [--dst IP] [--port N]
@@ -326,9 +326,9 @@ int exposeCommand(const Globals& g, const std::vector<std::string>& args) {
 
 int unexposeCommand(const Globals& g, const std::vector<std::string>& args) {
   po::options_description o;
-  std::string port, proto;
+  std::string port, proto, hostIp;
   o.add_options()("port", po::value(&port)->required())(
-      "proto", po::value(&proto)->default_value("tcp"));
+      "proto", po::value(&proto)->default_value("tcp"))("host-ip", po::value(&hostIp));
   po::positional_options_description p;
   p.add("port", 1);
   parseSub(args, o, p);
@@ -338,6 +338,13 @@ int unexposeCommand(const Globals& g, const std::vector<std::string>& args) {
     return 1;
   }
   api::UnexposeQuery query{.port = *ports, .proto = *protocol};
+  if (!hostIp.empty()) {
+    auto addr = parsed(gw::IpAddress::parse(hostIp));
+    if (!addr) {
+      return 1;
+    }
+    query.hostIp = *addr;
+  }
   auto r = call<api::ExposeDeleted>(g, "DELETE", api::kExposesPath + queryOf(query));
   if (!r) {
     return 1;

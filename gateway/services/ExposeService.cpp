@@ -349,9 +349,24 @@ Result<api::ExposeDeleted> ExposeService::remove(const api::UnexposeQuery& query
   State& state = ctx_.state;
   const PortRange& ports = query.port;
   std::string name(protoName(query.proto));
-  auto found = std::ranges::find_if(state.exposes, [&](const ExposeRecord& e) {
-    return e.proto == query.proto && e.hostPorts() == ports;
-  });
+  auto matches = [&](const ExposeRecord& e) {
+    return e.proto == query.proto && e.hostPorts() == ports &&
+           (!query.hostIp || e.hostIp == query.hostIp);
+  };
+  auto found = std::ranges::find_if(state.exposes, matches);
+  if (found != state.exposes.end() && !query.hostIp) {
+    // One port exposed on two host addresses: which one goes is the caller's to say.
+    auto other = std::ranges::find_if(std::next(found), state.exposes.end(), matches);
+    if (other != state.exposes.end()) {
+      return conflict("host port " + ports.str() + "/" + name + " is exposed on " +
+                      hostIpOf(*found) + " and on " + hostIpOf(*other) +
+                      ": choose one with --host-ip");
+    }
+  }
+  if (found == state.exposes.end() && query.hostIp) {
+    return notFound("nothing is exposed on host port " + query.hostIp->str() + ":" +
+                    ports.str() + "/" + name);
+  }
   if (found == state.exposes.end()) {
     for (const auto& e : state.exposes) {
       if (e.proto == query.proto && e.hostPorts().overlaps(ports)) {

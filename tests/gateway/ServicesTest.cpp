@@ -166,6 +166,31 @@ TEST_F(ExposeRules, AHostIpClashesWithAnyAddressButNotWithAnotherHostIp) {
   EXPECT_TRUE(dp_.exposes_.contains({kTcp, IpAddress{}, 9100}));
 }
 
+TEST_F(ExposeRules, UnexposeOfAPortOnTwoHostIpsTakesTheHostIpToChoose) {
+  addExpose(withHostIp(expose("9000", "10.0.0.5:80"), "192.0.2.10"));
+  addExpose(withHostIp(expose("9000", "10.0.0.6:80"), "192.0.2.11"));
+  EXPECT_TRUE(failsWith(exposes_.remove(unexpose("9000")), ErrorKind::Conflict,
+                        "exposed on 192.0.2.10 and on 192.0.2.11: choose one with --host-ip"));
+  auto choose = unexpose("9000");
+  choose.hostIp = ip("192.0.2.12");
+  EXPECT_TRUE(failsWith(exposes_.remove(choose), ErrorKind::NotFound,
+                        "nothing is exposed on host port 192.0.2.12:9000/tcp"));
+  choose.hostIp = ip("192.0.2.11");
+  ASSERT_TRUE(exposes_.remove(choose));
+  EXPECT_EQ(dp_.exposes_.size(), 1u);
+  EXPECT_TRUE(dp_.exposes_.contains({kTcp, ip("192.0.2.10"), 9000}));
+  // One left: no choice needed.
+  ASSERT_TRUE(exposes_.remove(unexpose("9000")));
+  EXPECT_TRUE(dp_.exposes_.empty());
+}
+
+TEST_F(ExposeRules, TheClashMessageNamesTheNewRangeFirstAndTheExistingOneSecond) {
+  addExpose(expose("8075-8085", "10.0.0.5:75-85"));
+  EXPECT_TRUE(failsWith(exposes_.add(expose("8080-8090", "10.0.0.6:80-90")), ErrorKind::Conflict,
+                        "host port 8080-8090/tcp clashes with the expose of 8075-8085 to "
+                        "10.0.0.5:75-85"));
+}
+
 TEST_F(ExposeRules, ALocalSocketHoldingAPortIsAConflict) {
   topology_.portsInUse_.insert({Proto::Tcp, 8080});
   EXPECT_TRUE(failsWith(exposes_.add(expose("8079-8081", "10.0.0.5:79-81")), ErrorKind::Conflict,
