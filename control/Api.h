@@ -424,16 +424,43 @@ constexpr auto fieldsOf(const ConntrackStatsInfo*) {
 }
 
 // GET /v1/stats
+// One expose served by the io_uring proxy (all its listeners, summed).
+struct ProxyStatsInfo {
+  uint32_t id = 0;
+  std::string rule{};
+  uint64_t accepted = 0;
+  uint64_t active = 0;
+  uint64_t refusedLimit = 0;  // closed at once: a connection limit was reached
+  uint64_t backendFailed = 0; // connect refused/timed out, or the backend reset mid-stream
+  uint64_t bytesIn = 0;
+  uint64_t bytesOut = 0;
+};
+constexpr auto fieldsOf(const ProxyStatsInfo*) {
+  using T = ProxyStatsInfo;
+  return std::tuple{Field{"id", &T::id},
+                    Field{"rule", &T::rule},
+                    Field{"accepted", &T::accepted},
+                    Field{"active", &T::active},
+                    Field{"refusedLimit", &T::refusedLimit},
+                    Field{"backendFailed", &T::backendFailed},
+                    Field{"bytesIn", &T::bytesIn},
+                    Field{"bytesOut", &T::bytesOut}};
+}
+
 struct StatsInfo {
   std::map<std::string, uint64_t> reasons{};
   std::vector<RuleStatsInfo> rules{};
   ConntrackStatsInfo conntrack{};
+  std::vector<ProxyStatsInfo> proxy{};
+  bool datapathLoaded = true; // false: reasons, rules and conntrack are empty (degraded)
 };
 constexpr auto fieldsOf(const StatsInfo*) {
   using T = StatsInfo;
   return std::tuple{Field{"reasons", &T::reasons},
                     Field{"rules", &T::rules},
-                    Field{"conntrack", &T::conntrack}};
+                    Field{"conntrack", &T::conntrack},
+                    Field{"proxy", &T::proxy, Need::Optional},
+                    Field{"datapathLoaded", &T::datapathLoaded, Need::Optional}};
 }
 
 // POST /v1/down

@@ -531,6 +531,9 @@ int statsCommand(const Globals& g, const std::vector<std::string>& args) {
   }
   return printJsonOr(g, r->raw, [&] {
     const auto& s = r->value;
+    if (!s.datapathLoaded) {
+      std::cout << "eBPF data path not loaded (degraded): only the proxy's counters\n\n";
+    }
     std::cout << "conntrack entries " << s.conntrack.entries << " of " << s.conntrack.capacity
               << "\n\n";
     gw::Table reasons({"REASON", "PACKETS"});
@@ -545,6 +548,18 @@ int statsCommand(const Globals& g, const std::vector<std::string>& args) {
                  std::to_string(x.packets), std::to_string(x.bytes), std::to_string(x.drops)});
     }
     rules.print(std::cout);
+    if (!s.proxy.empty()) {
+      std::cout << "\n";
+      gw::Table proxied({"RULE", "PROXIED", "ACCEPTED", "ACTIVE", "LIMIT-REFUSED",
+                         "BACKEND-FAILED", "BYTES-IN", "BYTES-OUT"});
+      for (const auto& x : s.proxy) {
+        proxied.add({std::to_string(x.id), x.rule, std::to_string(x.accepted),
+                     std::to_string(x.active), std::to_string(x.refusedLimit),
+                     std::to_string(x.backendFailed), std::to_string(x.bytesIn),
+                     std::to_string(x.bytesOut)});
+      }
+      proxied.print(std::cout);
+    }
   });
 }
 

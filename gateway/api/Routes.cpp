@@ -115,7 +115,7 @@ void addApiRoutes(Router& r, ApiEndpoints e) {
         "conntrack filter");
   });
 
-  r.add("GET", kStatsPath, [e](const Call&) { return reply(e.conntrack.stats(e.state.exposes)); });
+  r.add("GET", kStatsPath, [e](const Call&) { return reply(e.metrics.stats()); });
   r.add("GET", kMetricsPath, [e](const Call&) {
     return http::Response{200, "text/plain; version=0.0.4", e.metrics.render()};
   });

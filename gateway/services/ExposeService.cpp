@@ -440,6 +440,31 @@ std::vector<api::ExposeInfo> ExposeService::list(const DatapathStats* known) {
   return out;
 }
 
+std::vector<api::ProxyStatsInfo> ExposeService::proxyStats() {
+  std::vector<api::ProxyStatsInfo> out;
+  for (const auto& e : ctx_.state.exposes) {
+    auto it = listeners_.find(e.id);
+    if (it == listeners_.end()) {
+      continue;
+    }
+    api::ProxyStatsInfo row{.id = e.id,
+                            .rule = std::string(protoName(e.proto)) + " " + e.hostPorts().str() +
+                                    " -> " + e.target};
+    for (auto id : it->second) {
+      if (auto ls = proxy_.listenerStats(id); ls) {
+        row.accepted += ls->accepted;
+        row.active += ls->active;
+        row.refusedLimit += ls->refusedLimit;
+        row.backendFailed += ls->backendFailed;
+        row.bytesIn += ls->bytesIn;
+        row.bytesOut += ls->bytesOut;
+      }
+    }
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
 void ExposeService::reconcile() {
   for (const auto& e : ctx_.state.exposes) {
     if (auto r = apply(e); !r) {

@@ -24,6 +24,8 @@ public:
   Result<std::vector<api::ExposeAdded>> addBatch(const std::vector<api::ExposeRequest>& batch);
   Result<api::ExposeDeleted> remove(const api::UnexposeQuery& query);
   // Counters come from `known` when the caller has read them already.
+  // Per expose served by the proxy: its listeners' counters summed.
+  std::vector<api::ProxyStatsInfo> proxyStats();
   std::vector<api::ExposeInfo> list(const DatapathStats* known = nullptr);
 
   // Applies every expose of the state (on start), then removes the expose map entries that no

@@ -25,6 +25,21 @@ private:
 
 } // namespace
 
+Result<api::StatsInfo> MetricsService::stats() {
+  api::StatsInfo out;
+  if (ctx_.datapath) {
+    auto s = conntrack_.stats(ctx_.state.exposes);
+    if (!s) {
+      return std::unexpected(s.error());
+    }
+    out = std::move(*s);
+  } else {
+    out.datapathLoaded = false;
+  }
+  out.proxy = exposes_.proxyStats();
+  return out;
+}
+
 std::string MetricsService::render() {
   Exposition m;
   m.help("gateway_up", "gauge", "1 while gatewayd serves");
@@ -79,6 +94,15 @@ std::string MetricsService::render() {
     m.help("gateway_snat_ports_in_use", "gauge",
            "flows holding a masquerade/hairpin port (at the last conntrack sweep)");
     m.line("gateway_snat_ports_in_use", "", conntrack_.snatPortsInUse());
+  }
+  auto proxied = exposes_.proxyStats();
+  if (!proxied.empty()) {
+    m.help("gateway_proxy_backend_failures_total", "counter",
+           "proxied connections whose backend refused, timed out or reset, per expose rule");
+    for (const auto& p : proxied) {
+      m.line("gateway_proxy_backend_failures_total", "rule=\"" + std::to_string(p.id) + "\"",
+             p.backendFailed);
+    }
   }
   if (auto active = proxy_.activeConnections(); active) {
     m.help("gateway_proxy_connections_active", "gauge", "open proxied connections");

@@ -19,6 +19,8 @@ public:
       : ctx_(ctx), exposes_(exposes), conntrack_(conntrack), proxy_(proxy) {}
 
   std::string render();
+  // GET /v1/stats: the data path's counters (when loaded) and the proxy's.
+  Result<api::StatsInfo> stats();
 
 private:
   ServiceContext& ctx_;

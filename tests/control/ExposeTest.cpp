@@ -303,6 +303,29 @@ TEST_F(ProxyExposeTest, ProxyModeReachesAServerBoundToLoopback) {
   EXPECT_NE(gwctl({"expose", "6003", n1 + ":53", "--mode", "proxy", "--proto", "udp"}).status, 0);
 }
 
+TEST_F(ProxyExposeTest, BackendFailuresAreCountedInStats) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  // Nothing listens on 8089 in n1: every proxied connection fails at its backend.
+  ASSERT_TRUE(gwctl({"expose", "6004", n1 + ":8089", "--mode", "proxy"}).ok());
+  std::string url = std::string("http://") + kUplinkAddr + ":6004/";
+  EXPECT_EQ(curlFrom(ext(), url), "");
+  EXPECT_EQ(curlFrom(ext(), url), "");
+  nlohmann::json proxy;
+  EXPECT_TRUE(waitFor([&] {
+    proxy = gwctlJson({"stats"})["proxy"];
+    return proxy.size() == 1 && proxy[0]["backendFailed"].get<int>() >= 2;
+  })) << proxy.dump();
+  EXPECT_EQ(proxy[0]["rule"], "tcp 6004 -> " + n1 + ":8089");
+  auto text = gwctl({"stats"});
+  ASSERT_TRUE(text.ok());
+  EXPECT_NE(text.out.find("BACKEND-FAILED"), std::string::npos) << text.out;
+  auto scrape = run({"curl", "-s", "--unix-socket", socket_, "http://gw/metrics"});
+  EXPECT_NE(scrape.out.find("gateway_proxy_backend_failures_total{rule=\""), std::string::npos)
+      << scrape.out;
+}
+
 TEST_F(ProxyExposeTest, ANamespaceServerOnIpv6LoopbackOnlyIsReached) {
   startDaemon();
   std::string n1 = nsName("n1");

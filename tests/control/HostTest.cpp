@@ -102,6 +102,11 @@ TEST_F(HostTest, WithoutTheDatapathItSaysSoOrRefusesToStart) {
       << readFile(log_);
   auto metrics = sh("curl -s --unix-socket " + socket_ + " http://gw/metrics");
   EXPECT_NE(metrics.out.find("gateway_datapath_loaded 0"), std::string::npos) << metrics.out;
+  // Stats still answer, with the proxy's counters, and say the data path's are missing.
+  auto stats = gwctl({"stats"});
+  EXPECT_EQ(stats.status, 0) << stats.err;
+  EXPECT_NE(stats.out.find("eBPF data path not loaded"), std::string::npos) << stats.out;
+  EXPECT_EQ(gwctlJson({"stats"})["datapathLoaded"], false);
 
   stopDaemon();
   startDaemon();

@@ -117,8 +117,11 @@ const Shape kFlowTuple = {{"src", Type::String},
                           {"dst", Type::String},
                           {"dport", Type::Unsigned}};
 const Shape kDeletedCount = {{"deleted", Type::Unsigned}};
-const Shape kStats = {
-    {"reasons", Type::Object}, {"rules", Type::Array}, {"conntrack", Type::Object}};
+const Shape kStats = {{"reasons", Type::Object},
+                      {"rules", Type::Array},
+                      {"conntrack", Type::Object},
+                      {"proxy", Type::Array},
+                      {"datapathLoaded", Type::Boolean}};
 const Shape kStatsRule = {{"id", Type::Unsigned},          {"rule", Type::String},
                           {"packets", Type::Unsigned},     {"bytes", Type::Unsigned},
                           {"connections", Type::Unsigned}, {"drops", Type::Unsigned}};
@@ -401,7 +404,8 @@ TEST_F(WireFormatTest, EveryEndpointAnswersItsShape) {
       {"gateway_conntrack_capacity", "gauge"},
       {"gateway_conntrack_pressure_sweeps_total", "counter"},
       {"gateway_snat_ports_in_use", "gauge"},
-      {"gateway_proxy_connections_active", "gauge"}};
+      {"gateway_proxy_connections_active", "gauge"},
+      {"gateway_proxy_backend_failures_total", "counter"}};
   std::set<std::string> names;
   for (const auto& s : metrics.samples) {
     names.insert(s.name);
