@@ -10,13 +10,14 @@
 namespace gw {
 
 // What kind of failure, for whoever answers the caller: the API maps it to an HTTP status
-// (400/404/409/503/500) and never looks at errno.
+// (400/404/409/503/403/500) and never looks at errno.
 enum class ErrorKind {
   Internal,    // a syscall, a map update, a state write failed: not the caller's fault
   Invalid,     // the request (or a file) says something malformed or impossible
   NotFound,    // it names something that does not exist
   Conflict,    // it clashes with what exists
   Unavailable, // a component it needs is not running (the eBPF data path not loaded)
+  Forbidden,   // the caller may not do this (a --group member asking for a root-only act)
 };
 
 // An error as a value: its kind, the errno (0 when not from a syscall) and what we were doing.
@@ -71,6 +72,9 @@ inline std::unexpected<Error> conflict(std::string message, int code = 0) {
 }
 inline std::unexpected<Error> unavailable(std::string message, int code = 0) {
   return fail(ErrorKind::Unavailable, std::move(message), code);
+}
+inline std::unexpected<Error> forbidden(std::string message, int code = 0) {
+  return fail(ErrorKind::Forbidden, std::move(message), code);
 }
 
 // Passes an error on with `context` in front, keeping its kind and errno.

@@ -18,6 +18,12 @@
 
 namespace gw::api {
 
+// Who is asking, from the control socket's peer credentials (ApiServer lets in no one else).
+enum class Caller {
+  Root,        // uid 0: everything
+  GroupMember, // a member of --group: reads, and exposes of managed namespaces (README, API)
+};
+
 inline constexpr const char* kStatusPath = "/v1/status";
 inline constexpr const char* kNamespacesPath = "/v1/namespaces"; // DELETE: /v1/namespaces/NAME
 inline constexpr const char* kExposesPath = "/v1/exposes";

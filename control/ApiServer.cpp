@@ -3,9 +3,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -46,6 +44,29 @@ bool someoneListens(const sockaddr_un& addr) {
 
 http::Response errorResponse(int status, const std::string& message) {
   return {status, "application/json", nlohmann::json{{"error", message}}.dump() + "\n"};
+}
+
+// The peer's credentials; uid stays unknown (never root) when the kernel does not say.
+PeerCredentials peerCredentials(int fd) {
+  PeerCredentials peer;
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return peer;
+  }
+  std::vector<gid_t> groups(32);
+  socklen_t size = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+  int r = ::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &size);
+  if (r != 0 && errno == ERANGE) { // `size` now says how much is needed
+    groups.resize(size / sizeof(gid_t));
+    r = ::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &size);
+  }
+  if (r != 0) {
+    return peer;
+  }
+  groups.resize(size / sizeof(gid_t));
+  peer = {cred.pid, cred.uid, cred.gid, std::move(groups)};
+  return peer;
 }
 
 } // namespace
@@ -122,23 +143,9 @@ bool ApiServer::allowed(const PeerCredentials& peer) const {
   if (!group_) {
     return false;
   }
-  if (peer.gid == *group_) {
-    return true;
-  }
-  // Supplementary groups of the peer's user.
-  std::vector<char> buf(16384);
-  passwd pw{};
-  passwd* found = nullptr;
-  if (getpwuid_r(peer.uid, &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
-    return false;
-  }
-  int count = 64;
-  std::vector<gid_t> groups(static_cast<size_t>(count));
-  if (getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &count) < 0) {
-    return false;
-  }
-  groups.resize(static_cast<size_t>(count));
-  return std::ranges::find(groups, *group_) != groups.end();
+  // The groups the process has, not what /etc/group says today: a user added to the group
+  // after logging in is not in it yet, one removed keeps it until the process ends.
+  return peer.gid == *group_ || std::ranges::find(peer.groups, *group_) != peer.groups.end();
 }
 
 Status ApiServer::listenMetrics(const std::string& hostPort) {
@@ -179,11 +186,7 @@ void ApiServer::accept(int listenFd, bool metricsOnly) {
     conn.metricsOnly = metricsOnly;
     conn.deadline = std::chrono::steady_clock::now() + kRequestTimeout;
     if (!metricsOnly) {
-      ucred cred{};
-      socklen_t len = sizeof cred;
-      if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-        conn.peer = {cred.pid, cred.uid, cred.gid};
-      }
+      conn.peer = peerCredentials(fd.get());
     }
     conn.fd = std::move(fd);
     // A refused peer still gets to send its request, so it reads the refusal instead of a

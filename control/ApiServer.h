@@ -16,10 +16,13 @@
 
 namespace gw {
 
+// Who is at the other end of a connection, as the kernel says: the process's credentials and
+// its supplementary groups as they were when it connected (SO_PEERCRED, SO_PEERGROUPS).
 struct PeerCredentials {
   pid_t pid = 0;
-  uid_t uid = 0;
-  gid_t gid = 0;
+  uid_t uid = static_cast<uid_t>(-1); // unknown until read: never taken for root
+  gid_t gid = static_cast<gid_t>(-1);
+  std::vector<gid_t> groups{};
 };
 
 class ApiServer {

@@ -37,6 +37,7 @@ Gateway::Gateway(GatewayConfig config, Netlink host)
       exposes_(ctx_, topology_, proxy_),
       masquerades_(ctx_, topology_, [this] { return namespaces_.subnets(); }), conntrack_(ctx_),
       metrics_(ctx_, exposes_, conntrack_, proxy_), started_(std::chrono::steady_clock::now()) {
+  exposes_.setGroupMayPublishAny(config_.groupMayPublishAny);
   addRoutes();
 }
 

@@ -43,6 +43,7 @@ struct GatewayConfig {
   uint32_t ctEntries = 0; // 0 = the compiled-in size
   RelayMode proxyRelay = RelayMode::Buffers;
   DatapathPolicy datapath = DatapathPolicy::Auto;
+  bool groupMayPublishAny = false; // --group members may publish any target, not only managed
   bool recover = false; // start from the last good journal line instead of refusing
 };
 
@@ -57,7 +58,9 @@ public:
   // everything gatewayd made: `gatewayd --cleanup`.
   static Status cleanup(const GatewayConfig& config);
 
-  http::Response handle(const http::Request& request) { return router_.route(request); }
+  http::Response handle(const http::Request& request, Caller caller = Caller::Root) {
+    return router_.route(request, caller);
+  }
   // Set after `gwctl down` was served: the daemon should exit.
   bool finished() const { return finished_; }
   // Folds the state journal into state.json: a clean stop leaves one file to read.

@@ -101,7 +101,11 @@ int main(int argc, char** argv) {
       ("bpffs", po::value(&config.bpffs)->default_value("/sys/fs/bpf/gateway"),
        "bpffs directory for pinned maps and programs")
       ("xdp", po::value(&xdpText)->default_value("auto"), "XDP mode: auto|native|generic|off")
-      ("group", po::value(&group), "group allowed to use the control socket")
+      ("group", po::value(&group),
+       "group whose members may read everything and expose services of managed namespaces")
+      ("group-may-publish-any", po::bool_switch(&config.groupMayPublishAny),
+       "let --group members also publish any target (the gateway host's loopback, namespaces "
+       "wired by hand): root-equivalent, as Docker's socket is")
       ("host-local", po::value(&config.hostLocal)->default_value(true),
        "serve clients on the gateway host itself (cgroup socket hooks)")
       ("ct-tcp-established", po::value<unsigned>(), "TCP established timeout, s (7440)")
@@ -234,7 +238,8 @@ int main(int argc, char** argv) {
   notifySystemd("READY=1\nSTATUS=serving " + config.socketPath);
   auto stopped = server->serve(
       [&](const gw::http::Request& request, const gw::PeerCredentials& peer) {
-        auto response = (*gateway)->handle(request);
+        auto response = (*gateway)->handle(
+            request, peer.uid == 0 ? gw::api::Caller::Root : gw::api::Caller::GroupMember);
         if ((*gateway)->finished()) {
           server->stop();
         }

@@ -10,12 +10,21 @@ using nlohmann::json;
 
 json Call::query() const { return queryValues; }
 
+Status Call::rootOnly(std::string_view what) const {
+  if (caller == Caller::Root) {
+    return {};
+  }
+  return forbidden(std::string(what) + " is for root only (--group members may read, and expose "
+                                       "services of namespaces gatewayd manages)");
+}
+
 int httpStatus(ErrorKind kind) {
   switch (kind) {
   case ErrorKind::Invalid: return 400;
   case ErrorKind::NotFound: return 404;
   case ErrorKind::Conflict: return 409;
   case ErrorKind::Unavailable: return 503;
+  case ErrorKind::Forbidden: return 403;
   case ErrorKind::Internal: return 500;
   }
   return 500;
@@ -49,7 +58,7 @@ bool Router::matches(const Route& route, const std::string& path, std::string& p
   return true;
 }
 
-http::Response Router::route(const http::Request& request) const {
+http::Response Router::route(const http::Request& request, Caller caller) const {
   const std::string path = request.path();
   bool pathKnown = false;
   for (const auto& r : routes_) {
@@ -80,7 +89,7 @@ http::Response Router::route(const http::Request& request) const {
     if (param.find('\0') != std::string::npos) {
       return errorResponse(invalid("the path's name holds a NUL byte").error());
     }
-    return r.handler(Call{request, body, param, queryValues});
+    return r.handler(Call{request, body, param, queryValues, caller});
   }
   if (pathKnown) {
     return jsonResponse(405, api::toJson(api::ErrorBody{"method " + request.method +

@@ -55,6 +55,16 @@ http::Response serveDecoded(const json& j, std::string_view what, Serve serve,
   return reply(serve(*request), okStatus);
 }
 
+// A handler that answers root alone; a --group member gets 403 before it runs.
+Router::Handler rootOnly(std::string_view what, Router::Handler handler) {
+  return [what, handler = std::move(handler)](const Call& c) {
+    if (auto allowed = c.rootOnly(what); !allowed) {
+      return errorResponse(allowed.error());
+    }
+    return handler(c);
+  };
+}
+
 } // namespace
 
 void addApiRoutes(Router& r, ApiEndpoints e) {
@@ -63,66 +73,68 @@ void addApiRoutes(Router& r, ApiEndpoints e) {
 
   r.add("GET", kNamespacesPath,
         [e](const Call&) { return jsonResponse(200, toJson(e.namespaces.list())); });
-  r.add("POST", kNamespacesPath, [e](const Call& c) {
-    return serveDecoded<NamespaceAddRequest>(
-        c.body, "request body", [&](const auto& rq) { return e.namespaces.add(rq); }, 201);
-  });
+  r.add("POST", kNamespacesPath, rootOnly("adding a namespace", [e](const Call& c) {
+          return serveDecoded<NamespaceAddRequest>(
+              c.body, "request body", [&](const auto& rq) { return e.namespaces.add(rq); }, 201);
+        }));
   r.add("DELETE", std::string(kNamespacesPath) + "/{}",
-        [e](const Call& c) { return reply(e.namespaces.remove(c.param)); });
+        rootOnly("deleting a namespace",
+                 [e](const Call& c) { return reply(e.namespaces.remove(c.param)); }));
 
   r.add("GET", kExposesPath,
         [e](const Call&) { return jsonResponse(200, toJson(e.exposes.list())); });
   r.add("POST", kExposesPath, [e](const Call& c) {
     if (c.body.is_array()) {
       return serveDecoded<std::vector<ExposeRequest>>(
-          c.body, "expose", [&](const auto& batch) { return e.exposes.addBatch(batch); }, 201);
+          c.body, "expose",
+          [&](const auto& batch) { return e.exposes.addBatch(batch, c.caller); }, 201);
     }
     return serveDecoded<ExposeRequest>(
-        c.body, "an expose", [&](const auto& rq) { return e.exposes.add(rq); }, 201);
+        c.body, "an expose", [&](const auto& rq) { return e.exposes.add(rq, c.caller); }, 201);
   });
   r.add("DELETE", kExposesPath, [e](const Call& c) {
     json query = c.query();
     if (!query.contains("port")) {
       return errorResponse(invalid("missing the host port to unexpose").error());
     }
-    return serveDecoded<UnexposeQuery>(query, "query",
-                                       [&](const auto& q) { return e.exposes.remove(q); });
+    return serveDecoded<UnexposeQuery>(
+        query, "query", [&](const auto& q) { return e.exposes.remove(q, c.caller); });
   });
 
   r.add("GET", kMasqueradePath,
         [e](const Call&) { return jsonResponse(200, toJson(e.masquerades.list())); });
-  r.add("POST", kMasqueradePath, [e](const Call& c) {
-    return serveDecoded<MasqueradeRequest>(
-        c.body, "request body", [&](const auto& rq) { return e.masquerades.add(rq); }, 201);
-  });
-  r.add("DELETE", kMasqueradePath, [e](const Call& c) {
+  r.add("POST", kMasqueradePath, rootOnly("adding a masquerade", [e](const Call& c) {
+          return serveDecoded<MasqueradeRequest>(
+              c.body, "request body", [&](const auto& rq) { return e.masquerades.add(rq); }, 201);
+        }));
+  r.add("DELETE", kMasqueradePath, rootOnly("deleting a masquerade", [e](const Call& c) {
     json query = c.query();
     if (!query.contains("source")) {
       return errorResponse(invalid("missing the source CIDR").error());
     }
     return serveDecoded<MasqueradeQuery>(query, "query",
                                          [&](const auto& q) { return e.masquerades.remove(q); });
-  });
+  }));
 
   r.add("GET", kConntrackPath, [e](const Call& c) {
     return serveDecoded<ConntrackQuery>(
         c.query(), "query", [&](const auto& q) { return e.conntrack.list(q); }, 200,
         "conntrack filter");
   });
-  r.add("DELETE", kConntrackPath, [e](const Call& c) {
-    return serveDecoded<ConntrackQuery>(
-        c.query(), "query", [&](const auto& q) { return e.conntrack.remove(q); }, 200,
-        "conntrack filter");
-  });
+  r.add("DELETE", kConntrackPath, rootOnly("deleting conntrack flows", [e](const Call& c) {
+          return serveDecoded<ConntrackQuery>(
+              c.query(), "query", [&](const auto& q) { return e.conntrack.remove(q); }, 200,
+              "conntrack filter");
+        }));
 
   r.add("GET", kStatsPath, [e](const Call&) { return reply(e.metrics.stats()); });
   r.add("GET", kMetricsPath, [e](const Call&) {
     return http::Response{200, "text/plain; version=0.0.4", e.metrics.render()};
   });
-  r.add("POST", kDownPath, [e](const Call&) {
-    auto done = e.down();
-    return done ? jsonResponse(200, toJson(DownResult{true})) : errorResponse(done.error());
-  });
+  r.add("POST", kDownPath, rootOnly("gwctl down", [e](const Call&) {
+          auto done = e.down();
+          return done ? jsonResponse(200, toJson(DownResult{true})) : errorResponse(done.error());
+        }));
 }
 
 } // namespace gw

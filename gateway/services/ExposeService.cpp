@@ -205,8 +205,26 @@ Status ExposeService::unapply(const ExposeRecord& e) {
   return {};
 }
 
-Result<api::ExposeAdded> ExposeService::add(const api::ExposeRequest& request) {
-  auto added = addOne(request);
+Status ExposeService::mayPublish(const ExposeRecord& e, api::Caller caller) const {
+  if (caller == api::Caller::Root || groupMayPublishAny_) {
+    return {};
+  }
+  State& state = ctx_.state;
+  if (!e.targetNs.empty() ? state.findNamespace(e.targetNs) != nullptr
+                          : std::ranges::any_of(state.namespaces, [&](const NamespaceRecord& n) {
+                              return n.address.addr == e.targetAddr;
+                            })) {
+    return {};
+  }
+  return forbidden("target " + e.target +
+                   " is not in a namespace gatewayd manages: publishing it to the uplink (a "
+                   "server on the gateway host's loopback, or in a namespace wired by hand) is "
+                   "for root only, unless gatewayd runs with --group-may-publish-any");
+}
+
+Result<api::ExposeAdded> ExposeService::add(const api::ExposeRequest& request,
+                                            api::Caller caller) {
+  auto added = addOne(request, caller);
   if (!added) {
     return added;
   }
@@ -220,7 +238,7 @@ Result<api::ExposeAdded> ExposeService::add(const api::ExposeRequest& request) {
 }
 
 Result<std::vector<api::ExposeAdded>> ExposeService::addBatch(
-    const std::vector<api::ExposeRequest>& batch) {
+    const std::vector<api::ExposeRequest>& batch, api::Caller caller) {
   State& state = ctx_.state;
   size_t before = state.exposes.size();
   auto undo = [&] {
@@ -231,7 +249,7 @@ Result<std::vector<api::ExposeAdded>> ExposeService::addBatch(
   };
   std::vector<api::ExposeAdded> out;
   for (size_t i = 0; i < batch.size(); ++i) {
-    auto r = addOne(batch[i]);
+    auto r = addOne(batch[i], caller);
     if (!r) {
       undo();
       return fail(r.error().kind, "expose #" + std::to_string(i + 1) + " of the batch: " +
@@ -249,7 +267,8 @@ Result<std::vector<api::ExposeAdded>> ExposeService::addBatch(
   return out;
 }
 
-Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request) {
+Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request,
+                                               api::Caller caller) {
   const PortRange& ports = request.hostPort;
   const TargetSpec& spec = request.target;
   if (request.proto == Proto::Icmp) {
@@ -319,6 +338,9 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
                      "--mode proxy, or NS:PORT for a server on a namespace's loopback");
     }
   }
+  if (auto r = mayPublish(e, caller); !r) {
+    return std::unexpected(r.error());
+  }
   if (auto r = checkPortFree(e.proto, ports, e.hostIp); !r) {
     return std::unexpected(r.error());
   }
@@ -345,7 +367,8 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
                           .why = serving.why};
 }
 
-Result<api::ExposeDeleted> ExposeService::remove(const api::UnexposeQuery& query) {
+Result<api::ExposeDeleted> ExposeService::remove(const api::UnexposeQuery& query,
+                                                 api::Caller caller) {
   State& state = ctx_.state;
   const PortRange& ports = query.port;
   std::string name(protoName(query.proto));
@@ -377,6 +400,9 @@ Result<api::ExposeDeleted> ExposeService::remove(const api::UnexposeQuery& query
     return notFound("nothing is exposed on host port " + ports.str() + "/" + name);
   }
   ExposeRecord e = *found;
+  if (auto r = mayPublish(e, caller); !r) {
+    return std::unexpected(r.error());
+  }
   if (auto r = unapply(e); !r) {
     return std::unexpected(r.error());
   }

@@ -19,10 +19,17 @@ public:
   ExposeService(ServiceContext& ctx, Topology& topology, ProxyControl& proxy)
       : ctx_(ctx), topology_(topology), proxy_(proxy) {}
 
-  Result<api::ExposeAdded> add(const api::ExposeRequest& request);
+  // A GroupMember may publish only targets in namespaces gatewayd manages (unless
+  // setGroupMayPublishAny): a server bound to the gateway host's loopback, or in a namespace
+  // wired by hand, is published to the uplink by root alone.
+  Result<api::ExposeAdded> add(const api::ExposeRequest& request,
+                               api::Caller caller = api::Caller::Root);
   // All or nothing, one state commit (10,000 rules in one call, as iptables-restore).
-  Result<std::vector<api::ExposeAdded>> addBatch(const std::vector<api::ExposeRequest>& batch);
-  Result<api::ExposeDeleted> remove(const api::UnexposeQuery& query);
+  Result<std::vector<api::ExposeAdded>> addBatch(const std::vector<api::ExposeRequest>& batch,
+                                                 api::Caller caller = api::Caller::Root);
+  Result<api::ExposeDeleted> remove(const api::UnexposeQuery& query,
+                                    api::Caller caller = api::Caller::Root);
+  void setGroupMayPublishAny(bool may) { groupMayPublishAny_ = may; }
   // Counters come from `known` when the caller has read them already.
   // Per expose served by the proxy: its listeners' counters summed.
   std::vector<api::ProxyStatsInfo> proxyStats();
@@ -43,7 +50,9 @@ public:
 
 private:
   // Applies one expose to the kernel and adds it to the state; the caller commits.
-  Result<api::ExposeAdded> addOne(const api::ExposeRequest& request);
+  Result<api::ExposeAdded> addOne(const api::ExposeRequest& request, api::Caller caller);
+  // Whether `caller` may publish (or unpublish) this expose's target.
+  Status mayPublish(const ExposeRecord& e, api::Caller caller) const;
   Status apply(const ExposeRecord& e);
   Status applyProxy(const ExposeRecord& e);
   Status unapply(const ExposeRecord& e);
@@ -57,6 +66,7 @@ private:
   Topology& topology_;
   ProxyControl& proxy_;
   std::map<uint32_t, std::vector<uint64_t>> listeners_; // rule id -> proxy listeners
+  bool groupMayPublishAny_ = false;
 };
 
 } // namespace gw

@@ -61,6 +61,49 @@ TEST_F(ApiSecurityTest, GroupMembersMayUseIt) {
   EXPECT_NE(unknown.err.find("no-such-group-x"), std::string::npos);
 }
 
+TEST_F(ApiSecurityTest, GroupMembersReadAndExposeManagedNamespacesOnly) {
+  startDaemon({"--group", "nogroup"});
+  std::filesystem::permissions(dir_, std::filesystem::perms::all);
+  std::string n1 = nsName("n1");
+  auto refusedNs = gwctlAsNobody({"ns", "add", n1});
+  EXPECT_NE(refusedNs.status, 0);
+  EXPECT_NE(refusedNs.err.find("adding a namespace is for root only"), std::string::npos)
+      << refusedNs.err;
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  auto exposed = gwctlAsNobody({"expose", "6000", n1 + ":8080"});
+  EXPECT_TRUE(exposed.ok()) << exposed.err;
+  EXPECT_TRUE(gwctlAsNobody({"list"}).ok());
+  // The gateway host's loopback is published by root alone.
+  auto loopback = gwctlAsNobody({"expose", "6001", "127.0.0.1:22", "--mode", "proxy"});
+  EXPECT_NE(loopback.status, 0);
+  EXPECT_NE(loopback.err.find("for root only"), std::string::npos) << loopback.err;
+  for (const auto& rootOnly : std::vector<std::vector<std::string>>{
+           {"masquerade", "add", "10.88.0.0/16"}, {"conntrack", "flush"}, {"down"}}) {
+    auto r = gwctlAsNobody(rootOnly);
+    EXPECT_NE(r.status, 0) << rootOnly[0];
+    EXPECT_NE(r.err.find("for root only"), std::string::npos) << r.err;
+  }
+  EXPECT_TRUE(gwctlAsNobody({"unexpose", "6000"}).ok());
+  auto raw = gwctlAsNobody({"status"}, "+dac_override");
+  EXPECT_TRUE(raw.ok()) << raw.err;
+}
+
+TEST_F(ApiSecurityTest, TheProcesssOwnGroupsCountNotTheGroupFile) {
+  startDaemon({"--group", "nogroup"});
+  std::filesystem::permissions(dir_, std::filesystem::perms::all);
+  // uid nobody, whose primary group in /etc/passwd is nogroup, running with gid 1 and no
+  // supplementary groups: the process is not in the group, whatever the files say.
+  auto outside = run({"setpriv", "--reuid=65534", "--regid=1", "--clear-groups",
+                      "--inh-caps=+dac_override", "--ambient-caps=+dac_override", GWCTL_PATH,
+                      "--socket", socket_, "status"});
+  EXPECT_NE(outside.status, 0);
+  EXPECT_NE(outside.err.find("uid 65534"), std::string::npos) << outside.err;
+  // The same with nogroup as a supplementary group of the process: let in.
+  auto inside = run({"setpriv", "--reuid=65534", "--regid=1", "--groups=65534", GWCTL_PATH,
+                     "--socket", socket_, "status"});
+  EXPECT_TRUE(inside.ok()) << inside.err;
+}
+
 TEST_F(ApiSecurityTest, ASlowClientDoesNotWedgeTheDaemon) {
   startDaemon();
   // Half a request, then silence.

@@ -118,6 +118,20 @@ TEST_F(Routes, DuplicateKeysAndNulBytesAre400BeforeTheHandler) {
   EXPECT_EQ(json::parse(query.body), (json{{"src", "10.0.0.1"}, {"port", "80"}}));
 }
 
+TEST(RootOnly, AGroupMemberGets403AndRootGetsThrough) {
+  Router router;
+  router.add("POST", "/v1/down", [](const Call& c) {
+    if (auto allowed = c.rootOnly("gwctl down"); !allowed) {
+      return errorResponse(allowed.error());
+    }
+    return jsonResponse(200, json::object());
+  });
+  auto member = router.route(request("POST", "/v1/down"), Caller::GroupMember);
+  EXPECT_EQ(member.status, 403);
+  EXPECT_NE(errorOf(member).find("gwctl down is for root only"), std::string::npos);
+  EXPECT_EQ(router.route(request("POST", "/v1/down"), Caller::Root).status, 200);
+}
+
 TEST_F(Routes, TheErrorKindAloneDecidesTheStatus) {
   for (const auto& [kind, status] : std::vector<std::pair<std::string, int>>{{"invalid", 400},
                                                                              {"notfound", 404},

@@ -43,6 +43,8 @@ const char* kindName(ErrorKind kind) {
       return "Conflict";
     case ErrorKind::Unavailable:
       return "Unavailable";
+    case ErrorKind::Forbidden:
+      return "Forbidden";
   }
   return "?";
 }
@@ -215,6 +217,34 @@ TEST_F(ExposeRules, AManagedNamespaceTargetIsItsAddress) {
   ASSERT_TRUE(dp_.exposes_.contains({kTcp, IpAddress{}, 8080}));
   EXPECT_EQ((dp_.exposes_[{kTcp, IpAddress{}, 8080}].targetAddr), web.address);
   EXPECT_EQ(state_.exposes.back().targetNs, "web");
+}
+
+TEST_F(ExposeRules, AGroupMemberPublishesOnlyTargetsInManagedNamespaces) {
+  constexpr auto member = api::Caller::GroupMember;
+  auto web = addNamespace("web");
+  handMade("manual", {"192.0.2.77/24"});
+  ASSERT_TRUE(exposes_.add(expose("8080", "web:80"), member));
+  ASSERT_TRUE(exposes_.add(expose("8081", web.address.str() + ":80"), member));
+  ASSERT_TRUE(exposes_.add(withMode(expose("8082", "web:80"), ExposeMode::Proxy), member));
+  for (auto target : {"127.0.0.1:80", "manual:80", "192.0.2.77:80", "[::1]:80"}) {
+    EXPECT_TRUE(failsWith(exposes_.add(withMode(expose("9000", target), ExposeMode::Proxy), member),
+                          ErrorKind::Forbidden, "for root only"))
+        << target;
+  }
+  // A batch holding one such target is refused whole.
+  EXPECT_TRUE(failsWith(exposes_.addBatch({expose("9001", "web:81"), expose("9002", "manual:80")},
+                                          member),
+                        ErrorKind::Forbidden, "expose #2 of the batch"));
+  EXPECT_EQ(state_.exposes.size(), 3u);
+  // What root published there, a member may not take down either.
+  addExpose(withMode(expose("9000", "127.0.0.1:80"), ExposeMode::Proxy));
+  EXPECT_TRUE(failsWith(exposes_.remove(unexpose("9000"), member), ErrorKind::Forbidden,
+                        "for root only"));
+  ASSERT_TRUE(exposes_.remove(unexpose("8080"), member));
+  // Unless the daemon's config says members may publish anything.
+  exposes_.setGroupMayPublishAny(true);
+  EXPECT_TRUE(exposes_.add(expose("9003", "manual:80"), member));
+  EXPECT_TRUE(exposes_.remove(unexpose("9000"), member));
 }
 
 TEST_F(ExposeRules, AHandWiredNamespaceTargetIsItsAddressOnASubnetOfTheHost) {
