@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "gateway/Gateway.h"
 
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -59,6 +60,9 @@ Result<std::unique_ptr<Gateway>> Gateway::start(const GatewayConfig& config) {
   }
   gw->uplinkIndex_ = uplink->index;
   gw->state_ = std::move(*state);
+  if (auto r = gw->recordHost(); !r) {
+    return std::unexpected(r.error());
+  }
   auto addrs = listAddresses(gw->host_, AF_INET, uplink->index);
   if (!addrs || addrs->empty()) {
     return invalid("uplink '" + config.uplink + "' has no IPv4 address");
@@ -89,6 +93,19 @@ Status Gateway::reconcile() {
   masquerades_.reconcile();
   exposes_.reconcile();
   return namespaces_.syncLocalAddresses();
+}
+
+Status Gateway::recordHost() {
+  auto self = openCurrentNamespace();
+  if (!self) {
+    return std::unexpected(self.error());
+  }
+  auto cookie = namespaceCookie(self->get());
+  if (!cookie) {
+    return std::unexpected(cookie.error());
+  }
+  return store_.recordHost(
+      HostRecord{.netns = config_.netns, .netnsCookie = *cookie, .uplink = config_.uplink});
 }
 
 Status Gateway::startDatapath() {
@@ -180,7 +197,7 @@ Status Gateway::teardownAll() {
     }
   }
   for (const char* name : {"/state.json", "/state.json.bak", "/state.json.tmp", "/state.journal",
-                           "/bpffs.mount"}) {
+                           "/bpffs.mount", "/host.json"}) {
     ::unlink((config_.stateDir + name).c_str());
   }
   ::rmdir(config_.stateDir.c_str());
@@ -195,7 +212,78 @@ Status Gateway::teardownAll() {
   return {};
 }
 
+Status Gateway::enterRecordedHost(const GatewayConfig& config) {
+  auto recorded = loadHostRecord(config.stateDir);
+  if (!recorded) {
+    return std::unexpected(recorded.error());
+  }
+  if (!*recorded) {
+    // A state from before host.json: only --netns says where it was made.
+    if (!config.netns.empty()) {
+      auto fd = openNamespace(config.netns);
+      if (!fd) {
+        return within(fd.error(), "--netns " + config.netns);
+      }
+      if (::setns(fd->get(), CLONE_NEWNET) != 0) {
+        return sysError("setns into --netns " + config.netns);
+      }
+    }
+    return {};
+  }
+  const HostRecord& host = **recorded;
+  std::string where = host.netns.empty() ? "gatewayd's own network namespace (no --netns)"
+                                         : "network namespace " + host.netns;
+  if (!config.netns.empty() && config.netns != host.netns) {
+    return conflict("--netns " + config.netns + ", but the state in " + config.stateDir +
+                    " was made in " + where + ": nothing touched");
+  }
+  auto cookieOf = [](int fd) { return namespaceCookie(fd); };
+  if (host.netns.empty()) {
+    auto self = openCurrentNamespace();
+    if (!self) {
+      return std::unexpected(self.error());
+    }
+    auto cookie = cookieOf(self->get());
+    if (!cookie) {
+      return std::unexpected(cookie.error());
+    }
+    if (*cookie != host.netnsCookie) {
+      return conflict("the state in " + config.stateDir + " was made in another network "
+                      "namespace (cookie " + std::to_string(host.netnsCookie) + ", this one is " +
+                      std::to_string(*cookie) + "): run --cleanup there; nothing touched");
+    }
+    return {};
+  }
+  auto fd = openNamespace(host.netns);
+  if (!fd) {
+    // The gateway host's namespace is gone, and its links, bridges and qdiscs with it. What
+    // is left (managed namespaces, pins, state) is removed from an empty namespace, so that
+    // no link of the same name elsewhere can be taken for ours.
+    log::warn("cleanup: ", where, " no longer exists: removing the managed namespaces, pins "
+              "and state it left");
+    if (::unshare(CLONE_NEWNET) != 0) {
+      return sysError("unshare(CLONE_NEWNET) for cleanup");
+    }
+    return {};
+  }
+  auto cookie = cookieOf(fd->get());
+  if (!cookie) {
+    return std::unexpected(cookie.error());
+  }
+  if (*cookie != host.netnsCookie) {
+    return conflict(where + " is not the namespace the state in " + config.stateDir +
+                    " was made in (it was deleted and made again): nothing touched");
+  }
+  if (::setns(fd->get(), CLONE_NEWNET) != 0) {
+    return sysError("setns into " + where);
+  }
+  return {};
+}
+
 Status Gateway::cleanup(const GatewayConfig& config) {
+  if (auto r = enterRecordedHost(config); !r) {
+    return r;
+  }
   auto host = Netlink::open();
   if (!host) {
     return std::unexpected(host.error());

@@ -70,6 +70,9 @@ private:
   Gateway(GatewayConfig config, Netlink host);
 
   Status startDatapath();
+  Status recordHost(); // where --cleanup acts later
+  // --cleanup: into the namespace host.json names, refusing any other.
+  static Status enterRecordedHost(const GatewayConfig& config);
   Status reconcile();
   // Removes exposes, namespaces, bridges, the data path, pins and the state file.
   Status teardownAll();

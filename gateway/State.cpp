@@ -739,6 +739,33 @@ Status StateStore::recordMount(const std::string& mountPoint) {
   return {};
 }
 
+Status StateStore::recordHost(const HostRecord& host) {
+  if (auto made = makeStateDir(dir_); !made) {
+    return made;
+  }
+  if (auto w = writeFile(dir_ + "/host.json", api::toJson(host).dump() + "\n"); !w) {
+    return w;
+  }
+  fsyncDir(dir_);
+  return {};
+}
+
+Result<std::optional<HostRecord>> loadHostRecord(const std::string& dir) {
+  std::string path = dir + "/host.json";
+  if (::access(path.c_str(), F_OK) != 0) {
+    return std::nullopt;
+  }
+  auto text = readFile(path);
+  if (!text) {
+    return std::unexpected(text.error());
+  }
+  auto host = api::fromJson<HostRecord>(json::parse(*text, nullptr, false), path);
+  if (!host) {
+    return std::unexpected(host.error());
+  }
+  return *host;
+}
+
 std::string StateStore::recordedMount() const {
   auto text = readFile(dir_ + "/bpffs.mount");
   if (!text) {

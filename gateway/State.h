@@ -100,6 +100,24 @@ constexpr auto fieldsOf(const MasqueradeRecord*) {
                     api::Field{"automatic", &T::automatic, Need::Optional}};
 }
 
+// Where the gateway host was when gatewayd ran (<state-dir>/host.json): `--cleanup` acts there
+// and nowhere else, wherever it is started from.
+struct HostRecord {
+  std::string netns;        // --netns; "" = gatewayd's own namespace
+  uint64_t netnsCookie = 0; // SO_NETNS_COOKIE: never reused, unlike a name or an inode
+  std::string uplink;
+
+  bool operator==(const HostRecord&) const = default;
+};
+constexpr auto fieldsOf(const HostRecord*) {
+  using T = HostRecord;
+  return std::tuple{api::Field{"netns", &T::netns}, api::Field{"netnsCookie", &T::netnsCookie},
+                    api::Field{"uplink", &T::uplink}};
+}
+
+// nullopt when there is no host.json (a state from before it was written, or none).
+Result<std::optional<HostRecord>> loadHostRecord(const std::string& dir);
+
 struct State {
   std::vector<BridgeRecord> bridges;
   std::vector<NamespaceRecord> namespaces;
@@ -152,6 +170,7 @@ public:
   // another process after a crash, removes exactly what was mounted. "" when none.
   Status recordMount(const std::string& mountPoint);
   std::string recordedMount() const;
+  Status recordHost(const HostRecord& host);
 
   // The journal size below which the snapshot is never rewritten.
   static constexpr uint64_t kMinJournalBytes = 256 * 1024;

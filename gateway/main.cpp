@@ -195,6 +195,23 @@ int main(int argc, char** argv) {
     socketGroup = g->gr_gid;
   }
 
+  ::signal(SIGPIPE, SIG_IGN);
+  if (vm.contains("cleanup")) {
+    if (gw::callApi(config.socketPath, "GET", "/v1/status", {}, std::chrono::seconds(2))) {
+      return die("a gatewayd is serving " + config.socketPath + ": use `gwctl down` instead");
+    }
+    // Acts in the namespace its state was made in, whatever --netns says (it checks both).
+    if (!config.netns.empty()) {
+      if (auto r = gw::validateNamespaceName(config.netns); !r) {
+        return die("--netns: " + r.error().message);
+      }
+    }
+    if (auto r = gw::Gateway::cleanup(config); !r) {
+      return die(r.error().str());
+    }
+    ::unlink(config.socketPath.c_str()); // left by a killed gatewayd; nobody answers on it
+    return 0;
+  }
   // Enter the gateway host's namespace before any thread exists: every later thread inherits it.
   if (!config.netns.empty()) {
     if (auto r = gw::validateNamespaceName(config.netns); !r) {
@@ -207,17 +224,6 @@ int main(int argc, char** argv) {
     if (::setns(fd->get(), CLONE_NEWNET) != 0) {
       return die("--netns " + config.netns + ": setns: " + std::strerror(errno));
     }
-  }
-  ::signal(SIGPIPE, SIG_IGN);
-  if (vm.contains("cleanup")) {
-    if (gw::callApi(config.socketPath, "GET", "/v1/status", {}, std::chrono::seconds(2))) {
-      return die("a gatewayd is serving " + config.socketPath + ": use `gwctl down` instead");
-    }
-    if (auto r = gw::Gateway::cleanup(config); !r) {
-      return die(r.error().str());
-    }
-    ::unlink(config.socketPath.c_str()); // left by a killed gatewayd; nobody answers on it
-    return 0;
   }
 
   auto server = gw::ApiServer::listen(config.socketPath, socketGroup);

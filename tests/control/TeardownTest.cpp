@@ -320,6 +320,52 @@ TEST_F(TeardownTest, CleanupAfterSigkillRemovesEverything) {
   skipIfOnlyKnownBugs();
 }
 
+// --cleanup acts in the namespace its state was made in: started from another namespace (which
+// has a bridge and an uplink of the same names, with a clsact qdisc) it still cleans the right
+// one and touches nothing there; pointed elsewhere with --netns it refuses and touches nothing.
+TEST_F(TeardownTest, CleanupActsOnlyInTheNamespaceItsStateNames) {
+  auto before = snapshot();
+  startDaemon();
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  ASSERT_TRUE(gwctl({"expose", "6000", n1 + ":8080"}).ok());
+  EXPECT_EQ(stopDaemon(SIGKILL), 128 + SIGKILL);
+
+  std::string decoy = prefix() + "decoy";
+  struct Removed {
+    std::string ns;
+    ~Removed() { (void)run({"ip", "netns", "del", ns}); }
+  } removeDecoy{decoy};
+  ASSERT_TRUE(run({"ip", "netns", "add", decoy}).ok());
+  ASSERT_TRUE(shIn(decoy, "ip link add gw0 type bridge && "
+                          "ip link add up0 type veth peer name up0p && tc qdisc add dev up0 clsact")
+                  .ok());
+  auto decoyLinks = [&] { return shIn(decoy, "ip -o link show; tc qdisc show").out; };
+  std::string decoyBefore = decoyLinks();
+
+  // Pointed at the decoy: refused, nothing touched anywhere.
+  auto wrong = run({"ip", "netns", "exec", decoy, GATEWAYD_PATH, "--cleanup", "--netns", decoy,
+                    "--socket", socket_, "--state-dir", dir_ + "/state", "--bpffs",
+                    dir_ + "/bpffs"});
+  EXPECT_NE(wrong.status, 0);
+  EXPECT_NE(wrong.err.find("was made in network namespace " + gwh()), std::string::npos)
+      << wrong.err;
+  EXPECT_NE(wrong.err.find("nothing touched"), std::string::npos) << wrong.err;
+  EXPECT_EQ(decoyLinks(), decoyBefore);
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/state/state.json") ||
+              std::filesystem::exists(dir_ + "/state/state.journal"));
+  EXPECT_TRUE(run({"ip", "netns", "exec", n1, "true"}).ok()) << "n1 still there";
+
+  // Run from the decoy without --netns: it goes to the gateway host's namespace itself.
+  auto right = run({"ip", "netns", "exec", decoy, GATEWAYD_PATH, "--cleanup", "--socket",
+                    socket_, "--state-dir", dir_ + "/state", "--bpffs", dir_ + "/bpffs"});
+  EXPECT_TRUE(right.ok()) << right.err;
+  EXPECT_EQ(decoyLinks(), decoyBefore) << "the decoy's bridge, uplink and qdisc are not ours";
+  ASSERT_TRUE(run({"ip", "netns", "del", decoy}).ok()); // (again by the guard on failure)
+  expectSame(before, snapshot());
+  skipIfOnlyKnownBugs();
+}
+
 // §5: many expose/unexpose and ns add/del cycles leak no fds, map entries, links or memory.
 struct Usage {
   size_t fds = 0;
