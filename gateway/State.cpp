@@ -47,6 +47,18 @@ Status makeStateDir(const std::string& dir) {
   if (ec) {
     return fail("create state directory " + dir + ": " + ec.message());
   }
+  // Not a link to elsewhere, and not someone else's: whoever owns it could swap its files.
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) {
+    return sysError("stat " + dir);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return conflict("state directory " + dir + " is not a directory (a symlink?): refusing it");
+  }
+  if (st.st_uid != ::geteuid()) {
+    return conflict("state directory " + dir + " is owned by uid " + std::to_string(st.st_uid) +
+                    ", not by gatewayd's uid " + std::to_string(::geteuid()) + ": refusing it");
+  }
   if (::chmod(dir.c_str(), 0700) != 0) {
     return sysError("chmod 0700 " + dir);
   }

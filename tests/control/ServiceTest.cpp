@@ -332,6 +332,21 @@ TEST_F(ServiceTest, ItsFilesAreMadeSafely) {
   EXPECT_TRUE(static_cast<bool>(kept >> word)) << "the file is still there";
   std::filesystem::remove(socket_);
 
+  // A state directory that is a link, or that is someone else's, is refused.
+  std::string elsewhere = dir_ + "/elsewhere";
+  std::filesystem::create_directories(elsewhere);
+  std::filesystem::create_symlink(elsewhere, dir_ + "/state");
+  auto linked = runGatewayd({});
+  EXPECT_NE(linked.status, 0);
+  EXPECT_NE(linked.err.find("is not a directory (a symlink?)"), std::string::npos) << linked.err;
+  std::filesystem::remove(dir_ + "/state");
+  std::filesystem::create_directories(dir_ + "/state");
+  ASSERT_EQ(::chown((dir_ + "/state").c_str(), 65534, 65534), 0);
+  auto foreign = runGatewayd({});
+  EXPECT_NE(foreign.status, 0);
+  EXPECT_NE(foreign.err.find("is owned by uid 65534"), std::string::npos) << foreign.err;
+  std::filesystem::remove(dir_ + "/state");
+
   // The state directory is root's alone; a link planted for the journal is not followed.
   startDaemon();
   std::string victim = dir_ + "/victim";
