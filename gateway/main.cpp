@@ -2,6 +2,7 @@
 // gatewayd: the host gateway service. Owns namespaces, links and NAT rules; serves gwctl.
 #include <grp.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <signal.h>
@@ -71,6 +72,24 @@ void notifySystemd(const std::string& state) {
                    reinterpret_cast<sockaddr*>(&addr),
                    static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len));
   }
+}
+
+// Every proxied connection holds two descriptors: the soft limit (1,024 by default) would cap
+// the proxy at ~500 connections. The hard limit is ours to take; above it needs
+// CAP_SYS_RESOURCE (the unit's LimitNOFILE raises both).
+void raiseFileLimit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) {
+    return;
+  }
+  rlim_t was = lim.rlim_cur;
+  lim.rlim_cur = lim.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+    gw::log::warn("RLIMIT_NOFILE stays ", was, ": ", std::strerror(errno));
+    return;
+  }
+  gw::log::info("RLIMIT_NOFILE raised from ", was, " to ", lim.rlim_cur,
+                " (the proxy holds two per connection)");
 }
 
 int die(const std::string& message) {
@@ -162,6 +181,7 @@ int main(int argc, char** argv) {
     return die("--log-level '" + logLevel + "': expected debug, info, warn or error");
   }
   gw::log::setLevel(level);
+  raiseFileLimit();
   libbpf_set_print(libbpfPrint);
   if (relayText != "buffers" && relayText != "splice") {
     return die("--proxy-relay '" + relayText + "': expected buffers or splice");

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The eBPF data path through gatewayd: the tutorial scenario, masquerade, UDP, the four ways
 // to reach an exposed port, conntrack, clashes. Real servers and clients in namespaces.
+#include <sys/resource.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -324,6 +326,62 @@ TEST_F(ProxyExposeTest, BackendFailuresAreCountedInStats) {
   auto scrape = run({"curl", "-s", "--unix-socket", socket_, "http://gw/metrics"});
   EXPECT_NE(scrape.out.find("gateway_proxy_backend_failures_total{rule=\""), std::string::npos)
       << scrape.out;
+}
+
+// Started with the usual soft limit of 1,024 descriptors, gatewayd raises it to the hard limit,
+// so the proxy holds thousands of connections (two descriptors each), not ~500.
+TEST_F(ProxyExposeTest, TheProxyHoldsThousandsOfIdleConnections) {
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  if (saved.rlim_max < 8192) {
+    GTEST_SKIP() << "hard RLIMIT_NOFILE " << saved.rlim_max << " is too low for this test";
+  }
+  rlimit low = saved;
+  low.rlim_cur = 1024;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  startDaemon(); // inherits 1,024
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  auto pid = gwctlJson({"status"})["pid"].get<int>();
+  auto limits = readFile("/proc/" + std::to_string(pid) + "/limits");
+  std::string want = std::to_string(saved.rlim_max);
+  auto line = limits.substr(limits.find("Max open files"));
+  line = line.substr(0, line.find('\n'));
+  std::istringstream fields(line.substr(std::string("Max open files").size()));
+  std::string soft, hard;
+  fields >> soft >> hard;
+  EXPECT_EQ(soft, want) << line;
+  EXPECT_EQ(hard, want) << line;
+
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  const int n = 3000;
+  std::string raise = "import resource;h=resource.getrlimit(resource.RLIMIT_NOFILE)[1];"
+                      "resource.setrlimit(resource.RLIMIT_NOFILE,(h,h))\n";
+  servers_.push_back(Child::spawn(
+      {"ip", "netns", "exec", n1, "python3", "-c",
+       raise + "import socket\n"
+               "l=socket.socket();l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+               "l.bind(('127.0.0.1',8095));l.listen(4096);c=[]\n"
+               "while True: c.append(l.accept()[0])\n"}));
+  ASSERT_TRUE(waitFor([&] { return shIn(n1, "ss -Hltn | grep -q 127.0.0.1:8095").ok(); }));
+  ASSERT_TRUE(gwctl({"expose", "6007", n1 + ":8095", "--mode", "proxy"}).ok());
+  auto clients = Child::spawn(
+      {"ip", "netns", "exec", ext(), "python3", "-c",
+       raise + "import socket,time\nc=[]\n"
+               "for i in range(" + std::to_string(n) + "):\n"
+               " s=socket.socket();s.connect(('" + std::string(kUplinkAddr) + "',6007));"
+               "c.append(s)\n"
+               "time.sleep(600)\n"});
+  nlohmann::json proxy;
+  bool held = waitFor(
+      [&] {
+        proxy = gwctlJson({"stats"})["proxy"];
+        return proxy.size() == 1 && proxy[0]["active"].get<int>() == n;
+      },
+      std::chrono::seconds(60));
+  EXPECT_TRUE(held) << proxy.dump();
+  EXPECT_EQ(proxy[0]["backendFailed"], 0);
+  clients.stop();
 }
 
 TEST_F(ProxyExposeTest, ANamespaceServerOnIpv6LoopbackOnlyIsReached) {
