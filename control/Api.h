@@ -249,12 +249,15 @@ struct UnexposeQuery {
   Proto proto = Proto::Tcp;
   // Chooses between exposes of one port on different host addresses.
   std::optional<IpAddress> hostIp{};
+  // The rule's conntrack flows go on reaching the old target until they expire.
+  bool keepFlows = false;
 };
 constexpr auto fieldsOf(const UnexposeQuery*) {
   using T = UnexposeQuery;
   return std::tuple{Field{"port", &T::port, Need::Required, "host port"},
                     Field{"proto", &T::proto, Need::Optional},
-                    Field{"hostIp", &T::hostIp, Need::Optional, "--host-ip"}};
+                    Field{"hostIp", &T::hostIp, Need::Optional, "--host-ip"},
+                    Field{"keepFlows", &T::keepFlows, Need::Optional, "--keep-flows"}};
 }
 
 struct ExposeDeleted {

@@ -187,6 +187,11 @@ inline Status fromJsonValue(const Json& j, std::string& out, std::string_view la
   return detail::parsed(detail::text(j, label), out);
 }
 inline Status fromJsonValue(const Json& j, bool& out, std::string_view label) {
+  // A query string's values are text: ?keepFlows=true.
+  if (j.is_string() && (j == "true" || j == "false")) {
+    out = j == "true";
+    return {};
+  }
   if (!j.is_boolean()) {
     return detail::mustBe(label, "true or false");
   }

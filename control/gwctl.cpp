@@ -35,7 +35,7 @@ commands:
   expose HOSTPORT[-END] TARGET [--proto tcp|udp] [--host-ip IP] [--mode auto|ebpf|proxy]
          [--proxy-protocol v2]            TARGET: NS:PORT[-END], IP:PORT[-END] or [IPv6]:PORT[-END]
   expose --file FILE|-                    many at once: lines "HOSTPORT TARGET [tcp|udp]"
-  unexpose HOSTPORT[-END] [--proto tcp|udp] [--host-ip IP]
+  unexpose HOSTPORT[-END] [--proto tcp|udp] [--host-ip IP] [--keep-flows]
   list                                    list exposes: which path serves each, counters
   masquerade add CIDR [--out IFNAME] | del CIDR | list
   conntrack [list] [--proto P] [--src IP] [--dst IP] [--port N]
@@ -327,8 +327,10 @@ int exposeCommand(const Globals& g, const std::vector<std::string>& args) {
 int unexposeCommand(const Globals& g, const std::vector<std::string>& args) {
   po::options_description o;
   std::string port, proto, hostIp;
+  bool keepFlows = false;
   o.add_options()("port", po::value(&port)->required())(
-      "proto", po::value(&proto)->default_value("tcp"))("host-ip", po::value(&hostIp));
+      "proto", po::value(&proto)->default_value("tcp"))("host-ip", po::value(&hostIp))(
+      "keep-flows", po::bool_switch(&keepFlows));
   po::positional_options_description p;
   p.add("port", 1);
   parseSub(args, o, p);
@@ -337,7 +339,7 @@ int unexposeCommand(const Globals& g, const std::vector<std::string>& args) {
   if (!ports || !protocol) {
     return 1;
   }
-  api::UnexposeQuery query{.port = *ports, .proto = *protocol};
+  api::UnexposeQuery query{.port = *ports, .proto = *protocol, .keepFlows = keepFlows};
   if (!hostIp.empty()) {
     auto addr = parsed(gw::IpAddress::parse(hostIp));
     if (!addr) {

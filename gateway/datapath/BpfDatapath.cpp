@@ -124,10 +124,14 @@ Status BpfDatapath::addExpose(const ExposeEntry& entry) {
   return rules_->addExpose(entry);
 }
 
-Status BpfDatapath::deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) {
+Status BpfDatapath::deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort,
+                                 FlowsOfRule flows) {
   std::lock_guard lock(mu_);
   if (auto ok = rules_->deleteExpose(proto, hostAddr, hostPort); !ok) {
     return ok;
+  }
+  if (flows == FlowsOfRule::Keep) {
+    return {};
   }
   // Flows through this port: DNAT flows whose first packet was addressed to it. Matching on the
   // port rather than the rule id keeps the other ports of a range rule alive.

@@ -62,7 +62,8 @@ public:
 
   Status addExpose(const ExposeEntry& entry) override;
   // Also deletes that rule's conntrack flows (both halves).
-  Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) override;
+  Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort,
+                      FlowsOfRule flows = FlowsOfRule::Remove) override;
   Result<std::vector<ExposeEntry>> listExposes() override;
 
   // outIfindex 0 = the uplink.

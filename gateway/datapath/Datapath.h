@@ -40,6 +40,9 @@ struct DatapathConfig {
   uint32_t ctEntries = 0;  // conntrack map size (two entries a flow); 0 = GW_CT_MAX_ENTRIES
 };
 
+// What an unexpose does to the flows its rule translated.
+enum class FlowsOfRule { Remove, Keep };
+
 struct ExposeEntry {
   uint8_t proto = 0;     // IPPROTO_TCP / IPPROTO_UDP
   IpAddress hostAddr;    // family 0: any local address
@@ -108,8 +111,10 @@ public:
   virtual Status addExpose(const ExposeEntry& entry) = 0;
   // Every entry of the expose map (pinned: an earlier run's too).
   virtual Result<std::vector<ExposeEntry>> listExposes() = 0;
-  // Also deletes that rule's conntrack flows (both halves). Absent: an ENOENT error.
-  virtual Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) = 0;
+  // Also deletes that rule's conntrack flows (both halves), unless `flows` keeps them (they
+  // then go on reaching the old target until they expire). Absent: an ENOENT error.
+  virtual Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort,
+                              FlowsOfRule flows = FlowsOfRule::Remove) = 0;
 
   // outIfindex 0 = the uplink.
   virtual Status addMasquerade(const IpPrefix& source, int outIfindex) = 0;

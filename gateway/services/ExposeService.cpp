@@ -183,7 +183,7 @@ Status ExposeService::apply(const ExposeRecord& e) {
   return {};
 }
 
-Status ExposeService::unapply(const ExposeRecord& e) {
+Status ExposeService::unapply(const ExposeRecord& e, FlowsOfRule flows) {
   if (auto it = listeners_.find(e.id); it != listeners_.end()) {
     for (auto id : it->second) {
       (void)proxy_.removeListener(id, true);
@@ -197,7 +197,7 @@ Status ExposeService::unapply(const ExposeRecord& e) {
   }
   IpAddress hostAddr = e.hostIp.value_or(IpAddress{});
   for (unsigned port = e.hostPort; port <= e.hostPortEnd; ++port) {
-    auto r = dp->deleteExpose(ipProto(e.proto), hostAddr, static_cast<uint16_t>(port));
+    auto r = dp->deleteExpose(ipProto(e.proto), hostAddr, static_cast<uint16_t>(port), flows);
     if (!r && r.error().code != ENOENT) {
       return r;
     }
@@ -403,7 +403,7 @@ Result<api::ExposeDeleted> ExposeService::remove(const api::UnexposeQuery& query
   if (auto r = mayPublish(e, caller); !r) {
     return std::unexpected(r.error());
   }
-  if (auto r = unapply(e); !r) {
+  if (auto r = unapply(e, query.keepFlows ? FlowsOfRule::Keep : FlowsOfRule::Remove); !r) {
     return std::unexpected(r.error());
   }
   auto at = state.exposes.erase(found);

@@ -55,7 +55,9 @@ private:
   Status mayPublish(const ExposeRecord& e, api::Caller caller) const;
   Status apply(const ExposeRecord& e);
   Status applyProxy(const ExposeRecord& e);
-  Status unapply(const ExposeRecord& e);
+  // The proxy's listeners close and their connections drain; the data path's flows go too
+  // unless `flows` keeps them.
+  Status unapply(const ExposeRecord& e, FlowsOfRule flows = FlowsOfRule::Remove);
   void removeGhosts();
   Result<IpAddress> resolveTarget(const TargetSpec& target);
   Status checkPortFree(Proto proto, const PortRange& ports,

@@ -123,6 +123,38 @@ TEST_F(ExposeTest, UdpRequestResponseThroughDnat) {
   EXPECT_EQ(flows[0]["state"], "UDP");
 }
 
+// A long-lived UDP flow (same client port throughout) follows the rule: unexpose removes the
+// rule's flows, so once the port is exposed to another target the flow reaches that one; with
+// --keep-flows it goes on reaching the old target until it expires.
+TEST_F(ExposeTest, UnexposeRemovesTheRulesFlowsUnlessKeepFlows) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  std::string n2 = nsName("n2");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  ASSERT_TRUE(gwctl({"ns", "add", n2}).ok());
+  for (const auto& ns : {n1, n2}) {
+    servers_.push_back(Child::spawn({"ip", "netns", "exec", ns, "socat", "UDP4-RECVFROM:7000,fork",
+                                     "SYSTEM:echo " + ns}));
+  }
+  auto ask = [&] {
+    return shIn(ext(), std::string("echo hi | socat -T1 - UDP4:") + kUplinkAddr +
+                           ":7000,sourceport=40000")
+        .out;
+  };
+  ASSERT_TRUE(gwctl({"expose", "7000", n1 + ":7000", "--proto", "udp"}).ok());
+  ASSERT_TRUE(waitFor([&] { return ask() == n1 + "\n"; }));
+
+  ASSERT_TRUE(gwctl({"unexpose", "7000", "--proto", "udp", "--keep-flows"}).ok());
+  EXPECT_FALSE(gwctlJson({"conntrack", "--proto", "udp", "--port", "7000"}).empty());
+  ASSERT_TRUE(gwctl({"expose", "7000", n2 + ":7000", "--proto", "udp"}).ok());
+  EXPECT_EQ(ask(), n1 + "\n") << "the kept flow still reaches the old target";
+
+  ASSERT_TRUE(gwctl({"unexpose", "7000", "--proto", "udp"}).ok());
+  EXPECT_TRUE(gwctlJson({"conntrack", "--proto", "udp", "--port", "7000"}).empty());
+  ASSERT_TRUE(gwctl({"expose", "7000", n2 + ":7000", "--proto", "udp"}).ok());
+  EXPECT_EQ(ask(), n2 + "\n") << "a new flow for the new rule";
+}
+
 TEST_F(ExposeTest, EveryWayToReachAnExposedPort) {
   startDaemon();
   std::string n1 = nsName("n1");

@@ -72,8 +72,10 @@ Result<std::vector<ExposeEntry>> FakeDatapath::listExposes() {
   return out;
 }
 
-Status FakeDatapath::deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) {
+Status FakeDatapath::deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort,
+                                  FlowsOfRule flows) {
   ++deleteExposeCalls_;
+  deleteExposeFlows_.push_back(flows);
   if (exposes_.erase({proto, hostAddr, hostPort}) == 0) {
     return std::unexpected(Error{ENOENT, "expose " + std::to_string(hostPort)});
   }

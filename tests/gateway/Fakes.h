@@ -52,7 +52,8 @@ class FakeDatapath final : public Datapath {
   Status setHairpinAddress(const IpAddress& addr) override;
   Status addLocalAddress(const IpAddress& addr) override;
   Status addExpose(const ExposeEntry& entry) override;
-  Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) override;
+  Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort,
+                      FlowsOfRule flows = FlowsOfRule::Remove) override;
   Result<std::vector<ExposeEntry>> listExposes() override;
   Status addMasquerade(const IpPrefix& source, int outIfindex) override;
   Status deleteMasquerade(const IpPrefix& source) override;
@@ -88,6 +89,7 @@ class FakeDatapath final : public Datapath {
 
   int addExposeCalls_ = 0;
   int deleteExposeCalls_ = 0;
+  std::vector<FlowsOfRule> deleteExposeFlows_; // what each deleteExpose was told of its flows
   int flushCalls_ = 0;
   std::vector<FlowFilter> deleteFlowsCalls_;
 

@@ -186,6 +186,18 @@ TEST_F(ExposeRules, UnexposeOfAPortOnTwoHostIpsTakesTheHostIpToChoose) {
   EXPECT_TRUE(dp_.exposes_.empty());
 }
 
+TEST_F(ExposeRules, UnexposeRemovesTheRulesFlowsUnlessKeepFlows) {
+  addExpose(expose("7000-7001", "10.0.0.5:7000-7001"));
+  auto keep = unexpose("7000-7001");
+  keep.keepFlows = true;
+  ASSERT_TRUE(exposes_.remove(keep));
+  EXPECT_EQ(dp_.deleteExposeFlows_,
+            (std::vector<FlowsOfRule>{FlowsOfRule::Keep, FlowsOfRule::Keep}));
+  addExpose(expose("7000", "10.0.0.5:7000"));
+  ASSERT_TRUE(exposes_.remove(unexpose("7000")));
+  EXPECT_EQ(dp_.deleteExposeFlows_.back(), FlowsOfRule::Remove);
+}
+
 TEST_F(ExposeRules, TheClashMessageNamesTheNewRangeFirstAndTheExistingOneSecond) {
   addExpose(expose("8075-8085", "10.0.0.5:75-85"));
   EXPECT_TRUE(failsWith(exposes_.add(expose("8080-8090", "10.0.0.6:80-90")), ErrorKind::Conflict,
