@@ -191,6 +191,18 @@ Status setLinkMtu(Netlink& nl, int index, unsigned mtu) {
                     "set link #" + std::to_string(index) + " mtu " + std::to_string(mtu));
 }
 
+Status setLinkIpv4GsoGroMax(Netlink& nl, int index, uint32_t bytes) {
+  // From linux/if_link.h of 6.3; Debian 12's headers (6.1) lack them.
+  constexpr uint16_t kGsoIpv4MaxSize = 63; // IFLA_GSO_IPV4_MAX_SIZE
+  constexpr uint16_t kGroIpv4MaxSize = 64; // IFLA_GRO_IPV4_MAX_SIZE
+  NlRequest req;
+  nlmsghdr* nlh = putLinkHeader(req, RTM_NEWLINK, 0, index);
+  mnl_attr_put_u32(nlh, kGsoIpv4MaxSize, bytes);
+  mnl_attr_put_u32(nlh, kGroIpv4MaxSize, bytes);
+  return nl.request(nlh, "set link #" + std::to_string(index) + " IPv4 GSO/GRO max size " +
+                             std::to_string(bytes));
+}
+
 Status setLinkMaster(Netlink& nl, int index, int masterIndex) {
   NlRequest req;
   nlmsghdr* nlh = putLinkHeader(req, RTM_NEWLINK, 0, index);

@@ -35,6 +35,9 @@ Status createVeth(Netlink& nl, const std::string& name, const std::string& peerN
 Status createBridge(Netlink& nl, const std::string& name);
 Status setLinkUp(Netlink& nl, int index, bool up);
 Status setLinkMtu(Netlink& nl, int index, unsigned mtu);
+// IPv4 BIG TCP (kernel 6.3+): GSO and GRO packets up to `bytes` (above 65,536 their IPv4
+// tot_len is 0). Debian 12's iproute2 cannot set these.
+Status setLinkIpv4GsoGroMax(Netlink& nl, int index, uint32_t bytes);
 // masterIndex 0 releases the link from its bridge.
 Status setLinkMaster(Netlink& nl, int index, int masterIndex);
 Status deleteLink(Netlink& nl, int index);

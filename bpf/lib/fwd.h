@@ -58,7 +58,9 @@ static __always_inline int tc_forward(struct __sk_buff *skb, const struct gw_pkt
 	fib.l4_protocol = p->proto;
 	fib.sport = sport;
 	fib.dport = dport;
-	fib.tot_len = p->tot_len;
+	/* 0: the kernel checks the skb against the egress MTU itself, which lets a GSO packet
+	 * (resegmented on the way out) through; our tot_len would send it to the stack. */
+	fib.tot_len = 0;
 	fib.ipv4_src = saddr;
 	fib.ipv4_dst = daddr;
 	fib.ifindex = gw_ctx_u32(skb, ingress_ifindex);

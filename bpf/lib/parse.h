@@ -36,7 +36,7 @@ struct gw_inner {
 struct gw_pkt {
 	__u16 l3_off;
 	__u16 l4_off;
-	__u16 tot_len;		/* IP total length, host order */
+	__u32 tot_len;		/* IP total length, host order (a BIG TCP packet's may pass 64 KiB) */
 	__be16 ip_id;
 	__be32 saddr;
 	__be32 daddr;
@@ -205,6 +205,10 @@ static __always_inline int parse_pkt(void *data, void *data_end, __u32 pkt_len,
 	if ((void *)iph + ihl > data_end)
 		return GW_PARSE_MALFORMED;
 	tot_len = bpf_ntohs(iph->tot_len);
+	/* A GSO/GRO packet above 64 KiB (IPv4 BIG TCP, kernel 6.3+) says 0: its length is the
+	 * skb's. XDP never sees one (pkt_len is the frame there). */
+	if (tot_len == 0 && pkt_len > ETH_HLEN + 0xffff)
+		tot_len = pkt_len - ETH_HLEN;
 	if (tot_len < ihl || tot_len + ETH_HLEN > pkt_len)
 		return GW_PARSE_MALFORMED;
 

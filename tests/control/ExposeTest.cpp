@@ -7,6 +7,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "netns/Link.h"
+#include "netns/Namespace.h"
+#include "netns/Netlink.h"
 #include "tests/control/ServiceFixture.h"
 
 namespace gw::test {
@@ -153,6 +156,54 @@ TEST_F(ExposeTest, UnexposeRemovesTheRulesFlowsUnlessKeepFlows) {
   EXPECT_TRUE(gwctlJson({"conntrack", "--proto", "udp", "--port", "7000"}).empty());
   ASSERT_TRUE(gwctl({"expose", "7000", n2 + ":7000", "--proto", "udp"}).ok());
   EXPECT_EQ(ask(), n2 + "\n") << "a new flow for the new rule";
+}
+
+// IPv4 BIG TCP on every veth of `ns`: GSO packets up to 185,000 bytes, whose tot_len is 0.
+void enableBigTcp(const std::string& ns) {
+  auto fd = openNamespace(ns);
+  ASSERT_TRUE(fd) << fd.error().str();
+  auto inside = NetnsGuard::enter(fd->get());
+  ASSERT_TRUE(inside) << inside.error().str();
+  auto nl = Netlink::open();
+  ASSERT_TRUE(nl) << nl.error().str();
+  auto links = listLinks(*nl);
+  ASSERT_TRUE(links) << links.error().str();
+  for (const auto& link : *links) {
+    if (link.kind == "veth") {
+      auto set = setLinkIpv4GsoGroMax(*nl, link.index, 185000);
+      ASSERT_TRUE(set) << ns << " " << link.name << ": " << set.error().str();
+    }
+  }
+}
+
+// With BIG TCP the kernel hands tc packets over 64 KiB with an IPv4 tot_len of 0: they are
+// translated both ways (uplink in, namespace link out), not dropped as malformed.
+TEST_F(ExposeTest, BigTcpPacketsAreTranslatedNotDropped) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  for (const auto& ns : {ext(), gwh(), n1}) {
+    enableBigTcp(ns);
+  }
+  constexpr long kBytes = 64L << 20;
+  servers_.push_back(Child::spawn({"ip", "netns", "exec", n1, "socat",
+                                   "TCP4-LISTEN:8097,fork,reuseaddr", "SYSTEM:wc -c"}));
+  servers_.push_back(Child::spawn({"ip", "netns", "exec", n1, "socat",
+                                   "TCP4-LISTEN:8098,fork,reuseaddr",
+                                   "SYSTEM:head -c " + std::to_string(kBytes) + " /dev/zero"}));
+  ASSERT_TRUE(waitFor([&] { return shIn(n1, "ss -Hltn | grep -q ':8098 '").ok(); }));
+  ASSERT_TRUE(gwctl({"expose", "6009", n1 + ":8097"}).ok());
+  ASSERT_TRUE(gwctl({"expose", "6010", n1 + ":8098"}).ok());
+  std::string up = std::string(kUplinkAddr);
+  auto upload = shIn(ext(), "head -c " + std::to_string(kBytes) +
+                                " /dev/zero | socat -t10 - TCP4:" + up + ":6009",
+                     std::chrono::seconds(60));
+  EXPECT_EQ(upload.out, std::to_string(kBytes) + "\n") << upload.err;
+  auto download = shIn(ext(), "socat -u TCP4:" + up + ":6010 - | wc -c", std::chrono::seconds(60));
+  EXPECT_EQ(download.out, std::to_string(kBytes) + "\n") << download.err;
+  auto stats = gwctlJson({"stats"});
+  EXPECT_EQ(stats["reasons"]["drop_malformed"], 0) << stats["reasons"].dump();
+  // (Before tot_len 0 was read from the skb: ~470 drops and 15 s instead of ~1 s here.)
 }
 
 TEST_F(ExposeTest, EveryWayToReachAnExposedPort) {
