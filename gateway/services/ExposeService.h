@@ -25,6 +25,8 @@ public:
   Result<api::ExposeDeleted> remove(const api::UnexposeQuery& query);
   // Counters come from `known` when the caller has read them already.
   std::vector<api::ExposeInfo> list(const DatapathStats* known = nullptr);
+  // One page, in ExposeCursor order (proto, host address, first port).
+  api::ExposePage page(const api::ExposeListQuery& query);
 
   // Applies every expose of the state (on start), then removes the expose map entries that no
   // state names (pinned by a run that crashed mid-change); both are logged, not fatal.
@@ -46,6 +48,9 @@ private:
   Status applyProxy(const ExposeRecord& e);
   Status unapply(const ExposeRecord& e);
   void removeGhosts();
+  // The API's view of these exposes, with their counters (from `known` if given).
+  std::vector<api::ExposeInfo> infos(const std::vector<const ExposeRecord*>& records,
+                                     const DatapathStats* known);
   Result<IpAddress> resolveTarget(const TargetSpec& target);
   Status checkPortFree(Proto proto, const PortRange& ports,
                        const std::optional<IpAddress>& hostIp);
