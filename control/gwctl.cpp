@@ -246,13 +246,15 @@ std::expected<Answer<T>, int> change(const Globals& g, const std::string& method
                                      const Check& check) {
   auto sent =
       gw::sendApi(g.socket, method, target, body.is_null() ? "" : body.dump(), g.timeout);
-  if (sent.response || !sent.sent) {
-    auto raw = sent.response ? answerJson(*sent.response)
-                             : gw::Result<json>(std::unexpected(sent.response.error()));
+  if (!sent.response && !sent.sent) { // it never reached gatewayd whole: nothing changed
+    std::fprintf(stderr, "gwctl: %s\n", sent.response.error().str().c_str());
+    return std::unexpected(1);
+  }
+  if (sent.response) {
+    auto raw = answerJson(*sent.response);
     auto value = raw ? decodeAnswer<T>(*raw) : gw::Result<T>(std::unexpected(raw.error()));
     if (!value) {
-      std::fprintf(stderr, "gwctl: %s\n",
-                   sent.response ? value.error().message.c_str() : value.error().str().c_str());
+      std::fprintf(stderr, "gwctl: %s\n", value.error().message.c_str());
       return std::unexpected(1);
     }
     return Answer<T>{std::move(*raw), std::move(*value)};
