@@ -5,9 +5,11 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "base/Error.h"
 
@@ -44,6 +46,14 @@ inline Status failpoint(std::string_view point) {
 inline void crashpoint(std::string_view point) {
   if (failpointSet(point)) {
     ::_exit(137);
+  }
+}
+
+// Test-only: holds the calling thread for `duration` when GATEWAY_FAILPOINTS names `point`,
+// as a daemon stalled in the middle of a request would.
+inline void stallpoint(std::string_view point, std::chrono::milliseconds duration) {
+  if (failpointSet(point)) {
+    std::this_thread::sleep_for(duration);
   }
 }
 

@@ -15,6 +15,7 @@
 #include "base/Ip.h"
 #include "control/ApiCodec.h"
 #include "control/ApiValues.h"
+#include "control/Paging.h"
 
 namespace gw::api {
 
@@ -132,7 +133,7 @@ constexpr auto fieldsOf(const NamespaceAdded*) {
                     Field{"link", &T::link}};
 }
 
-// GET /v1/namespaces (an array of these)
+// GET /v1/namespaces (an array of these; ?limit=&after=NAME: a Page, by name)
 struct NamespaceInfo {
   std::string name{};
   IpAddress address{};
@@ -154,6 +155,9 @@ constexpr auto fieldsOf(const NamespaceInfo*) {
                     Field{"bridge", &T::bridge},
                     Field{"state", &T::state}};
 }
+
+using NamespaceListQuery = ListQuery<std::string>;
+using NamespacePage = Page<NamespaceInfo, std::string>;
 
 // DELETE /v1/namespaces/NAME
 struct NamespaceDeleted {
@@ -206,7 +210,7 @@ constexpr auto fieldsOf(const ExposeAdded*) {
                     Field{"why", &T::why}};
 }
 
-// GET /v1/exposes (an array of these)
+// GET /v1/exposes (an array of these; ?limit=&after=: a Page, by ExposeCursor)
 struct ExposeInfo {
   uint32_t id = 0;
   Proto proto = Proto::Tcp;
@@ -242,6 +246,9 @@ constexpr auto fieldsOf(const ExposeInfo*) {
                     Field{"connections", &T::connections},
                     Field{"drops", &T::drops}};
 }
+
+using ExposeListQuery = ListQuery<ExposeCursor>;
+using ExposePage = Page<ExposeInfo, ExposeCursor>;
 
 // DELETE /v1/exposes?port=P[-END]&proto=tcp|udp
 struct UnexposeQuery {
@@ -295,7 +302,7 @@ constexpr auto fieldsOf(const MasqueradeAdded*) {
                     Field{"out", &T::out}};
 }
 
-// GET /v1/masquerade (an array of these)
+// GET /v1/masquerade (an array of these; ?limit=&after=CIDR: a Page, by source)
 struct MasqueradeInfo {
   IpPrefix source{};
   std::string out{};
@@ -307,6 +314,9 @@ constexpr auto fieldsOf(const MasqueradeInfo*) {
                     Field{"out", &T::out},
                     Field{"automatic", &T::automatic}};
 }
+
+using MasqueradeListQuery = ListQuery<IpPrefix>;
+using MasqueradePage = Page<MasqueradeInfo, IpPrefix>;
 
 // DELETE /v1/masquerade?source=CIDR
 struct MasqueradeQuery {
@@ -327,7 +337,8 @@ constexpr auto fieldsOf(const MasqueradeDeleted*) {
                     Field{"deleted", &T::deleted}};
 }
 
-// GET and DELETE /v1/conntrack?proto=&src=&dst=&port=&sport=&dport= (all=1: every flow)
+// GET and DELETE /v1/conntrack?proto=&src=&dst=&port=&sport=&dport= (all=1: every flow);
+// GET also &limit=&after= (a Page of the flows the filters pick, by FlowCursor).
 struct ConntrackQuery {
   std::optional<Proto> proto{};
   std::optional<IpAddress> src{};
@@ -336,6 +347,10 @@ struct ConntrackQuery {
   std::optional<PortRange> sport{};
   std::optional<PortRange> dport{};
   std::optional<std::string> all{};
+  std::optional<PageLimit> limit{};
+  std::optional<FlowCursor> after{};
+
+  ListQuery<FlowCursor> paging() const { return {limit, after}; }
 };
 constexpr auto fieldsOf(const ConntrackQuery*) {
   using T = ConntrackQuery;
@@ -345,7 +360,9 @@ constexpr auto fieldsOf(const ConntrackQuery*) {
                     Field{"port", &T::port, Need::Optional, "--port"},
                     Field{"sport", &T::sport, Need::Optional, "--sport"},
                     Field{"dport", &T::dport, Need::Optional, "--dport"},
-                    Field{"all", &T::all, Need::Optional}};
+                    Field{"all", &T::all, Need::Optional},
+                    Field{"limit", &T::limit, Need::Optional, "limit"},
+                    Field{"after", &T::after, Need::Optional, "after"}};
 }
 
 struct FlowTupleInfo {
@@ -392,6 +409,8 @@ constexpr auto fieldsOf(const FlowInfo*) {
                     Field{"rule", &T::rule},
                     Field{"nat", &T::nat}};
 }
+
+using ConntrackPage = Page<FlowInfo, FlowCursor>;
 
 // DELETE /v1/conntrack
 struct FlowsDeleted {

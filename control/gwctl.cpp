@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: MIT
 // gwctl: the command line client of gatewayd. A thin layer: parse, call the API, print.
 #include <boost/program_options.hpp>
+#include <charconv>
+#include <chrono>
 #include <cstdio>
+#include <expected>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -23,9 +27,12 @@ namespace {
 struct Globals {
   std::string socket = gw::kDefaultSocket;
   bool json = false;
+  // How long to wait for each answer: well past what gatewayd takes for one request (5 s to
+  // read it, its work, 5 s to write the answer), so a slow answer is waited for.
+  std::chrono::milliseconds timeout = std::chrono::seconds(60);
 };
 
-constexpr const char* kUsage = R"(usage: gwctl [--socket PATH] [-j|--json] COMMAND ...
+constexpr const char* kUsage = R"(usage: gwctl [--socket PATH] [-j|--json] [--timeout SECONDS] COMMAND ...
 commands:
   status                                  show the daemon's state (exit 3: degraded)
   ns add NAME [--bridge BR] [--subnet CIDR]
@@ -43,36 +50,62 @@ commands:
   conntrack flush
   stats                                   packets by reason, per-rule counters
   down                                    remove everything gatewayd made, then stop it
+Listings are read page by page and printed as one table (or one JSON array with -j).
+exit: 0 done; 1 failed or refused; 2 bad usage; 3 status: degraded; 4 a change got no answer
+and gwctl could not find out whether it is in place (see its message)
 )";
 
 // `gwctl status` while gatewayd serves without its eBPF data path.
 constexpr int kExitDegraded = 3;
+// A change went unanswered (a timeout, a lost connection) and reading gatewayd's listings
+// could not tell whether it is in place. When they can tell, gwctl exits 0 or 1 as they say.
+constexpr int kExitUnknown = 4;
 
 int usageError(const std::string& message) {
   std::fprintf(stderr, "gwctl: %s (see gwctl --help)\n", message.c_str());
   return 2;
 }
 
+// The JSON of an answer, or gatewayd's error message (the answer's status is >= 300, or it
+// is not JSON).
+gw::Result<json> answerJson(const gw::http::Response& response) {
+  json parsed = json::parse(response.body, nullptr, false);
+  if (response.status >= 300) {
+    auto error = api::fromJson<api::ErrorBody>(parsed, "error answer");
+    return gw::fail(error ? error->error : "HTTP " + std::to_string(response.status));
+  }
+  if (parsed.is_discarded()) {
+    return gw::fail("gatewayd sent a reply that is not JSON");
+  }
+  return parsed;
+}
+
+// An answer decoded into T; the error says gwctl does not understand it.
+template <class T>
+gw::Result<T> decodeAnswer(const json& raw) {
+  auto value = api::fromJson<T>(raw, "gatewayd's answer");
+  if (!value) {
+    return gw::fail("gatewayd sent an answer gwctl does not understand: " +
+                    value.error().str());
+  }
+  return value;
+}
+
 // Calls the API; prints the error and returns nullopt on failure.
 std::optional<json> callRaw(const Globals& g, const std::string& method,
                             const std::string& target, const json& body = nullptr) {
-  auto response = gw::callApi(g.socket, method, target, body.is_null() ? "" : body.dump());
+  auto response =
+      gw::callApi(g.socket, method, target, body.is_null() ? "" : body.dump(), g.timeout);
   if (!response) {
     std::fprintf(stderr, "gwctl: %s\n", response.error().str().c_str());
     return std::nullopt;
   }
-  json parsed = json::parse(response->body, nullptr, false);
-  if (response->status >= 300) {
-    auto error = api::fromJson<api::ErrorBody>(parsed, "error answer");
-    std::string message = error ? error->error : "HTTP " + std::to_string(response->status);
-    std::fprintf(stderr, "gwctl: %s\n", message.c_str());
+  auto parsed = answerJson(*response);
+  if (!parsed) {
+    std::fprintf(stderr, "gwctl: %s\n", parsed.error().message.c_str());
     return std::nullopt;
   }
-  if (parsed.is_discarded()) {
-    std::fprintf(stderr, "gwctl: gatewayd sent a reply that is not JSON\n");
-    return std::nullopt;
-  }
-  return parsed;
+  return std::move(*parsed);
 }
 
 // An answer as gatewayd sent it (printed as is with -j) and decoded into its API type.
@@ -90,13 +123,166 @@ std::optional<Answer<T>> call(const Globals& g, const std::string& method,
   if (!raw) {
     return std::nullopt;
   }
-  auto value = api::fromJson<T>(*raw, "gatewayd's answer");
+  auto value = decodeAnswer<T>(*raw);
   if (!value) {
-    std::fprintf(stderr, "gwctl: gatewayd sent an answer gwctl does not understand: %s\n",
-                 value.error().str().c_str());
+    std::fprintf(stderr, "gwctl: %s\n", value.error().message.c_str());
     return std::nullopt;
   }
   return Answer<T>{std::move(*raw), std::move(*value)};
+}
+
+// A whole listing, read page after page: its items and, when asked for, their JSON as the one
+// array an unpaged answer is (as json::dump(2) prints it), kept as text: a table of 100,000
+// flows as JSON nodes would take gigabytes.
+template <class T>
+struct Listing {
+  std::vector<T> items;
+  std::string json;
+};
+
+void appendIndented(std::string& out, const std::string& text) {
+  out += "  ";
+  for (char c : text) {
+    out += c;
+    if (c == '\n') {
+      out += "  ";
+    }
+  }
+}
+
+template <class T>
+gw::Result<Listing<T>> fetchListing(const Globals& g, const std::string& path,
+                                    const std::string& filter, bool keepJson) {
+  Listing<T> out;
+  std::optional<std::string> after;
+  while (true) {
+    std::string target = path + filter + (filter.empty() ? "?" : "&") +
+                         "limit=" + std::to_string(api::kMaxPageLimit);
+    if (after) {
+      target += "&after=" + gw::http::percentEncode(*after);
+    }
+    auto response = gw::callApi(g.socket, "GET", target, "", g.timeout);
+    if (!response) {
+      return std::unexpected(response.error());
+    }
+    auto doc = answerJson(*response);
+    if (!doc) {
+      return std::unexpected(doc.error());
+    }
+    // A page is {"items": [...], "next": CURSOR}; a daemon without pages answers one array.
+    const json* items = &*doc;
+    std::optional<std::string> next;
+    if (doc->is_object()) {
+      if (!doc->contains("items") || !(*doc)["items"].is_array()) {
+        return gw::fail("gatewayd sent a page without items");
+      }
+      items = &(*doc)["items"];
+      if (doc->contains("next") && (*doc)["next"].is_string()) {
+        next = (*doc)["next"].get<std::string>();
+      }
+    }
+    for (const auto& item : *items) {
+      auto value = decodeAnswer<T>(item);
+      if (!value) {
+        return std::unexpected(value.error());
+      }
+      out.items.push_back(std::move(*value));
+      if (keepJson) {
+        out.json += out.json.empty() ? "[\n" : ",\n";
+        appendIndented(out.json, item.dump(2));
+      }
+    }
+    if (!next || next->empty()) {
+      break;
+    }
+    if (next == after) {
+      return gw::fail("gatewayd's pages do not advance (next '" + *next + "' again)");
+    }
+    after = std::move(next);
+  }
+  out.json = out.json.empty() ? "[]" : out.json + "\n]";
+  return out;
+}
+
+// A listing for a command to print; prints the error and returns nullopt on failure.
+template <class T>
+std::optional<Listing<T>> listing(const Globals& g, const std::string& path,
+                                  const std::string& filter = {}) {
+  auto r = fetchListing<T>(g, path, filter, g.json);
+  if (!r) {
+    std::fprintf(stderr, "gwctl: %s\n", r.error().str().c_str());
+    return std::nullopt;
+  }
+  return std::move(*r);
+}
+
+// What gatewayd's listings show of a change whose answer never came.
+struct Finding {
+  enum class Verdict { InPlace, NotInPlace, Unknown };
+  Verdict verdict = Verdict::Unknown;
+  std::string detail;    // what was seen
+  json answer = nullptr; // InPlace: the change's answer, rebuilt from the listing
+};
+using Check = std::function<Finding(const Globals&)>;
+
+Finding inPlace(std::string detail, json answer) {
+  return {Finding::Verdict::InPlace, std::move(detail), std::move(answer)};
+}
+Finding notInPlace(std::string detail) {
+  return {Finding::Verdict::NotInPlace, std::move(detail)};
+}
+Finding unknown(std::string detail) { return {Finding::Verdict::Unknown, std::move(detail)}; }
+Finding unreadable(const gw::Error& error) {
+  return unknown("gatewayd's listing cannot be read (" + error.str() + ")");
+}
+
+// A change: its answer, or the exit code to leave with. When the request reached gatewayd
+// but no answer came back, gwctl does not guess: it says so, reads the listing `check` looks
+// at and reports what that shows. gatewayd serves requests in the order they came, so the
+// listing is read after the change was dealt with (or after the daemon that had it died).
+template <class T>
+std::expected<Answer<T>, int> change(const Globals& g, const std::string& method,
+                                     const std::string& target, const json& body,
+                                     const Check& check) {
+  auto sent =
+      gw::sendApi(g.socket, method, target, body.is_null() ? "" : body.dump(), g.timeout);
+  if (!sent.response && !sent.sent) { // it never reached gatewayd whole: nothing changed
+    std::fprintf(stderr, "gwctl: %s\n", sent.response.error().str().c_str());
+    return std::unexpected(1);
+  }
+  if (sent.response) {
+    auto raw = answerJson(*sent.response);
+    auto value = raw ? decodeAnswer<T>(*raw) : gw::Result<T>(std::unexpected(raw.error()));
+    if (!value) {
+      std::fprintf(stderr, "gwctl: %s\n", value.error().message.c_str());
+      return std::unexpected(1);
+    }
+    return Answer<T>{std::move(*raw), std::move(*value)};
+  }
+  std::fprintf(stderr,
+               "gwctl: no answer from gatewayd (%s): the outcome is unknown; reading its "
+               "listing to see whether the change is in place\n",
+               sent.response.error().str().c_str());
+  Finding found = check(g);
+  switch (found.verdict) {
+  case Finding::Verdict::InPlace: {
+    auto value = decodeAnswer<T>(found.answer);
+    if (value) {
+      std::fprintf(stderr, "gwctl: the change is in place: %s\n", found.detail.c_str());
+      return Answer<T>{std::move(found.answer), std::move(*value)};
+    }
+    break;
+  }
+  case Finding::Verdict::NotInPlace:
+    std::fprintf(stderr, "gwctl: the change is not in place, it failed: %s\n",
+                 found.detail.c_str());
+    return std::unexpected(1);
+  case Finding::Verdict::Unknown:
+    break;
+  }
+  std::fprintf(stderr, "gwctl: whether the change is in place is still unknown: %s\n",
+               found.detail.c_str());
+  return std::unexpected(kExitUnknown);
 }
 
 // A command-line value parsed into its API type; prints the error and returns nullopt.
@@ -142,6 +328,16 @@ int printJsonOr(const Globals& g, const json& value, const std::function<void()>
   return 0;
 }
 
+template <class T>
+int printListingOr(const Globals& g, const Listing<T>& list, const std::function<void()>& human) {
+  if (g.json) {
+    std::cout << list.json << "\n";
+  } else {
+    human();
+  }
+  return 0;
+}
+
 int nsCommand(const Globals& g, std::vector<std::string> args) {
   if (args.empty()) {
     return usageError("ns: expected add, del or list");
@@ -152,13 +348,13 @@ int nsCommand(const Globals& g, std::vector<std::string> args) {
     if (!args.empty()) {
       return usageError("ns list takes no arguments");
     }
-    auto r = call<std::vector<api::NamespaceInfo>>(g, "GET", api::kNamespacesPath);
+    auto r = listing<api::NamespaceInfo>(g, api::kNamespacesPath);
     if (!r) {
       return 1;
     }
-    return printJsonOr(g, r->raw, [&] {
+    return printListingOr(g, *r, [&] {
       gw::Table t({"NAME", "ADDRESS", "GATEWAY", "LINK", "BRIDGE", "STATE"});
-      for (const auto& n : r->value) {
+      for (const auto& n : r->items) {
         t.add({n.name, n.prefix.str(), n.gateway.str(), n.link,
                n.bridge.empty() ? "-" : n.bridge, n.state});
       }
@@ -184,9 +380,23 @@ int nsCommand(const Globals& g, std::vector<std::string> args) {
       }
       request.subnet = *prefix;
     }
-    auto r = call<api::NamespaceAdded>(g, "POST", api::kNamespacesPath, api::toJson(request));
+    auto r = change<api::NamespaceAdded>(
+        g, "POST", api::kNamespacesPath, api::toJson(request), [name](const Globals& g) {
+          auto list = fetchListing<api::NamespaceInfo>(g, api::kNamespacesPath, "", false);
+          if (!list) {
+            return unreadable(list.error());
+          }
+          for (const auto& n : list->items) {
+            if (n.name == name) {
+              return inPlace("namespace " + name + " is listed",
+                             api::toJson(api::NamespaceAdded{n.name, n.address, n.prefix,
+                                                             n.gateway, n.link}));
+            }
+          }
+          return notInPlace("no namespace " + name + " is listed");
+        });
     if (!r) {
-      return 1;
+      return r.error();
     }
     return printJsonOr(g, r->raw, [&] {
       const auto& n = r->value;
@@ -198,10 +408,24 @@ int nsCommand(const Globals& g, std::vector<std::string> args) {
     if (args.size() != 1) {
       return usageError("ns del takes exactly one NAME");
     }
-    auto r = call<api::NamespaceDeleted>(
-        g, "DELETE", std::string(api::kNamespacesPath) + "/" + gw::http::percentEncode(args[0]));
+    std::string name = args[0];
+    auto r = change<api::NamespaceDeleted>(
+        g, "DELETE", std::string(api::kNamespacesPath) + "/" + gw::http::percentEncode(name),
+        nullptr, [name](const Globals& g) {
+          auto list = fetchListing<api::NamespaceInfo>(g, api::kNamespacesPath, "", false);
+          if (!list) {
+            return unreadable(list.error());
+          }
+          for (const auto& n : list->items) {
+            if (n.name == name) {
+              return notInPlace("namespace " + name + " is still listed");
+            }
+          }
+          return inPlace("no namespace " + name + " is listed",
+                         api::toJson(api::NamespaceDeleted{name, true}));
+        });
     if (!r) {
-      return 1;
+      return r.error();
     }
     return printJsonOr(g, r->raw, [&] { std::cout << "namespace " << args[0] << " deleted\n"; });
   }
@@ -255,6 +479,62 @@ std::optional<api::ExposeRequest> exposeRequest(const std::string& where, const 
   return request;
 }
 
+// "tcp *:6000" for an expose's host side, as `gwctl list` shows it.
+std::string hostSide(gw::Proto proto, const std::string& hostIp, const gw::PortRange& ports) {
+  return std::string(gw::protoName(proto)) + " " + hostIp + ":" + ports.str();
+}
+
+// Whether the exposes of `batch` are in place (all, with their targets); the answer is rebuilt
+// as the single expose's or the batch's.
+Check exposesInPlace(std::vector<api::ExposeRequest> batch, bool single) {
+  return [batch = std::move(batch), single](const Globals& g) {
+    auto list = fetchListing<api::ExposeInfo>(g, api::kExposesPath, "", false);
+    if (!list) {
+      return unreadable(list.error());
+    }
+    json answers = json::array();
+    std::string missing;
+    for (const auto& rq : batch) {
+      std::string hostIp = rq.hostIp ? rq.hostIp->str() : "*";
+      std::string where = hostSide(rq.proto, hostIp, rq.hostPort);
+      const api::ExposeInfo* found = nullptr;
+      for (const auto& e : list->items) {
+        if (e.proto == rq.proto && e.hostIp == hostIp && e.hostPort == rq.hostPort) {
+          found = &e;
+        }
+      }
+      if (found == nullptr || found->target != rq.target.text) {
+        missing = found == nullptr ? "nothing is exposed on " + where
+                                   : where + " goes to " + found->target + ", not " +
+                                         rq.target.text;
+        continue;
+      }
+      answers.push_back(api::toJson(api::ExposeAdded{.id = found->id,
+                                                     .proto = found->proto,
+                                                     .hostPort = found->hostPort,
+                                                     .target = found->target,
+                                                     .targetAddr = found->targetAddr,
+                                                     .path = found->path,
+                                                     .why = found->why}));
+    }
+    if (answers.size() == batch.size()) {
+      const auto& first = batch.front();
+      std::string seen =
+          single ? hostSide(first.proto, first.hostIp ? first.hostIp->str() : "*",
+                            first.hostPort) +
+                       " -> " + first.target.text + " is listed"
+                 : "all " + std::to_string(batch.size()) + " exposes are listed";
+      return inPlace(seen, single ? answers[0] : answers);
+    }
+    if (answers.empty()) {
+      return notInPlace(missing);
+    }
+    // A batch is all or nothing: part of it there means someone else changed these ports.
+    return unknown(std::to_string(answers.size()) + " of " + std::to_string(batch.size()) +
+                   " are listed; " + missing);
+  };
+}
+
 // `gwctl expose --file FILE|-`: one expose per line, "HOSTPORT TARGET [tcp|udp]", sent as one
 // batch (all or nothing).
 int exposeBatch(const Globals& g, const std::string& file) {
@@ -288,9 +568,11 @@ int exposeBatch(const Globals& g, const std::string& file) {
     }
     batch.push_back(std::move(*request));
   }
-  auto r = call<std::vector<api::ExposeAdded>>(g, "POST", api::kExposesPath, api::toJson(batch));
+  auto body = api::toJson(batch);
+  auto r = change<std::vector<api::ExposeAdded>>(g, "POST", api::kExposesPath, body,
+                                                 exposesInPlace(std::move(batch), false));
   if (!r) {
-    return 1;
+    return r.error();
   }
   return printJsonOr(g, r->raw, [&] { std::cout << "exposed " << r->value.size() << " rules\n"; });
 }
@@ -312,9 +594,10 @@ int exposeCommand(const Globals& g, const std::vector<std::string>& args) {
   if (!request) {
     return 1;
   }
-  auto r = call<api::ExposeAdded>(g, "POST", api::kExposesPath, api::toJson(*request));
+  auto r = change<api::ExposeAdded>(g, "POST", api::kExposesPath, api::toJson(*request),
+                                    exposesInPlace({*request}, true));
   if (!r) {
-    return 1;
+    return r.error();
   }
   return printJsonOr(g, r->raw, [&] {
     const auto& e = r->value;
@@ -347,9 +630,27 @@ int unexposeCommand(const Globals& g, const std::vector<std::string>& args) {
     }
     query.hostIp = *addr;
   }
-  auto r = call<api::ExposeDeleted>(g, "DELETE", api::kExposesPath + queryOf(query));
+  auto r = change<api::ExposeDeleted>(
+      g, "DELETE", api::kExposesPath + queryOf(query), nullptr, [query](const Globals& g) {
+        auto list = fetchListing<api::ExposeInfo>(g, api::kExposesPath, "", false);
+        if (!list) {
+          return unreadable(list.error());
+        }
+        for (const auto& e : list->items) {
+          if (e.proto == query.proto && e.hostPort == query.port &&
+              (!query.hostIp || e.hostIp == query.hostIp->str())) {
+            return notInPlace(hostSide(e.proto, e.hostIp, e.hostPort) + " -> " + e.target +
+                              " is still listed");
+          }
+        }
+        // The rule's id went with the answer: 0 says it is not known.
+        return inPlace("nothing is exposed on " + std::string(gw::protoName(query.proto)) + " " +
+                           query.port.str(),
+                       api::toJson(api::ExposeDeleted{
+                           .id = 0, .hostPort = query.port, .proto = query.proto, .deleted = true}));
+      });
   if (!r) {
-    return 1;
+    return r.error();
   }
   return printJsonOr(g, r->raw, [&] { std::cout << "unexposed " << proto << " " << port << "\n"; });
 }
@@ -358,13 +659,13 @@ int listCommand(const Globals& g, const std::vector<std::string>& args) {
   if (!args.empty()) {
     return usageError("list takes no arguments");
   }
-  auto r = call<std::vector<api::ExposeInfo>>(g, "GET", api::kExposesPath);
+  auto r = listing<api::ExposeInfo>(g, api::kExposesPath);
   if (!r) {
     return 1;
   }
-  return printJsonOr(g, r->raw, [&] {
+  return printListingOr(g, *r, [&] {
     gw::Table t({"ID", "PROTO", "HOST", "TARGET", "ADDRESS", "PATH", "CONNS", "PACKETS", "BYTES"});
-    for (const auto& e : r->value) {
+    for (const auto& e : r->items) {
       t.add({std::to_string(e.id), std::string(gw::protoName(e.proto)),
              e.hostIp + ":" + e.hostPort.str(), e.target,
              e.targetAddr.str() + ":" + e.targetPort.str(), std::string(gw::toString(e.path)),
@@ -372,7 +673,7 @@ int listCommand(const Globals& g, const std::vector<std::string>& args) {
              std::to_string(e.bytes)});
     }
     t.print(std::cout);
-    for (const auto& e : r->value) {
+    for (const auto& e : r->items) {
       std::cout << "  rule " << e.id << ": " << e.why << "\n";
     }
   });
@@ -411,9 +712,22 @@ int masqueradeCommand(const Globals& g, std::vector<std::string> args) {
     if (!out.empty()) {
       request.outIf = out;
     }
-    auto r = call<api::MasqueradeAdded>(g, "POST", api::kMasqueradePath, api::toJson(request));
+    auto r = change<api::MasqueradeAdded>(
+        g, "POST", api::kMasqueradePath, api::toJson(request), [request](const Globals& g) {
+          auto list = fetchListing<api::MasqueradeInfo>(g, api::kMasqueradePath, "", false);
+          if (!list) {
+            return unreadable(list.error());
+          }
+          for (const auto& m : list->items) {
+            if (!m.automatic && m.source == request.source) {
+              return inPlace("masquerade " + m.source.str() + " out " + m.out + " is listed",
+                             api::toJson(api::MasqueradeAdded{m.source, m.out}));
+            }
+          }
+          return notInPlace("no masquerade " + request.source.str() + " is listed");
+        });
     if (!r) {
-      return 1;
+      return r.error();
     }
     return printJsonOr(g, r->raw, [&] {
       std::cout << "masquerading " << r->value.source.str() << " out " << r->value.out << "\n";
@@ -426,9 +740,22 @@ int masqueradeCommand(const Globals& g, std::vector<std::string> args) {
       return 1;
     }
     api::MasqueradeQuery query{.source = *source};
-    auto r = call<api::MasqueradeDeleted>(g, "DELETE", api::kMasqueradePath + queryOf(query));
+    auto r = change<api::MasqueradeDeleted>(
+        g, "DELETE", api::kMasqueradePath + queryOf(query), nullptr, [query](const Globals& g) {
+          auto list = fetchListing<api::MasqueradeInfo>(g, api::kMasqueradePath, "", false);
+          if (!list) {
+            return unreadable(list.error());
+          }
+          for (const auto& m : list->items) {
+            if (!m.automatic && m.source == query.source) {
+              return notInPlace("masquerade " + m.source.str() + " is still listed");
+            }
+          }
+          return inPlace("no masquerade " + query.source.str() + " is listed",
+                         api::toJson(api::MasqueradeDeleted{query.source, true}));
+        });
     if (!r) {
-      return 1;
+      return r.error();
     }
     return printJsonOr(g, r->raw, [&] { std::cout << "masquerade " << cidr << " deleted\n"; });
   }
@@ -484,17 +811,17 @@ int conntrackCommand(const Globals& g, std::vector<std::string> args) {
   }
   std::string filter = queryOf(*query);
   if (verb == "list" || verb == "ls") {
-    auto r = call<std::vector<api::FlowInfo>>(g, "GET", api::kConntrackPath + filter);
+    auto r = listing<api::FlowInfo>(g, api::kConntrackPath, filter);
     if (!r) {
       return 1;
     }
-    return printJsonOr(g, r->raw, [&] {
+    return printListingOr(g, *r, [&] {
       gw::Table t({"PROTO", "ORIGINAL", "REPLY", "STATE", "AGE", "IDLE", "PACKETS", "BYTES"});
       auto tuple = [](const api::FlowTupleInfo& x) {
         return x.src.str() + ":" + std::to_string(x.sport) + " -> " + x.dst.str() + ":" +
                std::to_string(x.dport);
       };
-      for (const auto& f : r->value) {
+      for (const auto& f : r->items) {
         char age[32], idle[32];
         std::snprintf(age, sizeof age, "%.0fs", f.ageSeconds);
         std::snprintf(idle, sizeof idle, "%.0fs", f.idleSeconds);
@@ -513,9 +840,14 @@ int conntrackCommand(const Globals& g, std::vector<std::string> args) {
     } else if (filter.empty()) {
       return usageError("conntrack delete needs a filter (--proto, --src, --dst, --port)");
     }
-    auto r = call<api::FlowsDeleted>(g, "DELETE", api::kConntrackPath + filter);
+    auto r = change<api::FlowsDeleted>(g, "DELETE", api::kConntrackPath + filter, nullptr,
+                                       [](const Globals&) {
+                                         return unknown(
+                                             "traffic makes and ends flows all the time, so a "
+                                             "listing cannot tell; deleting again is harmless");
+                                       });
     if (!r) {
-      return 1;
+      return r.error();
     }
     return printJsonOr(g, r->raw,
                        [&] { std::cout << r->value.deleted << " flows deleted\n"; });
@@ -616,6 +948,23 @@ int main(int argc, char** argv) {
       g.socket = argv[++i];
     } else if (a.starts_with("--socket=")) {
       g.socket = a.substr(9);
+    } else if (a == "--timeout" || a.starts_with("--timeout=")) {
+      std::string value;
+      if (a == "--timeout") {
+        if (i + 1 >= argc) {
+          return usageError("--timeout needs SECONDS");
+        }
+        value = argv[++i];
+      } else {
+        value = a.substr(10);
+      }
+      unsigned seconds = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+      if (value.empty() || ec != std::errc() || end != value.data() + value.size() ||
+          seconds == 0 || seconds > 86400) {
+        return usageError("--timeout '" + value + "': expected whole seconds, 1 to 86400");
+      }
+      g.timeout = std::chrono::seconds(seconds);
     } else {
       rest.push_back(a);
     }
@@ -654,9 +1003,15 @@ int main(int argc, char** argv) {
       if (!rest.empty()) {
         return usageError("down takes no arguments");
       }
-      auto r = call<api::DownResult>(g, "POST", api::kDownPath);
+      auto r = change<api::DownResult>(g, "POST", api::kDownPath, nullptr, [](const Globals& g) {
+        if (gw::callApi(g.socket, "GET", api::kStatusPath, "", g.timeout)) {
+          return notInPlace("gatewayd still answers");
+        }
+        return unknown("gatewayd no longer answers, but whether it removed everything first is "
+                       "not known (`gatewayd --cleanup` removes what its state names)");
+      });
       if (!r) {
-        return 1;
+        return r.error();
       }
       return printJsonOr(g, r->raw, [] { std::cout << "gatewayd is down; everything it made is removed\n"; });
     }

@@ -4,7 +4,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "base/Failpoint.h"
 #include "control/Api.h"
+#include "gateway/services/Paging.h"
 
 namespace gw {
 namespace {
@@ -55,14 +57,37 @@ http::Response serveDecoded(const json& j, std::string_view what, Serve serve,
   return reply(serve(*request), okStatus);
 }
 
-// A handler that answers root alone; a --group member gets 403 before it runs.
+// A listing: one array without ?limit= and ?after= (as it always was), else one page of it.
+// Any other query parameter is refused, naming it.
+template <class Query, class Whole, class Paged>
+http::Response serveListing(const Call& c, Whole whole, Paged paged) {
+  auto query = decode<Query>(c.query(), "query", "query parameter");
+  if (!query) {
+    return errorResponse(query.error());
+  }
+  return query->paged() ? jsonResponse(200, api::toJson(paged(*query)))
+                        : jsonResponse(200, api::toJson(whole()));
+}
+
+// A change: tests can stop the daemon, or hold its answer, once the change is made, as a
+// crash or a stalled daemon would (gwctl must then find out what happened).
+Router::Handler mutation(Router::Handler handler) {
+  return [handler = std::move(handler)](const Call& c) {
+    http::Response response = handler(c);
+    crashpoint("api-crash-after-change");
+    stallpoint("api-stall-after-change", std::chrono::seconds(3));
+    return response;
+  };
+}
+
+// A change that answers root alone; a --group member gets 403 before it runs.
 Router::Handler rootOnly(std::string_view what, Router::Handler handler) {
-  return [what, handler = std::move(handler)](const Call& c) {
+  return mutation([what, handler = std::move(handler)](const Call& c) {
     if (auto allowed = c.rootOnly(what); !allowed) {
       return errorResponse(allowed.error());
     }
     return handler(c);
-  };
+  });
 }
 
 } // namespace
@@ -71,8 +96,13 @@ void addApiRoutes(Router& r, ApiEndpoints e) {
   using namespace api;
   r.add("GET", kStatusPath, [e](const Call&) { return jsonResponse(200, toJson(e.status())); });
 
-  r.add("GET", kNamespacesPath,
-        [e](const Call&) { return jsonResponse(200, toJson(e.namespaces.list())); });
+  r.add("GET", kNamespacesPath, [e](const Call& c) {
+    return serveListing<NamespaceListQuery>(
+        c, [&] { return e.namespaces.list(); },
+        [&](const auto& q) {
+          return takePage(e.namespaces.list(), q, [](const NamespaceInfo& n) { return n.name; });
+        });
+  });
   r.add("POST", kNamespacesPath, rootOnly("adding a namespace", [e](const Call& c) {
           return serveDecoded<NamespaceAddRequest>(
               c.body, "request body", [&](const auto& rq) { return e.namespaces.add(rq); }, 201);
@@ -81,9 +111,11 @@ void addApiRoutes(Router& r, ApiEndpoints e) {
         rootOnly("deleting a namespace",
                  [e](const Call& c) { return reply(e.namespaces.remove(c.param)); }));
 
-  r.add("GET", kExposesPath,
-        [e](const Call&) { return jsonResponse(200, toJson(e.exposes.list())); });
-  r.add("POST", kExposesPath, [e](const Call& c) {
+  r.add("GET", kExposesPath, [e](const Call& c) {
+    return serveListing<ExposeListQuery>(
+        c, [&] { return e.exposes.list(); }, [&](const auto& q) { return e.exposes.page(q); });
+  });
+  r.add("POST", kExposesPath, mutation([e](const Call& c) {
     if (c.body.is_array()) {
       return serveDecoded<std::vector<ExposeRequest>>(
           c.body, "expose",
@@ -91,15 +123,15 @@ void addApiRoutes(Router& r, ApiEndpoints e) {
     }
     return serveDecoded<ExposeRequest>(
         c.body, "an expose", [&](const auto& rq) { return e.exposes.add(rq, c.caller); }, 201);
-  });
-  r.add("DELETE", kExposesPath, [e](const Call& c) {
+  }));
+  r.add("DELETE", kExposesPath, mutation([e](const Call& c) {
     json query = c.query();
     if (!query.contains("port")) {
       return errorResponse(invalid("missing the host port to unexpose").error());
     }
     return serveDecoded<UnexposeQuery>(
         query, "query", [&](const auto& q) { return e.exposes.remove(q, c.caller); });
-  });
+  }));
 
   r.add("GET", kMasqueradePath,
         [e](const Call&) { return jsonResponse(200, toJson(e.masquerades.list())); });
@@ -117,24 +149,34 @@ void addApiRoutes(Router& r, ApiEndpoints e) {
   }));
 
   r.add("GET", kConntrackPath, [e](const Call& c) {
-    return serveDecoded<ConntrackQuery>(
-        c.query(), "query", [&](const auto& q) { return e.conntrack.list(q); }, 200,
-        "conntrack filter");
+    auto query = decode<ConntrackQuery>(c.query(), "query", "conntrack filter");
+    if (!query) {
+      return errorResponse(query.error());
+    }
+    return query->paging().paged() ? reply(e.conntrack.page(*query))
+                                   : reply(e.conntrack.list(*query));
   });
   r.add("DELETE", kConntrackPath, rootOnly("deleting conntrack flows", [e](const Call& c) {
-          return serveDecoded<ConntrackQuery>(
-              c.query(), "query", [&](const auto& q) { return e.conntrack.remove(q); }, 200,
-              "conntrack filter");
-        }));
+    return serveDecoded<ConntrackQuery>(
+        c.query(), "query",
+        [&](const auto& q) -> Result<FlowsDeleted> {
+          if (q.limit || q.after) {
+            return invalid(std::string(q.limit ? "limit" : "after") +
+                           ": a conntrack delete takes filters, not pages");
+          }
+          return e.conntrack.remove(q);
+        },
+        200, "conntrack filter");
+  }));
 
   r.add("GET", kStatsPath, [e](const Call&) { return reply(e.metrics.stats()); });
   r.add("GET", kMetricsPath, [e](const Call&) {
     return http::Response{200, "text/plain; version=0.0.4", e.metrics.render()};
   });
   r.add("POST", kDownPath, rootOnly("gwctl down", [e](const Call&) {
-          auto done = e.down();
-          return done ? jsonResponse(200, toJson(DownResult{true})) : errorResponse(done.error());
-        }));
+    auto done = e.down();
+    return done ? jsonResponse(200, toJson(DownResult{true})) : errorResponse(done.error());
+  }));
 }
 
 } // namespace gw

@@ -182,6 +182,12 @@ Result<std::vector<Flow>> BpfDatapath::listFlows() {
   return conntrack_->list();
 }
 
+Result<FlowPage> BpfDatapath::listFlowPage(const FlowFilter& filter,
+                                           const std::optional<FlowKey>& after, size_t limit) {
+  std::lock_guard lock(mu_);
+  return conntrack_->listPage(filter, after, limit);
+}
+
 Result<size_t> BpfDatapath::deleteFlows(const FlowFilter& filter) {
   std::lock_guard lock(mu_);
   return conntrack_->deleteIf([&](const Flow& f) { return filter.matches(f); });

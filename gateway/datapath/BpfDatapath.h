@@ -77,6 +77,8 @@ public:
   Status disableHostLocal();
 
   Result<std::vector<Flow>> listFlows() override;
+  Result<FlowPage> listFlowPage(const FlowFilter& filter, const std::optional<FlowKey>& after,
+                                size_t limit) override;
   Result<size_t> deleteFlows(const FlowFilter& filter) override; // flows deleted (both halves each)
   Result<size_t> flushFlows() override;
   // Removes flows idle past their state's timeout, and orphan halves (peer gone).

@@ -127,6 +127,10 @@ FlowTuple tupleFromKey(const gw_ct_key& key) {
   return t;
 }
 
+FlowKey flowKeyOf(const gw_ct_key& key, const gw_ct_entry& entry) {
+  return {key.proto, tupleFromKey(entry.dir == GW_CT_DIR_ORIG ? key : entry.peer)};
+}
+
 Flow makeFlow(const gw_ct_key& key, const gw_ct_entry& entry, const gw_ct_entry* peer,
               uint64_t nowNs) {
   // Present the flow from its original direction whichever half we were handed.

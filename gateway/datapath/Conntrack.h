@@ -57,6 +57,17 @@ struct Flow {
   bool orphan = false; // only one half found; `reply` is the missing peer's key
 };
 
+// A flow's identity, and the order pages list flows in: its protocol and original tuple. Both
+// halves of a flow have the same key, and so has an orphan half (its `orig` is the key of the
+// original direction, present or not).
+struct FlowKey {
+  uint8_t proto = 0;
+  FlowTuple orig;
+
+  auto operator<=>(const FlowKey&) const = default;
+};
+inline FlowKey flowKey(const Flow& flow) { return {flow.proto, flow.orig}; }
+
 // Every set field must match (orig tuple); port matches either port of either tuple.
 struct FlowFilter {
   std::optional<uint8_t> proto;
@@ -77,6 +88,8 @@ std::chrono::seconds flowTimeout(uint8_t proto, std::string_view state,
                                  const CtTimeouts& timeouts);
 
 FlowTuple tupleFromKey(const gw_ct_key& key);
+// The key of the flow one entry belongs to, from that entry alone.
+FlowKey flowKeyOf(const gw_ct_key& key, const gw_ct_entry& entry);
 // Builds a flow from its original-direction half and, when found, its reply half.
 Flow makeFlow(const gw_ct_key& origKey, const gw_ct_entry& orig, const gw_ct_entry* reply,
               uint64_t nowNs);

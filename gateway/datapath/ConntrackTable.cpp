@@ -10,6 +10,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <unordered_map>
 #include <utility>
 
@@ -152,6 +153,72 @@ Result<std::vector<Flow>> ConntrackTable::list() const {
     return std::unexpected(rows.error());
   }
   return pairFlows(*rows, monotonicNs(), nullptr);
+}
+
+Result<FlowPage> ConntrackTable::listPage(const FlowFilter& filter,
+                                          const std::optional<FlowKey>& after,
+                                          size_t limit) const {
+  struct Half {
+    gw_ct_key key;
+    gw_ct_entry entry;
+  };
+  struct Halves {
+    std::optional<Half> orig;
+    std::optional<Half> reply;
+  };
+  int fd = objects_.mapFd("gw_ct_v4");
+  uint64_t now = monotonicNs();
+  bool filtered = filter.proto || filter.src || filter.dst || filter.sport || filter.dport ||
+                  filter.port || filter.ruleId;
+  // The smallest limit + 1 flow keys seen (one more than the page: whether another follows),
+  // each with the halves seen. Both halves of a flow share its key, so they meet here and are
+  // paired without a lookup.
+  std::map<FlowKey, Halves> best;
+  auto walked = forEachEntry<gw_ct_key, gw_ct_entry>(fd, [&](const gw_ct_key& key,
+                                                             const gw_ct_entry& entry) {
+    FlowKey fk = flowKeyOf(key, entry);
+    if (after && fk <= *after) {
+      return;
+    }
+    if (best.size() > limit && fk > best.rbegin()->first) {
+      return;
+    }
+    // The filter looks at tuples, which either half gives alike.
+    if (filtered && !filter.matches(makeFlow(key, entry, nullptr, now))) {
+      return;
+    }
+    Halves& h = best[fk];
+    (entry.dir == GW_CT_DIR_ORIG ? h.orig : h.reply) = Half{key, entry};
+    if (best.size() > limit + 1) {
+      best.erase(std::prev(best.end()));
+    }
+  });
+  if (!walked) {
+    return std::unexpected(walked.error());
+  }
+  FlowPage page;
+  page.more = best.size() > limit;
+  if (page.more) {
+    best.erase(std::prev(best.end()));
+  }
+  page.flows.reserve(best.size());
+  for (const auto& [fk, h] : best) {
+    if (!h.orig) {
+      // A reply half whose original half was not in the map: an orphan, as list() shows it.
+      page.flows.push_back(makeFlow(h.reply->key, h.reply->entry, nullptr, now));
+      continue;
+    }
+    // As list() pairs them: the original half with whatever entry its peer key names.
+    const gw_ct_entry* peer = nullptr;
+    gw_ct_entry looked{};
+    if (h.reply && std::memcmp(&h.reply->key, &h.orig->entry.peer, sizeof(gw_ct_key)) == 0) {
+      peer = &h.reply->entry;
+    } else if (bpf_map_lookup_elem(fd, &h.orig->entry.peer, &looked) == 0) {
+      peer = &looked;
+    }
+    page.flows.push_back(makeFlow(h.orig->key, h.orig->entry, peer, now));
+  }
+  return page;
 }
 
 Result<size_t> ConntrackTable::deleteIf(const std::function<bool(const Flow&)>& pred) {

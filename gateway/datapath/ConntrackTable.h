@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -32,6 +33,10 @@ public:
   ConntrackTable& operator=(const ConntrackTable&) = delete;
 
   Result<std::vector<Flow>> list() const;
+  // One page of the listing (Datapath::listFlowPage) from one walk that keeps only the page's
+  // candidates: the memory and time of a page do not grow with the pages before it.
+  Result<FlowPage> listPage(const FlowFilter& filter, const std::optional<FlowKey>& after,
+                            size_t limit) const;
   // Deletes both halves of every flow `pred` picks; returns the flows deleted.
   Result<size_t> deleteIf(const std::function<bool(const Flow&)>& pred);
 

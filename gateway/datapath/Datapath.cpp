@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "gateway/datapath/Datapath.h"
 
+#include <algorithm>
+
 namespace gw {
 
 Result<XdpMode> parseXdpMode(std::string_view text) {
@@ -31,6 +33,28 @@ std::string_view toString(XdpMode mode) {
     return "off";
   }
   return "?";
+}
+
+Result<FlowPage> Datapath::listFlowPage(const FlowFilter& filter,
+                                        const std::optional<FlowKey>& after, size_t limit) {
+  auto flows = listFlows();
+  if (!flows) {
+    return std::unexpected(flows.error());
+  }
+  std::erase_if(*flows, [&](const Flow& f) {
+    return !filter.matches(f) || (after && flowKey(f) <= *after);
+  });
+  auto byKey = [](const Flow& a, const Flow& b) { return flowKey(a) < flowKey(b); };
+  FlowPage page;
+  page.more = flows->size() > limit;
+  if (page.more) {
+    std::nth_element(flows->begin(), flows->begin() + static_cast<ptrdiff_t>(limit),
+                     flows->end(), byKey);
+    flows->resize(limit);
+  }
+  std::sort(flows->begin(), flows->end(), byKey);
+  page.flows = std::move(*flows);
+  return page;
 }
 
 } // namespace gw

@@ -72,6 +72,12 @@ struct DatapathStats {
   size_t ctCapacity = 0;            // GW_CT_MAX_ENTRIES
 };
 
+// One page of a conntrack listing, in FlowKey order.
+struct FlowPage {
+  std::vector<Flow> flows;
+  bool more = false; // flows follow the last one listed
+};
+
 // What one conntrack garbage collection pass did and saw.
 struct ConntrackSweep {
   size_t removed = 0;   // flows deleted
@@ -124,6 +130,10 @@ public:
   virtual Status enableHostLocal(uint64_t netnsCookie, const std::string& cgroupPath = {}) = 0;
 
   virtual Result<std::vector<Flow>> listFlows() = 0;
+  // The flows `filter` picks whose key comes after `after`, the first `limit` in FlowKey order.
+  // The default sorts listFlows(); BpfDatapath keeps only the page while it walks the map.
+  virtual Result<FlowPage> listFlowPage(const FlowFilter& filter,
+                                        const std::optional<FlowKey>& after, size_t limit);
   virtual Result<size_t> deleteFlows(const FlowFilter& filter) = 0; // flows deleted
   virtual Result<size_t> flushFlows() = 0;
   // One garbage collection pass: removes flows idle past their state's timeout, and orphan

@@ -24,6 +24,29 @@ Result<std::optional<uint16_t>> singlePort(const std::optional<PortRange>& range
   return range->first;
 }
 
+api::FlowInfo flowInfo(const Flow& f) {
+  return {.proto = std::string(protoName(f.proto)),
+          .orig = tupleInfo(f.orig),
+          .reply = tupleInfo(f.reply),
+          .state = std::string(f.state),
+          .idleSeconds = std::chrono::duration<double>(f.age).count(),
+          .ageSeconds = std::chrono::duration<double>(f.life).count(),
+          .packets = f.origCounters.packets + f.replyCounters.packets,
+          .bytes = f.origCounters.bytes + f.replyCounters.bytes,
+          .origPackets = f.origCounters.packets,
+          .replyPackets = f.replyCounters.packets,
+          .rule = f.ruleId,
+          .nat = NatKind::fromBits(f.nat)};
+}
+
+FlowKey keyOf(const api::FlowCursor& c) {
+  return {c.proto, {.src = c.src, .dst = c.dst, .sport = c.sport, .dport = c.dport}};
+}
+
+api::FlowCursor cursorOf(const FlowKey& k) {
+  return {k.proto, k.orig.src, k.orig.sport, k.orig.dst, k.orig.dport};
+}
+
 } // namespace
 
 Result<FlowFilter> flowFilter(const api::ConntrackQuery& query) {
@@ -62,21 +85,38 @@ Result<std::vector<api::FlowInfo>> ConntrackService::list(const api::ConntrackQu
   }
   std::vector<api::FlowInfo> out;
   for (const auto& f : *flows) {
-    if (!filter->matches(f)) {
-      continue;
+    if (filter->matches(f)) {
+      out.push_back(flowInfo(f));
     }
-    out.push_back({.proto = std::string(protoName(f.proto)),
-                   .orig = tupleInfo(f.orig),
-                   .reply = tupleInfo(f.reply),
-                   .state = std::string(f.state),
-                   .idleSeconds = std::chrono::duration<double>(f.age).count(),
-                   .ageSeconds = std::chrono::duration<double>(f.life).count(),
-                   .packets = f.origCounters.packets + f.replyCounters.packets,
-                   .bytes = f.origCounters.bytes + f.replyCounters.bytes,
-                   .origPackets = f.origCounters.packets,
-                   .replyPackets = f.replyCounters.packets,
-                   .rule = f.ruleId,
-                   .nat = NatKind::fromBits(f.nat)});
+  }
+  return out;
+}
+
+Result<api::ConntrackPage> ConntrackService::page(const api::ConntrackQuery& query) {
+  auto dp = ctx_.datapath.get();
+  if (!dp) {
+    return std::unexpected(dp.error());
+  }
+  auto filter = flowFilter(query);
+  if (!filter) {
+    return std::unexpected(filter.error());
+  }
+  auto paging = query.paging();
+  std::optional<FlowKey> after;
+  if (paging.after) {
+    after = keyOf(*paging.after);
+  }
+  auto flows = (*dp)->listFlowPage(*filter, after, paging.pageSize());
+  if (!flows) {
+    return std::unexpected(flows.error());
+  }
+  api::ConntrackPage out;
+  out.items.reserve(flows->flows.size());
+  for (const auto& f : flows->flows) {
+    out.items.push_back(flowInfo(f));
+  }
+  if (flows->more && !flows->flows.empty()) {
+    out.next = cursorOf(flowKey(flows->flows.back()));
   }
   return out;
 }

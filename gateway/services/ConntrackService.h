@@ -23,6 +23,8 @@ public:
   ConntrackService& operator=(const ConntrackService&) = delete;
 
   Result<std::vector<api::FlowInfo>> list(const api::ConntrackQuery& query);
+  // One page of the flows the query's filters pick, after its cursor (query.limit/after).
+  Result<api::ConntrackPage> page(const api::ConntrackQuery& query);
   Result<api::FlowsDeleted> remove(const api::ConntrackQuery& query);
   Result<api::StatsInfo> stats(const std::vector<ExposeRecord>& exposes);
 

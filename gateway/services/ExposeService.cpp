@@ -11,6 +11,7 @@
 #include "base/Failpoint.h"
 #include "base/Log.h"
 #include "bpf/gw_abi.h"
+#include "gateway/services/Paging.h"
 
 namespace gw {
 namespace {
@@ -421,6 +422,30 @@ Result<api::ExposeDeleted> ExposeService::remove(const api::UnexposeQuery& query
 }
 
 std::vector<api::ExposeInfo> ExposeService::list(const DatapathStats* known) {
+  std::vector<const ExposeRecord*> all;
+  all.reserve(ctx_.state.exposes.size());
+  for (const auto& e : ctx_.state.exposes) {
+    all.push_back(&e);
+  }
+  return infos(all, known);
+}
+
+api::ExposePage ExposeService::page(const api::ExposeListQuery& query) {
+  std::vector<const ExposeRecord*> all;
+  all.reserve(ctx_.state.exposes.size());
+  for (const auto& e : ctx_.state.exposes) {
+    all.push_back(&e);
+  }
+  // Proto, host address and first port tell exposes apart: two never share a port of an
+  // address. Only the page's exposes are described.
+  auto records = takePage(std::move(all), query, [](const ExposeRecord* e) {
+    return api::ExposeCursor{e->proto, e->hostIp, e->hostPort};
+  });
+  return {.items = infos(records.items, nullptr), .next = records.next};
+}
+
+std::vector<api::ExposeInfo> ExposeService::infos(const std::vector<const ExposeRecord*>& records,
+                                                  const DatapathStats* known) {
   std::optional<DatapathStats> read;
   if (known == nullptr && ctx_.datapath) {
     if (auto s = ctx_.datapath.dp->stats(); s) {
@@ -435,7 +460,9 @@ std::vector<api::ExposeInfo> ExposeService::list(const DatapathStats* known) {
     }
   }
   std::vector<api::ExposeInfo> out;
-  for (const auto& e : ctx_.state.exposes) {
+  out.reserve(records.size());
+  for (const ExposeRecord* record : records) {
+    const ExposeRecord& e = *record;
     Serving serving = servingPath(e);
     RuleStats c = counters[e.id];
     if (auto it = listeners_.find(e.id); it != listeners_.end()) {

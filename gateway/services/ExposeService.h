@@ -34,6 +34,8 @@ public:
   // Per expose served by the proxy: its listeners' counters summed.
   std::vector<api::ProxyStatsInfo> proxyStats();
   std::vector<api::ExposeInfo> list(const DatapathStats* known = nullptr);
+  // One page, in ExposeCursor order (proto, host address, first port).
+  api::ExposePage page(const api::ExposeListQuery& query);
 
   // Applies every expose of the state (on start), then removes the expose map entries that no
   // state names (pinned by a run that crashed mid-change); both are logged, not fatal.
@@ -59,6 +61,9 @@ private:
   // unless `flows` keeps them.
   Status unapply(const ExposeRecord& e, FlowsOfRule flows = FlowsOfRule::Remove);
   void removeGhosts();
+  // The API's view of these exposes, with their counters (from `known` if given).
+  std::vector<api::ExposeInfo> infos(const std::vector<const ExposeRecord*>& records,
+                                     const DatapathStats* known);
   Result<IpAddress> resolveTarget(const TargetSpec& target);
   Status checkPortFree(Proto proto, const PortRange& ports,
                        const std::optional<IpAddress>& hostIp);

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "tests/control/ConntrackFill.h"
 #include "tests/control/ServiceFixture.h"
 
 namespace gw::test {
@@ -117,6 +118,9 @@ const Shape kFlowTuple = {{"src", Type::String},
                           {"dst", Type::String},
                           {"dport", Type::Unsigned}};
 const Shape kDeletedCount = {{"deleted", Type::Unsigned}};
+// added: a listing asked with ?limit= or ?after= answers a page; "next" only if more follow.
+const Shape kPage = {{"items", Type::Array}, {"next", Type::String}};
+const Shape kLastPage = {{"items", Type::Array}};
 const Shape kStats = {{"reasons", Type::Object},
                       {"rules", Type::Array},
                       {"conntrack", Type::Object},
@@ -592,6 +596,136 @@ TEST_F(WireFormatTest, ErrorsAnswerTheirStatusCodes) {
                 std::string("conntrack ") + query);
   }
   expectError(api("DELETE", "/v1/conntrack"), 400, "conntrack delete without a filter");
+  EXPECT_TRUE(daemon_.running());
+}
+
+// added: listings in pages. ?limit=N&after=CURSOR, with the filters they had; the cursor is
+// the last item's key; without either parameter the answer is still one array.
+TEST_F(WireFormatTest, ListingsAnswerPages) {
+  startDaemon({"--gc-interval", "3600"});
+  auto status = expectJson(api("GET", "/v1/status"), 200, "GET /v1/status");
+  if (!status["datapath"].value("loaded", false)) {
+    GTEST_SKIP() << "the eBPF data path did not load: " << status["datapath"].dump();
+  }
+  std::string n1 = nsName("n1");
+  std::string n2 = nsName("n2");
+  ASSERT_EQ(api("POST", "/v1/namespaces", json{{"name", n1}}.dump()).status, 201);
+  ASSERT_EQ(api("POST", "/v1/namespaces", json{{"name", n2}}.dump()).status, 201);
+  for (const auto& body : std::vector<json>{
+           {{"hostPort", "6002"}, {"target", n1 + ":80"}},
+           {{"hostPort", "6000"}, {"target", n1 + ":80"}},
+           {{"hostPort", "6001"}, {"target", n1 + ":80"}, {"proto", "udp"}},
+           {{"hostPort", "6001"}, {"target", n1 + ":80"}, {"hostIp", kUplinkAddr}},
+           {{"hostPort", "7000-7009"}, {"target", n2 + ":7000-7009"}}}) {
+    ASSERT_EQ(api("POST", "/v1/exposes", body.dump()).status, 201) << body.dump();
+  }
+
+  // Follows a listing's pages from `query`; returns every item in the order listed.
+  auto follow = [&](const std::string& path, const std::string& query, size_t limit,
+                    const Shape& itemShape, std::vector<std::string>* cursors = nullptr) {
+    json all = json::array();
+    std::string after;
+    for (int pages = 0; pages < 20; ++pages) {
+      std::string target = path + "?" + query + (query.empty() ? "" : "&") +
+                           "limit=" + std::to_string(limit);
+      if (!after.empty()) {
+        target += "&after=" + after;
+      }
+      auto page = expectJson(api("GET", target), 200, "GET " + target);
+      bool last = !page.contains("next");
+      expectShape(page, last ? kLastPage : kPage, target);
+      expectArrayOf(page["items"], itemShape, target + " items");
+      EXPECT_LE(page["items"].size(), limit) << target;
+      for (const auto& item : page["items"]) {
+        all.push_back(item);
+      }
+      if (last) {
+        return all;
+      }
+      after = page["next"].get<std::string>();
+      if (cursors != nullptr) {
+        cursors->push_back(after);
+      }
+    }
+    ADD_FAILURE() << path << ": the pages do not end";
+    return all;
+  };
+
+  // Exposes, by proto, host address (* first) and port; the cursor names the last one.
+  EXPECT_TRUE(api("GET", "/v1/exposes").doc.is_array()) << "the unpaged answer is an array";
+  std::vector<std::string> cursors;
+  auto exposes = follow("/v1/exposes", "", 2, kExposeListed, &cursors);
+  std::vector<std::string> order;
+  for (const auto& e : exposes) {
+    order.push_back(e["proto"].get<std::string>() + "/" + e["hostIp"].get<std::string>() + "/" +
+                    e["hostPort"].get<std::string>());
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"tcp/*/6000", "tcp/*/6002", "tcp/*/7000-7009",
+                                             "tcp/" + std::string(kUplinkAddr) + "/6001",
+                                             "udp/*/6001"}));
+  EXPECT_EQ(cursors, (std::vector<std::string>{"tcp/*/6002",
+                                               "tcp/" + std::string(kUplinkAddr) + "/6001"}));
+  // A limit above the largest page is served as the largest page.
+  auto big = expectJson(api("GET", "/v1/exposes?limit=1000000"), 200, "limit 1000000");
+  expectShape(big, kLastPage, "limit 1000000");
+  EXPECT_EQ(big["items"].size(), 5u);
+  auto after = expectJson(api("GET", "/v1/exposes?after=tcp/*/6002"), 200, "after alone");
+  EXPECT_EQ(after["items"].size(), 3u) << "after without limit pages from there";
+
+  // Namespaces, by name.
+  EXPECT_TRUE(api("GET", "/v1/namespaces").doc.is_array());
+  auto namespaces = follow("/v1/namespaces", "", 1, kNamespaceListed);
+  ASSERT_EQ(namespaces.size(), 2u);
+  EXPECT_EQ(namespaces[0]["name"], n1);
+  EXPECT_EQ(namespaces[1]["name"], n2);
+
+  // Conntrack: 30 flows written into the map, 10 to a page, with and without filters.
+  ASSERT_EQ(fillConntrack(dir_ + "/bpffs/gw_ct_v4", kUplinkAddr, 0, 30), "");
+  EXPECT_TRUE(api("GET", "/v1/conntrack").doc.is_array());
+  cursors.clear();
+  auto flows = follow("/v1/conntrack", "", 10, kFlow, &cursors);
+  ASSERT_EQ(flows.size(), 30u);
+  EXPECT_EQ(flows[0]["orig"]["src"], "100.64.0.0");
+  EXPECT_EQ(flows[29]["orig"]["src"], "100.64.0.29");
+  EXPECT_EQ(flows[0]["state"], "ESTABLISHED");
+  EXPECT_EQ(cursors, (std::vector<std::string>{
+                         "tcp/100.64.0.9/40000/" + std::string(kUplinkAddr) + "/6000",
+                         "tcp/100.64.0.19/40000/" + std::string(kUplinkAddr) + "/6000"}));
+  EXPECT_EQ(follow("/v1/conntrack", "proto=tcp&port=6000", 7, kFlow).size(), 30u);
+  EXPECT_EQ(follow("/v1/conntrack", "proto=udp", 7, kFlow).size(), 0u);
+  auto one = follow("/v1/conntrack", "src=100.64.0.17&dport=6000", 10, kFlow);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0]["orig"]["src"], "100.64.0.17");
+
+  // Bad paging parameters: 400 naming the parameter.
+  auto expectNamed = [&](const std::string& target, const std::string& name) {
+    auto r = api("GET", target);
+    expectError(r, 400, target);
+    EXPECT_NE(r.doc.value("error", "").find(name), std::string::npos)
+        << target << ": " << r.body;
+  };
+  for (const auto& path : {"/v1/exposes", "/v1/conntrack", "/v1/namespaces"}) {
+    std::string p = path;
+    for (const auto& limit : {"0", "-1", "abc", "1.5", "4294967296", "10x"}) {
+      expectNamed(p + "?limit=" + limit, "limit");
+    }
+  }
+  for (const auto& cursor : {"banana", "tcp/*", "tcp/*/0", "sctp/*/6000", "tcp/1.2.3/6000",
+                             "tcp/*/6000/1"}) {
+    expectNamed(std::string("/v1/exposes?limit=2&after=") + cursor, "after");
+  }
+  for (const auto& cursor :
+       {"banana", "tcp/1.2.3.4/1/5.6.7.8", "tcp/1.2.3.4/1/5.6.7.8/70000", "x/1.2.3.4/1/5.6.7.8/2",
+        "tcp/1.2.3.4/-1/5.6.7.8/2", "tcp/1.2.3/1/5.6.7.8/2"}) {
+    expectNamed(std::string("/v1/conntrack?limit=2&after=") + cursor, "after");
+  }
+  expectNamed("/v1/exposes?limit=2&page=3", "page");
+  expectNamed("/v1/namespaces?offset=3", "offset");
+  expectNamed("/v1/conntrack?limit=2&bogus=1", "bogus");
+  auto del = api("DELETE", "/v1/conntrack?proto=tcp&limit=5");
+  expectError(del, 400, "a conntrack delete with a limit");
+  EXPECT_NE(del.doc.value("error", "").find("limit"), std::string::npos) << del.body;
+  EXPECT_EQ(follow("/v1/conntrack", "", 100, kFlow).size(), 30u) << "the bad delete deleted";
   EXPECT_TRUE(daemon_.running());
 }
 
