@@ -27,7 +27,8 @@ public:
   std::vector<api::ExposeInfo> list(const DatapathStats* known = nullptr);
 
   // Applies every expose of the state (on start), then removes the expose map entries that no
-  // state names (pinned by a run that crashed mid-change); both are logged, not fatal.
+  // state names (pinned by a run that crashed mid-change). Entries restored and removed are
+  // logged; failures too, and are not fatal.
   void reconcile();
   // Removes every expose from the data path and the proxy, and stops the proxy.
   void teardown(std::vector<std::string>& problems);
@@ -45,7 +46,8 @@ private:
   Status apply(const ExposeRecord& e);
   Status applyProxy(const ExposeRecord& e);
   Status unapply(const ExposeRecord& e);
-  void removeGhosts();
+  // The expose map entries of `e` (one per port), when the eBPF path serves it.
+  std::vector<ExposeEntry> entriesOf(const ExposeRecord& e) const;
   Result<IpAddress> resolveTarget(const TargetSpec& target);
   Status checkPortFree(Proto proto, const PortRange& ports,
                        const std::optional<IpAddress>& hostIp);

@@ -4,12 +4,14 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <set>
 
 #include "base/Failpoint.h"
 #include "base/Log.h"
 #include "base/Names.h"
+#include "gateway/services/RepairLog.h"
 #include "gateway/services/AddressPlan.h"
 
 namespace gw {
@@ -284,6 +286,16 @@ void NamespaceService::rollBackPending() {
 
 Status NamespaceService::reconcile() {
   rollBackPending();
+  // The endpoint map before this start wrote to it: what it lacked is logged as restored.
+  std::optional<std::map<IpAddress, EndpointEntry>> before;
+  if (Datapath* dp = ctx_.datapath.dp; dp != nullptr && dp->adopted()) {
+    if (auto entries = dp->listEndpoints(); entries) {
+      before.emplace();
+      for (const auto& e : *entries) {
+        before->emplace(e.addr, e);
+      }
+    }
+  }
   for (const auto& bridge : ctx_.state.bridges) {
     if (auto r = topology_.ensureBridge(bridge, nullptr); !r) {
       return within(r.error(), "reconcile bridge " + bridge.name);
@@ -299,7 +311,76 @@ Status NamespaceService::reconcile() {
     }
     log::info("reconciled namespace ", ns.name, " address ", ns.address.str());
   }
+  removeStrays(before);
   return {};
+}
+
+void NamespaceService::removeStrays(
+    const std::optional<std::map<IpAddress, EndpointEntry>>& before) {
+  Datapath* dp = ctx_.datapath.dp;
+  if (dp == nullptr) {
+    return;
+  }
+  std::set<IpAddress> addresses;
+  std::set<int> links;
+  for (const auto& ns : ctx_.state.namespaces) {
+    addresses.insert(ns.address.addr);
+    if (auto link = topology_.link(ns.hostLink); link) {
+      links.insert(link->index);
+    }
+  }
+  auto describe = [](const EndpointEntry& e) {
+    return e.addr.str() + " via ifindex " + std::to_string(e.hostIfindex);
+  };
+  if (auto entries = dp->listEndpoints(); !entries) {
+    log::warn("reconcile: endpoint map not read (entries no state names stay): ",
+              entries.error().str());
+  } else {
+    RepairLog restored("endpoint entries of the state restored");
+    RepairLog removed("endpoint entries without state removed");
+    for (const auto& e : *entries) {
+      if (addresses.contains(e.addr)) {
+        if (!before) {
+          continue;
+        }
+        if (auto was = before->find(e.addr); was == before->end() || was->second != e) {
+          restored.add("endpoint entry ", describe(e),
+                       was == before->end() ? " restored" : " rewritten", ": the state has it");
+        }
+        continue;
+      }
+      // A namespace whose state was lost, or that a crash cut short: nothing may be sent there.
+      if (auto r = dp->deleteEndpoint(e.addr); !r) {
+        log::warn("reconcile: endpoint entry ", describe(e), " that no state names not removed: ",
+                  r.error().str());
+        continue;
+      }
+      removed.add("removed endpoint entry ", describe(e), ": no managed namespace has it");
+    }
+    restored.summary();
+    removed.summary();
+  }
+  // The record of endpoint programs names what teardown detaches: one of a link that is gone,
+  // or that no managed namespace uses, goes (with its program and clsact, if still there).
+  auto attached = dp->listEndpointAttachments();
+  if (!attached) {
+    log::warn("reconcile: endpoint programs not listed: ", attached.error().str());
+    return;
+  }
+  RepairLog detached("endpoint programs without state removed");
+  for (int ifindex : *attached) {
+    if (links.contains(ifindex)) {
+      continue;
+    }
+    if (auto r = dp->detachEndpoint(ifindex); !r) {
+      log::warn("reconcile: endpoint program on ifindex ", ifindex, " not removed: ",
+                r.error().str());
+      continue;
+    }
+    detached.add("removed the endpoint program of ifindex ", ifindex,
+                 ": no managed namespace's link has it");
+  }
+  detached.summary();
 }
 
 Status NamespaceService::applyToDatapath(const NamespaceRecord& ns) {
