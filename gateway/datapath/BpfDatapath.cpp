@@ -129,6 +129,11 @@ Status BpfDatapath::deleteLocalAddress(const IpAddress& addr) {
   return rules_->deleteLocalAddress(addr);
 }
 
+Result<std::vector<IpAddress>> BpfDatapath::listLocalAddresses() {
+  std::lock_guard lock(mu_);
+  return rules_->listLocalAddresses();
+}
+
 Status BpfDatapath::addExpose(const ExposeEntry& entry) {
   std::lock_guard lock(mu_);
   return rules_->addExpose(entry);

@@ -60,7 +60,8 @@ public:
 
   Status setHairpinAddress(const IpAddress& addr) override;
   Status addLocalAddress(const IpAddress& addr) override;
-  Status deleteLocalAddress(const IpAddress& addr);
+  Status deleteLocalAddress(const IpAddress& addr) override;
+  Result<std::vector<IpAddress>> listLocalAddresses() override;
 
   Status addExpose(const ExposeEntry& entry) override;
   // Also deletes that rule's conntrack flows (both halves).

@@ -129,6 +129,10 @@ public:
 
   virtual Status setHairpinAddress(const IpAddress& addr) = 0;
   virtual Status addLocalAddress(const IpAddress& addr) = 0;
+  // Absent is not an error.
+  virtual Status deleteLocalAddress(const IpAddress& addr) = 0;
+  // Every entry of the local address map (pinned: an earlier run's too).
+  virtual Result<std::vector<IpAddress>> listLocalAddresses() = 0;
 
   virtual Status addExpose(const ExposeEntry& entry) = 0;
   // Every entry of the expose map (pinned: an earlier run's too).

@@ -185,6 +185,19 @@ Status RuleMaps::deleteLocalAddress(const IpAddress& addr) {
   return deleteByAddr(objects_.mapFd("gw_local_v4"), addr, "local address");
 }
 
+Result<std::vector<IpAddress>> RuleMaps::listLocalAddresses() const {
+  auto rows = dumpMap<gw_addr, uint32_t>(objects_.mapFd("gw_local_v4"));
+  if (!rows) {
+    return std::unexpected(rows.error());
+  }
+  std::vector<IpAddress> out;
+  for (const auto& [key, value] : *rows) {
+    out.push_back(v4Address(key));
+  }
+  std::ranges::sort(out);
+  return out;
+}
+
 Status RuleMaps::addExpose(const ExposeEntry& entry) {
   auto key = exposeKey(entry.proto, entry.hostAddr, entry.hostPort);
   if (!key) {

@@ -39,6 +39,7 @@ public:
 
   Status addLocalAddress(const IpAddress& addr);
   Status deleteLocalAddress(const IpAddress& addr);
+  Result<std::vector<IpAddress>> listLocalAddresses() const; // ascending
 
   Status addExpose(const ExposeEntry& entry);
   Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort); // ENOENT

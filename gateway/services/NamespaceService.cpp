@@ -147,6 +147,7 @@ Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest
       undoDatapath(rec); // before the Rollback takes the veth it needs
     }
     rollback.undo();
+    (void)syncLocalAddresses(); // the address of a bridge this add made is gone again
     (void)ctx_.store.commit(state); // if this fails too, the next start rolls it back
     return fail(e.kind, "ns add " + rec.name + ": " + what + e.str() + " (rolled back)");
   };
@@ -216,6 +217,7 @@ Result<api::NamespaceDeleted> NamespaceService::remove(const std::string& name) 
   if (auto r = ctx_.store.commit(state); !r) {
     return std::unexpected(r.error());
   }
+  (void)syncLocalAddresses(); // the bridge's address, if it went
   log::info("ns del ", name);
   return api::NamespaceDeleted{.name = name, .deleted = true};
 }
@@ -461,13 +463,33 @@ Status NamespaceService::syncLocalAddresses() {
   if (!addrs) {
     return std::unexpected(addrs.error());
   }
+  std::set<IpAddress> host;
   for (const auto& a : *addrs) {
     if (a.prefix.addr.bytes[0] == 127) {
       continue;
     }
+    host.insert(a.prefix.addr);
     if (auto r = dp->addLocalAddress(a.prefix.addr); !r) {
       return r;
     }
+  }
+  // An address the host no longer has (a bridge gone with its last namespace, or rolled back
+  // after a crash) must not take exposes meant for the host's own addresses.
+  auto mapped = dp->listLocalAddresses();
+  if (!mapped) {
+    log::warn("local address map not read (addresses the host lost stay): ",
+              mapped.error().str());
+    return {};
+  }
+  for (const auto& addr : *mapped) {
+    if (host.contains(addr)) {
+      continue;
+    }
+    if (auto r = dp->deleteLocalAddress(addr); !r) {
+      log::warn("local address ", addr.str(), " the host lost not removed: ", r.error().str());
+      continue;
+    }
+    log::info("local address ", addr.str(), " is no longer the gateway host's: removed");
   }
   return {};
 }

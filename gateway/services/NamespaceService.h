@@ -31,7 +31,8 @@ public:
   void teardown(std::vector<std::string>& problems);
   // The subnets of managed namespaces: masqueraded for as long as a namespace uses them.
   std::vector<IpPrefix> subnets() const;
-  // Gives the data path every address of the gateway host (so DNAT answers on all of them).
+  // Gives the data path every address of the gateway host (so DNAT answers on all of them),
+  // and takes away those the host no longer has.
   Status syncLocalAddresses();
 
 private:

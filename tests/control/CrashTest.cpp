@@ -6,7 +6,7 @@
 // tc attachment is left that the state does not name.
 //
 // Delays are spread over the operation's measured duration (in bands, so that kills land
-// before it reaches gatewayd, amid it and after it) and drawn from one seed, printed first:
+// before it reaches gatewayd, amid it and after it; see Delays) and drawn from one seed, printed first:
 // GW_CRASH_SEED=N replays a failure's delays, GW_CRASH_RUNS=N sets the runs of each test.
 #include <arpa/inet.h>
 #include <signal.h>
@@ -139,6 +139,15 @@ std::map<std::string, int> endpointMapAt(const std::string& bpffs) {
   std::map<std::string, int> out;
   for (const auto& e : dumpPinned(bpffs + "/gw_endpoint_v4")) {
     out[v4(e["formatted"]["key"])] = e["formatted"]["value"]["ifindex"].get<int>();
+  }
+  return out;
+}
+
+// Local address map: the gateway host's addresses that exposes on any address answer on.
+std::set<std::string> localMapAt(const std::string& bpffs) {
+  std::set<std::string> out;
+  for (const auto& e : dumpPinned(bpffs + "/gw_local_v4")) {
+    out.insert(v4(e["formatted"]["key"]));
   }
   return out;
 }
@@ -306,6 +315,54 @@ std::string network(const std::string& cidr) {
   return p ? p->network().str() : cidr;
 }
 
+// When an operation's client, started at 0, reaches gatewayd (about what a `gwctl status`
+// takes) and when it is done, as measured.
+struct Timing {
+  Millis reaches;
+  Millis done;
+};
+
+// The kill delays for one operation. Runs take turns at five bands: before the client reaches
+// gatewayd, three times amid the operation, and after it (up to 1.4 times its duration). The
+// middle narrows towards the delays between the longest that found nothing done and the
+// shortest that found it all done (never below a third of the measured span), so that on a
+// slow or noisy machine kills still land amid the work.
+class Delays {
+public:
+  explicit Delays(Timing t) : t_(t), lo_(t.reaches), hi_(t.done) {}
+
+  Millis next(int run, std::mt19937_64& rng) {
+    Millis width = std::max(hi_ - lo_, (t_.done - t_.reaches) / 3);
+    Millis mid = (lo_ + hi_) / 2;
+    Millis lo = std::max(Millis(0), mid - width / 2);
+    Millis from[5] = {Millis(0), lo, lo, lo, t_.done};
+    Millis to[5] = {t_.reaches, lo + width, lo + width, lo + width, t_.done * 1.4};
+    std::uniform_real_distribution<double> d(from[run % 5].count(), to[run % 5].count());
+    return Millis(d(rng));
+  }
+
+  void saw(Millis delay, Phase phase) {
+    if (phase != kAfter && delay >= t_.done) {
+      t_.done = delay * 1.2; // slower than measured: "after" lies further out
+      hi_ = std::max(hi_, delay);
+    }
+    if (phase == kBefore && delay > lo_) {
+      lo_ = delay;
+    } else if (phase == kAfter && delay < hi_) {
+      hi_ = delay;
+    }
+    if (lo_ >= hi_) { // timing changed under us: start again from the measurement
+      lo_ = t_.reaches;
+      hi_ = t_.done;
+    }
+  }
+
+private:
+  Timing t_;
+  Millis lo_;
+  Millis hi_;
+};
+
 class CrashTest : public ServiceFixture {
 protected:
   void SetUp() override {
@@ -318,22 +375,6 @@ protected:
   }
 
   std::string bpffs() const { return dir_ + "/bpffs"; }
-
-  // When an operation's client, started at 0, reaches gatewayd (about what a `gwctl status`
-  // takes) and when it is done.
-  struct Timing {
-    Millis reaches;
-    Millis done;
-  };
-
-  // Run `run`'s delay: runs take turns at four bands, before the client reaches gatewayd,
-  // twice amid the operation, and after it (up to 1.4 times its duration).
-  Millis delayFor(int run, Timing t) {
-    Millis from[4] = {Millis(0), t.reaches, t.reaches, t.done};
-    Millis to[4] = {t.reaches, t.done, t.done, t.done * 1.4};
-    std::uniform_real_distribution<double> d(from[run % 4].count(), to[run % 4].count());
-    return Millis(d(rng_));
-  }
 
   // The median duration of three runs of `argv`, each followed by `undo` (when not empty).
   Millis median3(const std::vector<std::string>& argv,
@@ -495,6 +536,15 @@ protected:
     }
     EXPECT_EQ(endpointMapAt(bpffs()), endpointsWanted) << "endpoint map vs the state";
     EXPECT_EQ(attachRecordAt(bpffs()), attachWanted) << "recorded attachments vs the state";
+    std::set<std::string> hostAddrs;
+    for (const auto& link : ipJson({"-n", gwh(), "-4", "addr", "show"})) {
+      for (const auto& a : link.value("addr_info", json::array())) {
+        if (!a["local"].get<std::string>().starts_with("127.")) {
+          hostAddrs.insert(a["local"].get<std::string>());
+        }
+      }
+    }
+    EXPECT_EQ(localMapAt(bpffs()), hostAddrs) << "local address map vs the host's addresses";
     auto hasBpf = [&](const std::string& dev, const std::string& dir) {
       auto r = run({"tc", "-n", gwh(), "filter", "show", "dev", dev, dir});
       return r.out.find("bpf") != std::string::npos && r.out.find("direct-action") != std::string::npos;
@@ -578,10 +628,11 @@ TEST_F(CrashTest, AnExposeBatchIsAllOrNothing) {
   Timing typical{reachTime(), timed(expose(batchFile(0)))};
   std::cout << "[crash] expose --file of " << kLines << " lines takes " << ms(typical.done)
             << " (gwctl status " << ms(typical.reaches) << ")" << std::endl;
+  Delays delays(typical);
   int block = 1;
   int kept = 1; // batches the state holds
   Tally tally{"expose --file"};
-  int runs = runsOr(18);
+  int runs = runsOr(15);
   for (int run = 0; run < runs && !HasFailure(); ++run) {
     if (kept == 3 || block == kBlocks) {
       // Bounded: each batch kept makes every later start and check slower.
@@ -592,7 +643,7 @@ TEST_F(CrashTest, AnExposeBatchIsAllOrNothing) {
       block = 0;
       kept = 0;
     }
-    Millis delay = delayFor(run, typical);
+    Millis delay = delays.next(run, rng_);
     auto client = runAndKill(expose(batchFile(block)), delay);
     size_t pinned = 0;
     for (const auto& [key, value] : exposeMapAt(bpffs())) {
@@ -605,6 +656,7 @@ TEST_F(CrashTest, AnExposeBatchIsAllOrNothing) {
     }
     Phase phase = saved > 0 ? kAfter : pinned > 0 ? kMidway : kBefore;
     tally.add(phase);
+    delays.saw(delay, phase);
     std::cout << "[crash] expose run " << run << ": kill at " << ms(delay) << ", gwctl exit "
               << client.status << ", " << pinned << "/" << kLines
               << " entries pinned at the kill, " << saved << " in the state after, "
@@ -646,11 +698,12 @@ TEST_F(CrashTest, AnNsAddLeavesNothingHalfMade) {
   Timing typical{reachTime(), median3(client(add(first, 0)), client({"ns", "del", first}))};
   std::cout << "[crash] ns add takes " << ms(typical.done) << " (gwctl status "
             << ms(typical.reaches) << ")" << std::endl;
+  Delays delays(typical);
   Tally tally{"ns add"};
-  int runs = runsOr(18);
+  int runs = runsOr(16);
   for (int run = 0; run < runs && !HasFailure(); ++run) {
     std::string name = nsName("n" + std::to_string(run));
-    Millis delay = delayFor(run, typical);
+    Millis delay = delays.next(run, rng_);
     auto killed = runAndKill(client(add(name, run % 3)), delay);
     // What the kill left, before any start repairs it.
     bool made = netnsExists(name) || ipJson({"-n", gwh(), "link", "show"}).size() > 2;
@@ -664,6 +717,7 @@ TEST_F(CrashTest, AnNsAddLeavesNothingHalfMade) {
     }
     Phase phase = saved ? kAfter : (made || intent) ? kMidway : kBefore;
     tally.add(phase);
+    delays.saw(delay, phase);
     std::cout << "[crash] ns add run " << run << " (shape " << run % 3 << "): kill at "
               << ms(delay) << ", gwctl exit " << killed.status << ", at the kill: intent "
               << (intent ? "written" : "not written") << ", kernel objects "
@@ -718,15 +772,17 @@ TEST_F(CrashTest, MasqueradeAddAndDelKeepTheMapEqualToTheState) {
     return out;
   };
   auto phaseOf = [](size_t n, size_t all) { return n == 0 ? kBefore : n == all ? kAfter : kMidway; };
+  Delays addDelays(adding);
   Tally adds{"masquerade add (" + std::to_string(kRules) + " in a row)"};
   Tally dels{"masquerade del (of those added)"};
   int runs = runsOr(8);
   for (int run = 0; run < runs && !HasFailure(); ++run) {
-    Millis delay = delayFor(run, adding);
+    Millis delay = addDelays.next(run, rng_);
     auto client = runAndKill(eachOf("masquerade add $i", sources), delay);
     auto present = inState(restartAndCheck());
     size_t n = doneInOrder(sources, [&](const auto& s) { return present.contains(s); }, client.out);
     adds.add(phaseOf(n, sources.size()));
+    addDelays.saw(delay, phaseOf(n, sources.size()));
     std::cout << "[crash] masquerade add run " << run << ": kill at " << ms(delay) << ", " << n
               << "/" << kRules << " added, " << repairsLogged() << " repair lines logged: "
               << kPhaseNames[phaseOf(n, sources.size())] << std::endl;
@@ -739,7 +795,7 @@ TEST_F(CrashTest, MasqueradeAddAndDelKeepTheMapEqualToTheState) {
       return std::ranges::find(sources, a) < std::ranges::find(sources, b);
     });
     double part = static_cast<double>(added.size()) / kRules;
-    delay = delayFor(run + 1, {reaches, reaches + (deleting.done - reaches) * part});
+    delay = Delays({reaches, reaches + (deleting.done - reaches) * part}).next(run + 1, rng_);
     client = runAndKill(eachOf("masquerade del $i", added), delay);
     present = inState(restartAndCheck());
     n = doneInOrder(added, [&](const auto& s) { return !present.contains(s); }, client.out);
@@ -773,19 +829,25 @@ TEST_F(CrashTest, UnexposeOneByOneKeepsTheMapEqualToTheState) {
     ASSERT_TRUE(r.ok()) << r.err;
   };
   exposeBatch();
-  std::vector<std::string> firstRun(remaining.begin(), remaining.begin() + kPerRun);
-  Timing typical{reachTime(true), timed(eachOf("unexpose $i", firstRun))};
-  remaining.erase(remaining.begin(), remaining.begin() + kPerRun);
+  std::vector<Millis> took;
+  for (int i = 0; i < 3; ++i) {
+    std::vector<std::string> ports(remaining.begin(), remaining.begin() + kPerRun);
+    took.push_back(timed(eachOf("unexpose $i", ports)));
+    remaining.erase(remaining.begin(), remaining.begin() + kPerRun);
+  }
+  std::ranges::sort(took);
+  Timing typical{reachTime(true), took[1]};
   std::cout << "[crash] " << kPerRun << " unexposes take " << ms(typical.done)
             << " (gwctl status in a shell " << ms(typical.reaches) << ")" << std::endl;
+  Delays delays(typical);
   Tally tally{"unexpose (" + std::to_string(kPerRun) + " in a row)"};
-  int runs = runsOr(14);
+  int runs = runsOr(12);
   for (int run = 0; run < runs && !HasFailure(); ++run) {
     if (remaining.size() < kPerRun) {
       exposeBatch();
     }
     std::vector<std::string> ports(remaining.begin(), remaining.begin() + kPerRun);
-    Millis delay = delayFor(run, typical);
+    Millis delay = delays.next(run, rng_);
     auto client = runAndKill(eachOf("unexpose $i", ports), delay);
     json state = restartAndCheck();
     std::set<std::string> exposed;
@@ -795,6 +857,7 @@ TEST_F(CrashTest, UnexposeOneByOneKeepsTheMapEqualToTheState) {
     size_t n = doneInOrder(ports, [&](const auto& p) { return !exposed.contains(p); }, client.out);
     Phase phase = n == 0 ? kBefore : n == ports.size() ? kAfter : kMidway;
     tally.add(phase);
+    delays.saw(delay, phase);
     std::cout << "[crash] unexpose run " << run << ": kill at " << ms(delay) << ", " << n << "/"
               << kPerRun << " unexposed, " << repairsLogged()
               << " repair lines logged: " << kPhaseNames[phase] << std::endl;

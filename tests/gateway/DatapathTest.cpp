@@ -847,6 +847,9 @@ TEST_F(DatapathTopology, TheRuleMapsListWhatTheyHold) {
   auto attached = dp->listEndpointAttachments();
   ASSERT_TRUE(attached) << attached.error().str();
   EXPECT_EQ(*attached, std::vector<int>{endpoint_}) << "the uplink is not an endpoint";
+  auto local = dp->listLocalAddresses();
+  ASSERT_TRUE(local) << local.error().str();
+  EXPECT_EQ(*local, (std::vector<IpAddress>{ip("10.88.0.1"), ip("198.18.0.1")}));
 
   ok = dp->deleteMasquerade(*IpPrefix::parse("10.1.2.0/24"));
   ASSERT_TRUE(ok) << ok.error().str();
@@ -854,6 +857,10 @@ TEST_F(DatapathTopology, TheRuleMapsListWhatTheyHold) {
   ASSERT_TRUE(ok) << ok.error().str();
   ok = dp->detachEndpoint(endpoint_);
   ASSERT_TRUE(ok) << ok.error().str();
+  ok = dp->deleteLocalAddress(ip("10.88.0.1"));
+  ASSERT_TRUE(ok) << ok.error().str();
+  EXPECT_EQ(dp->listLocalAddresses().value_or(std::vector<IpAddress>{}),
+            std::vector<IpAddress>{ip("198.18.0.1")});
   EXPECT_EQ(dp->listMasquerades().value_or(std::vector<MasqueradeEntry>{}).size(), 2u);
   EXPECT_TRUE(dp->listEndpoints().value_or(std::vector<EndpointEntry>{{}}).empty());
   EXPECT_TRUE(dp->listEndpointAttachments().value_or(std::vector<int>{0}).empty());

@@ -74,6 +74,18 @@ Status FakeDatapath::addLocalAddress(const IpAddress& addr) {
   return {};
 }
 
+Status FakeDatapath::deleteLocalAddress(const IpAddress& addr) {
+  localAddresses_.erase(addr);
+  return {};
+}
+
+Result<std::vector<IpAddress>> FakeDatapath::listLocalAddresses() {
+  if (failList_) {
+    return injected("listLocalAddresses");
+  }
+  return std::vector<IpAddress>(localAddresses_.begin(), localAddresses_.end());
+}
+
 Status FakeDatapath::addExpose(const ExposeEntry& entry) {
   if (++addExposeCalls_ == failAddExposeAt_) {
     return injected("addExpose port " + std::to_string(entry.hostPort));

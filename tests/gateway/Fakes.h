@@ -54,6 +54,8 @@ class FakeDatapath final : public Datapath {
   Result<std::vector<int>> listEndpointAttachments() override;
   Status setHairpinAddress(const IpAddress& addr) override;
   Status addLocalAddress(const IpAddress& addr) override;
+  Status deleteLocalAddress(const IpAddress& addr) override;
+  Result<std::vector<IpAddress>> listLocalAddresses() override;
   Status addExpose(const ExposeEntry& entry) override;
   Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) override;
   Result<std::vector<ExposeEntry>> listExposes() override;

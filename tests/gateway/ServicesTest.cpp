@@ -843,6 +843,14 @@ TEST_F(NamespaceRules, ReconcileRemovesEndpointsAndProgramsThatNoNamespaceHas) {
   EXPECT_EQ(dp_.endpointPrograms_, (std::set<int>{linkA, linkB}));
 }
 
+TEST_F(NamespaceRules, TheLocalAddressMapFollowsTheHostsAddresses) {
+  addNamespace("p", "10.60.0.0/24", "br1");
+  EXPECT_TRUE(dp_.localAddresses_.contains(ip("10.60.0.1"))) << "the new bridge's address";
+  dp_.localAddresses_.insert(ip("10.9.9.9"));  // an address the host had in an earlier run
+  ASSERT_TRUE(namespaces_.remove("p"));
+  EXPECT_EQ(dp_.localAddresses_, (std::set<IpAddress>{ip("192.0.2.10"), ip("192.0.2.11")}));
+}
+
 TEST_F(NamespaceRules, ACrashMidNsAddLeavesNoEntryOnceEveryServiceReconciled) {
   addNamespace("b");
   ASSERT_TRUE(exposes_.add(expose("7000", "b:80")));
