@@ -4,14 +4,15 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <set>
 #include <tuple>
 
 #include "base/Failpoint.h"
 #include "base/Log.h"
-#include "gateway/services/RepairLog.h"
 #include "bpf/gw_abi.h"
+#include "gateway/services/RepairLog.h"
 
 namespace gw {
 namespace {

@@ -11,8 +11,8 @@
 #include "base/Failpoint.h"
 #include "base/Log.h"
 #include "base/Names.h"
-#include "gateway/services/RepairLog.h"
 #include "gateway/services/AddressPlan.h"
+#include "gateway/services/RepairLog.h"
 
 namespace gw {
 
