@@ -6,8 +6,9 @@
 // tc attachment is left that the state does not name.
 //
 // Delays are spread over the operation's measured duration (in bands, so that kills land
-// before it reaches gatewayd, amid it and after it; see Delays) and drawn from one seed, printed first:
-// GW_CRASH_SEED=N replays a failure's delays, GW_CRASH_RUNS=N sets the runs of each test.
+// before it reaches gatewayd, amid it and after it; see Delays) and drawn from one seed, printed
+// first with every delay: GW_CRASH_SEED=N draws the same again (the middle band also follows
+// what earlier kills found), GW_CRASH_RUNS=N sets the runs of each test.
 #include <arpa/inet.h>
 #include <signal.h>
 
