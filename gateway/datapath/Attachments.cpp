@@ -288,6 +288,16 @@ Status Attachments::detachEndpoint(int ifindex) {
   return detachInterface(ifindex);
 }
 
+std::vector<int> Attachments::endpointIfindexes() const {
+  std::vector<int> out;
+  for (const auto& [ifindex, flags] : records_) {
+    if (flags != 0 && ifindex != uplinkIfindex_ && (flags & kAttachUplink) == 0) {
+      out.push_back(ifindex);
+    }
+  }
+  return out;
+}
+
 // Undoes every attachment recorded for an interface. An interface that is gone (its
 // namespace deleted) took its hooks with it: ENODEV/ENOENT count as done.
 Status Attachments::detachInterface(int ifindex) {

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/Error.h"
 #include "base/Fd.h"
@@ -36,6 +37,8 @@ public:
 
   Status attachEndpoint(int ifindex); // tc ingress
   Status detachEndpoint(int ifindex);
+  // The interfaces recorded with an attachment other than the uplink, ascending.
+  std::vector<int> endpointIfindexes() const;
 
   // Every socket hook on the cgroup v2 at `cgroupPath` ("" = the cgroup2 mount's root) with
   // BPF links, pinned with the maps. Again: swaps the programs under links on the same cgroup.

@@ -104,6 +104,16 @@ Status BpfDatapath::deleteEndpoint(const IpAddress& addr) {
   return rules_->deleteEndpoint(addr);
 }
 
+Result<std::vector<EndpointEntry>> BpfDatapath::listEndpoints() {
+  std::lock_guard lock(mu_);
+  return rules_->listEndpoints();
+}
+
+Result<std::vector<int>> BpfDatapath::listEndpointAttachments() {
+  std::lock_guard lock(mu_);
+  return attachments_->endpointIfindexes();
+}
+
 Status BpfDatapath::setHairpinAddress(const IpAddress& addr) {
   std::lock_guard lock(mu_);
   return rules_->setHairpinAddress(addr);
@@ -117,6 +127,11 @@ Status BpfDatapath::addLocalAddress(const IpAddress& addr) {
 Status BpfDatapath::deleteLocalAddress(const IpAddress& addr) {
   std::lock_guard lock(mu_);
   return rules_->deleteLocalAddress(addr);
+}
+
+Result<std::vector<IpAddress>> BpfDatapath::listLocalAddresses() {
+  std::lock_guard lock(mu_);
+  return rules_->listLocalAddresses();
 }
 
 Status BpfDatapath::addExpose(const ExposeEntry& entry) {
@@ -158,6 +173,11 @@ Status BpfDatapath::addMasquerade(const IpPrefix& source, int outIfindex) {
 Status BpfDatapath::deleteMasquerade(const IpPrefix& source) {
   std::lock_guard lock(mu_);
   return rules_->deleteMasquerade(source);
+}
+
+Result<std::vector<MasqueradeEntry>> BpfDatapath::listMasquerades() {
+  std::lock_guard lock(mu_);
+  return rules_->listMasquerades();
 }
 
 Status BpfDatapath::enableHostLocal(uint64_t netnsCookie, const std::string& cgroupPath) {

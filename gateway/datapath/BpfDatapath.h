@@ -55,10 +55,13 @@ public:
                      std::array<uint8_t, 6> hostMac) override;
   // Absent is not an error.
   Status deleteEndpoint(const IpAddress& addr) override;
+  Result<std::vector<EndpointEntry>> listEndpoints() override;
+  Result<std::vector<int>> listEndpointAttachments() override;
 
   Status setHairpinAddress(const IpAddress& addr) override;
   Status addLocalAddress(const IpAddress& addr) override;
-  Status deleteLocalAddress(const IpAddress& addr);
+  Status deleteLocalAddress(const IpAddress& addr) override;
+  Result<std::vector<IpAddress>> listLocalAddresses() override;
 
   Status addExpose(const ExposeEntry& entry) override;
   // Also deletes that rule's conntrack flows (both halves).
@@ -69,6 +72,7 @@ public:
   // outIfindex 0 = the uplink.
   Status addMasquerade(const IpPrefix& source, int outIfindex) override;
   Status deleteMasquerade(const IpPrefix& source) override;
+  Result<std::vector<MasqueradeEntry>> listMasquerades() override;
 
   // Socket hooks (connect4/sendmsg4/...) on a cgroup v2 with BPF links, acting only on sockets
   // of the namespace with `netnsCookie`. cgroupPath "" = the root of the cgroup2 mount (every

@@ -50,6 +50,26 @@ struct ExposeEntry {
   IpAddress targetAddr;
   uint16_t targetPort = 0; // host order
   uint32_t ruleId = 0;     // per-rule counters; < GW_RULE_MAX, 0 = no counters
+
+  bool operator==(const ExposeEntry&) const = default;
+};
+
+// An entry of the masquerade map: sources in `source` leave with the uplink's address.
+struct MasqueradeEntry {
+  IpPrefix source;
+  int outIfindex = 0; // 0 = the uplink
+
+  bool operator==(const MasqueradeEntry&) const = default;
+};
+
+// An entry of the endpoint map: a managed namespace's address behind its veth.
+struct EndpointEntry {
+  IpAddress addr;
+  int hostIfindex = 0;
+  std::array<uint8_t, 6> peerMac{};
+  std::array<uint8_t, 6> hostMac{};
+
+  bool operator==(const EndpointEntry&) const = default;
 };
 
 struct ReasonCount {
@@ -110,9 +130,18 @@ public:
                              std::array<uint8_t, 6> peerMac, std::array<uint8_t, 6> hostMac) = 0;
   // Absent is not an error.
   virtual Status deleteEndpoint(const IpAddress& addr) = 0;
+  // Every entry of the endpoint map (pinned: an earlier run's too).
+  virtual Result<std::vector<EndpointEntry>> listEndpoints() = 0;
+  // The interfaces recorded as carrying the endpoint program (an earlier run's too; some may
+  // be gone with their namespace). The uplink is not one of them.
+  virtual Result<std::vector<int>> listEndpointAttachments() = 0;
 
   virtual Status setHairpinAddress(const IpAddress& addr) = 0;
   virtual Status addLocalAddress(const IpAddress& addr) = 0;
+  // Absent is not an error.
+  virtual Status deleteLocalAddress(const IpAddress& addr) = 0;
+  // Every entry of the local address map (pinned: an earlier run's too).
+  virtual Result<std::vector<IpAddress>> listLocalAddresses() = 0;
 
   virtual Status addExpose(const ExposeEntry& entry) = 0;
   // Every entry of the expose map (pinned: an earlier run's too).
@@ -125,6 +154,8 @@ public:
   // outIfindex 0 = the uplink.
   virtual Status addMasquerade(const IpPrefix& source, int outIfindex) = 0;
   virtual Status deleteMasquerade(const IpPrefix& source) = 0;
+  // Every entry of the masquerade map (pinned: an earlier run's too).
+  virtual Result<std::vector<MasqueradeEntry>> listMasquerades() = 0;
 
   // Socket hooks for clients on the gateway host itself (the namespace with `netnsCookie`).
   virtual Status enableHostLocal(uint64_t netnsCookie, const std::string& cgroupPath = {}) = 0;

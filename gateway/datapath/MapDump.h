@@ -42,7 +42,9 @@ Status forEachEntry(int fd, Visit&& visit) {
       continue;
     }
     if (err != 0 && code != ENOENT) {
-      if (first && (code == EINVAL || code == ENOTSUP || code == EOPNOTSUPP)) {
+      // The kernel answers ENOTSUPP (524, no userspace name) for map types without batch
+      // ops, such as the masquerade LPM trie.
+      if (first && (code == EINVAL || code == ENOTSUP || code == EOPNOTSUPP || code == 524)) {
         break; // no batch support for this map type: walk it key by key below
       }
       errno = code;

@@ -22,6 +22,13 @@ void v4Bytes(union gw_addr& out, const IpAddress& addr) {
   std::memcpy(out.bytes, addr.bytes.data(), 4);
 }
 
+IpAddress v4Address(const union gw_addr& in) {
+  IpAddress addr;
+  addr.family = AF_INET;
+  std::memcpy(addr.bytes.data(), in.bytes, 4);
+  return addr;
+}
+
 Status requireV4(const IpAddress& addr, std::string_view what) {
   if (addr.family != AF_INET) {
     return fail(std::string(what) + ": only IPv4 is supported (" + addr.str() + ")");
@@ -151,6 +158,24 @@ Status RuleMaps::deleteEndpoint(const IpAddress& addr) {
   return deleteByAddr(objects_.mapFd("gw_endpoint_v4"), addr, "endpoint");
 }
 
+Result<std::vector<EndpointEntry>> RuleMaps::listEndpoints() const {
+  auto rows = dumpMap<gw_addr, gw_endpoint_value>(objects_.mapFd("gw_endpoint_v4"));
+  if (!rows) {
+    return std::unexpected(rows.error());
+  }
+  std::vector<EndpointEntry> out;
+  for (const auto& [key, value] : *rows) {
+    EndpointEntry e;
+    e.addr = v4Address(key);
+    e.hostIfindex = static_cast<int>(value.ifindex);
+    std::memcpy(e.peerMac.data(), value.peer_mac, e.peerMac.size());
+    std::memcpy(e.hostMac.data(), value.host_mac, e.hostMac.size());
+    out.push_back(e);
+  }
+  std::ranges::sort(out, {}, &EndpointEntry::addr);
+  return out;
+}
+
 Status RuleMaps::addLocalAddress(const IpAddress& addr) {
   uint32_t one = 1;
   return updateByAddr(objects_.mapFd("gw_local_v4"), addr, &one, "local address");
@@ -158,6 +183,19 @@ Status RuleMaps::addLocalAddress(const IpAddress& addr) {
 
 Status RuleMaps::deleteLocalAddress(const IpAddress& addr) {
   return deleteByAddr(objects_.mapFd("gw_local_v4"), addr, "local address");
+}
+
+Result<std::vector<IpAddress>> RuleMaps::listLocalAddresses() const {
+  auto rows = dumpMap<gw_addr, uint32_t>(objects_.mapFd("gw_local_v4"));
+  if (!rows) {
+    return std::unexpected(rows.error());
+  }
+  std::vector<IpAddress> out;
+  for (const auto& [key, value] : *rows) {
+    out.push_back(v4Address(key));
+  }
+  std::ranges::sort(out);
+  return out;
 }
 
 Status RuleMaps::addExpose(const ExposeEntry& entry) {
@@ -255,6 +293,28 @@ Status RuleMaps::deleteMasquerade(const IpPrefix& source) {
     return sysError("delete masquerade " + source.str());
   }
   return {};
+}
+
+Result<std::vector<MasqueradeEntry>> RuleMaps::listMasquerades() const {
+  // An LPM trie: no batched lookup, dumpMap walks it key by key.
+  auto rows = dumpMap<gw_masq_key, gw_masq_value>(objects_.mapFd("gw_masq_v4"));
+  if (!rows) {
+    return std::unexpected(rows.error());
+  }
+  std::vector<MasqueradeEntry> out;
+  for (const auto& [key, value] : *rows) {
+    if (key.family != GW_AF_INET || key.prefixlen < GW_MASQ_PREFIXLEN(0) ||
+        key.prefixlen > GW_MASQ_PREFIXLEN(32)) {
+      continue; // not a key RuleMaps writes
+    }
+    MasqueradeEntry e;
+    e.source = IpPrefix{v4Address(key.addr),
+                        static_cast<int>(key.prefixlen - GW_MASQ_PREFIXLEN(0))};
+    e.outIfindex = static_cast<int>(value.out_ifindex);
+    out.push_back(e);
+  }
+  std::ranges::sort(out, {}, &MasqueradeEntry::source);
+  return out;
 }
 
 } // namespace gw

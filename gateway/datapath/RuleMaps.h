@@ -35,9 +35,11 @@ public:
   Status addEndpoint(const IpAddress& addr, int hostIfindex, std::array<uint8_t, 6> peerMac,
                      std::array<uint8_t, 6> hostMac);
   Status deleteEndpoint(const IpAddress& addr);
+  Result<std::vector<EndpointEntry>> listEndpoints() const; // by address
 
   Status addLocalAddress(const IpAddress& addr);
   Status deleteLocalAddress(const IpAddress& addr);
+  Result<std::vector<IpAddress>> listLocalAddresses() const; // ascending
 
   Status addExpose(const ExposeEntry& entry);
   Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort); // ENOENT
@@ -46,6 +48,7 @@ public:
 
   Status addMasquerade(const IpPrefix& source, int outIfindex);
   Status deleteMasquerade(const IpPrefix& source);
+  Result<std::vector<MasqueradeEntry>> listMasquerades() const; // by prefix
 
 private:
   Status writeConfig(const std::function<void(gw_config&)>& change);

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <set>
 #include <tuple>
@@ -12,6 +13,7 @@
 #include "base/Log.h"
 #include "bpf/gw_abi.h"
 #include "gateway/services/Paging.h"
+#include "gateway/services/RepairLog.h"
 
 namespace gw {
 namespace {
@@ -160,6 +162,20 @@ Status ExposeService::applyProxy(const ExposeRecord& e) {
   return {};
 }
 
+std::vector<ExposeEntry> ExposeService::entriesOf(const ExposeRecord& e) const {
+  std::vector<ExposeEntry> out;
+  if (servingPath(e).path != ServingPath::Ebpf) {
+    return out;
+  }
+  IpAddress hostAddr = e.hostIp.value_or(IpAddress{});
+  PortRange targets = e.targetPorts();
+  for (unsigned i = 0; i < e.hostPorts().size(); ++i) {
+    out.push_back({ipProto(e.proto), hostAddr, static_cast<uint16_t>(e.hostPort + i),
+                   e.targetAddr, static_cast<uint16_t>(targets.first + i), e.id});
+  }
+  return out;
+}
+
 Status ExposeService::apply(const ExposeRecord& e) {
   if (servingPath(e).path == ServingPath::Proxy) {
     return applyProxy(e);
@@ -168,15 +184,11 @@ Status ExposeService::apply(const ExposeRecord& e) {
   if (!dp) {
     return std::unexpected(dp.error());
   }
-  IpAddress hostAddr = e.hostIp.value_or(IpAddress{});
-  PortRange targets = e.targetPorts();
-  for (unsigned i = 0; i < e.hostPorts().size(); ++i) {
-    ExposeEntry entry{ipProto(e.proto), hostAddr, static_cast<uint16_t>(e.hostPort + i),
-                      e.targetAddr, static_cast<uint16_t>(targets.first + i), e.id};
-    if (auto r = (*dp)->addExpose(entry); !r) {
-      for (unsigned j = 0; j < i; ++j) {
-        (void)(*dp)->deleteExpose(ipProto(e.proto), hostAddr,
-                                  static_cast<uint16_t>(e.hostPort + j));
+  auto entries = entriesOf(e);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (auto r = (*dp)->addExpose(entries[i]); !r) {
+      for (size_t j = 0; j < i; ++j) {
+        (void)(*dp)->deleteExpose(entries[j].proto, entries[j].hostAddr, entries[j].hostPort);
       }
       return r;
     }
@@ -519,55 +531,71 @@ std::vector<api::ProxyStatsInfo> ExposeService::proxyStats() {
 }
 
 void ExposeService::reconcile() {
+  using Key = std::tuple<uint8_t, IpAddress, uint16_t>;
+  auto keyOf = [](const ExposeEntry& m) { return Key{m.proto, m.hostAddr, m.hostPort}; };
+  auto describe = [](const ExposeEntry& m) {
+    std::string host = m.hostAddr.family == 0 ? "*" : m.hostAddr.str();
+    return std::string(protoName(m.proto)) + " " + host + ":" + std::to_string(m.hostPort) +
+           " -> " + m.targetAddr.str() + ":" + std::to_string(m.targetPort) + " rule " +
+           std::to_string(m.ruleId);
+  };
+  // What the map held before this start wrote anything: what it lacked is logged as restored,
+  // and what no state names goes.
+  Datapath* dp = ctx_.datapath.dp;
+  std::optional<std::map<Key, ExposeEntry>> before;
+  if (dp != nullptr) {
+    if (auto entries = dp->listExposes(); entries) {
+      before.emplace();
+      for (const auto& m : *entries) {
+        before->emplace(keyOf(m), m);
+      }
+    } else {
+      log::warn("reconcile: expose map not read (entries no state names stay): ",
+                entries.error().str());
+    }
+  }
+  std::set<Key> wanted;
+  RepairLog restored("expose map entries of the state restored");
   for (const auto& e : ctx_.state.exposes) {
+    auto entries = entriesOf(e);
+    for (const auto& m : entries) {
+      wanted.insert(keyOf(m));
+    }
     if (auto r = apply(e); !r) {
       log::warn("expose ", e.hostPort, " -> ", e.target, ": ", r.error().str());
-    }
-  }
-  removeGhosts();
-}
-
-void ExposeService::removeGhosts() {
-  Datapath* dp = ctx_.datapath.dp;
-  if (dp == nullptr) {
-    return;
-  }
-  auto entries = dp->listExposes();
-  if (!entries) {
-    log::warn("reconcile: expose map not read: ", entries.error().str());
-    return;
-  }
-  // Keys the state accounts for: each port of each expose the eBPF path serves.
-  std::set<std::tuple<uint8_t, IpAddress, uint16_t>> wanted;
-  for (const auto& e : ctx_.state.exposes) {
-    if (servingPath(e).path != ServingPath::Ebpf) {
       continue;
     }
-    for (unsigned port = e.hostPort; port <= e.hostPortEnd; ++port) {
-      wanted.emplace(ipProto(e.proto), e.hostIp.value_or(IpAddress{}),
-                     static_cast<uint16_t>(port));
+    for (const auto& m : entries) {
+      if (!before) {
+        continue;
+      }
+      auto was = before->find(keyOf(m));
+      // A data path loaded afresh (a reboot) lacks them all: that is no repair.
+      if (dp->adopted() && (was == before->end() || was->second != m)) {
+        restored.add("expose map entry ", describe(m),
+                     was == before->end() ? " restored" : " rewritten", ": the state has it");
+      }
     }
   }
-  size_t removed = 0;
-  for (const auto& m : *entries) {
-    if (wanted.contains({m.proto, m.hostAddr, m.hostPort})) {
+  restored.summary();
+  if (!before) {
+    return;
+  }
+  RepairLog removed("expose map entries without state removed");
+  for (const auto& [key, m] : *before) {
+    if (wanted.contains(key)) {
       continue;
     }
     // A change that crashed before its state commit, or state lost since: it must not forward.
-    std::string host = m.hostAddr.family == 0 ? "*" : m.hostAddr.str();
-    if (auto r = dp->deleteExpose(m.proto, m.hostAddr, m.hostPort); !r) {
-      log::warn("reconcile: expose map entry ", protoName(m.proto), " ", host, ":", m.hostPort,
+    if (auto r = dp->deleteExpose(m.proto, m.hostAddr, m.hostPort); !r && r.error().code != ENOENT) {
+      log::warn("reconcile: expose map entry ", describe(m),
                 " that no state names not removed: ", r.error().str());
       continue;
     }
-    log::warn("reconcile: removed expose map entry ", protoName(m.proto), " ", host, ":",
-              m.hostPort, " -> ", m.targetAddr.str(), ":", m.targetPort, " rule ", m.ruleId,
-              ": no state names it (a change cut short by a crash)");
-    ++removed;
+    removed.add("removed expose map entry ", describe(m),
+                ": no state names it (a change cut short by a crash)");
   }
-  if (removed > 0) {
-    log::warn("reconcile: ", removed, " expose map entries without state removed");
-  }
+  removed.summary();
 }
 
 void ExposeService::teardown(std::vector<std::string>& problems) {

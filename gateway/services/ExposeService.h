@@ -38,7 +38,8 @@ public:
   api::ExposePage page(const api::ExposeListQuery& query);
 
   // Applies every expose of the state (on start), then removes the expose map entries that no
-  // state names (pinned by a run that crashed mid-change); both are logged, not fatal.
+  // state names (pinned by a run that crashed mid-change). Entries restored and removed are
+  // logged; failures too, and are not fatal.
   void reconcile();
   // Removes every expose from the data path and the proxy, and stops the proxy.
   void teardown(std::vector<std::string>& problems);
@@ -60,7 +61,8 @@ private:
   // The proxy's listeners close and their connections drain; the data path's flows go too
   // unless `flows` keeps them.
   Status unapply(const ExposeRecord& e, FlowsOfRule flows = FlowsOfRule::Remove);
-  void removeGhosts();
+  // The expose map entries of `e` (one per port), when the eBPF path serves it.
+  std::vector<ExposeEntry> entriesOf(const ExposeRecord& e) const;
   // The API's view of these exposes, with their counters (from `known` if given).
   std::vector<api::ExposeInfo> infos(const std::vector<const ExposeRecord*>& records,
                                      const DatapathStats* known);

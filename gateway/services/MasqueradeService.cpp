@@ -2,8 +2,11 @@
 #include "gateway/services/MasqueradeService.h"
 
 #include <algorithm>
+#include <map>
+#include <optional>
 
 #include "base/Log.h"
+#include "gateway/services/RepairLog.h"
 
 namespace gw {
 
@@ -81,16 +84,75 @@ void MasqueradeService::reconcile() {
   if (dp == nullptr) {
     return;
   }
+  // What the state accounts for: each managed namespace's subnet, out the uplink, and each
+  // `masquerade add` (whose --out wins when both name a subnet, as when it was added).
+  std::map<IpPrefix, int> wanted;
+  for (const auto& net : automatic_()) {
+    wanted[net] = 0;
+  }
   for (const auto& m : ctx_.state.masquerades) {
     int out = 0;
     if (!m.outIf.empty()) {
-      auto link = topology_.link(m.outIf);
-      out = link ? link->index : 0;
+      if (auto link = topology_.link(m.outIf); link) {
+        out = link->index;
+      } else {
+        log::warn("masquerade ", m.source.str(), ": --out ", m.outIf,
+                  " not found, leaves through the uplink");
+      }
     }
-    if (auto r = dp->addMasquerade(m.source, out); !r) {
-      log::warn("masquerade ", m.source.str(), ": ", r.error().str());
+    wanted[m.source] = out;
+  }
+  std::optional<std::map<IpPrefix, int>> before;
+  if (auto entries = dp->listMasquerades(); entries) {
+    before.emplace();
+    for (const auto& e : *entries) {
+      (*before)[e.source] = e.outIfindex;
+    }
+  } else {
+    log::warn("reconcile: masquerade map not read (entries no state names stay): ",
+              entries.error().str());
+  }
+  RepairLog restored("masquerade entries of the state restored");
+  for (const auto& [net, out] : wanted) {
+    std::optional<int> was;
+    if (before) {
+      if (auto it = before->find(net); it != before->end()) {
+        was = it->second;
+      }
+      if (was == out) {
+        continue;
+      }
+    }
+    if (auto r = dp->addMasquerade(net, out); !r) {
+      log::warn("masquerade ", net.str(), ": ", r.error().str());
+      continue;
+    }
+    if (before && dp->adopted()) {
+      restored.add("masquerade entry ", net.str(), " out ifindex ", out,
+                   was ? " rewritten (was " + std::to_string(*was) + ")" : " restored",
+                   ": the state has it");
     }
   }
+  restored.summary();
+  if (!before) {
+    return;
+  }
+  RepairLog removed("masquerade entries without state removed");
+  for (const auto& [net, out] : *before) {
+    if (wanted.contains(net)) {
+      continue;
+    }
+    // A `masquerade add` that crashed before its commit, or a `masquerade del` or `ns del`
+    // that crashed after it: sources no state names must not be translated.
+    if (auto r = dp->deleteMasquerade(net); !r && r.error().code != ENOENT) {
+      log::warn("reconcile: masquerade entry ", net.str(), " that no state names not removed: ",
+                r.error().str());
+      continue;
+    }
+    removed.add("removed masquerade entry ", net.str(), " out ifindex ", out,
+                ": no state names it (a change cut short by a crash)");
+  }
+  removed.summary();
 }
 
 } // namespace gw

@@ -20,7 +20,8 @@ public:
   Result<api::MasqueradeAdded> add(const api::MasqueradeRequest& request);
   Result<api::MasqueradeDeleted> remove(const api::MasqueradeQuery& query);
   std::vector<api::MasqueradeInfo> list();
-  // Gives the data path every masquerade of the state (on start).
+  // On start: gives the data path every masquerade of the state, the automatic ones of
+  // managed namespaces included, and removes the entries that no state names; logs both.
   void reconcile();
 
 private:

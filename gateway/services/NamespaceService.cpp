@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -11,6 +12,7 @@
 #include "base/Log.h"
 #include "base/Names.h"
 #include "gateway/services/AddressPlan.h"
+#include "gateway/services/RepairLog.h"
 
 namespace gw {
 
@@ -145,6 +147,7 @@ Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest
       undoDatapath(rec); // before the Rollback takes the veth it needs
     }
     rollback.undo();
+    (void)syncLocalAddresses(); // the address of a bridge this add made is gone again
     (void)ctx_.store.commit(state); // if this fails too, the next start rolls it back
     return fail(e.kind, "ns add " + rec.name + ": " + what + e.str() + " (rolled back)");
   };
@@ -214,6 +217,7 @@ Result<api::NamespaceDeleted> NamespaceService::remove(const std::string& name) 
   if (auto r = ctx_.store.commit(state); !r) {
     return std::unexpected(r.error());
   }
+  (void)syncLocalAddresses(); // the bridge's address, if it went
   log::info("ns del ", name);
   return api::NamespaceDeleted{.name = name, .deleted = true};
 }
@@ -284,6 +288,16 @@ void NamespaceService::rollBackPending() {
 
 Status NamespaceService::reconcile() {
   rollBackPending();
+  // The endpoint map before this start wrote to it: what it lacked is logged as restored.
+  std::optional<std::map<IpAddress, EndpointEntry>> before;
+  if (Datapath* dp = ctx_.datapath.dp; dp != nullptr && dp->adopted()) {
+    if (auto entries = dp->listEndpoints(); entries) {
+      before.emplace();
+      for (const auto& e : *entries) {
+        before->emplace(e.addr, e);
+      }
+    }
+  }
   for (const auto& bridge : ctx_.state.bridges) {
     if (auto r = topology_.ensureBridge(bridge, nullptr); !r) {
       return within(r.error(), "reconcile bridge " + bridge.name);
@@ -299,7 +313,76 @@ Status NamespaceService::reconcile() {
     }
     log::info("reconciled namespace ", ns.name, " address ", ns.address.str());
   }
+  removeStrays(before);
   return {};
+}
+
+void NamespaceService::removeStrays(
+    const std::optional<std::map<IpAddress, EndpointEntry>>& before) {
+  Datapath* dp = ctx_.datapath.dp;
+  if (dp == nullptr) {
+    return;
+  }
+  std::set<IpAddress> addresses;
+  std::set<int> links;
+  for (const auto& ns : ctx_.state.namespaces) {
+    addresses.insert(ns.address.addr);
+    if (auto link = topology_.link(ns.hostLink); link) {
+      links.insert(link->index);
+    }
+  }
+  auto describe = [](const EndpointEntry& e) {
+    return e.addr.str() + " via ifindex " + std::to_string(e.hostIfindex);
+  };
+  if (auto entries = dp->listEndpoints(); !entries) {
+    log::warn("reconcile: endpoint map not read (entries no state names stay): ",
+              entries.error().str());
+  } else {
+    RepairLog restored("endpoint entries of the state restored");
+    RepairLog removed("endpoint entries without state removed");
+    for (const auto& e : *entries) {
+      if (addresses.contains(e.addr)) {
+        if (!before) {
+          continue;
+        }
+        if (auto was = before->find(e.addr); was == before->end() || was->second != e) {
+          restored.add("endpoint entry ", describe(e),
+                       was == before->end() ? " restored" : " rewritten", ": the state has it");
+        }
+        continue;
+      }
+      // A namespace whose state was lost, or that a crash cut short: nothing may be sent there.
+      if (auto r = dp->deleteEndpoint(e.addr); !r) {
+        log::warn("reconcile: endpoint entry ", describe(e), " that no state names not removed: ",
+                  r.error().str());
+        continue;
+      }
+      removed.add("removed endpoint entry ", describe(e), ": no managed namespace has it");
+    }
+    restored.summary();
+    removed.summary();
+  }
+  // The record of endpoint programs names what teardown detaches: one of a link that is gone,
+  // or that no managed namespace uses, goes (with its program and clsact, if still there).
+  auto attached = dp->listEndpointAttachments();
+  if (!attached) {
+    log::warn("reconcile: endpoint programs not listed: ", attached.error().str());
+    return;
+  }
+  RepairLog detached("endpoint programs without state removed");
+  for (int ifindex : *attached) {
+    if (links.contains(ifindex)) {
+      continue;
+    }
+    if (auto r = dp->detachEndpoint(ifindex); !r) {
+      log::warn("reconcile: endpoint program on ifindex ", ifindex, " not removed: ",
+                r.error().str());
+      continue;
+    }
+    detached.add("removed the endpoint program of ifindex ", ifindex,
+                 ": no managed namespace's link has it");
+  }
+  detached.summary();
 }
 
 Status NamespaceService::applyToDatapath(const NamespaceRecord& ns) {
@@ -380,13 +463,33 @@ Status NamespaceService::syncLocalAddresses() {
   if (!addrs) {
     return std::unexpected(addrs.error());
   }
+  std::set<IpAddress> host;
   for (const auto& a : *addrs) {
     if (a.prefix.addr.bytes[0] == 127) {
       continue;
     }
+    host.insert(a.prefix.addr);
     if (auto r = dp->addLocalAddress(a.prefix.addr); !r) {
       return r;
     }
+  }
+  // An address the host no longer has (a bridge gone with its last namespace, or rolled back
+  // after a crash) must not take exposes meant for the host's own addresses.
+  auto mapped = dp->listLocalAddresses();
+  if (!mapped) {
+    log::warn("local address map not read (addresses the host lost stay): ",
+              mapped.error().str());
+    return {};
+  }
+  for (const auto& addr : *mapped) {
+    if (host.contains(addr)) {
+      continue;
+    }
+    if (auto r = dp->deleteLocalAddress(addr); !r) {
+      log::warn("local address ", addr.str(), " the host lost not removed: ", r.error().str());
+      continue;
+    }
+    log::info("local address ", addr.str(), " is no longer the gateway host's: removed");
   }
   return {};
 }

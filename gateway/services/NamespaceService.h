@@ -3,6 +3,8 @@
 // `ns list`, and re-applying them on start.
 #pragma once
 
+#include <map>
+#include <optional>
 #include <vector>
 
 #include "control/Api.h"
@@ -20,7 +22,8 @@ public:
   std::vector<api::NamespaceInfo> list();
 
   // Rolls back what an `ns add` cut short by a crash left (its pending records), then wires
-  // what the state names (adopting what exists) and gives it to the data path.
+  // what the state names (adopting what exists) and gives it to the data path, and removes
+  // endpoint entries and endpoint programs that no managed namespace accounts for.
   Status reconcile();
   // The data path's part of a namespace: endpoint program, masquerade, endpoint entry.
   Status applyToDatapath(const NamespaceRecord& ns);
@@ -28,11 +31,15 @@ public:
   void teardown(std::vector<std::string>& problems);
   // The subnets of managed namespaces: masqueraded for as long as a namespace uses them.
   std::vector<IpPrefix> subnets() const;
-  // Gives the data path every address of the gateway host (so DNAT answers on all of them).
+  // Gives the data path every address of the gateway host (so DNAT answers on all of them),
+  // and takes away those the host no longer has.
   Status syncLocalAddresses();
 
 private:
   void rollBackPending();
+  // Endpoint entries and programs of no managed namespace go; `before` (the endpoint map
+  // before this start wrote to it, when adopted) tells which of the others were restored.
+  void removeStrays(const std::optional<std::map<IpAddress, EndpointEntry>>& before);
   // Every managed subnet and every address on the gateway host, for overlap checks.
   Status checkSubnetFree(const IpPrefix& subnet, std::string_view what);
   // Whether a managed namespace or a `masquerade add` of the state needs `subnet` masqueraded.

@@ -822,6 +822,50 @@ TEST_F(DatapathTopology, TeardownLeavesNoHooks) {
   EXPECT_FALSE(hasXdp("up0"));
 }
 
+TEST_F(DatapathTopology, TheRuleMapsListWhatTheyHold) {
+  auto dp = openDatapath();
+  ASSERT_TRUE(dp);
+  configure(*dp);
+  auto ok = dp->addMasquerade(*IpPrefix::parse("10.1.2.3/24"), endpoint_);
+  ASSERT_TRUE(ok) << ok.error().str();
+  ok = dp->addMasquerade(*IpPrefix::parse("192.0.2.7/32"), 0);
+  ASSERT_TRUE(ok) << ok.error().str();
+  std::array<uint8_t, 6> peer{2, 0, 0, 0, 0, 2};
+  std::array<uint8_t, 6> host{2, 0, 0, 0, 0, 1};
+  ok = dp->addEndpoint(ip("10.88.0.2"), endpoint_, peer, host);
+  ASSERT_TRUE(ok) << ok.error().str();
+
+  // The masquerade map is an LPM trie: the kernel has no batched lookup for it.
+  auto masq = dp->listMasquerades();
+  ASSERT_TRUE(masq) << masq.error().str();
+  EXPECT_EQ(*masq, (std::vector<MasqueradeEntry>{{*IpPrefix::parse("10.1.2.0/24"), endpoint_},
+                                                 {*IpPrefix::parse("10.88.0.0/16"), 0},
+                                                 {*IpPrefix::parse("192.0.2.7/32"), 0}}));
+  auto endpoints = dp->listEndpoints();
+  ASSERT_TRUE(endpoints) << endpoints.error().str();
+  EXPECT_EQ(*endpoints, (std::vector<EndpointEntry>{{ip("10.88.0.2"), endpoint_, peer, host}}));
+  auto attached = dp->listEndpointAttachments();
+  ASSERT_TRUE(attached) << attached.error().str();
+  EXPECT_EQ(*attached, std::vector<int>{endpoint_}) << "the uplink is not an endpoint";
+  auto local = dp->listLocalAddresses();
+  ASSERT_TRUE(local) << local.error().str();
+  EXPECT_EQ(*local, (std::vector<IpAddress>{ip("10.88.0.1"), ip("198.18.0.1")}));
+
+  ok = dp->deleteMasquerade(*IpPrefix::parse("10.1.2.0/24"));
+  ASSERT_TRUE(ok) << ok.error().str();
+  ok = dp->deleteEndpoint(ip("10.88.0.2"));
+  ASSERT_TRUE(ok) << ok.error().str();
+  ok = dp->detachEndpoint(endpoint_);
+  ASSERT_TRUE(ok) << ok.error().str();
+  ok = dp->deleteLocalAddress(ip("10.88.0.1"));
+  ASSERT_TRUE(ok) << ok.error().str();
+  EXPECT_EQ(dp->listLocalAddresses().value_or(std::vector<IpAddress>{}),
+            std::vector<IpAddress>{ip("198.18.0.1")});
+  EXPECT_EQ(dp->listMasquerades().value_or(std::vector<MasqueradeEntry>{}).size(), 2u);
+  EXPECT_TRUE(dp->listEndpoints().value_or(std::vector<EndpointEntry>{{}}).empty());
+  EXPECT_TRUE(dp->listEndpointAttachments().value_or(std::vector<int>{0}).empty());
+}
+
 TEST_F(DatapathTopology, XdpModes) {
   DatapathConfig config;
   config.xdp = XdpMode::Generic;

@@ -47,6 +47,24 @@ Status FakeDatapath::deleteEndpoint(const IpAddress& addr) {
   return {};
 }
 
+Result<std::vector<EndpointEntry>> FakeDatapath::listEndpoints() {
+  if (failList_) {
+    return injected("listEndpoints");
+  }
+  std::vector<EndpointEntry> out;
+  for (const auto& [addr, e] : endpoints_) {
+    out.push_back({addr, e.hostIfindex, e.peerMac, e.hostMac});
+  }
+  return out;
+}
+
+Result<std::vector<int>> FakeDatapath::listEndpointAttachments() {
+  if (failList_) {
+    return injected("listEndpointAttachments");
+  }
+  return std::vector<int>(endpointPrograms_.begin(), endpointPrograms_.end());
+}
+
 Status FakeDatapath::setHairpinAddress(const IpAddress&) {
   return {};
 }
@@ -54,6 +72,18 @@ Status FakeDatapath::setHairpinAddress(const IpAddress&) {
 Status FakeDatapath::addLocalAddress(const IpAddress& addr) {
   localAddresses_.insert(addr);
   return {};
+}
+
+Status FakeDatapath::deleteLocalAddress(const IpAddress& addr) {
+  localAddresses_.erase(addr);
+  return {};
+}
+
+Result<std::vector<IpAddress>> FakeDatapath::listLocalAddresses() {
+  if (failList_) {
+    return injected("listLocalAddresses");
+  }
+  return std::vector<IpAddress>(localAddresses_.begin(), localAddresses_.end());
 }
 
 Status FakeDatapath::addExpose(const ExposeEntry& entry) {
@@ -65,6 +95,9 @@ Status FakeDatapath::addExpose(const ExposeEntry& entry) {
 }
 
 Result<std::vector<ExposeEntry>> FakeDatapath::listExposes() {
+  if (failList_) {
+    return injected("listExposes");
+  }
   std::vector<ExposeEntry> out;
   for (const auto& [key, entry] : exposes_) {
     out.push_back(entry);
@@ -93,6 +126,17 @@ Status FakeDatapath::addMasquerade(const IpPrefix& source, int outIfindex) {
 Status FakeDatapath::deleteMasquerade(const IpPrefix& source) {
   masquerades_.erase(source);
   return {};
+}
+
+Result<std::vector<MasqueradeEntry>> FakeDatapath::listMasquerades() {
+  if (failList_) {
+    return injected("listMasquerades");
+  }
+  std::vector<MasqueradeEntry> out;
+  for (const auto& [source, out_ifindex] : masquerades_) {
+    out.push_back({source, out_ifindex});
+  }
+  return out;
 }
 
 Status FakeDatapath::enableHostLocal(uint64_t, const std::string&) {

@@ -43,20 +43,26 @@ class FakeDatapath final : public Datapath {
  public:
   Status attachUplink(int ifindex, const IpAddress& uplinkAddr) override;
   XdpMode uplinkXdpMode() const override { return XdpMode::Off; }
-  bool adopted() const override { return false; }
+  bool adopted() const override { return adopted_; }
   Status attachEndpoint(int ifindex) override;
   Status detachEndpoint(int ifindex) override;
   Status addEndpoint(const IpAddress& addr, int hostIfindex, std::array<uint8_t, 6> peerMac,
                      std::array<uint8_t, 6> hostMac) override;
   Status deleteEndpoint(const IpAddress& addr) override;
+  Result<std::vector<EndpointEntry>> listEndpoints() override;
+  // endpointPrograms_.
+  Result<std::vector<int>> listEndpointAttachments() override;
   Status setHairpinAddress(const IpAddress& addr) override;
   Status addLocalAddress(const IpAddress& addr) override;
+  Status deleteLocalAddress(const IpAddress& addr) override;
+  Result<std::vector<IpAddress>> listLocalAddresses() override;
   Status addExpose(const ExposeEntry& entry) override;
   Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort,
                       FlowsOfRule flows = FlowsOfRule::Remove) override;
   Result<std::vector<ExposeEntry>> listExposes() override;
   Status addMasquerade(const IpPrefix& source, int outIfindex) override;
   Status deleteMasquerade(const IpPrefix& source) override;
+  Result<std::vector<MasqueradeEntry>> listMasquerades() override;
   Status enableHostLocal(uint64_t netnsCookie, const std::string& cgroupPath) override;
   Result<std::vector<Flow>> listFlows() override;
   Result<size_t> deleteFlows(const FlowFilter& filter) override;
@@ -71,6 +77,7 @@ class FakeDatapath final : public Datapath {
   // The entries of `proto` whose host port is in [first, last].
   size_t exposeCount(uint8_t proto, uint16_t first, uint16_t last) const;
 
+  bool adopted_ = false; // maps of an earlier run (what a start lacks is then a repair)
   // What the services made.
   std::map<ExposeKey, ExposeEntry> exposes_;
   std::map<IpPrefix, int> masquerades_;  // source -> out ifindex (0 = the uplink)
@@ -98,6 +105,7 @@ class FakeDatapath final : public Datapath {
   bool failAddMasquerade_ = false;
   bool failAddEndpoint_ = false;
   bool failStats_ = false;
+  bool failList_ = false; // every list* call fails (a map that cannot be read)
 };
 
 // A namespace of the fake host: what `ip netns` and `ip -n NS addr` would show.

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
+#include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -602,6 +604,30 @@ TEST_F(ExposeRules, ReconcileRemovesMapEntriesThatNoStateNames) {
   EXPECT_TRUE(dp_.exposes_.contains({ipProto(Proto::Tcp), IpAddress{}, 7001}));
 }
 
+TEST_F(ExposeRules, ReconcileRestoresWhatTheMapLacksAndRewritesWhatDiffers) {
+  addExpose(expose("7000-7001", "10.0.0.5:80-81"));
+  addExpose(withMode(expose("7100", "10.0.0.5:80"), ExposeMode::Proxy));
+  dp_.adopted_ = true;
+  ExposeEntry right = dp_.exposes_.at({kTcp, IpAddress{}, 7000});
+  dp_.exposes_.erase({kTcp, IpAddress{}, 7001});
+  dp_.exposes_[{kTcp, IpAddress{}, 7000}].targetPort = 9999;  // an older rule's target
+  exposes_.reconcile();
+  ASSERT_EQ(dp_.exposes_.size(), 2u) << "the proxied expose has no map entry";
+  EXPECT_EQ(dp_.exposes_.at({kTcp, IpAddress{}, 7000}), right);
+  EXPECT_EQ(dp_.exposes_.at({kTcp, IpAddress{}, 7001}).targetPort, 81);
+}
+
+TEST_F(ExposeRules, AMapThatCannotBeReadIsStillWrittenAndNothingIsRemoved) {
+  addExpose(expose("7000", "10.0.0.5:80"));
+  ExposeEntry ghost{kTcp, IpAddress{}, 7500, ip("10.0.0.9"), 90, 42};
+  dp_.exposes_[{kTcp, IpAddress{}, 7500}] = ghost;
+  dp_.exposes_.erase({kTcp, IpAddress{}, 7000});
+  dp_.failList_ = true;
+  exposes_.reconcile();
+  EXPECT_TRUE(dp_.exposes_.contains({kTcp, IpAddress{}, 7000}));
+  EXPECT_TRUE(dp_.exposes_.contains({kTcp, IpAddress{}, 7500})) << "not seen, not removed";
+}
+
 // ---- namespaces
 
 using NamespaceRules = ServicesTest;
@@ -865,6 +891,51 @@ TEST_F(NamespaceRules, ReconcileRollsBackAnNsAddCutShortByACrash) {
   EXPECT_EQ(store_.commits_, commits + 1) << "the rolled back state is committed";
 }
 
+TEST_F(NamespaceRules, ReconcileRemovesEndpointsAndProgramsThatNoNamespaceHas) {
+  addNamespace("a");
+  addNamespace("b");
+  int linkA = topology_.links_.at("gw-a").index;
+  int linkB = topology_.links_.at("gw-b").index;
+  // What a lost state or a crash leaves: an entry and a program of a namespace long gone,
+  // an entry of "a" missing, one of "b" pointing at an old link.
+  dp_.adopted_ = true;
+  dp_.endpoints_[ip("10.88.0.9")] = {.hostIfindex = 99};
+  dp_.endpointPrograms_.insert(99);
+  dp_.endpoints_.erase(ip("10.88.0.2"));
+  dp_.endpoints_[ip("10.88.0.3")].hostIfindex = 98;
+  ASSERT_TRUE(namespaces_.reconcile());
+  ASSERT_EQ(dp_.endpoints_.size(), 2u);
+  EXPECT_EQ(dp_.endpoints_.at(ip("10.88.0.2")).hostIfindex, linkA);
+  EXPECT_EQ(dp_.endpoints_.at(ip("10.88.0.3")).hostIfindex, linkB);
+  EXPECT_EQ(dp_.endpointPrograms_, (std::set<int>{linkA, linkB}));
+}
+
+TEST_F(NamespaceRules, TheLocalAddressMapFollowsTheHostsAddresses) {
+  addNamespace("p", "10.60.0.0/24", "br1");
+  EXPECT_TRUE(dp_.localAddresses_.contains(ip("10.60.0.1"))) << "the new bridge's address";
+  dp_.localAddresses_.insert(ip("10.9.9.9"));  // an address the host had in an earlier run
+  ASSERT_TRUE(namespaces_.remove("p"));
+  EXPECT_EQ(dp_.localAddresses_, (std::set<IpAddress>{ip("192.0.2.10"), ip("192.0.2.11")}));
+}
+
+TEST_F(NamespaceRules, ACrashMidNsAddLeavesNoEntryOnceEveryServiceReconciled) {
+  addNamespace("b");
+  ASSERT_TRUE(exposes_.add(expose("7000", "b:80")));
+  auto added = namespaces_.add({.name = "a", .bridge = "br1", .subnet = prefix("10.60.0.0/24")});
+  ASSERT_TRUE(added) << added.error().str();
+  state_.findNamespace("a")->pending = true;
+  state_.findBridge("br1")->pending = true;
+  // Gateway::reconcile's order.
+  ASSERT_TRUE(namespaces_.reconcile());
+  masquerades_.reconcile();
+  exposes_.reconcile();
+  EXPECT_EQ(dp_.endpoints_.size(), 1u);
+  EXPECT_TRUE(dp_.endpoints_.contains(ip("10.88.0.2")));
+  EXPECT_EQ(dp_.masquerades_, (std::map<IpPrefix, int>{{prefix("10.88.0.0/16"), 0}}));
+  EXPECT_EQ(dp_.endpointPrograms_, (std::set<int>{topology_.links_.at("gw-b").index}));
+  EXPECT_EQ(dp_.exposes_.size(), 1u);
+}
+
 // ---- masquerade
 
 using MasqueradeRules = ServicesTest;
@@ -942,6 +1013,38 @@ TEST_F(MasqueradeRules, ReconcileGivesTheDataPathEveryRule) {
   masquerades_.reconcile();
   EXPECT_EQ(dp_.masquerades_.at(prefix("10.1.0.0/16")), 0);
   EXPECT_EQ(dp_.masquerades_.at(prefix("10.2.0.0/16")), eth1.index);
+}
+
+TEST_F(MasqueradeRules, ReconcileRemovesEntriesNoStateNamesAndRestoresTheOthers) {
+  auto eth1 = topology_.addLink("eth1");
+  addNamespace("a");
+  ASSERT_TRUE(masquerades_.add({.source = prefix("10.1.0.0/16"), .outIf = "eth1"}));
+  dp_.adopted_ = true;
+  // A `masquerade add` cut short by a crash, the entry of a namespace lost, one with an old
+  // --out.
+  dp_.masquerades_[prefix("10.99.0.0/16")] = 0;
+  dp_.masquerades_.erase(prefix("10.88.0.0/16"));
+  dp_.masquerades_[prefix("10.1.0.0/16")] = 0;
+  masquerades_.reconcile();
+  EXPECT_EQ(dp_.masquerades_, (std::map<IpPrefix, int>{{prefix("10.1.0.0/16"), eth1.index},
+                                                       {prefix("10.88.0.0/16"), 0}}));
+}
+
+TEST_F(MasqueradeRules, AHandAddedRuleForANamespaceSubnetKeepsItsOut) {
+  auto eth1 = topology_.addLink("eth1");
+  addNamespace("a");
+  ASSERT_TRUE(masquerades_.add({.source = prefix("10.88.0.0/16"), .outIf = "eth1"}));
+  masquerades_.reconcile();
+  EXPECT_EQ(dp_.masquerades_, (std::map<IpPrefix, int>{{prefix("10.88.0.0/16"), eth1.index}}));
+}
+
+TEST_F(MasqueradeRules, AMapThatCannotBeReadIsStillWrittenAndNothingIsRemoved) {
+  state_.masquerades = {{prefix("10.1.0.0/16"), "", false}};
+  dp_.masquerades_[prefix("10.99.0.0/16")] = 0;
+  dp_.failList_ = true;
+  masquerades_.reconcile();
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("10.1.0.0/16")));
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("10.99.0.0/16"))) << "not seen, not removed";
 }
 
 TEST_F(MasqueradeRules, AFailedCommitChangesNothing) {
