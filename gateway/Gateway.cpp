@@ -39,6 +39,7 @@ Gateway::Gateway(GatewayConfig config, Netlink host)
       masquerades_(ctx_, topology_, [this] { return namespaces_.subnets(); }), conntrack_(ctx_),
       metrics_(ctx_, exposes_, conntrack_, proxy_), started_(std::chrono::steady_clock::now()) {
   exposes_.setGroupMayPublishAny(config_.groupMayPublishAny);
+  namespaces_.setOtherEndpointLinks([this] { return exposes_.handWiredLinks(); });
   addRoutes();
 }
 

@@ -176,6 +176,45 @@ std::vector<ExposeEntry> ExposeService::entriesOf(const ExposeRecord& e) const {
   return out;
 }
 
+bool ExposeService::targetIsManaged(const ExposeRecord& e) const {
+  State& state = ctx_.state;
+  return !e.targetNs.empty() ? state.findNamespace(e.targetNs) != nullptr
+                             : std::ranges::any_of(state.namespaces, [&](const NamespaceRecord& n) {
+                                 return n.address.addr == e.targetAddr;
+                               });
+}
+
+std::optional<int> ExposeService::handWiredLink(const ExposeRecord& e) const {
+  if (!ctx_.datapath || servingPath(e).path != ServingPath::Ebpf || targetIsManaged(e)) {
+    return std::nullopt;
+  }
+  auto addrs = topology_.hostAddresses(AF_INET);
+  if (!addrs) {
+    return std::nullopt;
+  }
+  for (const auto& a : *addrs) {
+    // Not the uplink: a target out there is reached through the uplink's own programs.
+    if (a.link == ctx_.uplink || a.prefix.addr.bytes[0] == 127 ||
+        !a.prefix.network().contains(e.targetAddr)) {
+      continue;
+    }
+    if (auto link = topology_.link(a.link); link) {
+      return link->index;
+    }
+  }
+  return std::nullopt;
+}
+
+std::set<int> ExposeService::handWiredLinks() const {
+  std::set<int> out;
+  for (const auto& e : ctx_.state.exposes) {
+    if (auto link = handWiredLink(e)) {
+      out.insert(*link);
+    }
+  }
+  return out;
+}
+
 Status ExposeService::apply(const ExposeRecord& e) {
   if (servingPath(e).path == ServingPath::Proxy) {
     return applyProxy(e);
@@ -185,12 +224,24 @@ Status ExposeService::apply(const ExposeRecord& e) {
     return std::unexpected(dp.error());
   }
   auto entries = entriesOf(e);
+  auto undo = [&](size_t written) {
+    for (size_t j = 0; j < written; ++j) {
+      (void)(*dp)->deleteExpose(entries[j].proto, entries[j].hostAddr, entries[j].hostPort);
+    }
+  };
   for (size_t i = 0; i < entries.size(); ++i) {
     if (auto r = (*dp)->addExpose(entries[i]); !r) {
-      for (size_t j = 0; j < i; ++j) {
-        (void)(*dp)->deleteExpose(entries[j].proto, entries[j].hostAddr, entries[j].hostPort);
-      }
+      undo(i);
       return r;
+    }
+  }
+  // A namespace wired by hand gets what `ns add` gives its own: the endpoint program on the
+  // host end of its link, so that it reaches exposed ports (itself included: hairpin) too.
+  if (auto link = handWiredLink(e)) {
+    if (auto r = (*dp)->attachEndpoint(*link); !r) {
+      undo(entries.size());
+      return within(r.error(), "endpoint program on ifindex " + std::to_string(*link) +
+                                   ", the host end of target " + e.target + "'s link");
     }
   }
   return {};
@@ -215,18 +266,20 @@ Status ExposeService::unapply(const ExposeRecord& e, FlowsOfRule flows) {
       return r;
     }
   }
+  // The last expose to a hand-wired namespace takes its endpoint program along.
+  if (auto link = handWiredLink(e)) {
+    bool stillUsed = std::ranges::any_of(ctx_.state.exposes, [&](const ExposeRecord& other) {
+      return other.id != e.id && handWiredLink(other) == link;
+    });
+    if (!stillUsed) {
+      (void)dp->detachEndpoint(*link);
+    }
+  }
   return {};
 }
 
 Status ExposeService::mayPublish(const ExposeRecord& e, api::Caller caller) const {
-  if (caller == api::Caller::Root || groupMayPublishAny_) {
-    return {};
-  }
-  State& state = ctx_.state;
-  if (!e.targetNs.empty() ? state.findNamespace(e.targetNs) != nullptr
-                          : std::ranges::any_of(state.namespaces, [&](const NamespaceRecord& n) {
-                              return n.address.addr == e.targetAddr;
-                            })) {
+  if (caller == api::Caller::Root || groupMayPublishAny_ || targetIsManaged(e)) {
     return {};
   }
   return forbidden("target " + e.target +

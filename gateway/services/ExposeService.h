@@ -4,6 +4,8 @@
 #pragma once
 
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,8 @@ public:
   // Counters come from `known` when the caller has read them already.
   // Per expose served by the proxy: its listeners' counters summed.
   std::vector<api::ProxyStatsInfo> proxyStats();
+  // The host ends of hand-wired namespaces' links that carry the endpoint program for exposes.
+  std::set<int> handWiredLinks() const;
   std::vector<api::ExposeInfo> list(const DatapathStats* known = nullptr);
   // One page, in ExposeCursor order (proto, host address, first port).
   api::ExposePage page(const api::ExposeListQuery& query);
@@ -56,6 +60,11 @@ private:
   Result<api::ExposeAdded> addOne(const api::ExposeRequest& request, api::Caller caller);
   // Whether `caller` may publish (or unpublish) this expose's target.
   Status mayPublish(const ExposeRecord& e, api::Caller caller) const;
+  // Whether the target is (in) a namespace gatewayd manages.
+  bool targetIsManaged(const ExposeRecord& e) const;
+  // The gateway host's link toward an eBPF-served target gatewayd does not manage (a namespace
+  // wired by hand): the one with an address on the target's subnet, not the uplink.
+  std::optional<int> handWiredLink(const ExposeRecord& e) const;
   Status apply(const ExposeRecord& e);
   Status applyProxy(const ExposeRecord& e);
   // The proxy's listeners close and their connections drain; the data path's flows go too

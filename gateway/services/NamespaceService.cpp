@@ -369,6 +369,9 @@ void NamespaceService::removeStrays(
     log::warn("reconcile: endpoint programs not listed: ", attached.error().str());
     return;
   }
+  if (otherEndpointLinks_) {
+    links.merge(otherEndpointLinks_());
+  }
   RepairLog detached("endpoint programs without state removed");
   for (int ifindex : *attached) {
     if (links.contains(ifindex)) {

@@ -3,8 +3,10 @@
 // `ns list`, and re-applying them on start.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "control/Api.h"
@@ -34,6 +36,11 @@ public:
   // Gives the data path every address of the gateway host (so DNAT answers on all of them),
   // and takes away those the host no longer has.
   Status syncLocalAddresses();
+  // Links outside the managed namespaces that carry the endpoint program on purpose (the
+  // host ends of hand-wired namespaces with exposes): the stray sweep leaves them.
+  void setOtherEndpointLinks(std::function<std::set<int>()> links) {
+    otherEndpointLinks_ = std::move(links);
+  }
 
 private:
   void rollBackPending();
@@ -49,6 +56,7 @@ private:
 
   ServiceContext& ctx_;
   Topology& topology_;
+  std::function<std::set<int>()> otherEndpointLinks_;
 };
 
 } // namespace gw

@@ -248,9 +248,28 @@ TEST_F(ExposeTest, HandWiredNamespaceAndRanges) {
   EXPECT_EQ(curlFrom(ext(), base + ":6100/whoami"), hand);
   EXPECT_EQ(curlFrom(ext(), base + ":6101/whoami"), hand);
   EXPECT_NE(serverLog(hand, 8081).find(std::string(kExternalAddr) + " - -"), std::string::npos);
+  // Every access path `ns add` namespaces get: the gateway host itself, another namespace,
+  // and hairpin from the hand-wired namespace to its own exposed port.
+  std::string other = nsName("other");
+  ASSERT_TRUE(gwctl({"ns", "add", other}).ok());
+  EXPECT_EQ(curlFrom(gwh(), base + ":6100/whoami"), hand);
+  EXPECT_EQ(curlFrom(gwh(), "http://127.0.0.1:6100/whoami"), hand);
+  EXPECT_EQ(curlFrom(other, base + ":6100/whoami"), hand);
+  EXPECT_EQ(curlFrom(hand, base + ":6101/whoami"), hand) << "hairpin";
+  auto endpointProgram = [&] {
+    return sh("tc -n " + gwh() + " filter show dev gwt-hand ingress").out.find("gw_endpoint") !=
+           std::string::npos;
+  };
+  EXPECT_TRUE(endpointProgram());
+  // It survives a restart, and goes with the last expose to the namespace.
+  stopDaemon();
+  startDaemon();
+  EXPECT_TRUE(endpointProgram());
+  EXPECT_EQ(curlFrom(hand, base + ":6101/whoami"), hand) << "hairpin after a restart";
   // A range is unexposed whole.
   EXPECT_NE(gwctl({"unexpose", "6100"}).status, 0);
   EXPECT_TRUE(gwctl({"unexpose", "6100-6101"}).ok());
+  EXPECT_FALSE(endpointProgram());
 }
 
 TEST_F(ExposeTest, ClashesAndBadInputAreRefused) {

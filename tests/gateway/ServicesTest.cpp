@@ -233,6 +233,23 @@ TEST_F(ExposeRules, AManagedNamespaceTargetIsItsAddress) {
   EXPECT_EQ(state_.exposes.back().targetNs, "web");
 }
 
+TEST_F(ExposeRules, AHandWiredNamespaceHasTheEndpointProgramUntilItsLastExposeGoes) {
+  int veth = topology_.addLink("veth-hand").index;
+  topology_.addHostAddress("veth-hand", prefix("198.51.100.1/24"));
+  handMade("manual", {"198.51.100.7/24"});
+  addExpose(expose("8080", "manual:80"));
+  addExpose(expose("8081", "198.51.100.7:81"));
+  EXPECT_TRUE(dp_.endpointPrograms_.contains(veth));
+  EXPECT_EQ(exposes_.handWiredLinks(), std::set<int>{veth});
+  // Targets on the uplink's subnet are reached through the uplink's programs alone.
+  addExpose(expose("8082", "192.0.2.77:82"));
+  EXPECT_EQ(dp_.endpointPrograms_.size(), 1u);
+  ASSERT_TRUE(exposes_.remove(unexpose("8080")));
+  EXPECT_TRUE(dp_.endpointPrograms_.contains(veth)) << "8081 still goes there";
+  ASSERT_TRUE(exposes_.remove(unexpose("8081")));
+  EXPECT_FALSE(dp_.endpointPrograms_.contains(veth));
+}
+
 TEST_F(ExposeRules, AGroupMemberPublishesOnlyTargetsInManagedNamespaces) {
   constexpr auto member = api::Caller::GroupMember;
   auto web = addNamespace("web");
