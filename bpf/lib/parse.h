@@ -171,8 +171,9 @@ static __always_inline int parse_l4(void *data, void *data_end, struct gw_pkt *p
 			ret = parse_icmp_inner(data, data_end, p->l4_off + sizeof(*ic), &p->inner);
 			if (ret == GW_PARSE_OK)
 				p->is_icmp_err = 1;
-			/* An unusable quote is not ours to judge: the stack decides. */
-			return ret == GW_PARSE_MALFORMED ? GW_PARSE_OK : ret;
+			/* A quote we cannot match (short, a later fragment, an ICMP error itself) is
+			 * not ours to judge: the stack decides, and it counts as no match. */
+			return GW_PARSE_OK;
 		}
 	}
 	/* Other protocols and ICMP types: parsed, but nothing to translate. */

@@ -724,6 +724,59 @@ const BadInput kBadInputs[] = {
     {"IcmpErrorWithShortQuote",
      [] { return icmpErrorFrame(ip(kRouter, kUplink), 3, 1, Bytes(12, 0x45)); }, TC_ACT_OK,
      GW_REASON_PASS_NO_MATCH},
+    // The corpus of lying headers, flags and fragments (issue 10 §4).
+    {"TcpDataOffsetBelowFive", [] { return patched(syn(), 14 + 20 + 12, 0x40); }, TC_ACT_SHOT,
+     GW_REASON_DROP_MALFORMED},
+    {"TotalLengthCutsUdpHeader",
+     [] {
+       return patched(patched(udpFrame(ip(kRemote, kUplink), 53, 40002, {1, 2, 3}), 14 + 2, 0),
+                      14 + 3, 26);
+     },
+     TC_ACT_SHOT, GW_REASON_DROP_MALFORMED},
+    {"TotalLengthCutsIcmpHeader",
+     [] {
+       return patched(patched(icmpEchoFrame(ip(kRemote, kUplink), 0, 0x55, 3), 14 + 2, 0),
+                      14 + 3, 24);
+     },
+     TC_ACT_SHOT, GW_REASON_DROP_MALFORMED},
+    {"LaterFragmentBeforeItsFirst",
+     [] {
+       Bytes l4 = l3Of(udpFrame(ip(kRemote, kUplink), 53, 40002, Bytes(64, 7)));
+       l4.erase(l4.begin(), l4.begin() + 20);
+       return fragmentFrames(ip(kRemote, kUplink), kUdp, l4, 32).at(1);
+     },
+     TC_ACT_OK, GW_REASON_PASS_FRAGMENT_MISS},
+    {"IcmpErrorAboutAFlowWeDoNotOwn",
+     [] {
+       Bytes quoted = l3Of(udpFrame(ip(kUplink, kRemote), 5555, 53, {1}));
+       return icmpErrorFrame(ip(kRouter, kUplink), 3, 3, quoted);
+     },
+     TC_ACT_OK, GW_REASON_PASS_NO_MATCH},
+    {"IcmpErrorQuotingAnIcmpError",
+     [] {
+       Bytes inner = l3Of(icmpErrorFrame(ip(kUplink, kRouter), 3, 3, Bytes(28, 0x45)));
+       return icmpErrorFrame(ip(kRouter, kUplink), 11, 0, inner);
+     },
+     TC_ACT_OK, GW_REASON_PASS_NO_MATCH},
+    {"SynFinToAPortNobodyExposed",
+     [] { return tcpFrame(ip(kClient, kUplink), 40001, 9999, kTcpSyn | kTcpFin); }, TC_ACT_OK,
+     GW_REASON_PASS_NO_MATCH},
+    {"EveryTcpFlagToAPortNobodyExposed",
+     [] { return tcpFrame(ip(kClient, kUplink), 40001, 9999, 0xff); }, TC_ACT_OK,
+     GW_REASON_PASS_NO_MATCH},
+    {"NullTcpFlagsToAPortNobodyExposed",
+     [] { return tcpFrame(ip(kClient, kUplink), 40001, 9999, 0); }, TC_ACT_OK,
+     GW_REASON_PASS_NO_MATCH},
+    {"EmptyUdpToAPortNobodyExposed",
+     [] { return udpFrame(ip(kClient, kUplink), 40001, 9999); }, TC_ACT_OK,
+     GW_REASON_PASS_NO_MATCH},
+    {"IpOptionsToAPortNobodyExposed",
+     [] {
+       Ip4 h = ip(kClient, kUplink);
+       h.options = {0x94, 0x04, 0x00, 0x00}; // router alert
+       return tcpFrame(h, 40001, 9999, kTcpSyn);
+     },
+     TC_ACT_OK, GW_REASON_PASS_NO_MATCH},
 };
 
 class BadInputTest : public BpfProgramTest, public ::testing::WithParamInterface<BadInput> {};
