@@ -223,6 +223,34 @@ _Static_assert(sizeof(struct gw_frag_key) == 12, "gw_frag_key");
 #endif
 
 /*
+ * Endpoint-independent mapping (RFC 4787 REQ-1, RFC 5382 REQ-1): the external port a source
+ * translated flow from {proto, addr, port} got (gw_snat_v4, LRU). A later flow from the same
+ * source tries that port first, whatever its destination, so a clash that moved the first
+ * flow off its own port moves every later one with it.
+ */
+#define GW_SNAT_MAP_MAX_ENTRIES 65536
+
+struct gw_snat_key {
+	__be32 addr;  /* the flow's original source */
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct gw_snat_value {
+	__be16 port;  /* the external port it got */
+	__u16 pad;
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct gw_snat_key) == 8);
+static_assert(sizeof(struct gw_snat_value) == 4);
+#else
+_Static_assert(sizeof(struct gw_snat_key) == 8, "gw_snat_key");
+_Static_assert(sizeof(struct gw_snat_value) == 4, "gw_snat_value");
+#endif
+
+/*
  * A managed namespace reachable straight through its veth (gw_endpoint_v4, keyed by the
  * namespace's address as a union gw_addr, sized by GW_ENDPOINT_MAX_ENTRIES): after
  * translation a packet for it gets this Ethernet header and bpf_redirect_peer(ifindex), into

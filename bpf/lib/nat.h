@@ -230,9 +230,10 @@ static __always_inline __u32 nat_port_hash(const struct gw_ct_key *k)
 
 /*
  * Creates a source-translated flow: `xlat` has the new source address, its port is chosen
- * here. The original port first (if no local socket owns it), then at most GW_SNAT_PROBES
- * ports of [snat_port_min, snat_port_max] from a hash of the flow. The BPF_NOEXIST insert of
- * the reply half is what claims a port. Returns enum gw_ct_create_result, or -1: exhausted.
+ * here. The port this source got before (gw_snat_v4) or else its own port first (if no local
+ * socket owns it), then at most GW_SNAT_PROBES ports of [snat_port_min, snat_port_max] from a
+ * hash of the flow. The BPF_NOEXIST insert of the reply half is what claims a port; the port
+ * taken is remembered for the source. Returns enum gw_ct_create_result, or -1: exhausted.
  */
 static __always_inline int nat_snat_create(struct __sk_buff *skb, const struct gw_ct_key *orig,
 					   struct gw_ct_key *xlat, __u8 nat, __u32 rule_id,
@@ -241,6 +242,12 @@ static __always_inline int nat_snat_create(struct __sk_buff *skb, const struct g
 	__u32 lo = cfg->snat_port_min ? cfg->snat_port_min : GW_SNAT_PORT_MIN;
 	__u32 hi = cfg->snat_port_max ? cfg->snat_port_max : GW_SNAT_PORT_MAX;
 	__u32 range, h = nat_port_hash(orig);
+	struct gw_snat_key source = {
+		.addr = orig->saddr.v4, .port = orig->sport, .proto = orig->proto,
+	};
+	struct gw_snat_value *mapped = bpf_map_lookup_elem(&gw_snat_v4, &source);
+	struct gw_snat_value got = {};
+	__be16 first = mapped ? mapped->port : orig->sport;
 	__u32 i;
 	int r;
 
@@ -251,14 +258,19 @@ static __always_inline int nat_snat_create(struct __sk_buff *skb, const struct g
 #pragma clang loop unroll(disable)
 	for (i = 0; i <= GW_SNAT_PROBES; i++) {
 		if (i == 0)
-			xlat->sport = orig->sport;
+			xlat->sport = first;
 		else
 			xlat->sport = bpf_htons(lo + (h + i) % range);
 		if (nat_port_has_socket(skb, xlat))
 			continue;
 		r = ct_create(orig, xlat, nat, rule_id);
-		if (r != GW_CT_CLASH)
-			return r;
+		if (r == GW_CT_CLASH)
+			continue;
+		if (r == GW_CT_OK && (!mapped || xlat->sport != first)) {
+			got.port = xlat->sport;
+			bpf_map_update_elem(&gw_snat_v4, &source, &got, BPF_ANY);
+		}
+		return r;
 	}
 	return -1;
 }

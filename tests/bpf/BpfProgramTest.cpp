@@ -223,6 +223,27 @@ TEST_F(BpfProgramTest, SnatClashGetsPortInRange) {
   EXPECT_EQ(h_->ctCount(), 4u);
 }
 
+// RFC 4787 REQ-1 after a clash: the source that was moved off its own port keeps the port it
+// got for every destination, although its own port would be free towards a new one.
+TEST_F(BpfProgramTest, SnatMappingStaysEndpointIndependentAfterAClash) {
+  const uint32_t kRemote2 = ipv4("192.0.2.77");
+  h_->run(Prog::UplinkEgress, udpFrame(ip(kNs1, kRemote), 40002, 53, {1}));
+  auto out = [&](const Bytes& in) { return decode(h_->run(Prog::UplinkEgress, in).out); };
+  Decoded first = out(udpFrame(ip(kNs2, kRemote), 40002, 53, {2}));
+  ASSERT_NE(first.sport, 40002) << "the clash moved it";
+  for (uint32_t remote : {kRemote2, kRouter}) {
+    Decoded later = out(udpFrame(ip(kNs2, remote), 40002, 123, {3}));
+    EXPECT_EQ(later.saddr, kUplink);
+    EXPECT_EQ(later.sport, first.sport) << "same external port for another destination";
+  }
+  // The first source keeps its own port everywhere too.
+  Decoded own = out(udpFrame(ip(kNs1, kRemote2), 40002, 123, {4}));
+  EXPECT_EQ(own.sport, 40002);
+  // A TCP flow from the same address and port is another mapping.
+  Decoded tcp = out(tcpFrame(ip(kNs2, kRemote2), 40002, 443, kTcpSyn));
+  EXPECT_EQ(tcp.sport, 40002);
+}
+
 // ---- SNAT port exhaustion: counted, and answered back the way the packet came ----
 
 const uint32_t kNs3 = ipv4("10.88.0.4");
