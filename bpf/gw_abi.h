@@ -226,7 +226,9 @@ _Static_assert(sizeof(struct gw_frag_key) == 12, "gw_frag_key");
  * Endpoint-independent mapping (RFC 4787 REQ-1, RFC 5382 REQ-1): the external port a source
  * translated flow from {proto, addr, port} got (gw_snat_v4, LRU). A later flow from the same
  * source tries that port first, whatever its destination, so a clash that moved the first
- * flow off its own port moves every later one with it.
+ * flow off its own port moves every later one with it. gw_snat_rev_v4 is the other way
+ * (external endpoint -> source, both as a gw_snat_key): a namespace sending to a mapping's
+ * external endpoint reaches its source (hairpinning, RFC 4787 REQ-9).
  */
 #define GW_SNAT_MAP_MAX_ENTRIES 65536
 
@@ -241,6 +243,7 @@ struct gw_snat_value {
 	__be16 port;  /* the external port it got */
 	__u16 pad;
 };
+/* gw_snat_key: an endpoint, {addr, port, proto}; gw_snat_value: the port a source got. */
 
 #ifdef __cplusplus
 static_assert(sizeof(struct gw_snat_key) == 8);

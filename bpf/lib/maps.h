@@ -80,6 +80,14 @@ struct {
 	__type(value, struct gw_snat_value);
 } gw_snat_v4 SEC(".maps");
 
+/* The other way: a mapping's external endpoint -> the source it belongs to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GW_SNAT_MAP_MAX_ENTRIES);
+	__type(key, struct gw_snat_key);
+	__type(value, struct gw_snat_key);
+} gw_snat_rev_v4 SEC(".maps");
+
 /* Managed namespace address -> its veth (gateway end ifindex) and the MACs of both ends. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

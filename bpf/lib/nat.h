@@ -267,8 +267,13 @@ static __always_inline int nat_snat_create(struct __sk_buff *skb, const struct g
 		if (r == GW_CT_CLASH)
 			continue;
 		if (r == GW_CT_OK && (!mapped || xlat->sport != first)) {
+			struct gw_snat_key external = {
+				.addr = xlat->saddr.v4, .port = xlat->sport, .proto = orig->proto,
+			};
+
 			got.port = xlat->sport;
 			bpf_map_update_elem(&gw_snat_v4, &source, &got, BPF_ANY);
+			bpf_map_update_elem(&gw_snat_rev_v4, &external, &source, BPF_ANY);
 		}
 		return r;
 	}

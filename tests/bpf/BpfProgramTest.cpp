@@ -517,6 +517,31 @@ TEST_F(BpfProgramTest, HairpinSnatsToBridgeAddress) {
             TC_ACT_OK, tcpFrame(ip(kUplink, kNs1), 8080, 40005, kTcpSyn | kTcpAck));
 }
 
+// RFC 4787 REQ-9 / RFC 5382 REQ-8: a namespace reaches another's masquerade mapping through the
+// external address, and is seen from its own mapping's port (REQ-9a; the harness's hairpin
+// address is a bridge's, gatewayd's is the uplink's).
+TEST_F(BpfProgramTest, HairpinToAMasqueradeMapping) {
+  // ns1's flow out gives it the mapping uplink:40002.
+  expectRun(Prog::UplinkEgress, udpFrame(ip(kNs1, kRemote), 40002, 3478, {1}), TC_ACT_OK,
+            udpFrame(ip(kUplink, kRemote), 40002, 3478, {1}));
+  // ns2 sends to that mapping from 5000: ns1 gets it, from ns2's own mapping.
+  expectRun(Prog::EndpointIngress, udpFrame(ip(kNs2, kUplink), 5000, 40002, {2}), TC_ACT_OK,
+            udpFrame(ip(kBridge, kNs1), 5000, 40002, {2}));
+  expectRun(Prog::EndpointIngress, udpFrame(ip(kNs1, kBridge), 40002, 5000, {3}), TC_ACT_OK,
+            udpFrame(ip(kUplink, kNs2), 40002, 5000, {3}));
+  // The same for TCP; a port nobody's mapping holds stays the host's.
+  expectRun(Prog::UplinkEgress, tcpFrame(ip(kNs1, kRemote), 40003, 443, kTcpSyn), TC_ACT_OK,
+            tcpFrame(ip(kUplink, kRemote), 40003, 443, kTcpSyn));
+  expectRun(Prog::EndpointIngress, tcpFrame(ip(kNs2, kUplink), 5001, 40003, kTcpSyn), TC_ACT_OK,
+            tcpFrame(ip(kBridge, kNs1), 5001, 40003, kTcpSyn));
+  Bytes nobody = udpFrame(ip(kNs2, kUplink), 5000, 40999, {4});
+  expectRun(Prog::EndpointIngress, nobody, TC_ACT_OK, nobody);
+  // From outside, an unsolicited packet to a mapping stays filtered (address and port
+  // dependent): the uplink is no hairpin hook.
+  Bytes unsolicited = udpFrame(ip(kClient, kUplink), 9, 40002, {5});
+  expectRun(Prog::UplinkIngress, unsolicited, TC_ACT_OK, unsolicited);
+}
+
 // ---- conntrack repair ----
 
 // The peer check runs on one packet in 32 of a direction (conntrack.h): within 64 it is back.

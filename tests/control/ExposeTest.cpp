@@ -206,6 +206,41 @@ TEST_F(ExposeTest, BigTcpPacketsAreTranslatedNotDropped) {
   // (Before tot_len 0 was read from the skb: ~470 drops and 15 s instead of ~1 s here.)
 }
 
+// STUN/ICE peers behind the gateway: n1 learns its mapping by talking out, n2 sends to that
+// external endpoint and reaches n1, seen from its own mapping (RFC 4787 REQ-9, 9a).
+TEST_F(ExposeTest, HairpinToAMasqueradeMapping) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  std::string n2 = nsName("n2");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  ASSERT_TRUE(gwctl({"ns", "add", n2}).ok());
+  servers_.push_back(Child::spawn(
+      {"ip", "netns", "exec", ext(), "socat", "UDP4-RECVFROM:3478,fork", "EXEC:/bin/cat"}));
+  std::string up = kUplinkAddr;
+  std::string peerLog = dir_ + "/peer-a.log";
+  servers_.push_back(Child::spawn(
+      {"ip", "netns", "exec", n1, "python3", "-c",
+       "import socket\n"
+       "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',40002))\n"
+       "s.settimeout(20)\n"
+       "while True:\n"
+       " s.sendto(b'out',('" + std::string(kExternalAddr) + "',3478))\n"
+       " try: s.recvfrom(100); break\n"
+       " except socket.timeout: pass\n"
+       "print('ready',flush=True)\n"
+       "d,a=s.recvfrom(100);s.sendto(b'to-b',a);print(d.decode(),a[0],a[1],flush=True)\n"},
+      peerLog));
+  ASSERT_TRUE(waitFor([&] { return readFile(peerLog).find("ready") != std::string::npos; }));
+  auto b = shIn(n2, "python3 -c \"import socket\n"
+                    "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',5000))\n"
+                    "s.settimeout(5);s.sendto(b'from-b',('" + up + "',40002))\n"
+                    "d,a=s.recvfrom(100);print(d.decode(),a[0],a[1])\"");
+  EXPECT_EQ(b.out, "to-b " + up + " 40002\n") << b.err;
+  EXPECT_TRUE(waitFor([&] {
+    return readFile(peerLog).find("from-b " + up + " 5000") != std::string::npos;
+  })) << readFile(peerLog);
+}
+
 TEST_F(ExposeTest, EveryWayToReachAnExposedPort) {
   startDaemon();
   std::string n1 = nsName("n1");
