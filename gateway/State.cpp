@@ -176,6 +176,21 @@ Status appendRecords(const json& array, Result<R> (*parse)(const json&), std::ve
   return {};
 }
 
+// The journal deletes and replaces records by key: with two of one key in state.json, the
+// next commit's line would name one and a replay change the other.
+template <class R>
+Status uniqueKeys(const char* name, const std::vector<R>& list) {
+  std::unordered_map<std::string, size_t> seen;
+  for (size_t i = 0; i < list.size(); ++i) {
+    auto [it, added] = seen.emplace(keyOf(list[i]), i + 1);
+    if (!added) {
+      return fail(std::string(name) + ": record #" + std::to_string(i + 1) + " repeats record #" +
+                  std::to_string(it->second) + " (the same key '" + it->first + "')");
+    }
+  }
+  return {};
+}
+
 // The four record lists of a state, each with its name in the JSON and its parser; `each`
 // is called as each(name, list, parser).
 template <class S, class F>
@@ -235,7 +250,8 @@ Result<State> stateFrom(const json& j, const std::string& origin) {
     }
     s.nextRuleId = *next;
     auto parsed = forEachList(s, [&](const char* name, auto& list, auto parse) {
-      return appendRecords(j.at(name), parse, list);
+      auto appended = appendRecords(j.at(name), parse, list);
+      return appended ? uniqueKeys(name, list) : appended;
     });
     if (!parsed) {
       return bad(parsed.error().message);

@@ -96,5 +96,16 @@ TEST(FuzzRegressions, RecoverDropsABadJournalLineWhole) {
   EXPECT_EQ(state->nextRuleId, 2u);
 }
 
+// Was: state.json could list two exposes with one id; it loaded, and the next commit's journal
+// line (keyed by id) then replaced the other one on replay: the state on disk was not the one
+// committed.
+TEST(FuzzRegressions, StateRecordsOfOneKeyAreAnError) {
+  auto state = fromJson(readRegression("snapshot-duplicate-expose-id", "state"), "state file x");
+  ASSERT_FALSE(state);
+  EXPECT_NE(state.error().message.find("exposes: record #2 repeats record #1 (the same key '1')"),
+            std::string::npos)
+      << state.error().message;
+}
+
 } // namespace
 } // namespace gw::fuzz
