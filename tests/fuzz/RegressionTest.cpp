@@ -47,6 +47,11 @@ TEST(FuzzRegressions, ApiCorpusAndCrashesReplayClean) {
   replayDir(fs::path(GW_FUZZ_DIR) / "regressions/api", fuzzApi);
 }
 
+TEST(FuzzRegressions, StateCorpusAndCrashesReplayClean) {
+  EXPECT_GT(replayDir(fs::path(GW_FUZZ_DIR) / "corpus/state", fuzzState), 0u);
+  replayDir(fs::path(GW_FUZZ_DIR) / "regressions/state", fuzzState);
+}
+
 std::string readRegression(const char* name, const char* target = "api") {
   std::ifstream in(fs::path(GW_FUZZ_DIR) / "regressions" / target / name, std::ios::binary);
   std::stringstream ss;
