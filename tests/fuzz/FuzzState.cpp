@@ -181,26 +181,36 @@ uint64_t journalSeq() {
   return j["journalSeq"].get<uint64_t>();
 }
 
-// A change after a load (each list loses its first record, else nextRuleId moves) is
-// appended to the journal that load left, or starts one: either way it must load back.
+// A change after a load is appended to the journal that load left, or starts one: either
+// way it must load back. The input's last byte picks the change, so every kind of journal
+// line is written: each list loses its first record (a delete after no common prefix), its
+// last (after the longest one), or has its last record changed in place (a put of a key the
+// journal already holds); nextRuleId moves when nothing else does.
 // Not after line 2^64-1, which has no next number: a hand-made state.json can claim it, but
 // gatewayd writes one line per commit from 1 and never gets there.
-void checkCommit(StateStore& store, const State& loaded) {
+void checkCommit(StateStore& store, const State& loaded, uint8_t how) {
   if (journalSeq() == std::numeric_limits<uint64_t>::max()) {
     return;
   }
   State next = loaded;
   bool changed = false;
-  auto dropFirst = [&](auto& list) {
-    if (!list.empty()) {
-      list.erase(list.begin());
-      changed = true;
+  auto change = [&](auto& list, auto&& inPlace) {
+    if (list.empty()) {
+      return;
     }
+    switch (how % 3) {
+    case 0: list.erase(list.begin()); break;
+    case 1: list.pop_back(); break;
+    default: inPlace(list.back()); break;
+    }
+    changed = true;
   };
-  dropFirst(next.bridges);
-  dropFirst(next.namespaces);
-  dropFirst(next.exposes);
-  dropFirst(next.masquerades);
+  change(next.bridges, [](BridgeRecord& b) { b.pending = !b.pending; });
+  change(next.namespaces, [](NamespaceRecord& n) { n.pending = !n.pending; });
+  change(next.exposes, [](ExposeRecord& e) {
+    e.mode = e.mode == ExposeMode::Proxy ? ExposeMode::Auto : ExposeMode::Proxy;
+  });
+  change(next.masquerades, [](MasqueradeRecord& m) { m.automatic = !m.automatic; });
   if (!changed && next.nextRuleId < std::numeric_limits<uint32_t>::max()) {
     ++next.nextRuleId;
   }
@@ -241,7 +251,7 @@ int fuzzState(const uint8_t* data, size_t size) {
     check(damaged, "--recover keeps the journal it found damaged");
   }
   checkOnDisk(*recovered, "the state --recover returns is on disk after it");
-  checkCommit(store, *recovered);
+  checkCommit(store, *recovered, size == 0 ? 0 : data[size - 1]);
   if (!strict) {
     check(toJson(lastGoodLine(in)) == toJson(*recovered),
           "--recover starts from the last good line");
