@@ -176,6 +176,21 @@ Status appendRecords(const json& array, Result<R> (*parse)(const json&), std::ve
   return {};
 }
 
+// The journal deletes and replaces records by key: with two of one key in state.json, the
+// next commit's line would name one and a replay change the other.
+template <class R>
+Status uniqueKeys(const char* name, const std::vector<R>& list) {
+  std::unordered_map<std::string, size_t> seen;
+  for (size_t i = 0; i < list.size(); ++i) {
+    auto [it, added] = seen.emplace(keyOf(list[i]), i + 1);
+    if (!added) {
+      return fail(std::string(name) + ": record #" + std::to_string(i + 1) + " repeats record #" +
+                  std::to_string(it->second) + " (the same key '" + it->first + "')");
+    }
+  }
+  return {};
+}
+
 // The four record lists of a state, each with its name in the JSON and its parser; `each`
 // is called as each(name, list, parser).
 template <class S, class F>
@@ -235,7 +250,8 @@ Result<State> stateFrom(const json& j, const std::string& origin) {
     }
     s.nextRuleId = *next;
     auto parsed = forEachList(s, [&](const char* name, auto& list, auto parse) {
-      return appendRecords(j.at(name), parse, list);
+      auto appended = appendRecords(j.at(name), parse, list);
+      return appended ? uniqueKeys(name, list) : appended;
     });
     if (!parsed) {
       return bad(parsed.error().message);
@@ -336,27 +352,41 @@ struct StateReplay {
   ListReplay<MasqueradeRecord> masquerades;
 };
 
-// Applies one journal line. Replaying a line twice gives the same state, so a crash between
-// writing a new snapshot and removing the journal loses nothing.
-Status applyLine(StateReplay& s, const json& line) {
+// What one journal line changes, parsed whole before any of it is applied: a line that does
+// not parse changes nothing, so --recover starts from the line before it, not half of it.
+template <class R>
+struct ListChange {
+  std::vector<std::string> del;
+  std::vector<R> put;
+};
+struct LineChange {
+  std::optional<uint32_t> nextRuleId;
+  ListChange<BridgeRecord> bridges;
+  ListChange<NamespaceRecord> namespaces;
+  ListChange<ExposeRecord> exposes;
+  ListChange<MasqueradeRecord> masquerades;
+};
+
+Result<LineChange> parseLine(const json& line) {
   if (!line.is_object()) {
     return fail("not a JSON object");
   }
+  LineChange c;
   try {
     if (line.contains("nextRuleId")) {
       auto next = uintField<uint32_t>(line, "nextRuleId");
       if (!next) {
         return std::unexpected(next.error());
       }
-      s.state.nextRuleId = std::max(s.state.nextRuleId, *next);
+      c.nextRuleId = *next;
     }
     static const json kNone = json::object();
     const json& put = line.contains("put") ? line.at("put") : kNone;
     const json& del = line.contains("del") ? line.at("del") : kNone;
-    return forEachList(s, [&](const char* name, auto& replay, auto parse) -> Status {
+    auto parsed = forEachList(c, [&](const char* name, auto& change, auto parse) -> Status {
       if (del.contains(name)) {
         for (const auto& key : del.at(name)) {
-          replay.del(key.template get<std::string>());
+          change.del.push_back(key.template get<std::string>());
         }
       }
       if (put.contains(name)) {
@@ -365,14 +395,45 @@ Status applyLine(StateReplay& s, const json& line) {
           if (!r) {
             return std::unexpected(r.error());
           }
-          replay.put(std::move(*r));
+          change.put.push_back(std::move(*r));
         }
       }
       return {};
     });
+    if (!parsed) {
+      return std::unexpected(parsed.error());
+    }
   } catch (const json::exception& e) {
     return fail(std::string("bad field: ") + e.what());
   }
+  return c;
+}
+
+template <class R>
+void applyList(ListReplay<R>& replay, ListChange<R>& change) {
+  for (const auto& key : change.del) {
+    replay.del(key);
+  }
+  for (auto& r : change.put) {
+    replay.put(std::move(r));
+  }
+}
+
+// Applies one journal line. Replaying a line twice gives the same state, so a crash between
+// writing a new snapshot and removing the journal loses nothing.
+Status applyLine(StateReplay& s, const json& line) {
+  auto change = parseLine(line);
+  if (!change) {
+    return std::unexpected(change.error());
+  }
+  if (change->nextRuleId) {
+    s.state.nextRuleId = std::max(s.state.nextRuleId, *change->nextRuleId);
+  }
+  applyList(s.bridges, change->bridges);
+  applyList(s.namespaces, change->namespaces);
+  applyList(s.exposes, change->exposes);
+  applyList(s.masquerades, change->masquerades);
+  return {};
 }
 
 Result<std::string> readFile(const std::string& path) {

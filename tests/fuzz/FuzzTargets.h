@@ -8,7 +8,8 @@
 
 namespace gw::fuzz {
 
-int fuzzHttp(const uint8_t* data, size_t size); // tests/fuzz/FuzzHttp.cpp
-int fuzzApi(const uint8_t* data, size_t size);  // tests/fuzz/FuzzApi.cpp
+int fuzzHttp(const uint8_t* data, size_t size);  // tests/fuzz/FuzzHttp.cpp
+int fuzzApi(const uint8_t* data, size_t size);   // tests/fuzz/FuzzApi.cpp
+int fuzzState(const uint8_t* data, size_t size); // tests/fuzz/FuzzState.cpp
 
 } // namespace gw::fuzz

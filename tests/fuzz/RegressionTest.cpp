@@ -2,6 +2,7 @@
 // Replays the committed corpus and every input the fuzzers found a crash with
 // (tests/fuzz/regressions/<target>/), and pins each fixed bug with a named test.
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -46,8 +47,13 @@ TEST(FuzzRegressions, ApiCorpusAndCrashesReplayClean) {
   replayDir(fs::path(GW_FUZZ_DIR) / "regressions/api", fuzzApi);
 }
 
-std::string readRegression(const char* name) {
-  std::ifstream in(fs::path(GW_FUZZ_DIR) / "regressions/api" / name, std::ios::binary);
+TEST(FuzzRegressions, StateCorpusAndCrashesReplayClean) {
+  EXPECT_GT(replayDir(fs::path(GW_FUZZ_DIR) / "corpus/state", fuzzState), 0u);
+  replayDir(fs::path(GW_FUZZ_DIR) / "regressions/state", fuzzState);
+}
+
+std::string readRegression(const char* name, const char* target = "api") {
+  std::ifstream in(fs::path(GW_FUZZ_DIR) / "regressions" / target / name, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -75,6 +81,35 @@ TEST(FuzzRegressions, StateNumbersOutOfRangeAreErrors) {
         << state.error().message;
   }
   EXPECT_TRUE(fromJson(readRegression("../../corpus/api/state"), "state file x"));
+}
+
+// Was: a journal line applied its records one by one, so one that failed halfway (a bad expose
+// after a good bridge) left its first half and its nextRuleId in the state --recover started
+// from, while the log said the whole line was dropped.
+TEST(FuzzRegressions, RecoverDropsABadJournalLineWhole) {
+  std::string input = readRegression("recover-half-applied-line", "state");
+  ASSERT_TRUE(input.starts_with('\0')) << "no state.json, then the journal";
+  std::string tmpl = (fs::temp_directory_path() / "gw-fuzz-regression-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  std::ofstream(tmpl + "/state.journal", std::ios::binary) << input.substr(1);
+  auto state = StateStore(tmpl, /*recover=*/true).load();
+  std::error_code ec;
+  fs::remove_all(tmpl, ec);
+  ASSERT_TRUE(state) << state.error().str();
+  ASSERT_EQ(state->bridges.size(), 1u) << toJson(*state);
+  EXPECT_EQ(state->bridges[0].name, "gw0");
+  EXPECT_EQ(state->nextRuleId, 2u);
+}
+
+// Was: state.json could list two exposes with one id; it loaded, and the next commit's journal
+// line (keyed by id) then replaced the other one on replay: the state on disk was not the one
+// committed.
+TEST(FuzzRegressions, StateRecordsOfOneKeyAreAnError) {
+  auto state = fromJson(readRegression("snapshot-duplicate-expose-id", "state"), "state file x");
+  ASSERT_FALSE(state);
+  EXPECT_NE(state.error().message.find("exposes: record #2 repeats record #1 (the same key '1')"),
+            std::string::npos)
+      << state.error().message;
 }
 
 } // namespace
