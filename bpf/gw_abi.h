@@ -114,8 +114,12 @@ struct gw_masq_key {
 
 struct gw_masq_value {
 	__u32 out_ifindex;
-	__u32 flags;
+	__u32 flags;     /* GW_MASQ_F_* */
 };
+
+/* Endpoint-independent filtering (RFC 4787 REQ-8): from outside, anything sent to a
+ * mapping's external endpoint reaches its source, not only replies. */
+#define GW_MASQ_F_EIF 1u
 
 /* Runtime configuration, one entry (index 0) of gw_config_map. */
 struct gw_config {

@@ -285,21 +285,25 @@ constexpr auto fieldsOf(const ExposeDeleted*) {
 struct MasqueradeRequest {
   IpPrefix source{};
   std::optional<std::string> outIf{};
+  Filtering filtering = Filtering::AddressAndPortDependent;
 };
 constexpr auto fieldsOf(const MasqueradeRequest*) {
   using T = MasqueradeRequest;
   return std::tuple{Field{"source", &T::source, Need::Required, "masquerade source"},
-                    Field{"outIf", &T::outIf, Need::Optional, "--out"}};
+                    Field{"outIf", &T::outIf, Need::Optional, "--out"},
+                    Field{"filtering", &T::filtering, Need::Optional, "--filtering"}};
 }
 
 struct MasqueradeAdded {
   IpPrefix source{};
   std::string out{};
+  Filtering filtering = Filtering::AddressAndPortDependent;
 };
 constexpr auto fieldsOf(const MasqueradeAdded*) {
   using T = MasqueradeAdded;
   return std::tuple{Field{"source", &T::source},
-                    Field{"out", &T::out}};
+                    Field{"out", &T::out},
+                    Field{"filtering", &T::filtering, Need::Optional}};
 }
 
 // GET /v1/masquerade (an array of these; ?limit=&after=CIDR: a Page, by source)
@@ -307,12 +311,14 @@ struct MasqueradeInfo {
   IpPrefix source{};
   std::string out{};
   bool automatic = false;
+  Filtering filtering = Filtering::AddressAndPortDependent;
 };
 constexpr auto fieldsOf(const MasqueradeInfo*) {
   using T = MasqueradeInfo;
   return std::tuple{Field{"source", &T::source},
                     Field{"out", &T::out},
-                    Field{"automatic", &T::automatic}};
+                    Field{"automatic", &T::automatic},
+                    Field{"filtering", &T::filtering, Need::Optional}};
 }
 
 using MasqueradeListQuery = ListQuery<IpPrefix>;

@@ -121,6 +121,10 @@ constexpr std::array<Spelling<ProxyProtocol>, 2> kProxyProtocols{
     {{ProxyProtocol::None, ""}, {ProxyProtocol::V2, "v2"}}};
 constexpr std::array<Spelling<ServingPath>, 3> kServingPaths{
     {{ServingPath::Ebpf, "ebpf"}, {ServingPath::Proxy, "proxy"}, {ServingPath::None, "none"}}};
+constexpr std::array<Spelling<Filtering>, 2> kFilterings{
+    {{Filtering::AddressAndPortDependent, "address-and-port-dependent"},
+     {Filtering::EndpointIndependent, "endpoint-independent"}}};
+
 constexpr std::array<Spelling<Wiring>, 2> kWirings{
     {{Wiring::Bridge, "bridge"}, {Wiring::PointToPoint, "p2p"}}};
 
@@ -177,6 +181,18 @@ Result<ServingPath> parseServingPath(std::string_view text) {
 
 std::string_view toString(ServingPath path) {
   return textOf(kServingPaths, path);
+}
+
+Result<Filtering> parseFiltering(std::string_view text) {
+  if (auto f = valueOf(kFilterings, text)) {
+    return *f;
+  }
+  return invalid("--filtering '" + std::string(text) +
+                 "': expected address-and-port-dependent or endpoint-independent");
+}
+
+std::string_view toString(Filtering filtering) {
+  return textOf(kFilterings, filtering);
 }
 
 Result<Wiring> parseWiring(std::string_view text) {

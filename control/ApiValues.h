@@ -65,6 +65,13 @@ Result<ServingPath> parseServingPath(std::string_view text);
 std::string_view toString(ServingPath path);
 
 // How a managed namespace is wired to the gateway host.
+// Which inbound packets a masquerade mapping lets through (RFC 4787 REQ-8): only replies from
+// the endpoint the source sent to (the default), or anything sent to its external endpoint.
+enum class Filtering { AddressAndPortDependent, EndpointIndependent };
+// "address-and-port-dependent" / "endpoint-independent"
+Result<Filtering> parseFiltering(std::string_view text);
+std::string_view toString(Filtering filtering);
+
 enum class Wiring { Bridge, PointToPoint };
 Result<Wiring> parseWiring(std::string_view text); // "bridge" / "p2p"
 std::string_view toString(Wiring wiring);

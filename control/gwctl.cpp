@@ -44,7 +44,7 @@ commands:
   expose --file FILE|-                    many at once: lines "HOSTPORT TARGET [tcp|udp]"
   unexpose HOSTPORT[-END] [--proto tcp|udp] [--host-ip IP] [--keep-flows]
   list                                    list exposes: which path serves each, counters
-  masquerade add CIDR [--out IFNAME] | del CIDR | list
+  masquerade add CIDR [--out IFNAME] [--filtering endpoint-independent] | del CIDR | list
   conntrack [list] [--proto P] [--src IP] [--dst IP] [--port N]
   conntrack delete [--proto P] [--src IP] [--dst IP] [--port N]
   conntrack flush
@@ -690,16 +690,18 @@ int masqueradeCommand(const Globals& g, std::vector<std::string> args) {
       return 1;
     }
     return printJsonOr(g, r->raw, [&] {
-      gw::Table t({"SOURCE", "OUT", "FROM"});
+      gw::Table t({"SOURCE", "OUT", "FROM", "FILTERING"});
       for (const auto& m : r->value) {
-        t.add({m.source.str(), m.out, m.automatic ? "ns add" : "masquerade add"});
+        t.add({m.source.str(), m.out, m.automatic ? "ns add" : "masquerade add",
+               std::string(gw::toString(m.filtering))});
       }
       t.print(std::cout);
     });
   }
   po::options_description o;
-  std::string cidr, out;
-  o.add_options()("cidr", po::value(&cidr)->required())("out", po::value(&out));
+  std::string cidr, out, filtering;
+  o.add_options()("cidr", po::value(&cidr)->required())("out", po::value(&out))(
+      "filtering", po::value(&filtering));
   po::positional_options_description p;
   p.add("cidr", 1);
   if (verb == "add") {
@@ -712,6 +714,13 @@ int masqueradeCommand(const Globals& g, std::vector<std::string> args) {
     if (!out.empty()) {
       request.outIf = out;
     }
+    if (!filtering.empty()) {
+      auto f = parsed(gw::parseFiltering(filtering));
+      if (!f) {
+        return 1;
+      }
+      request.filtering = *f;
+    }
     auto r = change<api::MasqueradeAdded>(
         g, "POST", api::kMasqueradePath, api::toJson(request), [request](const Globals& g) {
           auto list = fetchListing<api::MasqueradeInfo>(g, api::kMasqueradePath, "", false);
@@ -721,7 +730,7 @@ int masqueradeCommand(const Globals& g, std::vector<std::string> args) {
           for (const auto& m : list->items) {
             if (!m.automatic && m.source == request.source) {
               return inPlace("masquerade " + m.source.str() + " out " + m.out + " is listed",
-                             api::toJson(api::MasqueradeAdded{m.source, m.out}));
+                             api::toJson(api::MasqueradeAdded{m.source, m.out, m.filtering}));
             }
           }
           return notInPlace("no masquerade " + request.source.str() + " is listed");

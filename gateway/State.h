@@ -89,6 +89,7 @@ struct MasqueradeRecord {
   IpPrefix source;
   std::string outIf;      // "" = the uplink
   bool automatic = false; // added by `ns add`, removed by `ns del`
+  Filtering filtering = Filtering::AddressAndPortDependent;
 
   bool operator==(const MasqueradeRecord&) const = default;
 };
@@ -97,7 +98,8 @@ constexpr auto fieldsOf(const MasqueradeRecord*) {
   using api::Need;
   return std::tuple{api::Field{"source", &T::source},
                     api::Field{"outIf", &T::outIf, Need::Optional},
-                    api::Field{"automatic", &T::automatic, Need::Optional}};
+                    api::Field{"automatic", &T::automatic, Need::Optional},
+                    api::Field{"filtering", &T::filtering, Need::Optional}};
 }
 
 // Where the gateway host was when gatewayd ran (<state-dir>/host.json): `--cleanup` acts there

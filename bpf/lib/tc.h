@@ -158,15 +158,15 @@ static __always_inline int tc_ct_open(struct __sk_buff *skb, const struct gw_pkt
 }
 
 /*
- * From a namespace to the external endpoint of another flow's masquerade mapping (RFC 4787
- * REQ-9, RFC 5382 REQ-8: hairpinning, as STUN/ICE peers behind one NAT need): it reaches the
- * mapping's source, and comes from the sender's own mapping (9a), its port chosen as for a
- * masqueraded flow. Anything else here is not ours.
+ * To the external endpoint of a masquerade mapping, with no flow yet. From a namespace
+ * (hairpinning, RFC 4787 REQ-9, RFC 5382 REQ-8, as STUN/ICE peers behind one NAT need): it
+ * reaches the mapping's source, and comes from the sender's own mapping (9a), its port chosen
+ * as for a masqueraded flow. From outside: only when the source's masquerade filters
+ * endpoint-independently (REQ-8), unchanged in source. Anything else here is not ours.
  */
-static __always_inline int tc_hairpin_mapping(struct __sk_buff *skb, const struct gw_pkt *p,
-					      const struct gw_ct_key *key,
-					      const struct gw_config *cfg,
-					      const struct gw_hook *hook)
+static __always_inline int tc_to_mapping(struct __sk_buff *skb, const struct gw_pkt *p,
+					 const struct gw_ct_key *key, const struct gw_config *cfg,
+					 const struct gw_hook *hook)
 {
 	struct gw_snat_key external = {
 		.addr = p->daddr, .port = p->dport, .proto = p->proto,
@@ -174,7 +174,7 @@ static __always_inline int tc_hairpin_mapping(struct __sk_buff *skb, const struc
 	struct gw_snat_key *source;
 	struct gw_ct_key xlat;
 
-	if (!hook->hairpin || !gw_is_local(p->daddr))
+	if (!gw_is_local(p->daddr))
 		return tc_pass(GW_REASON_PASS_NO_MATCH);
 	source = bpf_map_lookup_elem(&gw_snat_rev_v4, &external);
 	if (!source)
@@ -182,8 +182,13 @@ static __always_inline int tc_hairpin_mapping(struct __sk_buff *skb, const struc
 	xlat = *key;
 	xlat.daddr.v4 = source->addr;
 	xlat.dport = source->port;
-	xlat.saddr.v4 = cfg->hairpin_addr.v4 ? cfg->hairpin_addr.v4 : cfg->uplink_addr.v4;
-	return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT | GW_NAT_SNAT, 0, cfg, hook);
+	if (hook->hairpin) {
+		xlat.saddr.v4 = cfg->hairpin_addr.v4 ? cfg->hairpin_addr.v4 : cfg->uplink_addr.v4;
+		return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT | GW_NAT_SNAT, 0, cfg, hook);
+	}
+	if (!(masq_flags(source->addr) & GW_MASQ_F_EIF))
+		return tc_pass(GW_REASON_PASS_NO_MATCH);
+	return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT, 0, cfg, hook);
 }
 
 /*
@@ -202,7 +207,7 @@ static __always_inline int tc_expose(struct __sk_buff *skb, const struct gw_pkt 
 		return tc_pass(GW_REASON_PASS_NO_MATCH);
 	v = expose_lookup(p->daddr, p->dport, p->proto);
 	if (!v)
-		return tc_hairpin_mapping(skb, p, key, cfg, hook);
+		return tc_to_mapping(skb, p, key, cfg, hook);
 
 	xlat = *key;
 	xlat.daddr.v4 = v->target_addr.v4;

@@ -165,9 +165,10 @@ Result<std::vector<ExposeEntry>> BpfDatapath::listExposes() {
   return rules_->listExposes();
 }
 
-Status BpfDatapath::addMasquerade(const IpPrefix& source, int outIfindex) {
+Status BpfDatapath::addMasquerade(const IpPrefix& source, int outIfindex,
+                                  bool endpointIndependent) {
   std::lock_guard lock(mu_);
-  return rules_->addMasquerade(source, outIfindex);
+  return rules_->addMasquerade(source, outIfindex, endpointIndependent);
 }
 
 Status BpfDatapath::deleteMasquerade(const IpPrefix& source) {

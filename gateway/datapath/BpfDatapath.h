@@ -70,7 +70,8 @@ public:
   Result<std::vector<ExposeEntry>> listExposes() override;
 
   // outIfindex 0 = the uplink.
-  Status addMasquerade(const IpPrefix& source, int outIfindex) override;
+  Status addMasquerade(const IpPrefix& source, int outIfindex,
+                       bool endpointIndependent = false) override;
   Status deleteMasquerade(const IpPrefix& source) override;
   Result<std::vector<MasqueradeEntry>> listMasquerades() override;
 

@@ -58,6 +58,7 @@ struct ExposeEntry {
 struct MasqueradeEntry {
   IpPrefix source;
   int outIfindex = 0; // 0 = the uplink
+  bool endpointIndependent = false; // filtering: anything to a mapping gets in (GW_MASQ_F_EIF)
 
   bool operator==(const MasqueradeEntry&) const = default;
 };
@@ -152,7 +153,9 @@ public:
                               FlowsOfRule flows = FlowsOfRule::Remove) = 0;
 
   // outIfindex 0 = the uplink.
-  virtual Status addMasquerade(const IpPrefix& source, int outIfindex) = 0;
+  // endpointIndependent: RFC 4787 endpoint-independent filtering for these sources' mappings.
+  virtual Status addMasquerade(const IpPrefix& source, int outIfindex,
+                               bool endpointIndependent = false) = 0;
   virtual Status deleteMasquerade(const IpPrefix& source) = 0;
   // Every entry of the masquerade map (pinned: an earlier run's too).
   virtual Result<std::vector<MasqueradeEntry>> listMasquerades() = 0;

@@ -271,13 +271,14 @@ Result<std::set<uint32_t>> RuleMaps::exposedRuleIds() const {
   return ids;
 }
 
-Status RuleMaps::addMasquerade(const IpPrefix& source, int outIfindex) {
+Status RuleMaps::addMasquerade(const IpPrefix& source, int outIfindex, bool endpointIndependent) {
   auto key = masqKey(source);
   if (!key) {
     return std::unexpected(key.error());
   }
   gw_masq_value value{};
   value.out_ifindex = static_cast<uint32_t>(outIfindex);
+  value.flags = endpointIndependent ? GW_MASQ_F_EIF : 0;
   if (bpf_map_update_elem(objects_.mapFd("gw_masq_v4"), &*key, &value, BPF_ANY) != 0) {
     return sysError("add masquerade " + source.str());
   }
@@ -311,6 +312,7 @@ Result<std::vector<MasqueradeEntry>> RuleMaps::listMasquerades() const {
     e.source = IpPrefix{v4Address(key.addr),
                         static_cast<int>(key.prefixlen - GW_MASQ_PREFIXLEN(0))};
     e.outIfindex = static_cast<int>(value.out_ifindex);
+    e.endpointIndependent = (value.flags & GW_MASQ_F_EIF) != 0;
     out.push_back(e);
   }
   std::ranges::sort(out, {}, &MasqueradeEntry::source);

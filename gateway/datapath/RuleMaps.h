@@ -46,7 +46,7 @@ public:
   Result<std::vector<ExposeEntry>> listExposes() const; // by proto, port, address
   Result<std::set<uint32_t>> exposedRuleIds() const;   // non-zero rule ids in the expose map
 
-  Status addMasquerade(const IpPrefix& source, int outIfindex);
+  Status addMasquerade(const IpPrefix& source, int outIfindex, bool endpointIndependent);
   Status deleteMasquerade(const IpPrefix& source);
   Result<std::vector<MasqueradeEntry>> listMasquerades() const; // by prefix
 

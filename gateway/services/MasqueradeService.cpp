@@ -32,17 +32,20 @@ Result<api::MasqueradeAdded> MasqueradeService::add(const api::MasqueradeRequest
   if (!dp) {
     return std::unexpected(dp.error());
   }
-  if (auto r = (*dp)->addMasquerade(net, outIndex); !r) {
+  bool eif = request.filtering == Filtering::EndpointIndependent;
+  if (auto r = (*dp)->addMasquerade(net, outIndex, eif); !r) {
     return std::unexpected(r.error());
   }
-  state.masquerades.push_back({net, outIf, false});
+  state.masquerades.push_back({net, outIf, false, request.filtering});
   if (auto r = ctx_.store.commit(state); !r) {
     state.masquerades.pop_back();
-    (void)(*dp)->deleteMasquerade(net);
+    restoreAutomatic(net);
     return std::unexpected(r.error());
   }
-  log::info("masquerade add ", net.str(), outIf.empty() ? "" : " out " + outIf);
-  return api::MasqueradeAdded{.source = net, .out = outIf.empty() ? ctx_.uplink : outIf};
+  log::info("masquerade add ", net.str(), outIf.empty() ? "" : " out " + outIf, " filtering ",
+            toString(request.filtering));
+  return api::MasqueradeAdded{
+      .source = net, .out = outIf.empty() ? ctx_.uplink : outIf, .filtering = request.filtering};
 }
 
 Result<api::MasqueradeDeleted> MasqueradeService::remove(const api::MasqueradeQuery& query) {
@@ -60,11 +63,21 @@ Result<api::MasqueradeDeleted> MasqueradeService::remove(const api::MasqueradeQu
     state.masquerades.insert(at, removed);
     return std::unexpected(r.error());
   }
+  restoreAutomatic(net);
+  return api::MasqueradeDeleted{.source = net, .deleted = true};
+}
+
+void MasqueradeService::restoreAutomatic(const IpPrefix& net) {
+  if (!ctx_.datapath) {
+    return;
+  }
+  // A managed namespace's subnet stays masqueraded the way `ns add` made it.
   auto automatic = automatic_();
-  if (ctx_.datapath && std::ranges::find(automatic, net) == automatic.end()) {
+  if (std::ranges::find(automatic, net) != automatic.end()) {
+    (void)ctx_.datapath.dp->addMasquerade(net, 0);
+  } else {
     (void)ctx_.datapath.dp->deleteMasquerade(net);
   }
-  return api::MasqueradeDeleted{.source = net, .deleted = true};
 }
 
 std::vector<api::MasqueradeInfo> MasqueradeService::list() {
@@ -73,8 +86,10 @@ std::vector<api::MasqueradeInfo> MasqueradeService::list() {
     out.push_back({.source = net, .out = ctx_.uplink, .automatic = true});
   }
   for (const auto& m : ctx_.state.masquerades) {
-    out.push_back(
-        {.source = m.source, .out = m.outIf.empty() ? ctx_.uplink : m.outIf, .automatic = false});
+    out.push_back({.source = m.source,
+                   .out = m.outIf.empty() ? ctx_.uplink : m.outIf,
+                   .automatic = false,
+                   .filtering = m.filtering});
   }
   return out;
 }
@@ -86,9 +101,14 @@ void MasqueradeService::reconcile() {
   }
   // What the state accounts for: each managed namespace's subnet, out the uplink, and each
   // `masquerade add` (whose --out wins when both name a subnet, as when it was added).
-  std::map<IpPrefix, int> wanted;
+  struct Entry {
+    int out = 0;
+    Filtering filtering = Filtering::AddressAndPortDependent;
+    bool operator==(const Entry&) const = default;
+  };
+  std::map<IpPrefix, Entry> wanted;
   for (const auto& net : automatic_()) {
-    wanted[net] = 0;
+    wanted[net] = {};
   }
   for (const auto& m : ctx_.state.masquerades) {
     int out = 0;
@@ -100,36 +120,42 @@ void MasqueradeService::reconcile() {
                   " not found, leaves through the uplink");
       }
     }
-    wanted[m.source] = out;
+    wanted[m.source] = {out, m.filtering};
   }
-  std::optional<std::map<IpPrefix, int>> before;
+  std::optional<std::map<IpPrefix, Entry>> before;
   if (auto entries = dp->listMasquerades(); entries) {
     before.emplace();
     for (const auto& e : *entries) {
-      (*before)[e.source] = e.outIfindex;
+      (*before)[e.source] = {e.outIfindex, e.endpointIndependent ? Filtering::EndpointIndependent
+                                                                 : Filtering::AddressAndPortDependent};
     }
   } else {
     log::warn("reconcile: masquerade map not read (entries no state names stay): ",
               entries.error().str());
   }
   RepairLog restored("masquerade entries of the state restored");
-  for (const auto& [net, out] : wanted) {
-    std::optional<int> was;
+  for (const auto& [net, entry] : wanted) {
+    std::optional<Entry> was;
     if (before) {
       if (auto it = before->find(net); it != before->end()) {
         was = it->second;
       }
-      if (was == out) {
+      if (was == entry) {
         continue;
       }
     }
-    if (auto r = dp->addMasquerade(net, out); !r) {
+    if (auto r = dp->addMasquerade(net, entry.out,
+                                   entry.filtering == Filtering::EndpointIndependent);
+        !r) {
       log::warn("masquerade ", net.str(), ": ", r.error().str());
       continue;
     }
     if (before && dp->adopted()) {
-      restored.add("masquerade entry ", net.str(), " out ifindex ", out,
-                   was ? " rewritten (was " + std::to_string(*was) + ")" : " restored",
+      restored.add("masquerade entry ", net.str(), " out ifindex ", entry.out, " filtering ",
+                   toString(entry.filtering),
+                   was ? " rewritten (was out ifindex " + std::to_string(was->out) + ", " +
+                             std::string(toString(was->filtering)) + ")"
+                       : " restored",
                    ": the state has it");
     }
   }
@@ -138,7 +164,7 @@ void MasqueradeService::reconcile() {
     return;
   }
   RepairLog removed("masquerade entries without state removed");
-  for (const auto& [net, out] : *before) {
+  for (const auto& [net, entry] : *before) {
     if (wanted.contains(net)) {
       continue;
     }
@@ -149,7 +175,7 @@ void MasqueradeService::reconcile() {
                 r.error().str());
       continue;
     }
-    removed.add("removed masquerade entry ", net.str(), " out ifindex ", out,
+    removed.add("removed masquerade entry ", net.str(), " out ifindex ", entry.out,
                 ": no state names it (a change cut short by a crash)");
   }
   removed.summary();

@@ -25,6 +25,10 @@ public:
   void reconcile();
 
 private:
+  // After a `masquerade add/del` of `net` is undone or done: back to what `ns add` made of a
+  // managed subnet, else gone.
+  void restoreAutomatic(const IpPrefix& net);
+
   ServiceContext& ctx_;
   Topology& topology_;
   std::function<std::vector<IpPrefix>()> automatic_;

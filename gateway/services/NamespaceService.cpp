@@ -400,8 +400,13 @@ Status NamespaceService::applyToDatapath(const NamespaceRecord& ns) {
   if (auto r = dp->attachEndpoint(link->index); !r) {
     return r;
   }
-  if (auto r = dp->addMasquerade(ns.address.network(), 0); !r) {
-    return r;
+  // A `masquerade add` of the same subnet (its --out, its filtering) wins.
+  if (std::ranges::none_of(ctx_.state.masquerades, [&](const MasqueradeRecord& m) {
+        return m.source == ns.address.network();
+      })) {
+    if (auto r = dp->addMasquerade(ns.address.network(), 0); !r) {
+      return r;
+    }
   }
   // Last, so a failure leaves no entry behind: traffic translated towards the namespace then
   // goes straight into its eth0 (bpf_redirect_peer) with these MACs.

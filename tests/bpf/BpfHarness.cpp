@@ -44,8 +44,9 @@ void BpfHarness::addExpose(uint32_t daddrNet, uint16_t dport, uint8_t proto, uin
   check(loader_->addExpose(daddrNet, dport, proto, targetNet, targetPort, ruleId));
 }
 
-void BpfHarness::addMasq(uint32_t prefixNet, uint32_t bits, uint32_t outIfindex) {
-  check(loader_->addMasq(prefixNet, bits, outIfindex));
+void BpfHarness::addMasq(uint32_t prefixNet, uint32_t bits, uint32_t outIfindex,
+                         uint32_t flags) {
+  check(loader_->addMasq(prefixNet, bits, outIfindex, flags));
 }
 
 void BpfHarness::addEndpoint(uint32_t addrNet, uint32_t ifindex, const uint8_t (&peerMac)[6],

@@ -36,7 +36,7 @@ public:
   void addLocal(uint32_t addrNet);
   void addExpose(uint32_t daddrNet, uint16_t dport, uint8_t proto, uint32_t targetNet,
                  uint16_t targetPort, uint32_t ruleId);
-  void addMasq(uint32_t prefixNet, uint32_t bits, uint32_t outIfindex = 0);
+  void addMasq(uint32_t prefixNet, uint32_t bits, uint32_t outIfindex = 0, uint32_t flags = 0);
   void addEndpoint(uint32_t addrNet, uint32_t ifindex, const uint8_t (&peerMac)[6],
                    const uint8_t (&hostMac)[6]);
 

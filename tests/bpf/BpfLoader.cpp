@@ -124,13 +124,15 @@ Status BpfLoader::addExpose(uint32_t daddrNet, uint16_t dport, uint8_t proto,
   return mapUpdate(mapFd("gw_expose_v4"), &k, &v, "gw_expose_v4");
 }
 
-Status BpfLoader::addMasq(uint32_t prefixNet, uint32_t bits, uint32_t outIfindex) const {
+Status BpfLoader::addMasq(uint32_t prefixNet, uint32_t bits, uint32_t outIfindex,
+                          uint32_t flags) const {
   gw_masq_key k{};
   k.prefixlen = GW_MASQ_PREFIXLEN(bits);
   k.family = GW_AF_INET;
   k.addr.v4 = prefixNet;
   gw_masq_value v{};
   v.out_ifindex = outIfindex;
+  v.flags = flags;
   return mapUpdate(mapFd("gw_masq_v4"), &k, &v, "gw_masq_v4");
 }
 

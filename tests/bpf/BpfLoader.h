@@ -54,7 +54,8 @@ public:
   Status addLocal(uint32_t addrNet) const;
   Status addExpose(uint32_t daddrNet, uint16_t dport, uint8_t proto, uint32_t targetNet,
                    uint16_t targetPort, uint32_t ruleId) const;
-  Status addMasq(uint32_t prefixNet, uint32_t bits, uint32_t outIfindex = 0) const;
+  Status addMasq(uint32_t prefixNet, uint32_t bits, uint32_t outIfindex = 0,
+                 uint32_t flags = 0) const;
   Status addEndpoint(uint32_t addrNet, uint32_t ifindex, const uint8_t (&peerMac)[6],
                      const uint8_t (&hostMac)[6]) const;
   uint64_t reason(gw_reason r) const; // summed over CPUs

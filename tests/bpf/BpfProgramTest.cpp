@@ -542,6 +542,22 @@ TEST_F(BpfProgramTest, HairpinToAMasqueradeMapping) {
   expectRun(Prog::UplinkIngress, unsolicited, TC_ACT_OK, unsolicited);
 }
 
+// RFC 4787 REQ-8 as an option: with endpoint-independent filtering on ns1's masquerade,
+// anyone outside reaches its mapping; ns2's (the default) still lets in replies only.
+TEST_F(BpfProgramTest, EndpointIndependentFilteringIsPerMasquerade) {
+  h_->addMasq(kNs1, 32, 0, GW_MASQ_F_EIF);
+  expectRun(Prog::UplinkEgress, udpFrame(ip(kNs1, kRemote), 40002, 3478, {1}), TC_ACT_OK,
+            udpFrame(ip(kUplink, kRemote), 40002, 3478, {1}));
+  expectRun(Prog::UplinkIngress, udpFrame(ip(kClient, kUplink), 9, 40002, {2}), TC_ACT_OK,
+            udpFrame(ip(kClient, kNs1), 9, 40002, {2}));
+  expectRun(Prog::UplinkEgress, udpFrame(ip(kNs1, kClient), 40002, 9, {3}), TC_ACT_OK,
+            udpFrame(ip(kUplink, kClient), 40002, 9, {3}));
+  expectRun(Prog::UplinkEgress, udpFrame(ip(kNs2, kRemote), 40010, 3478, {4}), TC_ACT_OK,
+            udpFrame(ip(kUplink, kRemote), 40010, 3478, {4}));
+  Bytes filtered = udpFrame(ip(kClient, kUplink), 9, 40010, {5});
+  expectRun(Prog::UplinkIngress, filtered, TC_ACT_OK, filtered);
+}
+
 // ---- conntrack repair ----
 
 // The peer check runs on one packet in 32 of a direction (conntrack.h): within 64 it is back.

@@ -241,6 +241,46 @@ TEST_F(ExposeTest, HairpinToAMasqueradeMapping) {
   })) << readFile(peerLog);
 }
 
+// `masquerade add --filtering endpoint-independent` (RFC 4787 REQ-8): once n1 has a mapping,
+// anyone outside reaches it, not only the endpoint n1 talked to.
+TEST_F(ExposeTest, EndpointIndependentFilteringLetsAnyoneReachAMapping) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  auto strict = gwctlJson({"masquerade", "list"});
+  ASSERT_EQ(strict.size(), 1u);
+  EXPECT_EQ(strict[0]["filtering"], "address-and-port-dependent");
+  EXPECT_NE(gwctl({"masquerade", "add", "10.88.0.0/16", "--filtering", "loose"}).status, 0);
+  ASSERT_TRUE(gwctl({"masquerade", "add", "10.88.0.0/16", "--filtering", "endpoint-independent"})
+                  .ok());
+  servers_.push_back(Child::spawn(
+      {"ip", "netns", "exec", ext(), "socat", "UDP4-RECVFROM:3478,fork", "EXEC:/bin/cat"}));
+  std::string peerLog = dir_ + "/peer.log";
+  servers_.push_back(Child::spawn(
+      {"ip", "netns", "exec", n1, "python3", "-c",
+       "import socket\n"
+       "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',40002))\n"
+       "s.settimeout(20)\n"
+       "while True:\n"
+       " s.sendto(b'out',('" + std::string(kExternalAddr) + "',3478))\n"
+       " try: s.recvfrom(100); break\n"
+       " except socket.timeout: pass\n"
+       "print('ready',flush=True)\n"
+       "d,a=s.recvfrom(100);s.sendto(b'back',a);print(d.decode(),a[1],flush=True)\n"},
+      peerLog));
+  ASSERT_TRUE(waitFor([&] { return readFile(peerLog).find("ready") != std::string::npos; }));
+  // From another port than the one n1 talked to.
+  auto other = shIn(ext(), std::string("python3 -c \"import socket\n"
+                                       "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                                       "s.bind(('0.0.0.0',5999));s.settimeout(5)\n"
+                                       "s.sendto(b'unsolicited',('") +
+                               kUplinkAddr + "',40002));print(s.recvfrom(100)[0].decode())\"");
+  EXPECT_EQ(other.out, "back\n") << other.err;
+  EXPECT_TRUE(waitFor([&] {
+    return readFile(peerLog).find("unsolicited 5999") != std::string::npos;
+  })) << readFile(peerLog);
+}
+
 TEST_F(ExposeTest, EveryWayToReachAnExposedPort) {
   startDaemon();
   std::string n1 = nsName("n1");

@@ -104,9 +104,13 @@ const Shape kExposeDeleted = {{"id", Type::Unsigned},
                               {"hostPort", Type::String},
                               {"proto", Type::String},
                               {"deleted", Type::Boolean}};
-const Shape kMasqueradeAdded = {{"source", Type::String}, {"out", Type::String}};
-const Shape kMasqueradeListed = {
-    {"source", Type::String}, {"out", Type::String}, {"automatic", Type::Boolean}};
+// added: "filtering" (address-and-port-dependent | endpoint-independent).
+const Shape kMasqueradeAdded = {
+    {"source", Type::String}, {"out", Type::String}, {"filtering", Type::String}};
+const Shape kMasqueradeListed = {{"source", Type::String},
+                                 {"out", Type::String},
+                                 {"automatic", Type::Boolean},
+                                 {"filtering", Type::String}};
 const Shape kMasqueradeDeleted = {{"source", Type::String}, {"deleted", Type::Boolean}};
 const Shape kFlow = {
     {"proto", Type::String},          {"orig", Type::Object},       {"reply", Type::Object},

@@ -115,15 +115,22 @@ Status FakeDatapath::deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint
   return {};
 }
 
-Status FakeDatapath::addMasquerade(const IpPrefix& source, int outIfindex) {
+Status FakeDatapath::addMasquerade(const IpPrefix& source, int outIfindex,
+                                   bool endpointIndependent) {
   if (failAddMasquerade_) {
     return injected("addMasquerade " + source.str());
   }
   masquerades_[source] = outIfindex;
+  if (endpointIndependent) {
+    endpointIndependent_.insert(source);
+  } else {
+    endpointIndependent_.erase(source);
+  }
   return {};
 }
 
 Status FakeDatapath::deleteMasquerade(const IpPrefix& source) {
+  endpointIndependent_.erase(source);
   masquerades_.erase(source);
   return {};
 }
@@ -134,7 +141,7 @@ Result<std::vector<MasqueradeEntry>> FakeDatapath::listMasquerades() {
   }
   std::vector<MasqueradeEntry> out;
   for (const auto& [source, out_ifindex] : masquerades_) {
-    out.push_back({source, out_ifindex});
+    out.push_back({source, out_ifindex, endpointIndependent_.contains(source)});
   }
   return out;
 }

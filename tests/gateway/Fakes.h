@@ -60,7 +60,8 @@ class FakeDatapath final : public Datapath {
   Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort,
                       FlowsOfRule flows = FlowsOfRule::Remove) override;
   Result<std::vector<ExposeEntry>> listExposes() override;
-  Status addMasquerade(const IpPrefix& source, int outIfindex) override;
+  Status addMasquerade(const IpPrefix& source, int outIfindex,
+                       bool endpointIndependent = false) override;
   Status deleteMasquerade(const IpPrefix& source) override;
   Result<std::vector<MasqueradeEntry>> listMasquerades() override;
   Status enableHostLocal(uint64_t netnsCookie, const std::string& cgroupPath) override;
@@ -81,6 +82,7 @@ class FakeDatapath final : public Datapath {
   // What the services made.
   std::map<ExposeKey, ExposeEntry> exposes_;
   std::map<IpPrefix, int> masquerades_;  // source -> out ifindex (0 = the uplink)
+  std::set<IpPrefix> endpointIndependent_; // masquerades with endpoint-independent filtering
   std::map<IpAddress, FakeEndpoint> endpoints_;
   std::set<int> endpointPrograms_;  // ifindexes with the endpoint program attached
   std::set<IpAddress> localAddresses_;

@@ -1047,6 +1047,27 @@ TEST_F(MasqueradeRules, ReconcileRemovesEntriesNoStateNamesAndRestoresTheOthers)
                                                        {prefix("10.88.0.0/16"), 0}}));
 }
 
+TEST_F(MasqueradeRules, EndpointIndependentFilteringIsKeptAndRestored) {
+  addNamespace("a");
+  auto added = masquerades_.add(
+      {.source = prefix("10.88.0.0/16"), .filtering = Filtering::EndpointIndependent});
+  ASSERT_TRUE(added);
+  EXPECT_EQ(added->filtering, Filtering::EndpointIndependent);
+  EXPECT_TRUE(dp_.endpointIndependent_.contains(prefix("10.88.0.0/16")));
+  EXPECT_EQ(masquerades_.list().back().filtering, Filtering::EndpointIndependent);
+  // A start with the map's flag lost rewrites it; a second namespace keeps it.
+  dp_.adopted_ = true;
+  dp_.endpointIndependent_.clear();
+  masquerades_.reconcile();
+  EXPECT_TRUE(dp_.endpointIndependent_.contains(prefix("10.88.0.0/16")));
+  addNamespace("b");
+  EXPECT_TRUE(dp_.endpointIndependent_.contains(prefix("10.88.0.0/16")));
+  // Removed: the namespaces' subnet goes back to what `ns add` made of it.
+  ASSERT_TRUE(masquerades_.remove({.source = prefix("10.88.0.0/16")}));
+  EXPECT_FALSE(dp_.endpointIndependent_.contains(prefix("10.88.0.0/16")));
+  EXPECT_EQ(dp_.masquerades_.at(prefix("10.88.0.0/16")), 0);
+}
+
 TEST_F(MasqueradeRules, AHandAddedRuleForANamespaceSubnetKeepsItsOut) {
   auto eth1 = topology_.addLink("eth1");
   addNamespace("a");
