@@ -9,7 +9,6 @@
 // before it reaches gatewayd, amid it and after it; see Delays) and drawn from one seed, printed
 // first with every delay: GW_CRASH_SEED=N draws the same again (the middle band also follows
 // what earlier kills found), GW_CRASH_RUNS=N sets the runs of each test.
-#include <arpa/inet.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -25,11 +24,9 @@
 #include <sstream>
 #include <string>
 #include <thread>
-#include <tuple>
 #include <vector>
 
-#include "base/Ip.h"
-#include "tests/control/ServiceFixture.h"
+#include "tests/control/StateOracle.h"
 
 namespace gw::test {
 namespace {
@@ -81,241 +78,6 @@ std::string ms(Millis d) {
   os << std::fixed << d.count() << " ms";
   return os.str();
 }
-
-// `bpftool -j map dump pinned PATH`: the map's entries, independent of gatewayd's own reader.
-json dumpPinned(const std::string& path) {
-  auto r = run({"bpftool", "-j", "map", "dump", "pinned", path}, std::chrono::seconds(60));
-  EXPECT_TRUE(r.ok()) << "bpftool map dump " << path << ": " << r.err;
-  auto j = json::parse(r.out, nullptr, false);
-  return j.is_array() ? j : json::array();
-}
-
-std::string v4(const json& addr) {
-  const auto& b = addr["bytes"];
-  return std::to_string(b[0].get<int>()) + "." + std::to_string(b[1].get<int>()) + "." +
-         std::to_string(b[2].get<int>()) + "." + std::to_string(b[3].get<int>());
-}
-
-// A little-endian u32 from bpftool's hex bytes (maps without BTF).
-uint32_t hexU32(const json& bytes) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) {
-    v = (v << 8) | static_cast<uint32_t>(std::stoul(bytes[i].get<std::string>(), nullptr, 16));
-  }
-  return v;
-}
-
-// An expose map entry: (proto, host address or "", host port) -> (target, port, rule id).
-using ExposeKey = std::tuple<int, std::string, int>;
-using ExposeValue = std::tuple<std::string, int, uint32_t>;
-using ExposeMap = std::map<ExposeKey, ExposeValue>;
-
-ExposeMap exposeMapAt(const std::string& bpffs) {
-  ExposeMap out;
-  for (const auto& e : dumpPinned(bpffs + "/gw_expose_v4")) {
-    const auto& k = e["formatted"]["key"];
-    const auto& v = e["formatted"]["value"];
-    std::string host = k["daddr"]["v4"].get<uint32_t>() == 0 ? "" : v4(k["daddr"]);
-    out[{k["proto"].get<int>(), host, ntohs(k["dport"].get<uint16_t>())}] = {
-        v4(v["target_addr"]), ntohs(v["target_port"].get<uint16_t>()),
-        v["rule_id"].get<uint32_t>()};
-  }
-  return out;
-}
-
-// Masquerade map: source prefix -> out ifindex.
-std::map<std::string, int> masqueradeMapAt(const std::string& bpffs) {
-  std::map<std::string, int> out;
-  for (const auto& e : dumpPinned(bpffs + "/gw_masq_v4")) {
-    const auto& k = e["formatted"]["key"];
-    int length = k["prefixlen"].get<int>() - 32; // GW_MASQ_PREFIXLEN
-    out[v4(k["addr"]) + "/" + std::to_string(length)] =
-        e["formatted"]["value"]["out_ifindex"].get<int>();
-  }
-  return out;
-}
-
-// Endpoint map: a namespace's address -> the ifindex of its veth's gateway end.
-std::map<std::string, int> endpointMapAt(const std::string& bpffs) {
-  std::map<std::string, int> out;
-  for (const auto& e : dumpPinned(bpffs + "/gw_endpoint_v4")) {
-    out[v4(e["formatted"]["key"])] = e["formatted"]["value"]["ifindex"].get<int>();
-  }
-  return out;
-}
-
-// Local address map: the gateway host's addresses that exposes on any address answer on.
-std::set<std::string> localMapAt(const std::string& bpffs) {
-  std::set<std::string> out;
-  for (const auto& e : dumpPinned(bpffs + "/gw_local_v4")) {
-    out.insert(v4(e["formatted"]["key"]));
-  }
-  return out;
-}
-
-// The interfaces gatewayd recorded as carrying its programs (gw_dp_attach, ifindex -> flags).
-std::set<int> attachRecordAt(const std::string& bpffs) {
-  std::set<int> out;
-  for (const auto& e : dumpPinned(bpffs + "/gw_dp_attach")) {
-    out.insert(static_cast<int>(hexU32(e["key"])));
-  }
-  return out;
-}
-
-// The first few differences of two maps, for a failure message that stays readable.
-template <class K, class V>
-std::string diff(const std::map<K, V>& want, const std::map<K, V>& got,
-                 const std::function<std::string(const K&)>& name) {
-  std::ostringstream os;
-  int shown = 0;
-  size_t missing = 0;
-  size_t extra = 0;
-  size_t differ = 0;
-  for (const auto& [k, v] : want) {
-    auto it = got.find(k);
-    if (it == got.end()) {
-      ++missing;
-      if (shown++ < 5) {
-        os << "\n  missing " << name(k);
-      }
-    } else if (it->second != v) {
-      ++differ;
-      if (shown++ < 5) {
-        os << "\n  differs " << name(k);
-      }
-    }
-  }
-  for (const auto& [k, v] : got) {
-    if (!want.contains(k)) {
-      ++extra;
-      if (shown++ < 5) {
-        os << "\n  extra " << name(k);
-      }
-    }
-  }
-  return std::to_string(missing) + " missing, " + std::to_string(extra) + " extra, " +
-         std::to_string(differ) + " different" + os.str();
-}
-
-std::string exposeName(const ExposeKey& k) {
-  return (std::get<0>(k) == 17 ? "udp " : "tcp ") +
-         (std::get<1>(k).empty() ? std::string("*") : std::get<1>(k)) + ":" +
-         std::to_string(std::get<2>(k));
-}
-
-// The expose map that state.json's exposes make (each port of a range its own entry).
-ExposeMap exposeMapOf(const json& state) {
-  ExposeMap out;
-  for (const auto& e : state.value("exposes", json::array())) {
-    int proto = e["proto"].get<std::string>() == "udp" ? 17 : 6;
-    std::string host = e.value("hostIp", json()).is_string() ? e["hostIp"].get<std::string>() : "";
-    int first = e["hostPort"].get<int>();
-    int last = e["hostPortEnd"].get<int>();
-    for (int p = first; p <= last; ++p) {
-      out[{proto, host, p}] = {e["targetAddr"].get<std::string>(),
-                               e["targetPort"].get<int>() + (p - first), e["id"].get<uint32_t>()};
-    }
-  }
-  return out;
-}
-
-// `gwctl list` as comparable rows: id -> "proto hostIp:ports -> targetAddr:ports".
-std::map<uint32_t, std::string> listRows(const json& list) {
-  std::map<uint32_t, std::string> out;
-  for (const auto& e : list) {
-    out[e["id"].get<uint32_t>()] = e["proto"].get<std::string>() + " " +
-                                   e["hostIp"].get<std::string>() + ":" +
-                                   e["hostPort"].get<std::string>() + " -> " +
-                                   e["targetAddr"].get<std::string>() + ":" +
-                                   e["targetPort"].get<std::string>();
-  }
-  return out;
-}
-
-std::map<uint32_t, std::string> stateRows(const json& state) {
-  std::map<uint32_t, std::string> out;
-  auto range = [](int first, int last) {
-    return first == last ? std::to_string(first)
-                         : std::to_string(first) + "-" + std::to_string(last);
-  };
-  for (const auto& e : state.value("exposes", json::array())) {
-    int first = e["hostPort"].get<int>();
-    int last = e["hostPortEnd"].get<int>();
-    int target = e["targetPort"].get<int>();
-    std::string host = e.value("hostIp", json()).is_string() ? e["hostIp"].get<std::string>() : "*";
-    out[e["id"].get<uint32_t>()] = e["proto"].get<std::string>() + " " + host + ":" +
-                                   range(first, last) + " -> " +
-                                   e["targetAddr"].get<std::string>() + ":" +
-                                   range(target, target + last - first);
-  }
-  return out;
-}
-
-// The state as a start reads it: state.json with state.journal's lines replayed onto it
-// (a line puts records, replacing by key, and deletes keys). Read here without gatewayd's
-// code: the files are the contract.
-json stateIn(const std::string& dir) {
-  json state = json::object();
-  if (std::filesystem::exists(dir + "/state.json")) {
-    state = json::parse(readFile(dir + "/state.json"), nullptr, false);
-    EXPECT_FALSE(state.is_discarded()) << "state.json is not JSON";
-    if (state.is_discarded()) {
-      return json::object();
-    }
-  }
-  auto keyOf = [](const std::string& list, const json& r) -> std::string {
-    if (list == "exposes") {
-      return std::to_string(r["id"].get<uint32_t>());
-    }
-    if (list == "masquerades") {
-      return r["source"].get<std::string>() + " " + r.value("outIf", "");
-    }
-    return r["name"].get<std::string>();
-  };
-  std::istringstream journal(readFile(dir + "/state.journal"));
-  for (std::string line; std::getline(journal, line);) {
-    auto change = json::parse(line.substr(std::min(line.find('{'), line.size())), nullptr, false);
-    EXPECT_TRUE(change.is_object()) << "state.journal line: " << line;
-    if (!change.is_object()) {
-      continue;
-    }
-    for (const char* list : {"bridges", "namespaces", "exposes", "masquerades"}) {
-      json& records = state[list];
-      if (!records.is_array()) {
-        records = json::array();
-      }
-      for (const auto& key : change.value("del", json::object()).value(list, json::array())) {
-        for (size_t i = 0; i < records.size(); ++i) {
-          if (keyOf(list, records[i]) == key.get<std::string>()) {
-            records.erase(i);
-            break;
-          }
-        }
-      }
-      for (const auto& r : change.value("put", json::object()).value(list, json::array())) {
-        bool replaced = false;
-        for (auto& old : records) {
-          if (keyOf(list, old) == keyOf(list, r)) {
-            old = r;
-            replaced = true;
-          }
-        }
-        if (!replaced) {
-          records.push_back(r);
-        }
-      }
-    }
-  }
-  return state;
-}
-
-std::string idName(const uint32_t& id) { return "rule " + std::to_string(id); }
-
-std::string network(const std::string& cidr) {
-  auto p = IpPrefix::parse(cidr);
-  return p ? p->network().str() : cidr;
-}
-
 // When an operation's client, started at 0, reaches gatewayd (about what a `gwctl status`
 // takes) and when it is done, as measured.
 struct Timing {
@@ -364,10 +126,10 @@ private:
   Millis hi_;
 };
 
-class CrashTest : public ServiceFixture {
+class CrashTest : public StateOracleFixture {
 protected:
   void SetUp() override {
-    ServiceFixture::SetUp();
+    StateOracleFixture::SetUp();
     // One stream per test, so that a test run alone replays its own delays.
     const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     rng_.seed(crashSeed() ^ std::hash<std::string>{}(test));
@@ -375,7 +137,6 @@ protected:
               << " replays these delays" << std::endl;
   }
 
-  std::string bpffs() const { return dir_ + "/bpffs"; }
 
   // The median duration of three runs of `argv`, each followed by `undo` (when not empty).
   Millis median3(const std::vector<std::string>& argv,
@@ -456,106 +217,6 @@ protected:
       n += line.find(" warn reconcile: ") != std::string::npos ? 1 : 0;
     }
     return n;
-  }
-
-  // `gwctl list`, `ns list` and `masquerade list`, the state files, the pinned maps, the
-  // attachment record, tc, the namespaces and the gateway host's links all say the same.
-  json checkAgreement() {
-    json state = stateIn(dir_ + "/state");
-
-    // Exposes: gwctl list, the state and the pinned expose map.
-    auto list = gwctlJson({"list"});
-    auto listed = listRows(list);
-    auto saved = stateRows(state);
-    EXPECT_EQ(listed.size(), saved.size()) << diff<uint32_t, std::string>(saved, listed, idName);
-    EXPECT_TRUE(listed == saved) << diff<uint32_t, std::string>(saved, listed, idName);
-    auto pinned = exposeMapAt(bpffs());
-    auto wanted = exposeMapOf(state);
-    EXPECT_EQ(pinned.size(), wanted.size()) << "expose map vs state: "
-                                            << diff<ExposeKey, ExposeValue>(wanted, pinned, exposeName);
-    EXPECT_TRUE(pinned == wanted) << "expose map vs state: "
-                                  << diff<ExposeKey, ExposeValue>(wanted, pinned, exposeName);
-
-    // Namespaces, bridges and their links: what the state names, nothing more.
-    std::set<std::string> names;
-    std::set<std::string> links = {"lo", "up0"};
-    std::map<std::string, int> masq;
-    std::map<std::string, std::string> endpoints; // address -> host link
-    for (const auto& n : state.value("namespaces", json::array())) {
-      EXPECT_FALSE(n.value("pending", false)) << n.dump() << ": a start rolls back pending ones";
-      names.insert(n["name"].get<std::string>());
-      links.insert(n["hostLink"].get<std::string>());
-      masq[network(n["address"].get<std::string>())] = 0;
-      endpoints[IpPrefix::parse(n["address"].get<std::string>())->addr.str()] =
-          n["hostLink"].get<std::string>();
-    }
-    for (const auto& b : state.value("bridges", json::array())) {
-      EXPECT_FALSE(b.value("pending", false)) << b.dump();
-      links.insert(b["name"].get<std::string>());
-    }
-    for (const auto& m : state.value("masquerades", json::array())) {
-      masq[network(m["source"].get<std::string>())] = 0;
-    }
-    std::set<std::string> netns;
-    for (const auto& n : ipJson({"netns", "list"})) {
-      std::string name = n.value("name", "");
-      if (name.starts_with(prefix()) && name != gwh() && name != ext()) {
-        netns.insert(name);
-      }
-    }
-    EXPECT_EQ(netns, names) << "namespaces of this test vs the state's";
-    std::set<std::string> present;
-    std::map<std::string, int> ifindex;
-    for (const auto& l : ipJson({"-n", gwh(), "link", "show"})) {
-      present.insert(l["ifname"].get<std::string>());
-      ifindex[l["ifname"].get<std::string>()] = l["ifindex"].get<int>();
-    }
-    EXPECT_EQ(present, links) << "links in the gateway host vs the state's";
-    std::set<std::string> nsListed;
-    for (const auto& n : gwctlJson({"ns", "list"})) {
-      nsListed.insert(n["name"].get<std::string>());
-      EXPECT_EQ(n["state"], "up") << n.dump();
-    }
-    EXPECT_EQ(nsListed, names) << "gwctl ns list vs the state";
-
-    // Masquerade and endpoint maps, and where the programs are attached.
-    EXPECT_EQ(masqueradeMapAt(bpffs()), masq) << "masquerade map vs the state";
-    std::set<std::string> masqListed;
-    for (const auto& m : gwctlJson({"masquerade", "list"})) {
-      masqListed.insert(m["source"].get<std::string>());
-    }
-    std::set<std::string> masqWanted;
-    for (const auto& [source, out] : masq) {
-      masqWanted.insert(source);
-    }
-    EXPECT_EQ(masqListed, masqWanted) << "gwctl masquerade list vs the state";
-    std::map<std::string, int> endpointsWanted;
-    std::set<int> attachWanted = {ifindex["up0"]};
-    for (const auto& [addr, link] : endpoints) {
-      endpointsWanted[addr] = ifindex[link];
-      attachWanted.insert(ifindex[link]);
-    }
-    EXPECT_EQ(endpointMapAt(bpffs()), endpointsWanted) << "endpoint map vs the state";
-    EXPECT_EQ(attachRecordAt(bpffs()), attachWanted) << "recorded attachments vs the state";
-    std::set<std::string> hostAddrs;
-    for (const auto& link : ipJson({"-n", gwh(), "-4", "addr", "show"})) {
-      for (const auto& a : link.value("addr_info", json::array())) {
-        if (!a["local"].get<std::string>().starts_with("127.")) {
-          hostAddrs.insert(a["local"].get<std::string>());
-        }
-      }
-    }
-    EXPECT_EQ(localMapAt(bpffs()), hostAddrs) << "local address map vs the host's addresses";
-    auto hasBpf = [&](const std::string& dev, const std::string& dir) {
-      auto r = run({"tc", "-n", gwh(), "filter", "show", "dev", dev, dir});
-      return r.out.find("bpf") != std::string::npos && r.out.find("direct-action") != std::string::npos;
-    };
-    EXPECT_TRUE(hasBpf("up0", "ingress")) << "uplink tc ingress re-attached";
-    EXPECT_TRUE(hasBpf("up0", "egress")) << "uplink tc egress re-attached";
-    for (const auto& [addr, link] : endpoints) {
-      EXPECT_TRUE(hasBpf(link, "ingress")) << link << ": endpoint program re-attached";
-    }
-    return state;
   }
 
   std::mt19937_64 rng_;
