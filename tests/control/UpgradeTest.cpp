@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "tests/control/ServiceFixture.h"
@@ -152,10 +153,11 @@ protected:
   }
 
   // gatewayd from the copy, an echo server in a managed namespace, exposed in proxy mode.
-  void startWithProxyExpose() {
+  void startWithProxyExpose(const std::vector<std::string>& extraArgs = {}) {
     installBinary(GATEWAYD_PATH);
     auto argv = daemonArgv(binary());
     argv.insert(argv.end(), {"--proxy-relay", GetParam()});
+    argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
     daemon_ = Child::spawn(argv, log_);
     ASSERT_TRUE(waitFor([&] { return gwctl({"status"}).ok() || !daemon_.running(); },
                         std::chrono::seconds(20)));
@@ -206,9 +208,14 @@ protected:
 };
 
 TEST_P(UpgradeTest, SigUsr2RunsTheNewBinaryAndKeepsProxiedConnections) {
-  startWithProxyExpose();
+  startWithProxyExpose({"--metrics", "127.0.0.1:9108"});
   startClient();
   pid_t oldPid = daemon_.pid();
+  // The package's postinst reloads (instead of restarting) a gatewayd that blocks SIGUSR2.
+  std::string procStatus = readFile("/proc/" + std::to_string(oldPid) + "/status");
+  std::string blocked = procStatus.substr(procStatus.find("SigBlk:") + 7);
+  EXPECT_NE(std::stoull(blocked.substr(0, blocked.find('\n')), nullptr, 16) & (1ull << 11), 0u)
+      << procStatus;
   installBinary(GATEWAYD_PATH); // another file: "the binary now on disk"
   json before = progress();
   auto start = Clock::now();
@@ -232,6 +239,9 @@ TEST_P(UpgradeTest, SigUsr2RunsTheNewBinaryAndKeepsProxiedConnections) {
   std::string exe = run({"readlink", "/proc/" + std::to_string(newPid_) + "/exe"}).out;
   EXPECT_EQ(exe.find("(deleted)"), std::string::npos) << exe; // runs the file on disk now
   EXPECT_TRUE(daemon_.running()); // the old one holds its streams still
+  EXPECT_NE(readFile(log_).find("upgrade: adopting the control socket and 1 proxy listeners"),
+            std::string::npos);
+  EXPECT_TRUE(shIn(gwh(), "curl -sf http://127.0.0.1:9108/metrics | grep -q gateway_").ok());
   json end = finishClient();
   EXPECT_EQ(end["resets"], 0) << end.dump();
   EXPECT_EQ(end["refused"], 0) << end.dump();
@@ -246,10 +256,17 @@ TEST_P(UpgradeTest, SigUsr2RunsTheNewBinaryAndKeepsProxiedConnections) {
   auto list = gwctlJson({"list"});
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0]["path"], "proxy");
+  EXPECT_GT(list[0]["connections"].get<int>(), 20) << list.dump(); // accepted by the new one
   std::cout << "upgrade (" << GetParam() << " relay): switch " << switchSeconds << " s, "
             << (atSwitch.value("connects", 0) - before.value("connects", 0))
             << " connects during the switch, " << end.value("connects", 0) << " in all, "
             << end.value("bytes", 0) << " bytes echoed over 3 streams, 0 resets, 0 refused\n";
+  std::istringstream lines(readFile(log_));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("upgrade:") != std::string::npos) {
+      std::cout << "  log: " << line << "\n";
+    }
+  }
 }
 
 TEST_P(UpgradeTest, ABrokenNewBinaryLeavesTheOldOneServing) {
