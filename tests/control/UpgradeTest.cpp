@@ -316,6 +316,40 @@ TEST_P(UpgradeTest, ABrokenNewBinaryLeavesTheOldOneServing) {
             << " bytes, 0 resets\n";
 }
 
+// A new binary that hangs is killed after 30 s and the old one serves on (one relay: it is slow).
+using UpgradeTimeoutTest = UpgradeTest;
+TEST_P(UpgradeTimeoutTest, ANewBinaryThatNeverGetsReadyIsKilled) {
+  startWithProxyExpose();
+  startClient();
+  pid_t oldPid = daemon_.pid();
+  installScript("#!/bin/sh\nexec sleep 600\n");
+  auto start = Clock::now();
+  ASSERT_EQ(::kill(oldPid, SIGUSR2), 0);
+  ASSERT_TRUE(waitFor(
+      [&] { return readFile(log_).find("upgrade: new gatewayd") != std::string::npos; },
+      std::chrono::seconds(45)))
+      << readFile(log_);
+  double waited = std::chrono::duration<double>(Clock::now() - start).count();
+  EXPECT_NE(readFile(log_).find("was not ready within 30 s and killed by signal 9"),
+            std::string::npos)
+      << readFile(log_);
+  EXPECT_GE(waited, 29.0);
+  EXPECT_EQ(statusPid(), oldPid);
+  std::string n1 = prefix() + "n1";
+  auto added = gwctl({"expose", "6001", n1 + ":8080", "--mode", "proxy"});
+  EXPECT_TRUE(added.ok()) << added.err;
+  json end = finishClient();
+  EXPECT_EQ(end["resets"], 0) << end.dump();
+  EXPECT_EQ(end["refused"], 0) << end.dump();
+  EXPECT_EQ(end["hashMismatch"], 0) << end.dump();
+  EXPECT_EQ(end["streamsOk"], 3) << end.dump();
+  EXPECT_TRUE(end["errors"].empty()) << end.dump();
+  std::cout << "hung binary: killed after " << waited << " s; " << end.value("connects", 0)
+            << " connects and " << end.value("bytes", 0)
+            << " bytes meanwhile through the old one, 0 resets\n";
+}
+INSTANTIATE_TEST_SUITE_P(Buffers, UpgradeTimeoutTest, ::testing::Values("buffers"));
+
 INSTANTIATE_TEST_SUITE_P(Relays, UpgradeTest, ::testing::Values("buffers", "splice"));
 
 } // namespace
