@@ -11,6 +11,8 @@
 #include <cstring>
 #include <thread>
 
+#include "gateway/proxy/Proxy.h"
+
 extern char** environ;
 
 namespace gw {

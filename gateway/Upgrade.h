@@ -17,7 +17,6 @@
 
 #include "base/Error.h"
 #include "base/Fd.h"
-#include "gateway/proxy/Proxy.h"
 
 namespace gw {
 

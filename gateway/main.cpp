@@ -391,6 +391,7 @@ int main(int argc, char** argv) {
       }
       gw::log::info("upgrade: pid ", upgrade->pid, " serves ", config.socketPath);
       notifySystemd("MAINPID=" + std::to_string(upgrade->pid));
+      upgrade.reset(); // not ours to wait for: it outlives us
       handedOver = true;
       break;
     }

@@ -350,6 +350,29 @@ TEST_P(UpgradeTimeoutTest, ANewBinaryThatNeverGetsReadyIsKilled) {
 }
 INSTANTIATE_TEST_SUITE_P(Buffers, UpgradeTimeoutTest, ::testing::Values("buffers"));
 
+// What an upgrade hands over is checked before anything is used: bad input is named.
+using UpgradeInputTest = ServiceFixture;
+TEST_F(UpgradeInputTest, ABadHandoverIsRefusedWithWhatWasWrong) {
+  auto garbage = runGatewayd({}, {"GATEWAY_UPGRADE_FDS=api=banana;ready=5"});
+  EXPECT_EQ(garbage.status, 1);
+  EXPECT_NE(garbage.err.find("api 'banana' is not a descriptor number"), std::string::npos)
+      << garbage.err;
+  auto closed = runGatewayd({}, {"GATEWAY_UPGRADE_FDS=api=700;ready=701"});
+  EXPECT_EQ(closed.status, 1);
+  EXPECT_NE(closed.err.find("api fd 700 is not open"), std::string::npos) << closed.err;
+  // An open descriptor that is no listening socket: stdin (/dev/null), dup'ed to 3+.
+  auto notSocket = run({"sh", "-c",
+                        "exec 7</dev/null 8>/dev/null; GATEWAY_UPGRADE_FDS='api=7;ready=8' "
+                        "exec " + std::string(GATEWAYD_PATH) + " --uplink up0 --netns " + gwh() +
+                            " --socket " + socket_ + " --state-dir " + dir_ + "/state" +
+                            " --bpffs " + dir_ + "/bpffs"});
+  EXPECT_EQ(notSocket.status, 1);
+  EXPECT_NE(notSocket.err.find("inherited control socket fd 7 is not a listening unix socket"),
+            std::string::npos)
+      << notSocket.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/state/state.json")); // nothing was started
+}
+
 INSTANTIATE_TEST_SUITE_P(Relays, UpgradeTest, ::testing::Values("buffers", "splice"));
 
 } // namespace
