@@ -124,14 +124,52 @@ Result<ApiServer> ApiServer::listen(const std::string& path, std::optional<gid_t
   return server;
 }
 
+Result<ApiServer> ApiServer::adopt(int fd, const std::string& path, std::optional<gid_t> group) {
+  ApiServer server;
+  server.listenFd_.reset(fd);
+  server.path_ = path;
+  server.group_ = group;
+  server.ownsPath_ = false;
+  std::string what = "inherited control socket fd " + std::to_string(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    return sysError(what);
+  }
+  int listening = 0;
+  socklen_t len = sizeof listening;
+  ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+  sockaddr_un bound{};
+  len = sizeof bound;
+  if (!S_ISSOCK(st.st_mode) || listening != 1 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0 ||
+      bound.sun_family != AF_UNIX) {
+    return invalid(what + " is not a listening unix socket");
+  }
+  std::string actual(bound.sun_path, ::strnlen(bound.sun_path, sizeof bound.sun_path));
+  if (actual != path) {
+    return invalid(what + " is bound to '" + actual + "', not --socket " + path);
+  }
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return server;
+}
+
+void ApiServer::release() {
+  drainReplies();
+  pending_.clear();
+  ownsPath_ = false;
+  listenFd_.reset();
+  metricsFd_.reset();
+}
+
 ApiServer::ApiServer(ApiServer&& other) noexcept
     : listenFd_(std::move(other.listenFd_)), metricsFd_(std::move(other.metricsFd_)),
-      path_(std::move(other.path_)), group_(other.group_) {
+      path_(std::move(other.path_)), ownsPath_(other.ownsPath_), group_(other.group_) {
   other.path_.clear();
 }
 
 ApiServer::~ApiServer() {
-  if (listenFd_ && !path_.empty()) {
+  if (listenFd_ && ownsPath_ && !path_.empty()) {
     ::unlink(path_.c_str());
   }
 }
@@ -148,7 +186,9 @@ bool ApiServer::allowed(const PeerCredentials& peer) const {
   return peer.gid == *group_ || std::ranges::find(peer.groups, *group_) != peer.groups.end();
 }
 
-Status ApiServer::listenMetrics(const std::string& hostPort) {
+namespace {
+
+Result<sockaddr_in> metricsAddress(const std::string& hostPort) {
   size_t colon = hostPort.rfind(':');
   std::string host = colon == std::string::npos ? "127.0.0.1" : hostPort.substr(0, colon);
   std::string port = colon == std::string::npos ? hostPort : hostPort.substr(colon + 1);
@@ -161,18 +201,50 @@ Status ApiServer::listenMetrics(const std::string& hostPort) {
     return fail("--metrics '" + hostPort + "': expected PORT or IPV4:PORT", EINVAL);
   }
   sa.sin_port = htons(static_cast<uint16_t>(p));
+  return sa;
+}
+
+} // namespace
+
+Status ApiServer::listenMetrics(const std::string& hostPort) {
+  auto sa = metricsAddress(hostPort);
+  if (!sa) {
+    return std::unexpected(sa.error());
+  }
   metricsFd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!metricsFd_) {
     return sysError("socket for --metrics");
   }
   int one = 1;
   ::setsockopt(metricsFd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(metricsFd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+  if (::bind(metricsFd_.get(), reinterpret_cast<sockaddr*>(&*sa), sizeof *sa) != 0) {
     return sysError("bind --metrics " + hostPort);
   }
   if (::listen(metricsFd_.get(), 16) != 0) {
     return sysError("listen --metrics " + hostPort);
   }
+  return {};
+}
+
+Status ApiServer::adoptMetrics(int fd, const std::string& hostPort) {
+  UniqueFd owned(fd);
+  auto sa = metricsAddress(hostPort);
+  if (!sa) {
+    return std::unexpected(sa.error());
+  }
+  sockaddr_in bound{};
+  socklen_t len = sizeof bound;
+  int listening = 0;
+  socklen_t optLen = sizeof listening;
+  ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optLen);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0 || listening != 1 ||
+      bound.sin_family != AF_INET || bound.sin_port != sa->sin_port ||
+      bound.sin_addr.s_addr != sa->sin_addr.s_addr) {
+    return invalid("inherited metrics fd " + std::to_string(fd) +
+                   " is not a socket listening on --metrics " + hostPort);
+  }
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  metricsFd_ = std::move(owned);
   return {};
 }
 
@@ -275,6 +347,7 @@ Result<int> ApiServer::serve(const Handler& handler, const std::function<void()>
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGUSR2); // upgrade: the caller re-executes the binary
   if (::pthread_sigmask(SIG_BLOCK, &mask, nullptr) != 0) {
     return fail("pthread_sigmask failed");
   }
@@ -298,15 +371,22 @@ Result<int> ApiServer::serve(const Handler& handler, const std::function<void()>
       }
       return true;
     });
+    if (watchFd_ >= 0 && now >= watchDeadline_) {
+      return kWatchExpired;
+    }
     auto wake = nextTick;
+    if (watchFd_ >= 0) {
+      wake = std::min(wake, watchDeadline_);
+    }
     for (const auto& c : pending_) {
       wake = std::min(wake, c.deadline);
     }
     fds.clear();
     fds.push_back({sigFd.get(), POLLIN, 0});
-    bool room = pending_.size() < kMaxPending;
+    bool room = pending_.size() < kMaxPending && !paused_;
     fds.push_back({room ? listenFd_.get() : -1, POLLIN, 0});
     fds.push_back({room && metricsFd_ ? metricsFd_.get() : -1, POLLIN, 0});
+    fds.push_back({watchFd_, POLLIN, 0});
     for (const auto& c : pending_) {
       fds.push_back({c.fd.get(), static_cast<short>(c.writing() ? POLLOUT : POLLIN), 0});
     }
@@ -321,10 +401,13 @@ Result<int> ApiServer::serve(const Handler& handler, const std::function<void()>
         return static_cast<int>(info.ssi_signo);
       }
     }
-    // Pending connections first (their indices match fds[3..]), then new ones.
+    if (fds[3].revents != 0) {
+      return kWatchReadable;
+    }
+    // Pending connections first (their indices match fds[4..]), then new ones.
     std::vector<bool> done(pending_.size(), false);
     for (size_t i = 0; i < pending_.size() && !stopping_; ++i) {
-      short revents = fds[3 + i].revents;
+      short revents = fds[4 + i].revents;
       if (pending_[i].writing()) {
         if (revents & (POLLOUT | POLLHUP | POLLERR)) {
           done[i] = flush(pending_[i]);

@@ -32,11 +32,36 @@ public:
   // Binds `path` (mode 0660, group `group` when set). Refuses when another server answers
   // there; removes a stale socket file otherwise.
   static Result<ApiServer> listen(const std::string& path, std::optional<gid_t> group);
+  // Upgrade: serves on `fd`, a listening socket inherited from the gatewayd this one replaces,
+  // checked to be bound to `path`. The path is not ours to unlink until claimPath().
+  static Result<ApiServer> adopt(int fd, const std::string& path, std::optional<gid_t> group);
+  // From now on the socket path is ours: removed when this server goes.
+  void claimPath() { ownsPath_ = true; }
 
   // Also serves GET /metrics (only that) on a TCP address, e.g. 127.0.0.1:9108.
   Status listenMetrics(const std::string& hostPort);
+  // Upgrade: the same on an inherited socket, checked to be bound to `hostPort`.
+  Status adoptMetrics(int fd, const std::string& hostPort);
 
-  // Serves until SIGTERM/SIGINT (blocked and read through a signalfd) or stop(). Requests are
+  // Upgrade: the listening sockets to hand over (-1: none).
+  int listenFd() const { return listenFd_.get(); }
+  int metricsFd() const { return metricsFd_ ? metricsFd_.get() : -1; }
+  // Handed over: writes out replies in progress, then closes our copies of the listening
+  // sockets. Never unlinks the path: the new process serves on it.
+  void release();
+
+  // serve() returns these (besides signal numbers and 0) for watch().
+  static constexpr int kWatchReadable = -1; // the watched fd is readable or closed
+  static constexpr int kWatchExpired = -2;  // its deadline passed first
+  // Makes serve() return when `fd` is readable or hung up, or `deadline` passes. -1: none.
+  void watch(int fd, std::chrono::steady_clock::time_point deadline) {
+    watchFd_ = fd;
+    watchDeadline_ = deadline;
+  }
+  // While paused, new connections wait in the backlog (for the process taking over).
+  void pauseAccepting(bool paused) { paused_ = paused; }
+
+  // Serves until SIGTERM/SIGINT/SIGUSR2 (blocked and read through a signalfd) or stop(). Requests are
   // read from many connections at once, each bounded in size and time, so a slow or hostile
   // client cannot wedge the daemon. `onTick` runs at least every `tick`. Returns the signal
   // that stopped it (0 after stop()).
@@ -84,7 +109,11 @@ private:
   std::vector<Pending> pending_;
   bool stopping_ = false;
   std::string path_;
+  bool ownsPath_ = true;
   std::optional<gid_t> group_;
+  int watchFd_ = -1;
+  std::chrono::steady_clock::time_point watchDeadline_{};
+  bool paused_ = false;
 };
 
 } // namespace gw

@@ -3,7 +3,8 @@
 # gwctl (/usr/bin), the BPF objects (/usr/share/gateway/bpf, from bpf/CMakeLists.txt), the
 # systemd unit, /etc/gateway/gatewayd.conf as a conffile and bash completion for gwctl.
 # The service is not enabled or started on install: the uplink must be set in the config first.
-# Upgrades restart a running gatewayd, which adopts the pinned data path (flows keep going).
+# Upgrades reload a running gatewayd (SIGUSR2: it executes the new binary, which adopts the
+# pinned data path and the listening sockets: flows and proxied connections keep going).
 set(GW_DEPLOY_DIR ${CMAKE_CURRENT_LIST_DIR})
 
 install(FILES ${GW_DEPLOY_DIR}/gatewayd.service DESTINATION lib/systemd/system)
@@ -19,9 +20,19 @@ file(WRITE ${GW_DEB_SCRIPTS}/postinst [=[#!/bin/sh
 set -e
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload >/dev/null || true
-  # An upgrade: start the new binary where the old one ran (it adopts the pinned data path).
+  # An upgrade: the new binary takes over where the old one ran (it adopts the pinned data
+  # path). A gatewayd that blocks SIGUSR2 (SigBlk bit 11) reads it as "upgrade": reload then
+  # keeps its proxied connections too. An older one would die of the signal: restart that one.
   if [ "$1" = configure ] && [ -n "$2" ]; then
-    systemctl try-restart gatewayd.service >/dev/null || true
+    pid=$(systemctl show -p MainPID --value gatewayd.service 2>/dev/null || echo 0)
+    blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "/proc/${pid:-0}/status" 2>/dev/null || true)
+    if [ "${pid:-0}" != 0 ] && [ -n "$blk" ] && [ $(( 0x${blk#"${blk%???}"} & 0x800 )) -ne 0 ]
+    then
+      systemctl reload gatewayd.service >/dev/null ||
+        systemctl try-restart gatewayd.service >/dev/null || true
+    else
+      systemctl try-restart gatewayd.service >/dev/null || true
+    fi
   fi
 fi
 exit 0

@@ -26,6 +26,7 @@ constexpr const char* kVersion = "0.1.0";
 ProxyConfig proxyConfig(const GatewayConfig& config) {
   ProxyConfig pc;
   pc.relay = config.proxyRelay;
+  pc.inheritedListeners = config.inheritedListeners;
   return pc;
 }
 
@@ -82,6 +83,13 @@ Result<std::unique_ptr<Gateway>> Gateway::start(const GatewayConfig& config) {
   }
   if (auto r = gw->reconcile(); !r) {
     return std::unexpected(r.error());
+  }
+  if (auto left = gw->proxy_.closeUnadopted(); !left.empty()) {
+    std::string list;
+    for (const auto& a : left) {
+      list += (list.empty() ? "" : ", ") + a;
+    }
+    return invalid("inherited proxy listeners not adopted by an expose of the state: " + list);
   }
   gw->conntrack_.startMaintenance(config.gcInterval);
   return gw;

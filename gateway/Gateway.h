@@ -4,8 +4,10 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/Error.h"
 #include "control/Http.h"
@@ -45,6 +47,9 @@ struct GatewayConfig {
   DatapathPolicy datapath = DatapathPolicy::Auto;
   bool groupMayPublishAny = false; // --group members may publish any target, not only managed
   bool recover = false; // start from the last good journal line instead of refusing
+  // Proxy listening sockets handed over at an upgrade (see ProxyConfig): each must be
+  // adopted by an expose of the state, or start fails.
+  std::map<std::string, std::vector<int>> inheritedListeners;
 };
 
 class Gateway {
@@ -65,6 +70,16 @@ public:
   bool finished() const { return finished_; }
   // Folds the state journal into state.json: a clean stop leaves one file to read.
   Status saveSnapshot() { return store_.compact(state_); }
+
+  // Upgrade (SIGUSR2): the proxy's listening sockets to hand over.
+  std::vector<ListenerFds> listenerFds() { return proxy_.listenerFds(); }
+  // Handed over: the new process serves. Stops conntrack maintenance and accepting; proxied
+  // connections keep relaying. Nothing is torn down.
+  void retire() {
+    conntrack_.stopMaintenance();
+    proxy_.releaseListeners();
+  }
+  size_t proxiedConnections() { return proxy_.activeConnections().value_or(0); }
 
 private:
   Gateway(GatewayConfig config, Netlink host);

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <signal.h>
+#include <poll.h>
 
 #include <bpf/libbpf.h>
 
@@ -21,6 +22,7 @@
 #include "control/ApiServer.h"
 #include "control/ApiClient.h"
 #include "gateway/Gateway.h"
+#include "gateway/Upgrade.h"
 #include "base/Fd.h"
 #include "base/Log.h"
 #include "netns/Namespace.h"
@@ -97,9 +99,45 @@ int die(const std::string& message) {
   return 1;
 }
 
+// Handed over to a new process: stop accepting (keeping the sockets open for it), then wait
+// for our proxied connections to end, bounded by the proxy's idle timeout. Nothing is torn
+// down and nothing written: the state and the socket path are the new process's now.
+void drainAfterHandover(gw::ApiServer& server, gw::Gateway& gateway) {
+  server.release();
+  gateway.retire();
+  auto bound = gw::ProxyConfig{}.idleTimeout;
+  auto until = std::chrono::steady_clock::now() + bound;
+  size_t left = gateway.proxiedConnections();
+  gw::log::info("upgrade: handed over; ", left, " proxied connections finish here (at most ",
+                bound.count(), " s)");
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  timespec step{0, 100'000'000};
+  while ((left = gateway.proxiedConnections()) > 0 && std::chrono::steady_clock::now() < until) {
+    if (int sig = ::sigtimedwait(&stop, nullptr, &step); sig > 0) {
+      gw::log::info("upgrade: signal ", sig, " while draining: closing ", left,
+                    " proxied connections");
+      return;
+    }
+  }
+  if (left > 0) {
+    gw::log::warn("upgrade: closing ", left, " proxied connections still open after ",
+                  bound.count(), " s");
+  }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
+  // Before any thread exists, so that every thread blocks it: SIGUSR2 is read through the
+  // API server's signalfd, and its default action (terminate) must never hit us mid-start.
+  sigset_t usr2;
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  ::pthread_sigmask(SIG_BLOCK, &usr2, nullptr);
+  auto self = gw::resolveSelf(argc, argv);
   gw::GatewayConfig config;
   std::string configFile;
   std::string logLevel;
@@ -246,12 +284,30 @@ int main(int argc, char** argv) {
     }
   }
 
-  auto server = gw::ApiServer::listen(config.socketPath, socketGroup);
+  // Started by an upgrade: the old gatewayd's sockets are ours to adopt, never to bind anew.
+  auto inherited = gw::takeInheritedFds();
+  if (!inherited) {
+    return die("upgrade: " + inherited.error().str());
+  }
+  if (*inherited) {
+    config.inheritedListeners = (*inherited)->listeners;
+    gw::log::info("upgrade: adopting the control socket and ", config.inheritedListeners.size(),
+                  " proxy listeners from the previous gatewayd");
+  }
+  auto server = *inherited ? gw::ApiServer::adopt((*inherited)->api, config.socketPath, socketGroup)
+                           : gw::ApiServer::listen(config.socketPath, socketGroup);
   if (!server) {
     return die(server.error().str());
   }
+  if (*inherited && (*inherited)->metrics >= 0 && !vm.contains("metrics")) {
+    ::close((*inherited)->metrics); // --metrics dropped from the configuration
+  }
   if (vm.contains("metrics")) {
-    if (auto r = server->listenMetrics(vm["metrics"].as<std::string>()); !r) {
+    const auto& hostPort = vm["metrics"].as<std::string>();
+    auto r = *inherited && (*inherited)->metrics >= 0
+                 ? server->adoptMetrics((*inherited)->metrics, hostPort)
+                 : server->listenMetrics(hostPort);
+    if (!r) {
       return die(r.error().str());
     }
   }
@@ -262,20 +318,100 @@ int main(int argc, char** argv) {
   gw::log::info("gatewayd serving ", config.socketPath, " uplink ", config.uplink,
                 config.netns.empty() ? std::string() : " netns " + config.netns);
   notifySystemd("READY=1\nSTATUS=serving " + config.socketPath);
-  auto stopped = server->serve(
-      [&](const gw::http::Request& request, const gw::PeerCredentials& peer) {
-        auto response = (*gateway)->handle(
-            request, peer.uid == 0 ? gw::api::Caller::Root : gw::api::Caller::GroupMember);
-        if ((*gateway)->finished()) {
-          server->stop();
-        }
-        gw::log::debug("api ", request.method, " ", request.target, " uid ", peer.uid, " -> ",
-                       response.status);
-        return response;
-      },
-      [] {}, std::chrono::seconds(1));
+  if (*inherited) {
+    // The socket already listens: what the old process stopped accepting waits in its backlog.
+    gw::signalReady((*inherited)->ready);
+    server->claimPath();
+  }
+  std::optional<gw::UpgradeChild> upgrade;
+  auto handler = [&](const gw::http::Request& request, const gw::PeerCredentials& peer) {
+    // While a new process starts from the state on disk, nothing may change it here.
+    if (upgrade && request.method != "GET") {
+      return gw::http::Response{503, "application/json",
+                                R"({"error":"an upgrade is in progress: try again"})" "\n"};
+    }
+    auto response = (*gateway)->handle(
+        request, peer.uid == 0 ? gw::api::Caller::Root : gw::api::Caller::GroupMember);
+    if ((*gateway)->finished()) {
+      server->stop();
+    }
+    gw::log::debug("api ", request.method, " ", request.target, " uid ", peer.uid, " -> ",
+                   response.status);
+    return response;
+  };
+  auto giveUp = [&](const std::string& why) {
+    std::string end = gw::abandonChild(*upgrade);
+    gw::log::error("upgrade: new gatewayd ", self->binary, " (pid ", upgrade->pid, ") ", why,
+                   " and ", end, ": this one keeps serving");
+    upgrade.reset();
+    server->watch(-1, {});
+    server->pauseAccepting(false);
+  };
+  gw::Result<int> stopped;
+  bool handedOver = false;
+  while (true) {
+    stopped = server->serve(handler, [] {}, std::chrono::seconds(1));
+    if (!stopped) {
+      break;
+    }
+    if (*stopped == SIGUSR2) {
+      if (upgrade) {
+        gw::log::warn("upgrade: SIGUSR2 while pid ", upgrade->pid, " is starting: ignored");
+        continue;
+      }
+      if (!self) {
+        gw::log::error("upgrade: ", self.error().str());
+        continue;
+      }
+      if (auto r = (*gateway)->saveSnapshot(); !r) {
+        gw::log::warn("state snapshot before upgrade: ", r.error().str(), " (the journal keeps it)");
+      }
+      gw::InheritedFds fds;
+      fds.api = server->listenFd();
+      fds.metrics = server->metricsFd();
+      for (auto& l : (*gateway)->listenerFds()) {
+        fds.listeners[l.address] = l.fds;
+      }
+      auto child = gw::startUpgrade(*self, fds);
+      if (!child) {
+        gw::log::error("upgrade: ", child.error().str(), ": this one keeps serving");
+        continue;
+      }
+      upgrade = std::move(*child);
+      gw::log::info("upgrade: started ", self->binary, " as pid ", upgrade->pid, " with ",
+                    fds.listeners.size(), " proxy listeners");
+      server->watch(upgrade->ready.get(), upgrade->deadline);
+      server->pauseAccepting(true);
+      continue;
+    }
+    if (*stopped == gw::ApiServer::kWatchReadable) {
+      if (!gw::childReady(*upgrade)) {
+        giveUp("exited before it was ready");
+        continue;
+      }
+      gw::log::info("upgrade: pid ", upgrade->pid, " serves ", config.socketPath);
+      notifySystemd("MAINPID=" + std::to_string(upgrade->pid));
+      upgrade.reset(); // not ours to wait for: it outlives us
+      handedOver = true;
+      break;
+    }
+    if (*stopped == gw::ApiServer::kWatchExpired) {
+      giveUp("was not ready within " + std::to_string(gw::kUpgradeReadyTimeout.count()) + " s");
+      continue;
+    }
+    break; // stop() or SIGTERM/SIGINT
+  }
   if (!stopped) {
     return die(stopped.error().str());
+  }
+  if (handedOver) {
+    drainAfterHandover(*server, **gateway);
+    return 0; // no STOPPING=1: systemd follows the new main pid
+  }
+  if (upgrade) {
+    ::kill(upgrade->pid, SIGTERM); // stopping: the new process has not taken over
+    gw::log::info("upgrade: abandoned at stop: pid ", upgrade->pid, " ",
+                  gw::abandonChild(*upgrade));
   }
   notifySystemd("STOPPING=1");
   if (!(*gateway)->finished()) {

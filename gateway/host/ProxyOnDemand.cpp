@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "gateway/host/ProxyOnDemand.h"
 
+#include <unistd.h>
+
 namespace gw {
 
 Result<uint64_t> ProxyOnDemand::addListener(const ProxyListenerSpec& spec) {
@@ -10,6 +12,7 @@ Result<uint64_t> ProxyOnDemand::addListener(const ProxyListenerSpec& spec) {
       return std::unexpected(started.error());
     }
     proxy_ = std::move(*started);
+    config_.inheritedListeners.clear(); // the proxy owns them now
   }
   return proxy_->addListener(spec);
 }
@@ -40,6 +43,28 @@ void ProxyOnDemand::stop(bool drain) {
     proxy_->stop(drain);
     proxy_.reset();
   }
+}
+
+std::vector<ListenerFds> ProxyOnDemand::listenerFds() {
+  return proxy_ ? proxy_->listenerFds() : std::vector<ListenerFds>{};
+}
+
+void ProxyOnDemand::releaseListeners() {
+  if (proxy_) {
+    proxy_->releaseListeners();
+  }
+}
+
+std::vector<std::string> ProxyOnDemand::closeUnadopted() {
+  std::vector<std::string> out = proxy_ ? proxy_->closeUnadopted() : std::vector<std::string>{};
+  for (auto& [address, fds] : config_.inheritedListeners) {
+    for (int fd : fds) {
+      ::close(fd);
+    }
+    out.push_back(address);
+  }
+  config_.inheritedListeners.clear();
+  return out;
 }
 
 } // namespace gw

@@ -18,6 +18,9 @@ public:
   Result<ProxyListenerStats> listenerStats(uint64_t id) override;
   std::optional<size_t> activeConnections() override;
   void stop(bool drain) override;
+  std::vector<ListenerFds> listenerFds() override;
+  void releaseListeners() override;
+  std::vector<std::string> closeUnadopted() override;
 
 private:
   ProxyConfig config_;

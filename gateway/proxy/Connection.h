@@ -29,6 +29,7 @@ struct ListenerShared {
   SockAddr target;
   std::optional<SockAddr> fallback; // spec.fallbackAddr, parsed
   uint16_t boundPort = 0;
+  std::string address; // bound, as formatSockAddr prints it: the key at an upgrade
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> active{0};
   std::atomic<uint64_t> refusedLimit{0};

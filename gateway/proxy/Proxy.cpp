@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -89,6 +91,35 @@ Result<std::vector<UniqueFd>> openListeners(const SockAddr& requested, unsigned 
   return fds;
 }
 
+// An inherited SO_REUSEPORT group: one socket per worker, each checked (a mismatch is an
+// error, never a silent rebind). Ours from now on: close-on-exec again.
+Result<std::vector<UniqueFd>> adoptListeners(std::vector<int> inherited, unsigned count,
+                                             const std::string& address, uint16_t* port) {
+  std::vector<UniqueFd> fds;
+  for (int fd : inherited) {
+    fds.emplace_back(fd);
+  }
+  if (fds.size() != count) {
+    return fail("inherited listener " + address + ": " + std::to_string(fds.size()) +
+                    " sockets for " + std::to_string(count) + " proxy threads",
+                EINVAL);
+  }
+  for (const auto& fd : fds) {
+    if (auto r = checkInheritedListener(fd.get(), address); !r) {
+      return std::unexpected(r.error());
+    }
+    ::fcntl(fd.get(), F_SETFD, FD_CLOEXEC);
+  }
+  SockAddr bound;
+  bound.length = sizeof bound.storage;
+  if (getsockname(fds[0].get(), reinterpret_cast<sockaddr*>(&bound.storage), &bound.length) !=
+      0) {
+    return sysError("getsockname " + address);
+  }
+  *port = bound.port();
+  return fds;
+}
+
 // The workers of one target namespace; they all accept on its listeners.
 struct Group {
   std::vector<std::unique_ptr<Worker>> workers;
@@ -97,8 +128,37 @@ struct Group {
 
 } // namespace
 
+Status checkInheritedListener(int fd, const std::string& address) {
+  std::string what = "inherited fd " + std::to_string(fd) + " for listener " + address;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    return sysError(what);
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return invalid(what + " is not a socket");
+  }
+  int type = 0;
+  int listening = 0;
+  socklen_t len = sizeof type;
+  getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+  len = sizeof listening;
+  getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+  if (type != SOCK_STREAM || listening != 1) {
+    return invalid(what + " is not a listening stream socket");
+  }
+  sockaddr_storage bound{};
+  len = sizeof bound;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
+    return sysError(what + ": getsockname");
+  }
+  if (std::string actual = formatSockAddr(bound); actual != address) {
+    return invalid(what + " is bound to " + actual);
+  }
+  return {};
+}
+
 struct Proxy::Impl {
-  ProxyConfig config;
+  ProxyConfig config; // config.inheritedListeners: those not adopted yet (under mu)
   UniqueFd gatewayNs; // "" targets are connected from here
   std::atomic<uint64_t> globalActive{0};
   std::mutex mu;
@@ -214,11 +274,30 @@ Result<uint64_t> Proxy::addListener(const ProxyListenerSpec& spec) {
     }
     listener->fallback = *fallback;
   }
-  auto fds = openListeners(*listenAddr, impl_->config.threads, &listener->boundPort);
+  std::string address = formatSockAddr(listenAddr->storage);
+  std::optional<std::vector<int>> inherited;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->config.inheritedListeners.find(address);
+    if (spec.listenPort != 0 && it != impl_->config.inheritedListeners.end()) {
+      inherited = std::move(it->second);
+      impl_->config.inheritedListeners.erase(it);
+    }
+  }
+  auto fds = inherited ? adoptListeners(std::move(*inherited), impl_->config.threads, address,
+                                        &listener->boundPort)
+                       : openListeners(*listenAddr, impl_->config.threads, &listener->boundPort);
   if (!fds) {
+    if (inherited) { // closeUnadopted names it: the upgrade must fail, not go on without it
+      std::lock_guard lock(impl_->mu);
+      impl_->config.inheritedListeners[address] = {};
+    }
     return std::unexpected(fds.error());
   }
   listener->fds = std::move(*fds);
+  if (auto bound = parseSockAddr(spec.listenAddr, listener->boundPort); bound) {
+    listener->address = formatSockAddr(bound->storage);
+  }
 
   std::lock_guard lock(impl_->mu);
   if (impl_->stopped) {
@@ -356,6 +435,61 @@ void Proxy::stop(bool drain) {
     impl_->listeners.clear();
   }
   groups.clear(); // workers stop and join
+}
+
+std::vector<ListenerFds> Proxy::listenerFds() {
+  std::lock_guard lock(impl_->mu);
+  std::vector<ListenerFds> out;
+  for (const auto& [id, l] : impl_->listeners) {
+    if (impl_->removing.contains(id) || l->fds.empty()) {
+      continue;
+    }
+    ListenerFds entry;
+    entry.address = l->address;
+    for (const auto& fd : l->fds) {
+      entry.fds.push_back(fd.get());
+    }
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+void Proxy::releaseListeners() {
+  waitUntil(
+      [this] {
+        std::lock_guard lock(impl_->mu);
+        return impl_->removing.empty();
+      },
+      impl_->config.drainTimeout + 2 * kCloseWait);
+  std::vector<std::pair<std::shared_ptr<ListenerShared>, std::vector<Worker*>>> all;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (auto& [id, l] : impl_->listeners) {
+      std::vector<Worker*> workers;
+      for (auto& w : impl_->groups.at(l->spec.targetNetns).workers) {
+        workers.push_back(w.get());
+      }
+      all.emplace_back(l, std::move(workers));
+    }
+  }
+  // Closes our fds only: shutdown() would stop the shared socket for the new process too.
+  // The listeners stay (their counters, their connections); stop() ends them.
+  for (auto& [l, workers] : all) {
+    Impl::stopAccepting(*l, workers);
+  }
+}
+
+std::vector<std::string> Proxy::closeUnadopted() {
+  std::lock_guard lock(impl_->mu);
+  std::vector<std::string> out;
+  for (auto& [address, fds] : impl_->config.inheritedListeners) {
+    for (int fd : fds) {
+      ::close(fd);
+    }
+    out.push_back(address);
+  }
+  impl_->config.inheritedListeners.clear();
+  return out;
 }
 
 } // namespace gw

@@ -7,8 +7,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/Error.h"
 
@@ -28,7 +30,20 @@ struct ProxyConfig {
   RelayMode relay = RelayMode::Buffers;
   unsigned bufferSize = 32 * 1024; // one provided buffer
   unsigned buffersPerThread = 256; // power of two; memory is touched only as it is used
+  // Listening sockets handed over by the gatewayd this one replaces (SIGUSR2), keyed by
+  // their bound address as formatSockAddr prints it ("0.0.0.0:6000"): addListener adopts
+  // them instead of binding, so not one connection is refused during the switch.
+  std::map<std::string, std::vector<int>> inheritedListeners;
 };
+
+// One listener's sockets (its SO_REUSEPORT group) as handed over at an upgrade.
+struct ListenerFds {
+  std::string address; // formatSockAddr of the bound address
+  std::vector<int> fds;
+};
+
+// Checks that an inherited fd is a listening TCP socket bound to `address`.
+Status checkInheritedListener(int fd, const std::string& address);
 
 struct ProxyListenerSpec {
   std::string listenAddr = "0.0.0.0"; // numeric IPv4/IPv6
@@ -72,6 +87,14 @@ public:
   size_t activeConnections();
   // removeListener for every listener, then the threads exit. Idempotent.
   void stop(bool drain = true);
+
+  // Upgrade: every listener's sockets (valid until releaseListeners or stop).
+  std::vector<ListenerFds> listenerFds();
+  // Upgrade handed over: stops accepting and closes our copies of the listening sockets
+  // (close only: the new process accepts on the same sockets), keeps connections relaying.
+  void releaseListeners();
+  // Closes the inherited sockets no listener adopted and returns their addresses.
+  std::vector<std::string> closeUnadopted();
 
 private:
   struct Impl;

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "base/Error.h"
 #include "gateway/proxy/Proxy.h"
@@ -22,6 +24,12 @@ public:
   virtual std::optional<size_t> activeConnections() = 0;
   // Closes every listener and connection (drain: let open ones finish first).
   virtual void stop(bool drain) = 0;
+
+  // Upgrade (SIGUSR2). Defaults: a proxy with nothing to hand over.
+  virtual std::vector<ListenerFds> listenerFds() { return {}; }
+  virtual void releaseListeners() {}
+  // After start: closes inherited sockets no expose adopted, returning their addresses.
+  virtual std::vector<std::string> closeUnadopted() { return {}; }
 };
 
 } // namespace gw

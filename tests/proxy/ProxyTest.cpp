@@ -541,6 +541,75 @@ TEST_P(ProxyRelayTest, DrainLetsOpenConnectionsFinishAndRefusesNewOnes) {
   EXPECT_EQ(proxy_->activeConnections(), 0u);
 }
 
+// Upgrade (SIGUSR2): a second proxy adopts the first one's listening sockets, as a new
+// gatewayd inherits them across exec. The old one stops accepting without refusing anyone
+// (close, never shutdown) and keeps relaying what it holds.
+TEST_P(ProxyRelayTest, AnotherProxyAdoptsTheListenersWhileOpenConnectionsStay) {
+  startProxy(relayConfig());
+  auto& server = backend(test::echoUntilEof);
+  uint64_t oldId = listen(server.port());
+  auto held = test::connectTcp("127.0.0.1", port_, 5s);
+  ASSERT_TRUE(test::sendAll(held.get(), "1"));
+  EXPECT_EQ(test::readN(held.get(), 1), "1");
+
+  auto handed = proxy_->listenerFds();
+  ASSERT_EQ(handed.size(), 1u);
+  EXPECT_EQ(handed[0].address, "127.0.0.1:" + std::to_string(port_));
+  ProxyConfig config = relayConfig();
+  config.threads = 2;
+  for (int fd : handed[0].fds) { // what exec would leave open in the new process
+    config.inheritedListeners[handed[0].address].push_back(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+  }
+  auto next = Proxy::start(config);
+  ASSERT_TRUE(next.has_value());
+  ProxyListenerSpec spec;
+  spec.listenAddr = "127.0.0.1";
+  spec.listenPort = port_;
+  spec.targetNetns = beNs_->name();
+  spec.targetAddr = "127.0.0.1";
+  spec.targetPort = server.port();
+  auto newId = (*next)->addListener(spec); // would be EADDRINUSE if it bound anew
+  ASSERT_TRUE(newId.has_value()) << newId.error().str();
+  EXPECT_EQ(*(*next)->boundPort(*newId), port_);
+  EXPECT_TRUE((*next)->closeUnadopted().empty());
+
+  proxy_->releaseListeners();
+  for (int i = 0; i < 20; ++i) {
+    auto fd = test::connectTcp("127.0.0.1", port_, 5s);
+    ASSERT_TRUE(fd) << "connect " << i << " refused after the handover";
+    ASSERT_TRUE(test::sendAll(fd.get(), "p"));
+    EXPECT_EQ(test::readN(fd.get(), 1), "p");
+  }
+  ASSERT_TRUE(test::sendAll(held.get(), "2")); // the old one still relays its own
+  EXPECT_EQ(test::readN(held.get(), 1), "2");
+  EXPECT_EQ(stats(oldId).accepted, 1u);
+  EXPECT_EQ((*next)->listenerStats(*newId)->accepted, 20u);
+  held.reset();
+  EXPECT_TRUE(test::waitFor([&] { return proxy_->activeConnections() == 0; }, 5s));
+}
+
+TEST_F(ProxyTest, AnInheritedSocketThatIsNotTheListenerIsRefused) {
+  UniqueFd udp(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ProxyConfig config;
+  config.threads = 2;
+  config.inheritedListeners["127.0.0.1:7001"] = {::fcntl(udp.get(), F_DUPFD_CLOEXEC, 3),
+                                                 ::fcntl(udp.get(), F_DUPFD_CLOEXEC, 3)};
+  startProxy(config);
+  ProxyListenerSpec spec;
+  spec.listenAddr = "127.0.0.1";
+  spec.listenPort = 7001;
+  spec.targetAddr = "127.0.0.1";
+  spec.targetPort = 9;
+  auto id = proxy_->addListener(spec);
+  ASSERT_FALSE(id.has_value());
+  EXPECT_NE(id.error().message.find("127.0.0.1:7001"), std::string::npos) << id.error().str();
+  EXPECT_NE(id.error().message.find("not a listening stream socket"), std::string::npos)
+      << id.error().str();
+  // Named as not adopted: the new gatewayd refuses to start rather than go on without it.
+  EXPECT_EQ(proxy_->closeUnadopted(), std::vector<std::string>{"127.0.0.1:7001"});
+  EXPECT_FALSE(checkInheritedListener(udp.get(), "127.0.0.1:7001").has_value());
+}
+
 TEST_F(ProxyTest, DrainDeadlineClosesStragglers) {
   ProxyConfig config;
   config.drainTimeout = 1s;
