@@ -117,7 +117,8 @@ Result<SelfExec> resolveSelf(int argc, char** argv) {
   return self;
 }
 
-Result<UpgradeChild> startUpgrade(const SelfExec& self, InheritedFds fds) {
+Result<UpgradeChild> startUpgrade(const SelfExec& self, InheritedFds fds,
+                                  std::chrono::seconds timeout) {
   int pipeFds[2];
   if (::pipe2(pipeFds, O_CLOEXEC) != 0) {
     return sysError("pipe for the upgrade's readiness");
@@ -171,7 +172,7 @@ Result<UpgradeChild> startUpgrade(const SelfExec& self, InheritedFds fds) {
   UpgradeChild child;
   child.pid = pid;
   child.ready = std::move(readEnd);
-  child.deadline = std::chrono::steady_clock::now() + kUpgradeReadyTimeout;
+  child.deadline = std::chrono::steady_clock::now() + timeout;
   return child; // writeEnd closes here: EOF on `ready` when the child exits
 }
 

@@ -54,7 +54,9 @@ struct UpgradeChild {
 
 // Forks and executes `self` with `fds` (ours, left close-on-exec here: only the child makes
 // them inheritable, between fork and exec).
-Result<UpgradeChild> startUpgrade(const SelfExec& self, InheritedFds fds);
+// The child is given up (killed) when it is not ready within `timeout`.
+Result<UpgradeChild> startUpgrade(const SelfExec& self, InheritedFds fds,
+                                  std::chrono::seconds timeout = kUpgradeReadyTimeout);
 
 // Reads the child's word on its pipe (readable): true if it said "ready".
 bool childReady(UpgradeChild& child);

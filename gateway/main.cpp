@@ -145,6 +145,7 @@ int main(int argc, char** argv) {
   std::string relayText;
   std::string datapathText;
   std::string group;
+  unsigned upgradeTimeout = gw::kUpgradeReadyTimeout.count();
   po::options_description options("gatewayd options");
   options.add_options()
       ("help,h", "show this help")
@@ -176,6 +177,9 @@ int main(int argc, char** argv) {
       ("datapath", po::value(&datapathText)->default_value("auto"),
        "auto: without the eBPF data path start degraded (the proxy serves TCP exposes); "
        "ebpf: refuse to start without it")
+      ("upgrade-timeout", po::value(&upgradeTimeout)->default_value(upgradeTimeout),
+       "seconds a SIGUSR2 upgrade's new gatewayd has to be ready, else it is killed and the "
+       "old one goes on serving")
       ("recover", po::bool_switch(&config.recover),
        "a damaged state journal: start from its last good line, logging each change dropped "
        "(default: refuse to start, naming the file and line)")
@@ -372,7 +376,7 @@ int main(int argc, char** argv) {
       for (auto& l : (*gateway)->listenerFds()) {
         fds.listeners[l.address] = l.fds;
       }
-      auto child = gw::startUpgrade(*self, fds);
+      auto child = gw::startUpgrade(*self, fds, std::chrono::seconds(upgradeTimeout));
       if (!child) {
         gw::log::error("upgrade: ", child.error().str(), ": this one keeps serving");
         continue;
@@ -396,7 +400,7 @@ int main(int argc, char** argv) {
       break;
     }
     if (*stopped == gw::ApiServer::kWatchExpired) {
-      giveUp("was not ready within " + std::to_string(gw::kUpgradeReadyTimeout.count()) + " s");
+      giveUp("was not ready within " + std::to_string(upgradeTimeout) + " s");
       continue;
     }
     break; // stop() or SIGTERM/SIGINT
