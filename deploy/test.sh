@@ -19,8 +19,8 @@ if [ "${1:-}" = "--asan" ]; then
   cd build-asan
   # detect_leaks: LeakSanitizer under ptrace-less containers works; keep it on. The crash and
   # stress tests run shorter here: this pass looks for memory errors, the first for outcomes.
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 GW_CRASH_RUNS="${GW_CRASH_RUNS:-5}" \
-    GW_STRESS_SECONDS="${GW_STRESS_SECONDS:-8}" \
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 GW_CRASH_RUNS="${GW_CRASH_RUNS:-3}" \
+    GW_STRESS_SECONDS="${GW_STRESS_SECONDS:-5}" \
     ctest --output-on-failure --timeout 300 -L 'unit|netns|service|proxy|datapath' "$@"
   exit
 fi
