@@ -175,30 +175,30 @@ static __always_inline struct gw_ct_entry *icmp_error_flow(const struct gw_pkt *
 }
 
 /* Masquerade applies to saddr leaving through ifindex? */
-/* The GW_MASQ_F_* of the masquerade covering `saddr`; 0 when none does. */
-static __always_inline __u32 masq_flags(__be32 saddr)
+/* The masquerade covering `saddr` (longest prefix), or NULL. */
+static __always_inline struct gw_masq_value *masq_lookup(__be32 saddr)
 {
 	struct gw_masq_key k;
-	struct gw_masq_value *v;
 
 	__builtin_memset(&k, 0, sizeof(k));
 	k.prefixlen = GW_MASQ_PREFIXLEN(32);
 	k.family = GW_AF_INET;
 	k.addr.v4 = saddr;
-	v = bpf_map_lookup_elem(&gw_masq_v4, &k);
+	return bpf_map_lookup_elem(&gw_masq_v4, &k);
+}
+
+/* The GW_MASQ_F_* of the masquerade covering `saddr`; 0 when none does. */
+static __always_inline __u32 masq_flags(__be32 saddr)
+{
+	struct gw_masq_value *v = masq_lookup(saddr);
+
 	return v ? v->flags : 0;
 }
 
 static __always_inline bool masq_match(__be32 saddr, __u32 ifindex, const struct gw_config *cfg)
 {
-	struct gw_masq_key k;
-	struct gw_masq_value *v;
+	struct gw_masq_value *v = masq_lookup(saddr);
 
-	__builtin_memset(&k, 0, sizeof(k));
-	k.prefixlen = GW_MASQ_PREFIXLEN(32);
-	k.family = GW_AF_INET;
-	k.addr.v4 = saddr;
-	v = bpf_map_lookup_elem(&gw_masq_v4, &k);
 	if (!v)
 		return false;
 	if (v->out_ifindex)
