@@ -105,11 +105,7 @@ Status Gateway::reconcile() {
 }
 
 Status Gateway::recordHost() {
-  auto self = openCurrentNamespace();
-  if (!self) {
-    return std::unexpected(self.error());
-  }
-  auto cookie = namespaceCookie(self->get());
+  auto cookie = currentNamespaceCookie();
   if (!cookie) {
     return std::unexpected(cookie.error());
   }
@@ -165,11 +161,7 @@ Status Gateway::startDatapath() {
     return r;
   }
   if (config_.hostLocal) {
-    auto self = openCurrentNamespace();
-    if (!self) {
-      return std::unexpected(self.error());
-    }
-    auto cookie = namespaceCookie(self->get());
+    auto cookie = currentNamespaceCookie();
     if (!cookie) {
       return std::unexpected(cookie.error());
     }
@@ -246,13 +238,8 @@ Status Gateway::enterRecordedHost(const GatewayConfig& config) {
     return conflict("--netns " + config.netns + ", but the state in " + config.stateDir +
                     " was made in " + where + ": nothing touched");
   }
-  auto cookieOf = [](int fd) { return namespaceCookie(fd); };
   if (host.netns.empty()) {
-    auto self = openCurrentNamespace();
-    if (!self) {
-      return std::unexpected(self.error());
-    }
-    auto cookie = cookieOf(self->get());
+    auto cookie = currentNamespaceCookie();
     if (!cookie) {
       return std::unexpected(cookie.error());
     }
@@ -275,7 +262,7 @@ Status Gateway::enterRecordedHost(const GatewayConfig& config) {
     }
     return {};
   }
-  auto cookie = cookieOf(fd->get());
+  auto cookie = namespaceCookie(fd->get());
   if (!cookie) {
     return std::unexpected(cookie.error());
   }

@@ -189,6 +189,14 @@ Result<uint64_t> namespaceCookie(int nsFd) {
   return cookie;
 }
 
+Result<uint64_t> currentNamespaceCookie() {
+  auto self = openCurrentNamespace();
+  if (!self) {
+    return std::unexpected(self.error());
+  }
+  return namespaceCookie(self->get());
+}
+
 Result<NetnsGuard> NetnsGuard::enter(int nsFd) {
   auto saved = openCurrentNamespace();
   if (!saved) {

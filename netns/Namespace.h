@@ -29,6 +29,8 @@ Result<UniqueFd> openNamespace(const std::string& name);
 Result<UniqueFd> openCurrentNamespace();
 // The namespace's unique, never reused cookie (SO_NETNS_COOKIE of a socket made inside it).
 Result<uint64_t> namespaceCookie(int nsFd);
+// The calling thread's namespace's cookie.
+Result<uint64_t> currentNamespaceCookie();
 
 // Moves the calling thread into a namespace and always brings it back on destruction.
 class NetnsGuard {
