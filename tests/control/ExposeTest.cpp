@@ -45,6 +45,8 @@ protected:
     return r.ok() ? r.out : std::string();
   }
 
+  void startMappedPeer(const std::string& ns, const std::string& answer, const std::string& log);
+
   std::vector<Child> servers_;
 };
 
@@ -206,20 +208,15 @@ TEST_F(ExposeTest, BigTcpPacketsAreTranslatedNotDropped) {
   // (Before tot_len 0 was read from the skb: ~470 drops and 15 s instead of ~1 s here.)
 }
 
-// STUN/ICE peers behind the gateway: n1 learns its mapping by talking out, n2 sends to that
-// external endpoint and reaches n1, seen from its own mapping (RFC 4787 REQ-9, 9a).
-TEST_F(ExposeTest, HairpinToAMasqueradeMapping) {
-  startDaemon();
-  std::string n1 = nsName("n1");
-  std::string n2 = nsName("n2");
-  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
-  ASSERT_TRUE(gwctl({"ns", "add", n2}).ok());
+// A UDP peer in `ns` as STUN/ICE clients are: from port 40002 it talks to an echo server
+// outside (port 3478) until answered, which gives it a masquerade mapping, then answers the
+// first datagram that reaches it with `answer`, logging "DATA ADDRESS PORT" of it to `log`.
+void ExposeTest::startMappedPeer(const std::string& ns, const std::string& answer,
+                                 const std::string& log) {
   servers_.push_back(Child::spawn(
       {"ip", "netns", "exec", ext(), "socat", "UDP4-RECVFROM:3478,fork", "EXEC:/bin/cat"}));
-  std::string up = kUplinkAddr;
-  std::string peerLog = dir_ + "/peer-a.log";
   servers_.push_back(Child::spawn(
-      {"ip", "netns", "exec", n1, "python3", "-c",
+      {"ip", "netns", "exec", ns, "python3", "-c",
        "import socket\n"
        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',40002))\n"
        "s.settimeout(20)\n"
@@ -228,9 +225,23 @@ TEST_F(ExposeTest, HairpinToAMasqueradeMapping) {
        " try: s.recvfrom(100); break\n"
        " except socket.timeout: pass\n"
        "print('ready',flush=True)\n"
-       "d,a=s.recvfrom(100);s.sendto(b'to-b',a);print(d.decode(),a[0],a[1],flush=True)\n"},
-      peerLog));
-  ASSERT_TRUE(waitFor([&] { return readFile(peerLog).find("ready") != std::string::npos; }));
+       "d,a=s.recvfrom(100);s.sendto(b'" + answer + "',a)\n"
+       "print(d.decode(),a[0],a[1],flush=True)\n"},
+      log));
+  ASSERT_TRUE(waitFor([&] { return readFile(log).find("ready") != std::string::npos; }));
+}
+
+// STUN/ICE peers behind the gateway: n1 learns its mapping by talking out, n2 sends to that
+// external endpoint and reaches n1, seen from its own mapping (RFC 4787 REQ-9, 9a).
+TEST_F(ExposeTest, HairpinToAMasqueradeMapping) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  std::string n2 = nsName("n2");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  ASSERT_TRUE(gwctl({"ns", "add", n2}).ok());
+  std::string up = kUplinkAddr;
+  std::string peerLog = dir_ + "/peer-a.log";
+  ASSERT_NO_FATAL_FAILURE(startMappedPeer(n1, "to-b", peerLog));
   auto b = shIn(n2, "python3 -c \"import socket\n"
                     "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',5000))\n"
                     "s.settimeout(5);s.sendto(b'from-b',('" + up + "',40002))\n"
@@ -253,22 +264,8 @@ TEST_F(ExposeTest, EndpointIndependentFilteringLetsAnyoneReachAMapping) {
   EXPECT_NE(gwctl({"masquerade", "add", "10.88.0.0/16", "--filtering", "loose"}).status, 0);
   ASSERT_TRUE(gwctl({"masquerade", "add", "10.88.0.0/16", "--filtering", "endpoint-independent"})
                   .ok());
-  servers_.push_back(Child::spawn(
-      {"ip", "netns", "exec", ext(), "socat", "UDP4-RECVFROM:3478,fork", "EXEC:/bin/cat"}));
   std::string peerLog = dir_ + "/peer.log";
-  servers_.push_back(Child::spawn(
-      {"ip", "netns", "exec", n1, "python3", "-c",
-       "import socket\n"
-       "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',40002))\n"
-       "s.settimeout(20)\n"
-       "while True:\n"
-       " s.sendto(b'out',('" + std::string(kExternalAddr) + "',3478))\n"
-       " try: s.recvfrom(100); break\n"
-       " except socket.timeout: pass\n"
-       "print('ready',flush=True)\n"
-       "d,a=s.recvfrom(100);s.sendto(b'back',a);print(d.decode(),a[1],flush=True)\n"},
-      peerLog));
-  ASSERT_TRUE(waitFor([&] { return readFile(peerLog).find("ready") != std::string::npos; }));
+  ASSERT_NO_FATAL_FAILURE(startMappedPeer(n1, "back", peerLog));
   // From another port than the one n1 talked to.
   auto other = shIn(ext(), std::string("python3 -c \"import socket\n"
                                        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
@@ -277,7 +274,8 @@ TEST_F(ExposeTest, EndpointIndependentFilteringLetsAnyoneReachAMapping) {
                                kUplinkAddr + "',40002));print(s.recvfrom(100)[0].decode())\"");
   EXPECT_EQ(other.out, "back\n") << other.err;
   EXPECT_TRUE(waitFor([&] {
-    return readFile(peerLog).find("unsolicited 5999") != std::string::npos;
+    return readFile(peerLog).find(std::string("unsolicited ") + kExternalAddr + " 5999") !=
+           std::string::npos;
   })) << readFile(peerLog);
 }
 
