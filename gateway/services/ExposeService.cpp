@@ -185,14 +185,19 @@ bool ExposeService::targetIsManaged(const ExposeRecord& e) const {
 }
 
 std::optional<int> ExposeService::handWiredLink(const ExposeRecord& e) const {
-  if (!ctx_.datapath || servingPath(e).path != ServingPath::Ebpf || targetIsManaged(e)) {
-    return std::nullopt;
-  }
   auto addrs = topology_.hostAddresses(AF_INET);
   if (!addrs) {
     return std::nullopt;
   }
-  for (const auto& a : *addrs) {
+  return handWiredLink(e, *addrs);
+}
+
+std::optional<int> ExposeService::handWiredLink(const ExposeRecord& e,
+                                                const std::vector<HostAddress>& addrs) const {
+  if (!ctx_.datapath || servingPath(e).path != ServingPath::Ebpf || targetIsManaged(e)) {
+    return std::nullopt;
+  }
+  for (const auto& a : addrs) {
     // Not the uplink: a target out there is reached through the uplink's own programs.
     if (a.link == ctx_.uplink || a.prefix.addr.bytes[0] == 127 ||
         !a.prefix.network().contains(e.targetAddr)) {
@@ -207,8 +212,12 @@ std::optional<int> ExposeService::handWiredLink(const ExposeRecord& e) const {
 
 std::set<int> ExposeService::handWiredLinks() const {
   std::set<int> out;
+  auto addrs = topology_.hostAddresses(AF_INET); // one dump for every expose
+  if (!addrs) {
+    return out;
+  }
   for (const auto& e : ctx_.state.exposes) {
-    if (auto link = handWiredLink(e)) {
+    if (auto link = handWiredLink(e, *addrs)) {
       out.insert(*link);
     }
   }
@@ -267,9 +276,10 @@ Status ExposeService::unapply(const ExposeRecord& e, FlowsOfRule flows) {
     }
   }
   // The last expose to a hand-wired namespace takes its endpoint program along.
-  if (auto link = handWiredLink(e)) {
+  auto addrs = topology_.hostAddresses(AF_INET); // one dump for this and every other expose
+  if (auto link = addrs ? handWiredLink(e, *addrs) : std::nullopt) {
     bool stillUsed = std::ranges::any_of(ctx_.state.exposes, [&](const ExposeRecord& other) {
-      return other.id != e.id && handWiredLink(other) == link;
+      return other.id != e.id && handWiredLink(other, *addrs) == link;
     });
     if (!stillUsed) {
       (void)dp->detachEndpoint(*link);

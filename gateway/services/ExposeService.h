@@ -65,6 +65,9 @@ private:
   // The gateway host's link toward an eBPF-served target gatewayd does not manage (a namespace
   // wired by hand): the one with an address on the target's subnet, not the uplink.
   std::optional<int> handWiredLink(const ExposeRecord& e) const;
+  // The same against the host's addresses read once by the caller.
+  std::optional<int> handWiredLink(const ExposeRecord& e,
+                                   const std::vector<HostAddress>& addrs) const;
   Status apply(const ExposeRecord& e);
   Status applyProxy(const ExposeRecord& e);
   // The proxy's listeners close and their connections drain; the data path's flows go too
