@@ -154,7 +154,7 @@ struct gw_rule_stats {
 #define GW_REASONS(X)                                                                              \
 	X(PASS_NOT_IP, pass_not_ip)                     /* not IPv4: left to the stack */          \
 	X(PASS_NO_MATCH, pass_no_match)                 /* not ours: left untouched */             \
-	X(PASS_FRAGMENT_MISS, pass_fragment_miss)       /* later fragment, no flow: left alone */  \
+	X(PASS_FRAGMENT_MISS, pass_fragment_miss)       /* later fragment, not ours: left alone */ \
 	X(NAT_DNAT, nat_dnat)                           /* translated: exposed port */             \
 	X(NAT_SNAT, nat_snat)                           /* translated: masquerade */               \
 	X(NAT_REPLY, nat_reply)                         /* translated back: reply of a flow */     \
@@ -165,7 +165,13 @@ struct gw_rule_stats {
 	X(DROP_CT_INSERT, drop_ct_insert)               /* map full / insert failed */             \
 	X(DROP_SNAT_EXHAUSTED, drop_snat_exhausted)     /* no free SNAT port */                    \
 	X(DROP_CSUM, drop_csum)                         /* checksum helper failed */               \
-	X(REDIRECT, redirect)                           /* forwarded by redirect (fib/peer) */
+	X(REDIRECT, redirect)                           /* forwarded by redirect (fib/peer) */     \
+	X(FRAGMENT_HELD, fragment_held)                 /* before its first fragment: held */      \
+	X(DROP_FRAGMENT_HOLD_FULL, drop_fragment_hold_full) /* no room to hold it */               \
+	X(DROP_FRAGMENT_TOO_BIG, drop_fragment_too_big) /* larger than a hold slot */              \
+	X(FRAGMENT_RELEASED, fragment_released)         /* held, sent on (counted by gatewayd) */  \
+	X(DROP_FRAGMENT_EXPIRED, drop_fragment_expired) /* held, first never came (gatewayd) */   \
+	X(DROP_FRAGMENT_UNSENDABLE, drop_fragment_unsendable) /* release failed (gatewayd) */
 
 enum gw_reason {
 #define GW_REASON_ENUM(NAME, name) GW_REASON_##NAME,
@@ -176,9 +182,11 @@ enum gw_reason {
 
 /*
  * Entries of gw_stats_reason, fixed: gatewayd refuses a pinned map of another size, so an
- * upgrade could not adopt it. A dropped reason leaves a slot unused instead.
+ * upgrade could not adopt it. A dropped reason leaves a slot unused instead. Reasons from
+ * GW_REASON_SLOTS on count in gw_stats_reason_more (a map older pins lack, so it is made new).
  */
 #define GW_REASON_SLOTS 15
+#define GW_REASON_MORE_SLOTS 32
 
 #ifdef __cplusplus
 static_assert(sizeof(union gw_addr) == 16);
@@ -189,7 +197,7 @@ static_assert(sizeof(struct gw_expose_value) == 24);
 static_assert(sizeof(struct gw_masq_key) == 24);
 static_assert(sizeof(struct gw_config) == 56);
 static_assert(sizeof(struct gw_rule_stats) == 32);
-static_assert(GW_REASON_MAX <= GW_REASON_SLOTS);
+static_assert(GW_REASON_MAX <= GW_REASON_SLOTS + GW_REASON_MORE_SLOTS);
 #else
 _Static_assert(sizeof(union gw_addr) == 16, "gw_addr");
 _Static_assert(sizeof(struct gw_ct_key) == 40, "gw_ct_key");
@@ -199,7 +207,7 @@ _Static_assert(sizeof(struct gw_expose_value) == 24, "gw_expose_value");
 _Static_assert(sizeof(struct gw_masq_key) == 24, "gw_masq_key");
 _Static_assert(sizeof(struct gw_config) == 56, "gw_config");
 _Static_assert(sizeof(struct gw_rule_stats) == 32, "gw_rule_stats");
-_Static_assert(GW_REASON_MAX <= GW_REASON_SLOTS, "gw_stats_reason slots");
+_Static_assert(GW_REASON_MAX <= GW_REASON_SLOTS + GW_REASON_MORE_SLOTS, "reason slots");
 #endif
 
 /*
@@ -220,10 +228,51 @@ struct gw_frag_key {
 	__u8 pad;
 };
 
+/*
+ * Later fragments that come before their first (RFC 4787 REQ-14) wait in gw_frag_held, at
+ * most GW_FRAG_HOLD_PER_DATAGRAM of one datagram (gw_frag_wait counts them). When the first
+ * comes, its program sends the datagram's key on gw_frag_events; gatewayd then sends the held
+ * ones on, translated as the first was, or drops them after GW_FRAG_HOLD_MS. A first fragment
+ * that is not ours is remembered as a zero flow key: its later fragments pass untouched.
+ * Released fragments carry GW_MARK_RELEASED (SO_MARK) so no program holds them again.
+ */
+#define GW_FRAG_HELD_MAX_ENTRIES  1024
+#define GW_FRAG_HELD_BYTES        2048 /* the IP packet; a larger fragment is not held */
+#define GW_FRAG_HOLD_PER_DATAGRAM 64
+#define GW_FRAG_WAIT_MAX_ENTRIES  256
+#define GW_FRAG_HOLD_MS           2000
+#define GW_FRAG_EVENTS_BYTES      (64 * 1024)
+#define GW_MARK_RELEASED          0x67770001u
+
+struct gw_frag_held_key {
+	struct gw_frag_key datagram;
+	__u16 offset;	/* fragment offset, 8-byte units */
+	__u16 pad;
+};
+
+struct gw_frag_held {
+	__u64 held_ns;	/* bpf_ktime_get_ns() when held (CLOCK_MONOTONIC) */
+	__u32 len;	/* bytes of the IP packet in `packet` */
+	__u32 pad;
+	__u8 packet[GW_FRAG_HELD_BYTES];
+};
+
+struct gw_frag_wait {
+	__u32 held;	/* fragments of the datagram in gw_frag_held */
+	__u32 pad;
+	__u64 since_ns;	/* the first one held */
+};
+
 #ifdef __cplusplus
 static_assert(sizeof(struct gw_frag_key) == 12);
+static_assert(sizeof(struct gw_frag_held_key) == 16);
+static_assert(sizeof(struct gw_frag_held) == 16 + GW_FRAG_HELD_BYTES);
+static_assert(sizeof(struct gw_frag_wait) == 16);
 #else
 _Static_assert(sizeof(struct gw_frag_key) == 12, "gw_frag_key");
+_Static_assert(sizeof(struct gw_frag_held_key) == 16, "gw_frag_held_key");
+_Static_assert(sizeof(struct gw_frag_held) == 16 + GW_FRAG_HELD_BYTES, "gw_frag_held");
+_Static_assert(sizeof(struct gw_frag_wait) == 16, "gw_frag_wait");
 #endif
 
 /*

@@ -14,54 +14,70 @@ static const struct gw_hook uplink_egress = {
 	.snat_flows = true,
 };
 
-SEC("tc")
-int gw_uplink_ingress(struct __sk_buff *skb)
+static __always_inline int ingress_verdict(struct __sk_buff *skb, struct gw_pkt *p)
 {
 	struct gw_config *cfg = gw_config_get();
 	struct gw_ct_entry *e;
 	struct gw_ct_key key;
-	struct gw_pkt p;
 	int ret;
 
 	if (!cfg)
 		return TC_ACT_OK;
-	ret = tc_prologue(skb, &p, cfg, &uplink_ingress);
+	ret = tc_prologue(skb, p, cfg, &uplink_ingress);
 	if (ret != GW_TC_CONTINUE)
 		return ret;
 
-	ct_key_from_pkt(&key, &p);
+	ct_key_from_pkt(&key, p);
 	e = ct_lookup(&key);
 	if (e)
-		return tc_ct_xlate(skb, &p, &key, e, cfg, &uplink_ingress, false);
-	return tc_expose(skb, &p, &key, cfg, &uplink_ingress);
+		return tc_ct_xlate(skb, p, &key, e, cfg, &uplink_ingress, false);
+	return tc_expose(skb, p, &key, cfg, &uplink_ingress);
+}
+
+SEC("tc")
+int gw_uplink_ingress(struct __sk_buff *skb)
+{
+	struct gw_pkt p = {};
+	int ret = ingress_verdict(skb, &p);
+
+	frag_first_done(&p);
+	return ret;
+}
+
+static __always_inline int egress_verdict(struct __sk_buff *skb, struct gw_pkt *p)
+{
+	struct gw_config *cfg = gw_config_get();
+	struct gw_ct_entry *e;
+	struct gw_ct_key key, xlat;
+	int ret;
+
+	if (!cfg)
+		return TC_ACT_OK;
+	ret = tc_prologue(skb, p, cfg, &uplink_egress);
+	if (ret != GW_TC_CONTINUE)
+		return ret;
+
+	ct_key_from_pkt(&key, p);
+	e = ct_lookup(&key);
+	if (e)
+		return tc_ct_xlate(skb, p, &key, e, cfg, &uplink_egress, false);
+
+	/* an echo reply without a flow is the host answering: never a new flow */
+	if (p->proto == IPPROTO_ICMP && p->icmp_type != ICMP_ECHO)
+		return tc_pass(GW_REASON_PASS_NO_MATCH);
+	if (!cfg->uplink_addr.v4 || !masq_match(p->saddr, skb->ifindex, cfg))
+		return tc_pass(GW_REASON_PASS_NO_MATCH);
+	xlat = key;
+	xlat.saddr.v4 = cfg->uplink_addr.v4;
+	return tc_ct_open(skb, p, &key, &xlat, GW_NAT_SNAT, 0, cfg, &uplink_egress);
 }
 
 SEC("tc")
 int gw_uplink_egress(struct __sk_buff *skb)
 {
-	struct gw_config *cfg = gw_config_get();
-	struct gw_ct_entry *e;
-	struct gw_ct_key key, xlat;
-	struct gw_pkt p;
-	int ret;
+	struct gw_pkt p = {};
+	int ret = egress_verdict(skb, &p);
 
-	if (!cfg)
-		return TC_ACT_OK;
-	ret = tc_prologue(skb, &p, cfg, &uplink_egress);
-	if (ret != GW_TC_CONTINUE)
-		return ret;
-
-	ct_key_from_pkt(&key, &p);
-	e = ct_lookup(&key);
-	if (e)
-		return tc_ct_xlate(skb, &p, &key, e, cfg, &uplink_egress, false);
-
-	/* an echo reply without a flow is the host answering: never a new flow */
-	if (p.proto == IPPROTO_ICMP && p.icmp_type != ICMP_ECHO)
-		return tc_pass(GW_REASON_PASS_NO_MATCH);
-	if (!cfg->uplink_addr.v4 || !masq_match(p.saddr, skb->ifindex, cfg))
-		return tc_pass(GW_REASON_PASS_NO_MATCH);
-	xlat = key;
-	xlat.saddr.v4 = cfg->uplink_addr.v4;
-	return tc_ct_open(skb, &p, &key, &xlat, GW_NAT_SNAT, 0, cfg, &uplink_egress);
+	frag_first_done(&p);
+	return ret;
 }

@@ -204,34 +204,66 @@ static __always_inline bool ct_revive_orig(const struct gw_ct_key *orig,
 	return ct_lookup(orig) != NULL;
 }
 
+static __always_inline void frag_key_of(const struct gw_pkt *p, struct gw_frag_key *fk)
+{
+	__builtin_memset(fk, 0, sizeof(*fk));
+	fk->saddr = p->saddr;
+	fk->daddr = p->daddr;
+	fk->id = p->ip_id;
+	fk->proto = p->proto;
+}
+
+/*
+ * A first fragment is not ours until frag_remember says so: a zero flow key lets its later
+ * fragments pass (the gateway host's own traffic) instead of waiting to be held.
+ */
+static __always_inline void frag_first_seen(const struct gw_pkt *p)
+{
+	struct gw_ct_key none;
+	struct gw_frag_key fk;
+
+	if (p->frag != GW_FRAG_FIRST)
+		return;
+	__builtin_memset(&none, 0, sizeof(none));
+	frag_key_of(p, &fk);
+	bpf_map_update_elem(&gw_frag_v4, &fk, &none, BPF_ANY);
+}
+
 /* Later fragments: remember which flow the first fragment's datagram belongs to. */
 static __always_inline void frag_remember(const struct gw_pkt *p, const struct gw_ct_key *flow)
 {
-	struct gw_frag_key fk = {
-		.saddr = p->saddr,
-		.daddr = p->daddr,
-		.id = p->ip_id,
-		.proto = p->proto,
-	};
+	struct gw_frag_key fk;
 
-	if (p->frag == GW_FRAG_FIRST)
-		bpf_map_update_elem(&gw_frag_v4, &fk, flow, BPF_ANY);
+	if (p->frag != GW_FRAG_FIRST)
+		return;
+	frag_key_of(p, &fk);
+	bpf_map_update_elem(&gw_frag_v4, &fk, flow, BPF_ANY);
 }
 
-/* Looks up the flow of a later fragment; fills `key` with the flow key on a hit. */
-static __always_inline struct gw_ct_entry *frag_lookup(const struct gw_pkt *p,
-						       struct gw_ct_key *key)
+/* The flow of a later fragment's datagram: NULL before its first fragment came, a zero key
+ * (proto 0) when that was not ours. */
+static __always_inline struct gw_ct_key *frag_flow(const struct gw_pkt *p)
 {
-	struct gw_frag_key fk = {
-		.saddr = p->saddr,
-		.daddr = p->daddr,
-		.id = p->ip_id,
-		.proto = p->proto,
-	};
-	struct gw_ct_key *k = bpf_map_lookup_elem(&gw_frag_v4, &fk);
+	struct gw_frag_key fk;
 
-	if (!k)
-		return NULL;
-	*key = *k;
-	return ct_lookup(key);
+	frag_key_of(p, &fk);
+	return bpf_map_lookup_elem(&gw_frag_v4, &fk);
+}
+
+/* After a first fragment's verdict: tell gatewayd if later ones of it are held. A lost
+ * event only delays them to gatewayd's next sweep. */
+static __always_inline void frag_first_done(const struct gw_pkt *p)
+{
+	struct gw_frag_key fk, *event;
+
+	if (p->frag != GW_FRAG_FIRST)
+		return;
+	frag_key_of(p, &fk);
+	if (!bpf_map_lookup_elem(&gw_frag_wait, &fk))
+		return;
+	event = bpf_ringbuf_reserve(&gw_frag_events, sizeof(*event), 0);
+	if (!event)
+		return;
+	*event = fk;
+	bpf_ringbuf_submit(event, 0);
 }

@@ -56,6 +56,14 @@ struct {
 	__type(value, __u64);
 } gw_stats_reason SEC(".maps");
 
+/* The reasons from GW_REASON_SLOTS on, at reason - GW_REASON_SLOTS. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GW_REASON_MORE_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} gw_stats_reason_more SEC(".maps");
+
 /* Per-CPU counters by expose rule id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -71,6 +79,36 @@ struct {
 	__type(key, struct gw_frag_key);
 	__type(value, struct gw_ct_key);
 } gw_frag_v4 SEC(".maps");
+
+/* Later fragments waiting for their first (see gw_abi.h, GW_FRAG_HOLD_MS). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GW_FRAG_HELD_MAX_ENTRIES);
+	__type(key, struct gw_frag_held_key);
+	__type(value, struct gw_frag_held);
+} gw_frag_held SEC(".maps");
+
+/* Datagrams with held fragments -> how many. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GW_FRAG_WAIT_MAX_ENTRIES);
+	__type(key, struct gw_frag_key);
+	__type(value, struct gw_frag_wait);
+} gw_frag_wait SEC(".maps");
+
+/* The first fragment of a waiting datagram came: its struct gw_frag_key, for gatewayd. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, GW_FRAG_EVENTS_BYTES);
+} gw_frag_events SEC(".maps");
+
+/* Per-CPU scratch for copying a fragment to hold (2 KiB, off the stack); never shared. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gw_frag_held);
+} gw_frag_scratch SEC(".maps");
 
 /* Source-translated flows' sources -> the external port they got (endpoint-independent). */
 struct {

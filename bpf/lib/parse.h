@@ -38,6 +38,7 @@ struct gw_pkt {
 	__u16 l4_off;
 	__u32 tot_len;		/* IP total length, host order (a BIG TCP packet's may pass 64 KiB) */
 	__be16 ip_id;
+	__u16 frag_offset;	/* 8-byte units */
 	__be32 saddr;
 	__be32 daddr;
 	__be16 sport;		/* ICMP echo: the id; 0 for later fragments */
@@ -224,7 +225,12 @@ static __always_inline int parse_pkt(void *data, void *data_end, __u32 pkt_len,
 
 	frag = bpf_ntohs(iph->frag_off);
 	if (frag & IP_OFFSET) {
+		/* TCP at offset 8 can only overwrite the first fragment's ports and flags
+		 * (the overlapping-fragment attack, RFC 1858 / RFC 3128) */
+		if ((frag & IP_OFFSET) == 1 && iph->protocol == IPPROTO_TCP)
+			return GW_PARSE_MALFORMED;
 		p->frag = GW_FRAG_LATER;
+		p->frag_offset = frag & IP_OFFSET;
 		return GW_PARSE_OK;
 	}
 	if (frag & IP_MF)

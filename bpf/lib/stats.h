@@ -6,7 +6,9 @@
 
 static __always_inline void stats_reason(__u32 reason)
 {
-	__u64 *v = bpf_map_lookup_elem(&gw_stats_reason, &reason);
+	__u32 more = reason - GW_REASON_SLOTS;
+	__u64 *v = reason < GW_REASON_SLOTS ? bpf_map_lookup_elem(&gw_stats_reason, &reason)
+					    : bpf_map_lookup_elem(&gw_stats_reason_more, &more);
 
 	if (v)
 		*v += 1;

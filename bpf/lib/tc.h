@@ -80,16 +80,88 @@ static __always_inline int tc_ct_xlate(struct __sk_buff *skb, const struct gw_pk
 	return tc_forward(skb, p, cfg, saddr, daddr, sport, dport);
 }
 
-/* Later fragment: the flow recorded by its first fragment, addresses only. */
+/*
+ * Holds a later fragment that came before its first (RFC 4787 REQ-14) for gatewayd to send
+ * on: see gw_abi.h. At most GW_FRAG_HOLD_PER_DATAGRAM per datagram (a duplicate counts too).
+ */
+static __always_inline int tc_frag_hold(struct __sk_buff *skb, const struct gw_pkt *p)
+{
+	struct gw_frag_held_key hk;
+	struct gw_frag_wait *wait, fresh;
+	struct gw_frag_held *slot;
+	__u64 len = p->tot_len; /* 64 bits: a zero-extension would hide the checks' bounds */
+	__u64 now = bpf_ktime_get_ns();
+	__u32 zero = 0;
+
+	if (len > GW_FRAG_HELD_BYTES)
+		return tc_drop(GW_REASON_DROP_FRAGMENT_TOO_BIG, 0);
+	if (len < 20)
+		return tc_drop(GW_REASON_DROP_MALFORMED, 0);
+	__builtin_memset(&hk, 0, sizeof(hk));
+	frag_key_of(p, &hk.datagram);
+	hk.offset = p->frag_offset;
+	wait = bpf_map_lookup_elem(&gw_frag_wait, &hk.datagram);
+	if (wait && wait->held >= GW_FRAG_HOLD_PER_DATAGRAM)
+		return tc_drop(GW_REASON_DROP_FRAGMENT_HOLD_FULL, 0);
+	slot = bpf_map_lookup_elem(&gw_frag_scratch, &zero);
+	if (!slot)
+		return tc_drop(GW_REASON_DROP_FRAGMENT_HOLD_FULL, 0);
+	slot->held_ns = now;
+	slot->len = len;
+	/* the verifier must see the bounds on the register the helper gets */
+	barrier_var(len);
+	if (len < 20 || len > GW_FRAG_HELD_BYTES)
+		return tc_drop(GW_REASON_DROP_MALFORMED, 0);
+	if (bpf_skb_load_bytes(skb, p->l3_off, slot->packet, len))
+		return tc_drop(GW_REASON_DROP_MALFORMED, 0);
+	/* a duplicate replaces the copy held; a new one needs room */
+	if (bpf_map_update_elem(&gw_frag_held, &hk, slot, BPF_ANY))
+		return tc_drop(GW_REASON_DROP_FRAGMENT_HOLD_FULL, 0);
+	if (wait) {
+		__sync_fetch_and_add(&wait->held, 1);
+	} else {
+		__builtin_memset(&fresh, 0, sizeof(fresh));
+		fresh.held = 1;
+		fresh.since_ns = now;
+		if (bpf_map_update_elem(&gw_frag_wait, &hk.datagram, &fresh, BPF_NOEXIST)) {
+			wait = bpf_map_lookup_elem(&gw_frag_wait, &hk.datagram);
+			if (!wait) { /* no room to wait: gatewayd's sweep would never see it */
+				bpf_map_delete_elem(&gw_frag_held, &hk);
+				return tc_drop(GW_REASON_DROP_FRAGMENT_HOLD_FULL, 0);
+			}
+			__sync_fetch_and_add(&wait->held, 1);
+		}
+	}
+	stats_reason(GW_REASON_FRAGMENT_HELD);
+	return TC_ACT_SHOT;
+}
+
+/*
+ * Later fragment: the flow recorded by its first fragment, addresses only. Before the first
+ * came it is held, unless gatewayd released it already (then it goes as it is).
+ */
 static __always_inline int tc_later_fragment(struct __sk_buff *skb, const struct gw_pkt *p,
 					     const struct gw_config *cfg,
 					     const struct gw_hook *hook)
 {
-	struct gw_ct_key key;
-	struct gw_ct_entry *e = frag_lookup(p, &key);
+	struct gw_ct_key *flow = frag_flow(p), key;
+	struct gw_ct_entry *e;
 
+	if (!flow) {
+		if (gw_ctx_u32(skb, mark) == GW_MARK_RELEASED)
+			return tc_pass(GW_REASON_PASS_FRAGMENT_MISS);
+		return tc_frag_hold(skb, p);
+	}
+	if (!flow->proto)
+		return tc_pass(GW_REASON_PASS_FRAGMENT_MISS);
+	key = *flow;
+	e = ct_lookup(&key);
 	if (!e)
 		return tc_pass(GW_REASON_PASS_FRAGMENT_MISS);
+	/* as its first did: a masquerade-only flow keeps its source until the uplink, whose
+	 * egress knows the datagram by its untranslated key */
+	if (!hook->snat_flows && !(e->nat & GW_NAT_DNAT))
+		return tc_pass(GW_REASON_PASS_NO_MATCH);
 	return tc_ct_xlate(skb, p, &key, e, cfg, hook, false);
 }
 
@@ -239,6 +311,7 @@ static __always_inline int tc_prologue(struct __sk_buff *skb, struct gw_pkt *p,
 		return TC_ACT_SHOT;
 	if (p->is_icmp_err)
 		return tc_icmp_error(skb, p, hook);
+	frag_first_seen(p);
 	if (p->frag == GW_FRAG_LATER)
 		return tc_later_fragment(skb, p, cfg, hook);
 	if (!tc_flow_capable(p))

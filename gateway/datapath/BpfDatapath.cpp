@@ -6,6 +6,7 @@
 #include "gateway/datapath/Bpffs.h"
 #include "gateway/datapath/ConntrackTable.h"
 #include "gateway/datapath/Counters.h"
+#include "gateway/datapath/FragmentRelease.h"
 #include "gateway/datapath/RuleMaps.h"
 #include "bpf/gw_abi.h"
 
@@ -47,6 +48,11 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::open(const DatapathConfig& con
   if (auto ok = dp->rules_->initConfig(config.fibRedirect); !ok) {
     return std::unexpected(ok.error());
   }
+  auto fragments = FragmentRelease::start(*dp->objects_);
+  if (!fragments) {
+    return std::unexpected(fragments.error());
+  }
+  dp->fragments_ = std::move(*fragments);
   return dp;
 }
 

@@ -17,6 +17,7 @@ class Attachments;
 class BpfObjects;
 class ConntrackTable;
 class Counters;
+class FragmentRelease;
 class RuleMaps;
 
 // Lives in the network namespace that the calling thread is in at open(): every later call
@@ -116,6 +117,7 @@ private:
   std::unique_ptr<RuleMaps> rules_;
   std::unique_ptr<Counters> counters_;
   std::unique_ptr<ConntrackTable> conntrack_;
+  std::unique_ptr<FragmentRelease> fragments_;
   bool tornDown_ = false;
   mutable std::mutex mu_;
 };

@@ -33,10 +33,13 @@ Result<std::vector<ReasonCount>> Counters::reasons() const {
   }
   std::vector<uint64_t> perCpu(*ncpus);
   int fd = objects_.mapFd("gw_stats_reason");
+  int moreFd = objects_.mapFd("gw_stats_reason_more");
   std::vector<ReasonCount> out;
   for (uint32_t i = 0; i < GW_REASON_MAX; ++i) {
-    if (bpf_map_lookup_elem(fd, &i, perCpu.data()) != 0) {
-      return sysError("read gw_stats_reason");
+    bool more = i >= GW_REASON_SLOTS;
+    uint32_t slot = more ? i - GW_REASON_SLOTS : i;
+    if (bpf_map_lookup_elem(more ? moreFd : fd, &slot, perCpu.data()) != 0) {
+      return sysError(more ? "read gw_stats_reason_more" : "read gw_stats_reason");
     }
     ReasonCount r{reasonName(i), 0};
     for (uint64_t v : perCpu) {

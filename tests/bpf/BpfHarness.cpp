@@ -26,7 +26,15 @@ BpfHarness::BpfHarness() {
 BpfHarness::~BpfHarness() = default;
 
 RunResult BpfHarness::run(Prog prog, const Bytes& frame, int repeat) {
-  auto r = loader_->run(prog, frame, static_cast<uint32_t>(repeat));
+  return runMarked(prog, frame, 0, repeat);
+}
+
+RunResult BpfHarness::runMarked(Prog prog, const Bytes& frame, uint32_t mark) {
+  return runMarked(prog, frame, mark, 1);
+}
+
+RunResult BpfHarness::runMarked(Prog prog, const Bytes& frame, uint32_t mark, int repeat) {
+  auto r = loader_->run(prog, frame, static_cast<uint32_t>(repeat), mark);
   if (!r) {
     RunResult failed;
     failed.err = -r.error().code;

@@ -31,6 +31,8 @@ public:
   // repetition on the program sees its own output (a translated packet then misses); maps
   // keep their state.
   RunResult run(Prog prog, const Bytes& frame, int repeat = 1);
+  // One run of a tc program on an skb with this mark.
+  RunResult runMarked(Prog prog, const Bytes& frame, uint32_t mark);
 
   void setConfig(const gw_config& cfg);
   void addLocal(uint32_t addrNet);
@@ -57,6 +59,8 @@ public:
   int runSockConnect4(struct bpf_sock_addr& ctx) { return loader_->runSockConnect4(ctx); }
 
 private:
+  RunResult runMarked(Prog prog, const Bytes& frame, uint32_t mark, int repeat);
+
   std::string loadError_;
   std::unique_ptr<BpfLoader> loader_;
 };

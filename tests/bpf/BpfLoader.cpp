@@ -57,7 +57,8 @@ Result<std::unique_ptr<BpfLoader>> BpfLoader::load(uint32_t ctMaxEntries) {
   return std::unique_ptr<BpfLoader>(new BpfLoader(std::move(*objects)));
 }
 
-Result<RunResult> BpfLoader::run(Prog prog, const Bytes& frame, uint32_t repeat) const {
+Result<RunResult> BpfLoader::run(Prog prog, const Bytes& frame, uint32_t repeat,
+                                 uint32_t mark) const {
   int fd = objects_->progFd(progName(prog));
   if (fd < 0) {
     return fail(std::string("no program ") + progName(prog));
@@ -68,6 +69,12 @@ Result<RunResult> BpfLoader::run(Prog prog, const Bytes& frame, uint32_t repeat)
               .data_size_in = static_cast<uint32_t>(frame.size()),
               .data_size_out = static_cast<uint32_t>(r.out.size()),
               .repeat = static_cast<int>(repeat));
+  __sk_buff skb{};
+  if (mark != 0) {
+    skb.mark = mark;
+    opts.ctx_in = &skb;
+    opts.ctx_size_in = sizeof(skb);
+  }
   if (bpf_prog_test_run_opts(fd, &opts) != 0) {
     return sysError(std::string("BPF_PROG_TEST_RUN ") + progName(prog));
   }
@@ -199,8 +206,10 @@ int BpfLoader::runSockConnect4(bpf_sock_addr& ctx) const {
 
 uint64_t BpfLoader::reason(gw_reason r) const {
   std::vector<uint64_t> v(static_cast<size_t>(libbpf_num_possible_cpus()));
-  uint32_t idx = r;
-  if (bpf_map_lookup_elem(mapFd("gw_stats_reason"), &idx, v.data()) != 0) {
+  bool more = r >= GW_REASON_SLOTS;
+  uint32_t idx = more ? r - GW_REASON_SLOTS : r;
+  if (bpf_map_lookup_elem(mapFd(more ? "gw_stats_reason_more" : "gw_stats_reason"), &idx,
+                          v.data()) != 0) {
     return 0;
   }
   uint64_t sum = 0;

@@ -42,7 +42,8 @@ public:
   BpfLoader(const BpfLoader&) = delete;
   BpfLoader& operator=(const BpfLoader&) = delete;
 
-  Result<RunResult> run(Prog prog, const Bytes& frame, uint32_t repeat) const;
+  // mark: the skb's mark (tc programs only; 0 = none).
+  Result<RunResult> run(Prog prog, const Bytes& frame, uint32_t repeat, uint32_t mark = 0) const;
 
   int mapFd(const char* name) const;
   const BpfObjects& objects() const; // what loaded them: gatewayd's loader

@@ -2,6 +2,8 @@
 // The data-path programs on crafted packets: verdict, exact output bytes (the expected frame
 // is built translated, so its checksums are the reference), checksums, and map state.
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 
@@ -491,11 +493,149 @@ TEST_F(BpfProgramTest, FragmentsFollowTheirFlow) {
   EXPECT_EQ(h_->reason(GW_REASON_NAT_DNAT), 3u);
 }
 
-TEST_F(BpfProgramTest, LaterFragmentWithoutFlowPasses) {
+// The fragment offset of a frame, in 8-byte units.
+uint16_t fragOffsetOf(const Bytes& frame) {
+  return static_cast<uint16_t>(((frame.at(14 + 6) << 8) | frame.at(14 + 7)) & 0x1fff);
+}
+
+gw_frag_key datagramKey(const Ip4& ip, uint8_t proto) {
+  gw_frag_key k{};
+  k.saddr = ip.saddr;
+  k.daddr = ip.daddr;
+  k.id = htons(ip.id);
+  k.proto = proto;
+  return k;
+}
+
+// RFC 4787 REQ-14: a later fragment that comes before its first is held, as it came, until
+// the first comes; the first's program then names the datagram on gw_frag_events.
+TEST_F(BpfProgramTest, ALaterFragmentBeforeItsFirstIsHeldUntilTheFirstComes) {
   Ip4 in = ip(kClient, kUplink);
-  auto frags = fragmentFrames(in, kUdp, udpDatagram(in, 40001, 5353, Bytes(40), false), 16);
+  in.id = 0x4242;
+  Ip4 out = ip(kClient, kNs1);
+  out.id = 0x4242;
+  auto inFrags = fragmentFrames(in, kUdp, udpDatagram(in, 40001, 5353, Bytes(40, 9), false), 16);
+  auto outFrags = fragmentFrames(out, kUdp, udpDatagram(out, 40001, 53, Bytes(40, 9), false), 16);
+  ASSERT_EQ(inFrags.size(), 3u);
+
+  RunResult held = h_->run(Prog::UplinkIngress, inFrags[2]);
+  ASSERT_EQ(held.err, 0);
+  EXPECT_EQ(held.verdict, static_cast<uint32_t>(TC_ACT_SHOT));
+  EXPECT_EQ(h_->reason(GW_REASON_FRAGMENT_HELD), 1u);
+  EXPECT_EQ(h_->reason(GW_REASON_PASS_FRAGMENT_MISS), 0u);
+  gw_frag_held_key hk{};
+  hk.datagram = datagramKey(in, kUdp);
+  hk.offset = fragOffsetOf(inFrags[2]);
+  gw_frag_held copy{};
+  ASSERT_EQ(bpf_map_lookup_elem(h_->mapFd("gw_frag_held"), &hk, &copy), 0);
+  Bytes l3 = l3Of(inFrags[2]);
+  ASSERT_EQ(copy.len, l3.size());
+  EXPECT_EQ(Bytes(copy.packet, copy.packet + copy.len), l3);
+  gw_frag_wait wait{};
+  ASSERT_EQ(bpf_map_lookup_elem(h_->mapFd("gw_frag_wait"), &hk.datagram, &wait), 0);
+  EXPECT_EQ(wait.held, 1u);
+
+  std::vector<gw_frag_key> events;
+  auto onEvent = [](void* ctx, void* data, size_t size) {
+    if (size == sizeof(gw_frag_key)) {
+      gw_frag_key k;
+      std::memcpy(&k, data, sizeof(k));
+      static_cast<std::vector<gw_frag_key>*>(ctx)->push_back(k);
+    }
+    return 0;
+  };
+  ring_buffer* rb = ring_buffer__new(h_->mapFd("gw_frag_events"), onEvent, &events, nullptr);
+  ASSERT_NE(rb, nullptr);
+  expectRun(Prog::UplinkIngress, inFrags[0], TC_ACT_OK, outFrags[0]);
+  EXPECT_EQ(ring_buffer__consume(rb), 1);
+  ring_buffer__free(rb);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(std::memcmp(&events[0], &hk.datagram, sizeof(gw_frag_key)), 0);
+  // in order from here on: translated, not held
+  expectRun(Prog::UplinkIngress, inFrags[1], TC_ACT_OK, outFrags[1]);
+  EXPECT_EQ(h_->reason(GW_REASON_FRAGMENT_HELD), 1u);
+}
+
+// The gateway host's own fragmented traffic: its first fragment is not ours, so the later
+// ones pass untouched instead of waiting.
+TEST_F(BpfProgramTest, LaterFragmentsOfADatagramNotOursPass) {
+  Ip4 in = ip(kClient, kUplink);
+  auto frags = fragmentFrames(in, kUdp, udpDatagram(in, 40001, 9999, Bytes(40), false), 16);
+  expectRun(Prog::UplinkIngress, frags[0], TC_ACT_OK, frags[0]);
   expectRun(Prog::UplinkIngress, frags[1], TC_ACT_OK, frags[1]);
   EXPECT_EQ(h_->reason(GW_REASON_PASS_FRAGMENT_MISS), 1u);
+  EXPECT_EQ(h_->reason(GW_REASON_FRAGMENT_HELD), 0u);
+}
+
+// gatewayd sends released fragments with GW_MARK_RELEASED: a program they pass again leaves
+// one it cannot place alone instead of holding it a second time.
+TEST_F(BpfProgramTest, AReleasedFragmentIsNeverHeldAgain) {
+  Ip4 in = ip(kClient, kUplink);
+  auto frags = fragmentFrames(in, kUdp, udpDatagram(in, 40001, 5353, Bytes(40), false), 16);
+  for (Prog prog : {Prog::UplinkIngress, Prog::UplinkEgress, Prog::EndpointIngress}) {
+    RunResult r = h_->runMarked(prog, frags[1], GW_MARK_RELEASED);
+    ASSERT_EQ(r.err, 0);
+    EXPECT_EQ(r.verdict, static_cast<uint32_t>(TC_ACT_OK));
+    EXPECT_EQ(r.out, frags[1]);
+  }
+  EXPECT_EQ(h_->reason(GW_REASON_PASS_FRAGMENT_MISS), 3u);
+  EXPECT_EQ(h_->reason(GW_REASON_FRAGMENT_HELD), 0u);
+}
+
+// Holding is bounded: GW_FRAG_HOLD_PER_DATAGRAM fragments of one datagram, none larger than a
+// slot; what is not held is dropped and counted by its reason.
+TEST_F(BpfProgramTest, HoldingIsBoundedPerDatagramAndBySize) {
+  Ip4 in = ip(kClient, kUplink);
+  in.id = 0x5151;
+  size_t count = GW_FRAG_HOLD_PER_DATAGRAM + 2;
+  auto frags = fragmentFrames(in, kUdp, udpDatagram(in, 40001, 5353, Bytes(8 * count), false), 8);
+  ASSERT_GE(frags.size(), count);
+  for (size_t i = 1; i <= GW_FRAG_HOLD_PER_DATAGRAM + 1; ++i) {
+    RunResult r = h_->run(Prog::UplinkIngress, frags[i]);
+    ASSERT_EQ(r.err, 0);
+    EXPECT_EQ(r.verdict, static_cast<uint32_t>(TC_ACT_SHOT));
+  }
+  EXPECT_EQ(h_->reason(GW_REASON_FRAGMENT_HELD), GW_FRAG_HOLD_PER_DATAGRAM);
+  EXPECT_EQ(h_->reason(GW_REASON_DROP_FRAGMENT_HOLD_FULL), 1u);
+
+  Ip4 big = ip(kClient, kUplink);
+  big.id = 0x5252;
+  auto bigFrags =
+      fragmentFrames(big, kUdp, udpDatagram(big, 40001, 5353, Bytes(5000), false), 2400);
+  ASSERT_GT(l3Of(bigFrags[1]).size(), static_cast<size_t>(GW_FRAG_HELD_BYTES));
+  RunResult r = h_->run(Prog::UplinkIngress, bigFrags[1]);
+  EXPECT_EQ(r.verdict, static_cast<uint32_t>(TC_ACT_SHOT));
+  EXPECT_EQ(h_->reason(GW_REASON_DROP_FRAGMENT_TOO_BIG), 1u);
+}
+
+// Overlapping later fragments (RFC 1858): whatever their bytes, they get the first's
+// addresses and nothing else; a TCP fragment at offset 8, which could only rewrite the first
+// one's ports and flags, is dropped.
+TEST_F(BpfProgramTest, OverlappingFragmentsAreTranslatedByAddressOnly) {
+  Ip4 in = ip(kClient, kUplink);
+  in.id = 0x6161;
+  Ip4 out = ip(kClient, kNs1);
+  out.id = 0x6161;
+  auto inFrags = fragmentFrames(in, kUdp, udpDatagram(in, 40001, 5353, Bytes(40, 3), false), 16);
+  auto outFrags = fragmentFrames(out, kUdp, udpDatagram(out, 40001, 53, Bytes(40, 3), false), 16);
+  expectRun(Prog::UplinkIngress, inFrags[0], TC_ACT_OK, outFrags[0]);
+  // a second copy of the middle fragment with other bytes, and one overlapping its end
+  Ip4 overlapIn = in;
+  overlapIn.fragOffset = 8;
+  overlapIn.moreFragments = true;
+  Ip4 overlapOut = out;
+  overlapOut.fragOffset = 8;
+  overlapOut.moreFragments = true;
+  for (const Bytes& body : {Bytes(16, 0xee), Bytes(24, 0x11)}) {
+    expectRun(Prog::UplinkIngress, ethFrame(ipPacket(overlapIn, kUdp, body)), TC_ACT_OK,
+              ethFrame(ipPacket(overlapOut, kUdp, body)));
+  }
+  Ip4 tcpAt8 = ip(kClient, kUplink);
+  tcpAt8.fragOffset = 8;
+  Bytes tiny = ethFrame(ipPacket(tcpAt8, kTcp, Bytes(12, 0x02)));
+  RunResult r = h_->run(Prog::UplinkIngress, tiny);
+  EXPECT_EQ(r.verdict, static_cast<uint32_t>(TC_ACT_SHOT));
+  EXPECT_EQ(h_->reason(GW_REASON_DROP_MALFORMED), 1u);
 }
 
 // ---- between namespaces, hairpin ----
@@ -807,7 +947,21 @@ const BadInput kBadInputs[] = {
        l4.erase(l4.begin(), l4.begin() + 20);
        return fragmentFrames(ip(kRemote, kUplink), kUdp, l4, 32).at(1);
      },
-     TC_ACT_OK, GW_REASON_PASS_FRAGMENT_MISS},
+     TC_ACT_SHOT, GW_REASON_FRAGMENT_HELD},
+    {"TcpFragmentAtOffsetEight", // RFC 1858: could only overwrite the first one's ports
+     [] {
+       Ip4 at8 = ip(kRemote, kUplink);
+       at8.fragOffset = 8;
+       return ethFrame(ipPacket(at8, kTcp, Bytes(12, 0x02)));
+     },
+     TC_ACT_SHOT, GW_REASON_DROP_MALFORMED},
+    {"LaterFragmentLargerThanAHoldSlot",
+     [] {
+       Ip4 far = ip(kRemote, kUplink);
+       far.fragOffset = 1480;
+       return ethFrame(ipPacket(far, kUdp, Bytes(GW_FRAG_HELD_BYTES, 0x5a)));
+     },
+     TC_ACT_SHOT, GW_REASON_DROP_FRAGMENT_TOO_BIG},
     {"IcmpErrorAboutAFlowWeDoNotOwn",
      [] {
        Bytes quoted = l3Of(udpFrame(ip(kUplink, kRemote), 5555, 53, {1}));

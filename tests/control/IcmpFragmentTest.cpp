@@ -73,6 +73,43 @@ print("timeout")
 sys.exit(1)
 )";
 
+// Sends N bytes to an echo server as hand-made IP fragments (a raw socket), last one first, and
+// prints "whole" when the same N bytes come back; with "no-first", sends every fragment but
+// the first, prints "sent" and waits for nothing.
+constexpr const char* kUdpOutOfOrder = R"(
+import random, socket, struct, sys
+dst, dport, size, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+data = bytes(i % 251 for i in range(size))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.connect((dst, dport))
+src, sport = u.getsockname()
+u.settimeout(2)
+udp = struct.pack("!HHHH", sport, dport, 8 + len(data), 0) + data
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+frags = []
+for off in range(0, len(udp), 1480):
+    part = udp[off:off + 1480]
+    more = 0x2000 if off + 1480 < len(udp) else 0
+    frags.append(((off // 8) | more, part))
+for _ in range(3):
+    ident = random.randint(1, 65535)
+    for frag_off, part in (frags[::-1] if mode == "reversed" else frags[1:]):
+        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(part), ident, frag_off, 64, 17, 0,
+                          socket.inet_aton(src), socket.inet_aton(dst))
+        raw.sendto(hdr + part, (dst, 0))
+    if mode != "reversed":
+        print("sent")
+        sys.exit(0)
+    try:
+        d = u.recv(65535)
+    except socket.timeout:
+        continue
+    print("whole" if d == data else "mangled %d" % len(d))
+    sys.exit(0)
+print("timeout")
+sys.exit(1)
+)";
+
 // From a fixed source port: a TCP connect, or a UDP request on a connected socket. Prints
 // "connected"/"answered", "refused", "unreachable" (EHOSTUNREACH) or "timeout".
 constexpr const char* kFromPort = R"(
@@ -227,6 +264,39 @@ TEST_F(IcmpFragmentTest, FragmentedDatagramsArriveWholeBothWays) {
   ASSERT_TRUE(gwctl({"expose", "7000", n1 + ":7000", "--proto", "udp"}).ok());
   auto dnat = py(ext(), kUdpBig, {kUplinkAddr, "7000", "4000"});
   EXPECT_EQ(trimmed(dnat.out), "whole") << dnat.err;
+}
+
+// (e) RFC 4787 REQ-14: fragments that come before their first are held, not lost, and go on
+// once it came: through DNAT to a namespace, to the gateway host's own socket, and out
+// through masquerade. Later
+// fragments whose first never comes are dropped after GW_FRAG_HOLD_MS, counted.
+TEST_F(IcmpFragmentTest, FragmentsBeforeTheirFirstAreHeldThenSentOn) {
+  std::string n1 = startWithNamespace();
+  udpEchoServer(n1, "0.0.0.0", 7000);
+  ASSERT_TRUE(gwctl({"expose", "7000", n1 + ":7000", "--proto", "udp"}).ok());
+  auto dnat = py(ext(), kUdpOutOfOrder, {kUplinkAddr, "7000", "4000", "reversed"});
+  EXPECT_EQ(trimmed(dnat.out), "whole") << dnat.err;
+  // 4008 bytes of UDP: three fragments, the two later ones held
+  EXPECT_GE(reason("fragment_held"), 2u);
+  EXPECT_GE(reason("fragment_released"), 2u);
+
+  udpEchoServer(gwh(), kUplinkAddr, 7002);
+  auto host = py(ext(), kUdpOutOfOrder, {kUplinkAddr, "7002", "4000", "reversed"});
+  EXPECT_EQ(trimmed(host.out), "whole") << host.err;
+  EXPECT_GE(reason("fragment_released"), 4u);
+
+  // and the other way, through masquerade: held at the namespace's link
+  udpEchoServer(ext(), kExternalAddr, 7001);
+  auto masq = py(n1, kUdpOutOfOrder, {kExternalAddr, "7001", "4000", "reversed"});
+  EXPECT_EQ(trimmed(masq.out), "whole") << masq.err;
+  EXPECT_GE(reason("fragment_released"), 6u);
+
+  uint64_t expiredBefore = reason("drop_fragment_expired");
+  auto lost = py(ext(), kUdpOutOfOrder, {kUplinkAddr, "7000", "4000", "no-first"});
+  ASSERT_EQ(trimmed(lost.out), "sent") << lost.err;
+  EXPECT_TRUE(waitFor([&] { return reason("drop_fragment_expired") >= expiredBefore + 2; },
+                      std::chrono::seconds(10)))
+      << "held fragments whose first never came are dropped and counted";
 }
 
 // (d) SNAT exhaustion answered end to end. The SNAT range is narrowed to one port in the

@@ -142,7 +142,11 @@ const std::set<std::string> kReasons = {"pass_not_ip",    "pass_no_match",  "pas
                                         "nat_dnat",       "nat_snat",       "nat_reply",
                                         "nat_icmp_error", "ct_created",     "ct_insert_race",
                                         "drop_malformed", "drop_ct_insert", "drop_snat_exhausted",
-                                        "drop_csum",      "redirect"};
+                                        "drop_csum",      "redirect",
+                                        // fragments held before their first (RFC 4787 REQ-14)
+                                        "fragment_held",  "drop_fragment_hold_full",
+                                        "drop_fragment_too_big", "fragment_released",
+                                        "drop_fragment_expired", "drop_fragment_unsendable"};
 
 constexpr const char* kJsonType = "application/json";
 constexpr const char* kPrometheusType = "text/plain; version=0.0.4";

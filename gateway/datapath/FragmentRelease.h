@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: MIT
+// Later fragments the programs held because they came before their first (RFC 4787 REQ-14;
+// gw_abi.h): a thread sends each on, translated as its first fragment was, once the first
+// came (the programs say so on gw_frag_events; a sweep every kSweepInterval catches a lost
+// event), and drops those held longer than GW_FRAG_HOLD_MS. What it does is counted in the
+// reason counters (fragment_released, drop_fragment_expired, drop_fragment_unsendable).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+#include "base/Error.h"
+#include "base/Fd.h"
+
+struct ring_buffer;
+
+namespace gw {
+
+class BpfObjects;
+
+// `objects` must outlive this. Sends from the network namespace it was started in.
+class FragmentRelease {
+public:
+  static constexpr std::chrono::milliseconds kSweepInterval{100};
+
+  static Result<std::unique_ptr<FragmentRelease>> start(const BpfObjects& objects);
+  ~FragmentRelease(); // stops the thread
+  FragmentRelease(const FragmentRelease&) = delete;
+  FragmentRelease& operator=(const FragmentRelease&) = delete;
+
+  // What one pass did.
+  struct Pass {
+    uint64_t released = 0;
+    uint64_t expired = 0;
+    uint64_t unsendable = 0;
+  };
+  // Sends on what can go, drops what waited too long. The thread runs it on every event and
+  // every kSweepInterval.
+  Pass sweep();
+
+private:
+  explicit FragmentRelease(const BpfObjects& objects);
+  void run();
+  void count(uint32_t reason, uint64_t n);
+
+  const BpfObjects& objects_;
+  UniqueFd raw_; // IPPROTO_RAW, SO_MARK GW_MARK_RELEASED
+  ring_buffer* events_ = nullptr;
+  UniqueFd stop_;  // eventfd: the destructor's word to the thread
+  UniqueFd epoll_; // events_ and stop_
+  std::thread thread_;
+};
+
+} // namespace gw
