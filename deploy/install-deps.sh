@@ -11,7 +11,7 @@ packages=(
   libmnl-dev liburing-dev libboost-program-options-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # tests and demo: real tools as oracles, clients and servers
-  iproute2 iputils-ping curl python3 iperf3 wrk socat haproxy
+  iproute2 iputils-ping curl python3 iperf3 wrk socat haproxy ethtool
   iptables nftables procps util-linux
   # benchmark charts
   gnuplot-nox
