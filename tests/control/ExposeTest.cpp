@@ -265,6 +265,47 @@ TEST_F(ExposeTest, UdpGroForwardedPacketsAreTranslated) {
   EXPECT_EQ(stats["reasons"]["drop_malformed"], 0) << stats["reasons"].dump();
 }
 
+// RFC 5780 behaviour discovery, as a user would check a NAT: coturn's STUN server outside (two
+// addresses, two ports: CHANGE-REQUEST works) and its turnutils_natdiscovery in a masqueraded
+// namespace. The gateway must classify as endpoint-independent mapping with hairpinning, and
+// as the filtering that `masquerade add --filtering` chose.
+TEST_F(ExposeTest, Rfc5780DiscoveryClassifiesTheGateway) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  constexpr const char* kOtherExternal = "198.18.0.3";
+  ASSERT_TRUE(shIn(ext(), std::string("ip addr add ") + kOtherExternal + "/24 dev eth0").ok());
+  servers_.push_back(Child::spawn(
+      {"ip", "netns", "exec", ext(), "turnserver", "-n", "--stun-only", "--listening-ip",
+       kExternalAddr, "--listening-ip", kOtherExternal, "--listening-port", "3478",
+       "--no-tls", "--no-dtls", "--no-cli", "--simple-log", "--log-file", dir_ + "/turn.log",
+       "--pidfile", dir_ + "/turn.pid"},
+      dir_ + "/turnserver.out"));
+  ASSERT_TRUE(waitFor([&] {
+    return shIn(ext(), "ss -Hlun | grep -q '" + std::string(kOtherExternal) + ":3479 '").ok();
+  })) << readFile(dir_ + "/turnserver.out");
+  auto discover = [&](const std::string& mode) {
+    return shIn(n1, "turnutils_natdiscovery " + mode + " " + kExternalAddr,
+                std::chrono::seconds(30));
+  };
+  auto mapping = discover("-m");
+  EXPECT_NE(mapping.out.find("NAT with Endpoint Independent Mapping"), std::string::npos)
+      << mapping.out << mapping.err;
+  auto hairpin = discover("-H");
+  EXPECT_NE(hairpin.out.find("successful hairpinning"), std::string::npos)
+      << hairpin.out << hairpin.err;
+  auto filtering = discover("-f");
+  EXPECT_NE(filtering.out.find("Address and Port Dependent Filtering"), std::string::npos)
+      << filtering.out << filtering.err;
+
+  ASSERT_TRUE(gwctl({"masquerade", "add", "10.88.0.0/16", "--filtering",
+                     "endpoint-independent"})
+                  .ok());
+  auto open = discover("-f");
+  EXPECT_NE(open.out.find("Endpoint Independent Filtering"), std::string::npos)
+      << open.out << open.err;
+}
+
 // A UDP peer in `ns` as STUN/ICE clients are: from port 40002 it talks to an echo server
 // outside (port 3478) until answered, which gives it a masquerade mapping, then answers the
 // first datagram that reaches it with `answer`, logging "DATA ADDRESS PORT" of it to `log`.
