@@ -139,9 +139,3 @@ int fuzzApi(const uint8_t* data, size_t size) {
 }
 
 } // namespace gw::fuzz
-
-#ifndef GW_FUZZ_NO_ENTRY
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  return gw::fuzz::fuzzApi(data, size);
-}
-#endif

@@ -65,9 +65,3 @@ int fuzzHttp(const uint8_t* data, size_t size) {
 }
 
 } // namespace gw::fuzz
-
-#ifndef GW_FUZZ_NO_ENTRY
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  return gw::fuzz::fuzzHttp(data, size);
-}
-#endif

@@ -260,9 +260,3 @@ int fuzzState(const uint8_t* data, size_t size) {
 }
 
 } // namespace gw::fuzz
-
-#ifndef GW_FUZZ_NO_ENTRY
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  return gw::fuzz::fuzzState(data, size);
-}
-#endif

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The fuzz targets as plain functions, so one binary (the regression test) can hold them all;
-// each FuzzX.cpp also defines LLVMFuzzerTestOneInput unless GW_FUZZ_NO_ENTRY is set.
+// Entry.cpp defines LLVMFuzzerTestOneInput for one of them.
 #pragma once
 
 #include <cstddef>
