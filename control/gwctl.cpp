@@ -414,6 +414,9 @@ int nsCommand(const Globals& g, std::vector<std::string> args) {
       const auto& n = r->value;
       std::cout << "namespace " << n.name << " at " << n.prefix.str() << " via "
                 << n.gateway.str() << " (" << n.link << ")\n";
+      if (n.prefix6 && n.gateway6) {
+        std::cout << "  and " << n.prefix6->str() << " via " << n.gateway6->str() << "\n";
+      }
     });
   }
   if (verb == "del" || verb == "delete" || verb == "rm") {

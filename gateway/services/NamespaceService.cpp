@@ -202,8 +202,8 @@ Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest
   return added;
 }
 
-Status NamespaceService::checkSubnet6Free(const IpPrefix& subnet) {
-  std::string which = "--subnet6 " + subnet.network().str();
+Status NamespaceService::checkSubnet6Free(const IpPrefix& subnet, std::string_view what) {
+  std::string which = std::string(what) + " " + subnet.network().str();
   for (const auto& b : ctx_.state.bridges) {
     if (b.gateway6 && b.gateway6->overlaps(subnet)) {
       return conflict(which + " overlaps bridge " + b.name + " (" + b.gateway6->network().str() +
@@ -251,7 +251,7 @@ Status NamespaceService::planIpv6(const api::NamespaceAddRequest& request, Names
     if (!pair) {
       return std::unexpected(pair.error());
     }
-    if (auto r = checkSubnet6Free(*subnet6); !r) {
+    if (auto r = checkSubnet6Free(*subnet6, "--subnet6"); !r) {
       return r;
     }
     rec.hostAddress6 = pair->first;
@@ -282,7 +282,11 @@ Status NamespaceService::planIpv6(const api::NamespaceAddRequest& request, Names
       grownBridge.reset(); // a named bridge has IPv6 only with --subnet6
       return {};
     }
-    if (auto r = checkSubnet6Free(bridge->gateway6->network()); !r) {
+    const char* what = subnet6 ? "--subnet6" : "the default IPv6 pool";
+    if (auto r = checkSubnet6Free(bridge->gateway6->network(), what); !r) {
+      if (!subnet6) {
+        return conflict(r.error().message + " (give --subnet6 CIDR or --no-ipv6)");
+      }
       return r;
     }
   }

@@ -778,7 +778,8 @@ TEST_F(NamespaceRules, Subnet6ChoosesThePoolAndBadOnesAreRefusedByName) {
   // The default pool is checked as well: the host holding it refuses the default bridge's.
   topology_.addHostAddress("uplink0", prefix("fd00:88::99/64"));
   EXPECT_TRUE(failsWith(namespaces_.add({.name = "q"}), ErrorKind::Conflict,
-                        "fd00:88::/64 overlaps fd00:88::99/64 on uplink0"));
+                        "the default IPv6 pool fd00:88::/64 overlaps fd00:88::99/64 on uplink0 "
+                        "(give --subnet6 CIDR or --no-ipv6)"));
   EXPECT_FALSE(topology_.namespaces_.contains("q"));
   EXPECT_FALSE(topology_.bridges_.contains("br3"));
   EXPECT_FALSE(topology_.bridges_.contains("gw0"));
