@@ -108,12 +108,16 @@ struct NamespaceAddRequest {
   std::string name{};
   std::optional<std::string> bridge{};
   std::optional<IpPrefix> subnet{};
+  std::optional<IpPrefix> subnet6{}; // default: fd00:88::/64 on the default bridge
+  bool noIpv6 = false;
 };
 constexpr auto fieldsOf(const NamespaceAddRequest*) {
   using T = NamespaceAddRequest;
   return std::tuple{Field{"name", &T::name, Need::Optional},
                     Field{"bridge", &T::bridge, Need::Optional, "--bridge"},
-                    Field{"subnet", &T::subnet, Need::Optional, "--subnet"}};
+                    Field{"subnet", &T::subnet, Need::Optional, "--subnet"},
+                    Field{"subnet6", &T::subnet6, Need::Optional, "--subnet6"},
+                    Field{"noIpv6", &T::noIpv6, Need::Optional, "--no-ipv6"}};
 }
 
 // 201 of POST /v1/namespaces
@@ -123,6 +127,10 @@ struct NamespaceAdded {
   IpPrefix prefix{};
   IpAddress gateway{};
   std::string link{};
+  // The IPv6 side, absent when the namespace has none.
+  std::optional<IpAddress> address6{};
+  std::optional<IpPrefix> prefix6{};
+  std::optional<IpAddress> gateway6{};
 };
 constexpr auto fieldsOf(const NamespaceAdded*) {
   using T = NamespaceAdded;
@@ -130,7 +138,10 @@ constexpr auto fieldsOf(const NamespaceAdded*) {
                     Field{"address", &T::address},
                     Field{"prefix", &T::prefix},
                     Field{"gateway", &T::gateway},
-                    Field{"link", &T::link}};
+                    Field{"link", &T::link},
+                    Field{"address6", &T::address6, Need::Optional},
+                    Field{"prefix6", &T::prefix6, Need::Optional},
+                    Field{"gateway6", &T::gateway6, Need::Optional}};
 }
 
 // GET /v1/namespaces (an array of these; ?limit=&after=NAME: a Page, by name)
@@ -143,6 +154,9 @@ struct NamespaceInfo {
   Wiring wiring = Wiring::Bridge;
   std::string bridge{};
   std::string state{};
+  std::optional<IpAddress> address6{};
+  std::optional<IpPrefix> prefix6{};
+  std::optional<IpAddress> gateway6{};
 };
 constexpr auto fieldsOf(const NamespaceInfo*) {
   using T = NamespaceInfo;
@@ -153,7 +167,10 @@ constexpr auto fieldsOf(const NamespaceInfo*) {
                     Field{"link", &T::link},
                     Field{"wiring", &T::wiring},
                     Field{"bridge", &T::bridge},
-                    Field{"state", &T::state}};
+                    Field{"state", &T::state},
+                    Field{"address6", &T::address6, Need::Optional},
+                    Field{"prefix6", &T::prefix6, Need::Optional},
+                    Field{"gateway6", &T::gateway6, Need::Optional}};
 }
 
 using NamespaceListQuery = ListQuery<std::string>;

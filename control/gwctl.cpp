@@ -35,7 +35,7 @@ struct Globals {
 constexpr const char* kUsage = R"(usage: gwctl [--socket PATH] [-j|--json] [--timeout SECONDS] COMMAND ...
 commands:
   status                                  show the daemon's state (exit 3: degraded)
-  ns add NAME [--bridge BR] [--subnet CIDR]
+  ns add NAME [--bridge BR] [--subnet CIDR] [--subnet6 CIDR | --no-ipv6]
                                           create a namespace wired to the gateway
   ns del NAME                             remove it and everything `ns add` made
   ns list                                 list managed namespaces
@@ -353,19 +353,22 @@ int nsCommand(const Globals& g, std::vector<std::string> args) {
       return 1;
     }
     return printListingOr(g, *r, [&] {
-      gw::Table t({"NAME", "ADDRESS", "GATEWAY", "LINK", "BRIDGE", "STATE"});
+      gw::Table t({"NAME", "ADDRESS", "GATEWAY", "LINK", "BRIDGE", "STATE", "ADDRESS6"});
       for (const auto& n : r->items) {
         t.add({n.name, n.prefix.str(), n.gateway.str(), n.link,
-               n.bridge.empty() ? "-" : n.bridge, n.state});
+               n.bridge.empty() ? "-" : n.bridge, n.state,
+               n.prefix6 ? n.prefix6->str() : "-"});
       }
       t.print(std::cout);
     });
   }
   if (verb == "add") {
     po::options_description o;
-    std::string name, bridge, subnet;
+    std::string name, bridge, subnet, subnet6;
+    bool noIpv6 = false;
     o.add_options()("name", po::value(&name)->required())("bridge", po::value(&bridge))(
-        "subnet", po::value(&subnet));
+        "subnet", po::value(&subnet))("subnet6", po::value(&subnet6))(
+        "no-ipv6", po::bool_switch(&noIpv6));
     po::positional_options_description p;
     p.add("name", 1);
     parseSub(args, o, p);
@@ -380,6 +383,14 @@ int nsCommand(const Globals& g, std::vector<std::string> args) {
       }
       request.subnet = *prefix;
     }
+    if (!subnet6.empty()) {
+      auto prefix = parsed(gw::IpPrefix::parse(subnet6));
+      if (!prefix) {
+        return 1;
+      }
+      request.subnet6 = *prefix;
+    }
+    request.noIpv6 = noIpv6;
     auto r = change<api::NamespaceAdded>(
         g, "POST", api::kNamespacesPath, api::toJson(request), [name](const Globals& g) {
           auto list = fetchListing<api::NamespaceInfo>(g, api::kNamespacesPath, "", false);
@@ -390,7 +401,8 @@ int nsCommand(const Globals& g, std::vector<std::string> args) {
             if (n.name == name) {
               return inPlace("namespace " + name + " is listed",
                              api::toJson(api::NamespaceAdded{n.name, n.address, n.prefix,
-                                                             n.gateway, n.link}));
+                                                             n.gateway, n.link, n.address6,
+                                                             n.prefix6, n.gateway6}));
             }
           }
           return notInPlace("no namespace " + name + " is listed");
@@ -402,6 +414,9 @@ int nsCommand(const Globals& g, std::vector<std::string> args) {
       const auto& n = r->value;
       std::cout << "namespace " << n.name << " at " << n.prefix.str() << " via "
                 << n.gateway.str() << " (" << n.link << ")\n";
+      if (n.prefix6 && n.gateway6) {
+        std::cout << "  and " << n.prefix6->str() << " via " << n.gateway6->str() << "\n";
+      }
     });
   }
   if (verb == "del" || verb == "delete" || verb == "rm") {

@@ -133,11 +133,38 @@ template <class R>
 Result<R> recordFrom(const json& j, const char* what) {
   return api::fromJson<R>(j, what);
 }
+// The IPv6 fields (absent in a state from before IPv6) must hold IPv6 prefixes.
+Status checkV6(const std::optional<IpPrefix>& p, const std::string& which, const char* field) {
+  if (p && !p->addr.isV6()) {
+    return invalid(which + "field '" + field + "' is not an IPv6 prefix: " + p->str());
+  }
+  return {};
+}
 Result<BridgeRecord> bridgeFrom(const json& j) {
-  return recordFrom<BridgeRecord>(j, "bridge");
+  auto b = recordFrom<BridgeRecord>(j, "bridge");
+  if (b) {
+    if (auto r = checkV6(b->gateway6, "bridge " + b->name + ": ", "gateway6"); !r) {
+      return std::unexpected(r.error());
+    }
+  }
+  return b;
 }
 Result<NamespaceRecord> namespaceFrom(const json& j) {
-  return recordFrom<NamespaceRecord>(j, "namespace");
+  auto n = recordFrom<NamespaceRecord>(j, "namespace");
+  if (!n) {
+    return n;
+  }
+  std::string which = "namespace " + n->name + ": ";
+  if (auto r = checkV6(n->address6, which, "address6"); !r) {
+    return std::unexpected(r.error());
+  }
+  if (auto r = checkV6(n->hostAddress6, which, "hostAddress6"); !r) {
+    return std::unexpected(r.error());
+  }
+  if (n->address6.has_value() != n->hostAddress6.has_value()) {
+    return invalid(which + "fields 'address6' and 'hostAddress6' come together");
+  }
+  return n;
 }
 // What the codec cannot see field by field: an expose's values that only make sense together.
 Result<ExposeRecord> exposeFrom(const json& j) {

@@ -22,13 +22,15 @@ struct BridgeRecord {
   std::string name;
   IpPrefix gateway; // the bridge's own address with the subnet length, e.g. 10.88.0.1/16
   bool pending = false; // made by an `ns add` not yet done: a start rolls it back
+  std::optional<IpPrefix> gateway6{}; // its IPv6 address, e.g. fd00:88::1/64; none: IPv4 only
 
   bool operator==(const BridgeRecord&) const = default;
 };
 constexpr auto fieldsOf(const BridgeRecord*) {
   using T = BridgeRecord;
   return std::tuple{api::Field{"name", &T::name}, api::Field{"gateway", &T::gateway},
-                    api::Field{"pending", &T::pending, api::Need::Optional}};
+                    api::Field{"pending", &T::pending, api::Need::Optional},
+                    api::Field{"gateway6", &T::gateway6, api::Need::Optional}};
 }
 
 struct NamespaceRecord {
@@ -39,6 +41,10 @@ struct NamespaceRecord {
   IpPrefix address;     // inside the namespace, e.g. 10.88.0.2/16
   IpPrefix hostAddress; // gateway end (point-to-point) or the bridge's address
   bool pending = false;  // `ns add` written as intent, not done: a start rolls it back
+  // The IPv6 side; none with --no-ipv6, and in a state written before IPv6 (such a namespace
+  // stays IPv4 only until it is added again).
+  std::optional<IpPrefix> address6{};
+  std::optional<IpPrefix> hostAddress6{};
 
   bool operator==(const NamespaceRecord&) const = default;
 };
@@ -49,7 +55,9 @@ constexpr auto fieldsOf(const NamespaceRecord*) {
                     api::Field{"bridge", &T::bridge, Need::Optional},
                     api::Field{"hostLink", &T::hostLink}, api::Field{"address", &T::address},
                     api::Field{"hostAddress", &T::hostAddress},
-                    api::Field{"pending", &T::pending, Need::Optional}};
+                    api::Field{"pending", &T::pending, Need::Optional},
+                    api::Field{"address6", &T::address6, Need::Optional},
+                    api::Field{"hostAddress6", &T::hostAddress6, Need::Optional}};
 }
 
 struct ExposeRecord {

@@ -13,7 +13,7 @@ namespace gw {
 namespace {
 
 Status changeAddress(Netlink& nl, uint16_t type, uint16_t flags, int ifindex,
-                     const IpPrefix& prefix, const char* verb) {
+                     const IpPrefix& prefix, const char* verb, uint32_t ifaFlags = 0) {
   std::string what = std::string(verb) + " address " + prefix.str() + " on link #" +
                      std::to_string(ifindex);
   if (!prefix.addr.isV4() && !prefix.addr.isV6()) {
@@ -27,19 +27,24 @@ Status changeAddress(Netlink& nl, uint16_t type, uint16_t flags, int ifindex,
   ifa->ifa_family = static_cast<uint8_t>(prefix.addr.family);
   ifa->ifa_prefixlen = static_cast<uint8_t>(prefix.length);
   ifa->ifa_index = static_cast<uint32_t>(ifindex);
+  ifa->ifa_flags = static_cast<uint8_t>(ifaFlags & 0xff);
   auto size = prefix.addr.size();
   // As iproute2 does without a peer: IPv4 sets local and address alike, IPv6 only address.
   if (prefix.addr.isV4()) {
     mnl_attr_put(nlh, IFA_LOCAL, size, prefix.addr.bytes.data());
   }
   mnl_attr_put(nlh, IFA_ADDRESS, size, prefix.addr.bytes.data());
+  if (ifaFlags > 0xff) {
+    mnl_attr_put_u32(nlh, IFA_FLAGS, ifaFlags);
+  }
   return nl.request(nlh, what);
 }
 
 } // namespace
 
-Status addAddress(Netlink& nl, int ifindex, const IpPrefix& prefix) {
-  return changeAddress(nl, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, ifindex, prefix, "add");
+Status addAddress(Netlink& nl, int ifindex, const IpPrefix& prefix, uint32_t flags) {
+  return changeAddress(nl, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, ifindex, prefix, "add",
+                       flags);
 }
 
 Status deleteAddress(Netlink& nl, int ifindex, const IpPrefix& prefix) {

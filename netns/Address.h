@@ -4,6 +4,7 @@
 
 #include <sys/socket.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "base/Error.h"
@@ -18,7 +19,8 @@ struct AddressInfo {
 };
 
 // Adds `prefix` (address plus length, host bits kept) to the interface; EEXIST if present.
-Status addAddress(Netlink& nl, int ifindex, const IpPrefix& prefix);
+// `flags`: IFA_F_* such as IFA_F_NODAD (an IPv6 address usable at once, no DAD wait).
+Status addAddress(Netlink& nl, int ifindex, const IpPrefix& prefix, uint32_t flags = 0);
 Status deleteAddress(Netlink& nl, int ifindex, const IpPrefix& prefix);
 // family AF_UNSPEC lists both; ifindex 0 lists every interface.
 Result<std::vector<AddressInfo>> listAddresses(Netlink& nl, int family = AF_UNSPEC,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "gateway/host/Wiring.h"
 
+#include <linux/if_addr.h>
 #include <sys/socket.h>
 
 #include "netns/Address.h"
@@ -22,6 +23,20 @@ Status addAddressOnce(Netlink& nl, int ifindex, const IpPrefix& prefix) {
   auto r = addAddress(nl, ifindex, prefix);
   if (!r && !alreadyExists(r.error())) {
     return r;
+  }
+  return {};
+}
+
+// IPv6 on links we own: no duplicate address detection (nothing else assigns there), so the
+// address is usable at once instead of tentative for a second or more. Sets `added` when it
+// was not there before.
+Status addAddress6Once(Netlink& nl, int ifindex, const IpPrefix& prefix, bool* added = nullptr) {
+  auto r = addAddress(nl, ifindex, prefix, IFA_F_NODAD);
+  if (!r && !alreadyExists(r.error())) {
+    return r;
+  }
+  if (added != nullptr) {
+    *added = r.has_value();
   }
   return {};
 }
@@ -51,6 +66,18 @@ Status ensureBridge(Netlink& host, const BridgeRecord& bridge, Rollback* rollbac
   }
   if (auto r = addAddressOnce(host, link->index, bridge.gateway); !r) {
     return r;
+  }
+  if (bridge.gateway6) {
+    bool added = false;
+    if (auto r = addAddress6Once(host, link->index, *bridge.gateway6, &added); !r) {
+      return r;
+    }
+    if (added && rollback != nullptr) {
+      // An existing bridge given its IPv6 pool by a failed `ns add` loses it again.
+      rollback->add([&host, index = link->index, prefix = *bridge.gateway6] {
+        (void)deleteAddress(host, index, prefix);
+      });
+    }
   }
   return setLinkUp(host, link->index, true);
 }
@@ -109,8 +136,15 @@ Status wireNamespace(Netlink& host, const NamespaceRecord& rec, int bridgeIndex,
         return r;
       }
     }
-  } else if (auto r = addAddressOnce(host, hostLink->index, rec.hostAddress); !r) {
-    return r;
+  } else {
+    if (auto r = addAddressOnce(host, hostLink->index, rec.hostAddress); !r) {
+      return r;
+    }
+    if (rec.hostAddress6) {
+      if (auto r = addAddress6Once(host, hostLink->index, *rec.hostAddress6); !r) {
+        return r;
+      }
+    }
   }
   if (auto r = setLinkUp(host, hostLink->index, true); !r) {
     return r;
@@ -124,6 +158,11 @@ Status wireNamespace(Netlink& host, const NamespaceRecord& rec, int bridgeIndex,
   if (auto r = addAddressOnce(*inside, peer->index, rec.address); !r) {
     return r;
   }
+  if (rec.address6) {
+    if (auto r = addAddress6Once(*inside, peer->index, *rec.address6); !r) {
+      return r;
+    }
+  }
   if (auto r = setLinkUp(*inside, peer->index, true); !r) {
     return r;
   }
@@ -131,11 +170,24 @@ Status wireNamespace(Netlink& host, const NamespaceRecord& rec, int bridgeIndex,
   if (auto r = addRoute(*inside, route); !r && !alreadyExists(r.error())) {
     return r;
   }
+  if (rec.address6 && rec.hostAddress6) {
+    RouteSpec route6{.dst = std::nullopt, .gateway = rec.hostAddress6->addr,
+                     .ifindex = peer->index};
+    if (auto r = addRoute(*inside, route6); !r && !alreadyExists(r.error())) {
+      return r;
+    }
+  }
   if (auto r = failpoint("ns-add-after-route"); !r) {
     return r;
   }
   // Forwarding on the gateway host: the calling thread is in its namespace.
-  return writeSysctl("net/ipv4/ip_forward", "1");
+  if (auto r = writeSysctl("net/ipv4/ip_forward", "1"); !r) {
+    return r;
+  }
+  if (rec.address6) {
+    return writeSysctl("net/ipv6/conf/all/forwarding", "1");
+  }
+  return {};
 }
 
 Status unwireNamespace(Netlink& host, const NamespaceRecord& rec) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "gateway/services/AddressPlan.h"
 
+#include <cstdint>
 #include <cstdio>
 
 namespace gw {
@@ -13,6 +14,17 @@ uint32_t fnv1a(std::string_view s) {
     h = (h ^ c) * 16777619u;
   }
   return h;
+}
+
+// `base` plus `n` in the low 64 bits (pools are at most 2^64 addresses apart here).
+IpAddress plus(const IpAddress& base, uint64_t n) {
+  IpAddress out = base;
+  for (int i = 15; i >= 8 && n != 0; --i) {
+    uint64_t sum = out.bytes[i] + (n & 0xff);
+    out.bytes[i] = static_cast<uint8_t>(sum);
+    n = (n >> 8) + (sum >> 8);
+  }
+  return out;
 }
 
 } // namespace
@@ -42,7 +54,42 @@ Result<IpPrefix> allocateAddress(const IpPrefix& gateway, const std::set<IpAddre
       return IpPrefix{candidate, gateway.length};
     }
   }
-    return conflict("address pool " + gateway.network().str() + " is exhausted", ENOSPC);
+  return conflict("address pool " + gateway.network().str() + " is exhausted", ENOSPC);
+}
+
+Status checkSubnet6(const IpPrefix& subnet) {
+  if (!subnet.addr.isV6()) {
+    return invalid("--subnet6 " + subnet.str() + ": not an IPv6 subnet");
+  }
+  if (subnet.length > 120 || subnet.length < 8) {
+    return invalid("--subnet6 " + subnet.str() +
+                   ": the prefix length must be between /8 and /120");
+  }
+  return {};
+}
+
+Result<std::pair<IpPrefix, IpPrefix>> pointToPointAddresses6(const IpPrefix& subnet) {
+  if (auto r = checkSubnet6(subnet); !r) {
+    return std::unexpected(r.error());
+  }
+  IpAddress base = subnet.network().addr;
+  return std::pair{IpPrefix{plus(base, 1), subnet.length}, IpPrefix{plus(base, 2), subnet.length}};
+}
+
+Result<IpPrefix> allocateAddress6(const IpPrefix& gateway, const std::set<IpAddress>& used) {
+  if (auto r = checkSubnet6(gateway); !r) {
+    return std::unexpected(r.error());
+  }
+  IpAddress base = gateway.network().addr;
+  int hostBits = 128 - gateway.length;
+  uint64_t size = hostBits >= 64 ? ~uint64_t{0} : (uint64_t{1} << hostBits);
+  for (uint64_t i = 1; i < size; ++i) {
+    IpAddress candidate = plus(base, i);
+    if (candidate != gateway.addr && !used.contains(candidate)) {
+      return IpPrefix{candidate, gateway.length};
+    }
+  }
+  return conflict("address pool " + gateway.network().str() + " is exhausted", ENOSPC);
 }
 
 Result<std::pair<IpPrefix, IpPrefix>> pointToPointAddresses(const IpPrefix& subnet) {

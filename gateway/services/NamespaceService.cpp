@@ -119,6 +119,12 @@ Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest
     rec.hostAddress = bridge->gateway;
   }
 
+  // The IPv6 side, where there is a pool: --subnet6, or the default bridge's ULA pool.
+  std::optional<BridgeRecord> grownBridge; // an existing bridge this add gives its IPv6 pool
+  if (auto r = planIpv6(request, rec, newBridge, grownBridge); !r) {
+    return std::unexpected(r.error());
+  }
+
   // The intent first: a crash from here on leaves a pending record that the next start rolls
   // back, never a namespace or link that no state names.
   rec.pending = true;
@@ -126,11 +132,17 @@ Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest
     newBridge->pending = true;
     state.bridges.push_back(*newBridge);
   }
+  if (grownBridge) {
+    *state.findBridge(grownBridge->name) = *grownBridge;
+  }
   state.namespaces.push_back(rec);
   auto forget = [&] {
     std::erase_if(state.namespaces, [&](const auto& n) { return n.name == rec.name; });
     if (newBridge) {
       std::erase_if(state.bridges, [&](const auto& b) { return b.name == newBridge->name; });
+    }
+    if (grownBridge) {
+      state.findBridge(grownBridge->name)->gateway6.reset();
     }
   };
   if (auto r = ctx_.store.commit(state); !r) {
@@ -151,8 +163,8 @@ Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest
     (void)ctx_.store.commit(state); // if this fails too, the next start rolls it back
     return fail(e.kind, "ns add " + rec.name + ": " + what + e.str() + " (rolled back)");
   };
-  if (newBridge) {
-    if (auto r = topology_.ensureBridge(*newBridge, &rollback); !r) {
+  if (newBridge || grownBridge) {
+    if (auto r = topology_.ensureBridge(newBridge ? *newBridge : *grownBridge, &rollback); !r) {
       return abandon(r.error(), "");
     }
   }
@@ -175,12 +187,122 @@ Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest
     return abandon(Error{0, r.error().str(), false, ErrorKind::Internal}, "saving state: ");
   }
   rollback.commit();
-  log::info("ns add ", rec.name, " address ", rec.address.str(), " via ", rec.hostLink);
-  return api::NamespaceAdded{.name = rec.name,
-                             .address = rec.address.addr,
-                             .prefix = rec.address,
-                             .gateway = rec.hostAddress.addr,
-                             .link = rec.hostLink};
+  log::info("ns add ", rec.name, " address ", rec.address.str(),
+            rec.address6 ? " and " + rec.address6->str() : std::string(), " via ", rec.hostLink);
+  api::NamespaceAdded added{.name = rec.name,
+                            .address = rec.address.addr,
+                            .prefix = rec.address,
+                            .gateway = rec.hostAddress.addr,
+                            .link = rec.hostLink};
+  if (rec.address6) {
+    added.address6 = rec.address6->addr;
+    added.prefix6 = rec.address6;
+    added.gateway6 = rec.hostAddress6->addr;
+  }
+  return added;
+}
+
+Status NamespaceService::checkSubnet6Free(const IpPrefix& subnet, std::string_view what) {
+  std::string which = std::string(what) + " " + subnet.network().str();
+  for (const auto& b : ctx_.state.bridges) {
+    if (b.gateway6 && b.gateway6->overlaps(subnet)) {
+      return conflict(which + " overlaps bridge " + b.name + " (" + b.gateway6->network().str() +
+                      ")");
+    }
+  }
+  for (const auto& n : ctx_.state.namespaces) {
+    if (n.wiring == Wiring::PointToPoint && n.address6 && n.address6->overlaps(subnet)) {
+      return conflict(which + " overlaps namespace " + n.name + " (" +
+                      n.address6->network().str() + ")");
+    }
+  }
+  auto addresses = topology_.hostAddresses(AF_INET6);
+  if (!addresses) {
+    return std::unexpected(addresses.error());
+  }
+  for (const auto& a : *addresses) {
+    if (a.prefix.overlaps(subnet)) {
+      return conflict(which + " overlaps " + a.prefix.str() + " on " + a.link);
+    }
+  }
+  return {};
+}
+
+Status NamespaceService::planIpv6(const api::NamespaceAddRequest& request, NamespaceRecord& rec,
+                                  std::optional<BridgeRecord>& newBridge,
+                                  std::optional<BridgeRecord>& grownBridge) {
+  const std::optional<IpPrefix>& subnet6 = request.subnet6;
+  if (request.noIpv6) {
+    if (subnet6) {
+      return invalid("--subnet6 and --no-ipv6 exclude each other");
+    }
+    return {};
+  }
+  if (subnet6) {
+    if (auto r = checkSubnet6(*subnet6); !r) {
+      return r;
+    }
+  }
+  if (rec.wiring == Wiring::PointToPoint) {
+    if (!subnet6) {
+      return {}; // a point-to-point namespace has IPv6 only with --subnet6
+    }
+    auto pair = pointToPointAddresses6(*subnet6);
+    if (!pair) {
+      return std::unexpected(pair.error());
+    }
+    if (auto r = checkSubnet6Free(*subnet6, "--subnet6"); !r) {
+      return r;
+    }
+    rec.hostAddress6 = pair->first;
+    rec.address6 = pair->second;
+    return {};
+  }
+  BridgeRecord* bridge = newBridge ? &*newBridge : nullptr;
+  if (bridge == nullptr) {
+    grownBridge = *ctx_.state.findBridge(rec.bridge);
+    bridge = &*grownBridge;
+  }
+  if (bridge->gateway6) {
+    grownBridge.reset(); // it has its pool already
+    if (subnet6 && subnet6->network() != bridge->gateway6->network()) {
+      return conflict("bridge " + rec.bridge + " already has IPv6 subnet " +
+                      bridge->gateway6->network().str());
+    }
+  } else {
+    if (subnet6) {
+      auto pair = pointToPointAddresses6(*subnet6);
+      if (!pair) {
+        return std::unexpected(pair.error());
+      }
+      bridge->gateway6 = pair->first;
+    } else if (rec.bridge == kDefaultBridge) {
+      bridge->gateway6 = IpPrefix::parse(kDefaultBridgeGateway6).value_or(IpPrefix{});
+    } else {
+      grownBridge.reset(); // a named bridge has IPv6 only with --subnet6
+      return {};
+    }
+    const char* what = subnet6 ? "--subnet6" : "the default IPv6 pool";
+    if (auto r = checkSubnet6Free(bridge->gateway6->network(), what); !r) {
+      if (!subnet6) {
+        return conflict(r.error().message + " (give --subnet6 CIDR or --no-ipv6)");
+      }
+      return r;
+    }
+  }
+  std::set<IpAddress> used;
+  for (const auto& n : ctx_.state.namespaces) {
+    if (n.wiring == Wiring::Bridge && n.bridge == rec.bridge && n.address6) {
+      used.insert(n.address6->addr);
+    }
+  }
+  auto address = allocateAddress6(*bridge->gateway6, used);
+  if (!address) {
+    return std::unexpected(address.error());
+  }
+  rec.address6 = *address;
+  rec.hostAddress6 = bridge->gateway6;
+  return {};
 }
 
 Result<api::NamespaceDeleted> NamespaceService::remove(const std::string& name) {
@@ -242,6 +364,11 @@ std::vector<api::NamespaceInfo> NamespaceService::list() {
                    .wiring = n.wiring,
                    .bridge = n.bridge,
                    .state = health});
+    if (n.address6 && n.hostAddress6) {
+      out.back().address6 = n.address6->addr;
+      out.back().prefix6 = n.address6;
+      out.back().gateway6 = n.hostAddress6->addr;
+    }
   }
   return out;
 }

@@ -1,12 +1,37 @@
 // SPDX-License-Identifier: MIT
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <set>
+
 #include "base/Failpoint.h"
 #include "base/Rollback.h"
 #include "gateway/services/AddressPlan.h"
 
 namespace gw {
 namespace {
+
+TEST(Topology, Ipv6PoolsCountUpFromTheNetworkAndCarry) {
+  auto gateway = *IpPrefix::parse("fd00:88::1/64");
+  EXPECT_EQ(allocateAddress6(gateway, {})->str(), "fd00:88::2/64");
+  EXPECT_EQ(allocateAddress6(gateway, {*IpAddress::parse("fd00:88::2")})->str(), "fd00:88::3/64");
+  auto pair = pointToPointAddresses6(*IpPrefix::parse("fd00:1::ff00/120"));
+  ASSERT_TRUE(pair);
+  EXPECT_EQ(pair->first.str(), "fd00:1::ff01/120");
+  EXPECT_EQ(pair->second.str(), "fd00:1::ff02/120");
+  // Counting carries into the next byte; a /120 holds 254 namespaces and the gateway.
+  std::set<IpAddress> used;
+  for (int i = 2; i < 256; ++i) {
+    char text[32];
+    std::snprintf(text, sizeof text, "fd00:2::%x", i);
+    used.insert(*IpAddress::parse(text));
+  }
+  EXPECT_EQ(allocateAddress6(*IpPrefix::parse("fd00:2::1/112"), used)->str(), "fd00:2::100/112");
+  EXPECT_FALSE(allocateAddress6(*IpPrefix::parse("fd00:2::1/120"), used));
+  EXPECT_FALSE(checkSubnet6(*IpPrefix::parse("10.0.0.0/24")));
+  EXPECT_FALSE(checkSubnet6(*IpPrefix::parse("fd00::/121")));
+  EXPECT_TRUE(checkSubnet6(*IpPrefix::parse("fd00::/120")));
+}
 
 TEST(Topology, AllocatesTheFirstFreeHostAddress) {
   auto gateway = *IpPrefix::parse("10.88.0.1/16");

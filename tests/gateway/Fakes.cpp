@@ -294,11 +294,25 @@ Status FakeTopology::ensureBridge(const BridgeRecord& bridge, Rollback* rollback
   if (failEnsureBridge_) {
     return injected("ensureBridge " + bridge.name);
   }
-  if (bridges_.contains(bridge.name)) {
+  if (auto it = bridges_.find(bridge.name); it != bridges_.end()) {
+    if (bridge.gateway6 && !it->second.gateway6) {
+      // An existing bridge gets its IPv6 pool; a rollback takes the address again.
+      addHostAddress(bridge.name, *bridge.gateway6);
+      it->second.gateway6 = bridge.gateway6;
+      if (rollback != nullptr) {
+        rollback->add([this, name = bridge.name, prefix = *bridge.gateway6] {
+          std::erase_if(addresses_, [&](const auto& a) { return a.prefix == prefix; });
+          bridges_.at(name).gateway6.reset();
+        });
+      }
+    }
     return {};
   }
   addLink(bridge.name);
   addHostAddress(bridge.name, bridge.gateway);
+  if (bridge.gateway6) {
+    addHostAddress(bridge.name, *bridge.gateway6);
+  }
   bridges_[bridge.name] = bridge;
   if (rollback != nullptr) {
     rollback->add([this, name = bridge.name] {
@@ -336,8 +350,14 @@ Status FakeTopology::wireNamespace(const NamespaceRecord& ns, Rollback* rollback
     return injected("wire " + ns.name + ": address");
   }
   inside.addresses.push_back(ns.address);
+  if (ns.address6) {
+    inside.addresses6.push_back(*ns.address6);
+  }
   if (ns.wiring == Wiring::PointToPoint) {
     addHostAddress(ns.hostLink, ns.hostAddress);
+    if (ns.hostAddress6) {
+      addHostAddress(ns.hostLink, *ns.hostAddress6);
+    }
   }
   wired_[ns.name] = ns;
   if (rollback != nullptr) {

@@ -113,6 +113,7 @@ class FakeDatapath final : public Datapath {
 // A namespace of the fake host: what `ip netns` and `ip -n NS addr` would show.
 struct FakeNamespace {
   std::vector<IpPrefix> addresses;  // IPv4, loopback included if the test wants it
+  std::vector<IpPrefix> addresses6; // made by wireNamespace
   std::map<std::string, LinkState> links;
 };
 

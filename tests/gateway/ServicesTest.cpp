@@ -681,6 +681,132 @@ TEST_F(NamespaceRules, AddAllocatesTheNextFreeAddressOnGw0) {
   EXPECT_FALSE(dp_.localAddresses_.contains(ip("127.0.0.1")));
 }
 
+TEST_F(NamespaceRules, AddGivesAnIpv6AddressFromTheDefaultUlaPool) {
+  auto a = addNamespace("a");
+  ASSERT_TRUE(a.prefix6);
+  EXPECT_EQ(*a.prefix6, prefix("fd00:88::2/64"));
+  EXPECT_EQ(a.address6, ip("fd00:88::2"));
+  EXPECT_EQ(a.gateway6, ip("fd00:88::1"));
+  EXPECT_EQ(addNamespace("b").address6, ip("fd00:88::3"));
+  EXPECT_EQ(addNamespace("c").address6, ip("fd00:88::4"));
+  ASSERT_TRUE(namespaces_.remove("b"));
+  EXPECT_EQ(addNamespace("d").address6, ip("fd00:88::3")); // the first free one
+
+  EXPECT_TRUE(topology_.hasHostAddress(prefix("fd00:88::1/64")));
+  EXPECT_EQ(topology_.namespaces_.at("a").addresses6,
+            std::vector<IpPrefix>{prefix("fd00:88::2/64")});
+  EXPECT_EQ(topology_.wired_.at("a").hostAddress6, prefix("fd00:88::1/64"));
+  ASSERT_TRUE(store_.committed_);
+  EXPECT_EQ(store_.committed_->bridges.at(0).gateway6, prefix("fd00:88::1/64"));
+  EXPECT_EQ(store_.committed_->namespaces.at(0).address6, prefix("fd00:88::2/64"));
+
+  // The list shows both families; the IPv4 fields are what they were.
+  auto list = namespaces_.list();
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[0].prefix, prefix("10.88.0.2/16"));
+  EXPECT_EQ(list[0].prefix6, prefix("fd00:88::2/64"));
+  EXPECT_EQ(list[0].gateway6, ip("fd00:88::1"));
+  auto json = api::toJson(list[0]);
+  EXPECT_EQ(json["address"], "10.88.0.2");
+  EXPECT_EQ(json["address6"], "fd00:88::2");
+  EXPECT_EQ(json["prefix6"], "fd00:88::2/64");
+  EXPECT_EQ(json["gateway6"], "fd00:88::1");
+  // The data path stays IPv4: no IPv6 endpoint or masquerade.
+  EXPECT_FALSE(dp_.endpoints_.contains(ip("fd00:88::2")));
+  EXPECT_EQ(dp_.masquerades_.size(), 1u);
+}
+
+TEST_F(NamespaceRules, NoIpv6GivesNoneAndTheJsonHasNoIpv6Fields) {
+  auto r = namespaces_.add({.name = "a", .noIpv6 = true});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_FALSE(r->address6);
+  EXPECT_FALSE(api::toJson(*r).contains("address6"));
+  EXPECT_TRUE(topology_.namespaces_.at("a").addresses6.empty());
+  EXPECT_FALSE(state_.bridges.at(0).gateway6) << "the bridge made without IPv6 has no pool";
+  auto list = namespaces_.list();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_FALSE(api::toJson(list[0]).contains("address6"));
+
+  // A later add with IPv6 gives that bridge its pool; the earlier namespace stays IPv4 only.
+  auto b = addNamespace("b");
+  EXPECT_EQ(b.address6, ip("fd00:88::2"));
+  EXPECT_EQ(state_.bridges.at(0).gateway6, prefix("fd00:88::1/64"));
+  EXPECT_TRUE(topology_.hasHostAddress(prefix("fd00:88::1/64")));
+  EXPECT_FALSE(state_.findNamespace("a")->address6);
+}
+
+TEST_F(NamespaceRules, Subnet6ChoosesThePoolAndBadOnesAreRefusedByName) {
+  auto a = namespaces_.add({.name = "a", .bridge = "br1", .subnet = prefix("10.99.0.0/24"),
+                            .subnet6 = prefix("fd00:99::/112")});
+  ASSERT_TRUE(a) << a.error().str();
+  EXPECT_EQ(a->prefix6, prefix("fd00:99::2/112"));
+  EXPECT_EQ(a->gateway6, ip("fd00:99::1"));
+  EXPECT_EQ(topology_.bridges_.at("br1").gateway6, prefix("fd00:99::1/112"));
+  // A named bridge without --subnet6 has no IPv6.
+  auto b = namespaces_.add({.name = "b", .bridge = "br2", .subnet = prefix("10.98.0.0/24")});
+  ASSERT_TRUE(b) << b.error().str();
+  EXPECT_FALSE(b->address6);
+  // Point to point, with --subnet6.
+  auto p = namespaces_.add(
+      {.name = "p", .subnet = prefix("10.50.0.0/30"), .subnet6 = prefix("fd00:50::/120")});
+  ASSERT_TRUE(p) << p.error().str();
+  EXPECT_EQ(p->prefix6, prefix("fd00:50::2/120"));
+  EXPECT_EQ(p->gateway6, ip("fd00:50::1"));
+  EXPECT_TRUE(topology_.hasHostAddress(prefix("fd00:50::1/120")));
+
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "q", .subnet6 = prefix("10.77.0.0/24")}),
+                        ErrorKind::Invalid, "--subnet6 10.77.0.0/24: not an IPv6 subnet"));
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "q", .subnet6 = prefix("fd00:77::/124")}),
+                        ErrorKind::Invalid, "between /8 and /120"));
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "q", .subnet6 = prefix("fd00:77::/64"),
+                                         .noIpv6 = true}),
+                        ErrorKind::Invalid, "--no-ipv6"));
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "q", .bridge = "br1",
+                                         .subnet6 = prefix("fd00:98::/64")}),
+                        ErrorKind::Conflict, "already has IPv6 subnet fd00:99::/112"));
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "q", .subnet = prefix("10.51.0.0/30"),
+                                         .subnet6 = prefix("fd00:99::/64")}),
+                        ErrorKind::Conflict, "--subnet6 fd00:99::/64 overlaps bridge br1"));
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "q", .subnet = prefix("10.51.0.0/30"),
+                                         .subnet6 = prefix("fd00:50::/112")}),
+                        ErrorKind::Conflict, "overlaps namespace p"));
+  topology_.addHostAddress("uplink0", prefix("2001:db8::10/64"));
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "q", .bridge = "br3",
+                                         .subnet = prefix("10.52.0.0/24"),
+                                         .subnet6 = prefix("2001:db8::/48")}),
+                        ErrorKind::Conflict, "overlaps 2001:db8::10/64 on uplink0"));
+  // The default pool is checked as well: the host holding it refuses the default bridge's.
+  topology_.addHostAddress("uplink0", prefix("fd00:88::99/64"));
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "q"}), ErrorKind::Conflict,
+                        "the default IPv6 pool fd00:88::/64 overlaps fd00:88::99/64 on uplink0 "
+                        "(give --subnet6 CIDR or --no-ipv6)"));
+  EXPECT_FALSE(topology_.namespaces_.contains("q"));
+  EXPECT_FALSE(topology_.bridges_.contains("br3"));
+  EXPECT_FALSE(topology_.bridges_.contains("gw0"));
+}
+
+TEST_F(NamespaceRules, AFailedAddTakesBackTheIpv6PoolItGaveABridge) {
+  ASSERT_TRUE(namespaces_.add({.name = "a", .noIpv6 = true}));
+  topology_.failWireAfterLink_ = true;
+  EXPECT_TRUE(failsWith(namespaces_.add({.name = "b"}), ErrorKind::Internal, "rolled back"));
+  EXPECT_FALSE(state_.bridges.at(0).gateway6);
+  EXPECT_FALSE(topology_.bridges_.at("gw0").gateway6);
+  EXPECT_FALSE(topology_.hasHostAddress(prefix("fd00:88::1/64")));
+  ASSERT_TRUE(store_.committed_);
+  EXPECT_FALSE(store_.committed_->bridges.at(0).gateway6);
+  EXPECT_EQ(store_.committed_->namespaces.size(), 1u);
+}
+
+TEST_F(NamespaceRules, ReconcileRewiresTheIpv6Side) {
+  addNamespace("a");
+  topology_.namespaces_.clear();
+  topology_.bridges_.clear();
+  ASSERT_TRUE(namespaces_.reconcile());
+  EXPECT_EQ(topology_.namespaces_.at("a").addresses6,
+            std::vector<IpPrefix>{prefix("fd00:88::2/64")});
+  EXPECT_EQ(topology_.bridges_.at("gw0").gateway6, prefix("fd00:88::1/64"));
+}
+
 TEST_F(NamespaceRules, ANewNamedBridgeNeedsASubnet) {
   EXPECT_TRUE(failsWith(namespaces_.add({.name = "a", .bridge = "br1"}), ErrorKind::Invalid,
                         "give --subnet"));

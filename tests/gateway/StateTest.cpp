@@ -52,6 +52,47 @@ TEST(State, CorruptTextIsAnErrorNamingTheOrigin) {
   EXPECT_FALSE(fromJson(R"({"version":1})", "f"));
 }
 
+TEST(State, Ipv6FieldsRoundTripAndAStateWithoutThemLoads) {
+  State s = sample();
+  s.bridges[0].gateway6 = *IpPrefix::parse("fd00:88::1/64");
+  s.namespaces[0].address6 = *IpPrefix::parse("fd00:88::2/64");
+  s.namespaces[0].hostAddress6 = *IpPrefix::parse("fd00:88::1/64");
+  auto back = fromJson(toJson(s), "test");
+  ASSERT_TRUE(back) << back.error().str();
+  EXPECT_EQ(back->namespaces[0].address6, s.namespaces[0].address6);
+  EXPECT_EQ(back->bridges[0].gateway6, s.bridges[0].gateway6);
+  EXPECT_FALSE(back->namespaces[1].address6);
+
+  // A state from before IPv6: its namespaces have none (until added again).
+  auto old = fromJson(R"({"version":1,"nextRuleId":1,"bridges":[{"name":"gw0",
+      "gateway":"10.88.0.1/16"}],"namespaces":[{"name":"a","wiring":"bridge","bridge":"gw0",
+      "hostLink":"gw-a","address":"10.88.0.2/16","hostAddress":"10.88.0.1/16"}],
+      "exposes":[],"masquerades":[]})", "old");
+  ASSERT_TRUE(old) << old.error().str();
+  EXPECT_FALSE(old->namespaces[0].address6);
+  EXPECT_FALSE(old->bridges[0].gateway6);
+
+  // Every new field is checked at load.
+  auto v4In6 = fromJson(R"({"version":1,"nextRuleId":1,"bridges":[],"namespaces":[{"name":"a",
+      "wiring":"bridge","bridge":"gw0","hostLink":"gw-a","address":"10.88.0.2/16",
+      "hostAddress":"10.88.0.1/16","address6":"10.1.0.2/24","hostAddress6":"fd00::1/64"}],
+      "exposes":[],"masquerades":[]})", "f");
+  ASSERT_FALSE(v4In6);
+  EXPECT_NE(v4In6.error().message.find("'address6' is not an IPv6 prefix"), std::string::npos)
+      << v4In6.error().message;
+  auto half = fromJson(R"({"version":1,"nextRuleId":1,"bridges":[],"namespaces":[{"name":"a",
+      "wiring":"bridge","bridge":"gw0","hostLink":"gw-a","address":"10.88.0.2/16",
+      "hostAddress":"10.88.0.1/16","address6":"fd00::2/64"}],"exposes":[],"masquerades":[]})",
+                       "f");
+  ASSERT_FALSE(half);
+  EXPECT_NE(half.error().message.find("come together"), std::string::npos);
+  auto bad = fromJson(R"({"version":1,"nextRuleId":1,"bridges":[{"name":"gw0",
+      "gateway":"10.88.0.1/16","gateway6":"fd00:88::1/200"}],"namespaces":[],"exposes":[],
+      "masquerades":[]})", "f");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("gateway6"), std::string::npos) << bad.error().message;
+}
+
 TEST(State, SaveIsAtomicAndKeepsABackup) {
   std::string dir = std::filesystem::temp_directory_path() / (test::prefix() + "state");
   std::filesystem::remove_all(dir);
