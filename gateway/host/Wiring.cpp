@@ -10,10 +10,35 @@
 #include "netns/Route.h"
 #include "netns/Sysctl.h"
 #include "base/Failpoint.h"
+#include "base/Log.h"
 #include "gateway/services/AddressPlan.h"
 
 namespace gw {
 namespace {
+
+// With IPv6 forwarding on, a link with accept_ra=1 ignores router advertisements: a host that
+// learns its IPv6 default route by SLAAC would lose it. accept_ra=2 keeps them, so links at 1
+// get 2 first (as Docker's and systemd-networkd's docs advise), each said in the log.
+Status enableIpv6Forwarding(Netlink& host) {
+  if (auto on = readSysctl("net/ipv6/conf/all/forwarding"); on && *on == "1") {
+    return {};
+  }
+  auto links = listLinks(host);
+  if (!links) {
+    return std::unexpected(links.error());
+  }
+  for (const auto& link : *links) {
+    std::string key = "net/ipv6/conf/" + link.name + "/accept_ra";
+    if (auto ra = readSysctl(key); ra && *ra == "1") {
+      if (auto w = writeSysctl(key, "2"); !w) {
+        return w;
+      }
+      log::info("IPv6 forwarding: accept_ra 1 -> 2 on ", link.name,
+                " so it keeps accepting router advertisements");
+    }
+  }
+  return writeSysctl("net/ipv6/conf/all/forwarding", "1");
+}
 
 bool alreadyExists(const Error& e) {
   return e.code == EEXIST;
@@ -185,7 +210,7 @@ Status wireNamespace(Netlink& host, const NamespaceRecord& rec, int bridgeIndex,
     return r;
   }
   if (rec.address6) {
-    return writeSysctl("net/ipv6/conf/all/forwarding", "1");
+    return enableIpv6Forwarding(host);
   }
   return {};
 }

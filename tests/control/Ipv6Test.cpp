@@ -60,6 +60,8 @@ TEST_F(Ipv6Test, NsAddGivesADualStackNamespaceAndNsDelTakesItAway) {
   auto ping = shIn(a, "ping -6 -c1 -W2 fd00:88::1");
   EXPECT_EQ(ping.status, 0) << ping.out << ping.err;
   EXPECT_EQ(shIn(gwh(), "cat /proc/sys/net/ipv6/conf/all/forwarding").out, "1\n");
+  // the uplink keeps accepting router advertisements with forwarding on (it was 1)
+  EXPECT_EQ(shIn(gwh(), "cat /proc/sys/net/ipv6/conf/up0/accept_ra").out, "2\n");
 
   // The list shows both families; the IPv4 fields are as before.
   auto list = gwctlJson({"ns", "list"});
