@@ -16,21 +16,24 @@
 
 namespace gw {
 
+// Free in its own family: no bridge pool, point-to-point namespace or host address overlaps it.
 Status NamespaceService::checkSubnetFree(const IpPrefix& subnet, std::string_view what) {
+  bool v6 = subnet.addr.family == AF_INET6;
   std::string which = std::string(what) + " " + subnet.network().str();
   for (const auto& b : ctx_.state.bridges) {
-    if (b.gateway.overlaps(subnet)) {
-      return conflict(which + " overlaps bridge " + b.name + " (" + b.gateway.network().str() +
-                      ")");
+    std::optional<IpPrefix> pool = v6 ? b.gateway6 : std::optional<IpPrefix>(b.gateway);
+    if (pool && pool->overlaps(subnet)) {
+      return conflict(which + " overlaps bridge " + b.name + " (" + pool->network().str() + ")");
     }
   }
   for (const auto& n : ctx_.state.namespaces) {
-    if (n.wiring == Wiring::PointToPoint && n.address.overlaps(subnet)) {
+    std::optional<IpPrefix> address = v6 ? n.address6 : std::optional<IpPrefix>(n.address);
+    if (n.wiring == Wiring::PointToPoint && address && address->overlaps(subnet)) {
       return conflict(which + " overlaps namespace " + n.name + " (" +
-                      n.address.network().str() + ")");
+                      address->network().str() + ")");
     }
   }
-  auto addresses = topology_.hostAddresses(AF_INET);
+  auto addresses = topology_.hostAddresses(v6 ? AF_INET6 : AF_INET);
   if (!addresses) {
     return std::unexpected(addresses.error());
   }
@@ -202,32 +205,6 @@ Result<api::NamespaceAdded> NamespaceService::add(const api::NamespaceAddRequest
   return added;
 }
 
-Status NamespaceService::checkSubnet6Free(const IpPrefix& subnet, std::string_view what) {
-  std::string which = std::string(what) + " " + subnet.network().str();
-  for (const auto& b : ctx_.state.bridges) {
-    if (b.gateway6 && b.gateway6->overlaps(subnet)) {
-      return conflict(which + " overlaps bridge " + b.name + " (" + b.gateway6->network().str() +
-                      ")");
-    }
-  }
-  for (const auto& n : ctx_.state.namespaces) {
-    if (n.wiring == Wiring::PointToPoint && n.address6 && n.address6->overlaps(subnet)) {
-      return conflict(which + " overlaps namespace " + n.name + " (" +
-                      n.address6->network().str() + ")");
-    }
-  }
-  auto addresses = topology_.hostAddresses(AF_INET6);
-  if (!addresses) {
-    return std::unexpected(addresses.error());
-  }
-  for (const auto& a : *addresses) {
-    if (a.prefix.overlaps(subnet)) {
-      return conflict(which + " overlaps " + a.prefix.str() + " on " + a.link);
-    }
-  }
-  return {};
-}
-
 Status NamespaceService::planIpv6(const api::NamespaceAddRequest& request, NamespaceRecord& rec,
                                   std::optional<BridgeRecord>& newBridge,
                                   std::optional<BridgeRecord>& grownBridge) {
@@ -251,7 +228,7 @@ Status NamespaceService::planIpv6(const api::NamespaceAddRequest& request, Names
     if (!pair) {
       return std::unexpected(pair.error());
     }
-    if (auto r = checkSubnet6Free(*subnet6, "--subnet6"); !r) {
+    if (auto r = checkSubnetFree(*subnet6, "--subnet6"); !r) {
       return r;
     }
     rec.hostAddress6 = pair->first;
@@ -283,7 +260,7 @@ Status NamespaceService::planIpv6(const api::NamespaceAddRequest& request, Names
       return {};
     }
     const char* what = subnet6 ? "--subnet6" : "the default IPv6 pool";
-    if (auto r = checkSubnet6Free(bridge->gateway6->network(), what); !r) {
+    if (auto r = checkSubnetFree(bridge->gateway6->network(), what); !r) {
       if (!subnet6) {
         return conflict(r.error().message + " (give --subnet6 CIDR or --no-ipv6)");
       }

@@ -49,7 +49,6 @@ private:
   void removeStrays(const std::optional<std::map<IpAddress, EndpointEntry>>& before);
   // Every managed subnet and every address on the gateway host, for overlap checks.
   Status checkSubnetFree(const IpPrefix& subnet, std::string_view what);
-  Status checkSubnet6Free(const IpPrefix& subnet, std::string_view what);
   // Plans `rec`'s IPv6 side: on a new bridge (whose pool it sets), on an existing one (that,
   // without a pool yet, is copied to `grownBridge` with one), or point-to-point.
   Status planIpv6(const api::NamespaceAddRequest& request, NamespaceRecord& rec,
