@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include "base/Clock.h"
 #include "gateway/datapath/ConntrackTable.h"
 
 #include <bpf/bpf.h>
@@ -27,12 +28,6 @@ namespace {
 constexpr uint64_t kOrphanGraceNs = 2'000'000'000ULL;
 
 using CtRows = std::vector<std::pair<gw_ct_key, gw_ct_entry>>;
-
-uint64_t monotonicNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // The wire keys of one flow's entries (1, or 2 when both halves are there).
 struct FlowKeys {

@@ -8,7 +8,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <array>
@@ -17,18 +16,14 @@
 #include <set>
 #include <vector>
 
+#include "base/Clock.h"
 #include "base/Log.h"
 #include "bpf/gw_abi.h"
 #include "gateway/datapath/BpfObjects.h"
+#include "gateway/datapath/MapDump.h"
 
 namespace gw {
 namespace {
-
-uint64_t monotonicNs() { // bpf_ktime_get_ns()'s clock
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 using DatagramId = std::array<uint8_t, sizeof(gw_frag_key)>;
 
@@ -38,17 +33,9 @@ DatagramId idOf(const gw_frag_key& key) {
   return id;
 }
 
-// Every key of a hash map, read before any is deleted (deleting mid-walk restarts the walk).
-template <class Key>
-std::vector<Key> keysOf(int fd) {
-  std::vector<Key> keys;
-  Key key{};
-  const Key* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &key) == 0) {
-    keys.push_back(key);
-    prev = &keys.back();
-  }
-  return keys;
+bool isEmpty(int fd) {
+  uint8_t key[sizeof(gw_frag_held_key)];
+  return bpf_map_get_next_key(fd, nullptr, key) != 0;
 }
 
 constexpr size_t kIpSaddr = 12;
@@ -56,7 +43,10 @@ constexpr size_t kIpDaddr = 16;
 
 } // namespace
 
-FragmentRelease::FragmentRelease(const BpfObjects& objects) : objects_(objects) {}
+FragmentRelease::FragmentRelease(const BpfObjects& objects)
+    : heldFd_(objects.mapFd("gw_frag_held")), waitFd_(objects.mapFd("gw_frag_wait")),
+      flowOfFd_(objects.mapFd("gw_frag_v4")), ctFd_(objects.mapFd("gw_ct_v4")),
+      reasonMoreFd_(objects.mapFd("gw_stats_reason_more")) {}
 
 Result<std::unique_ptr<FragmentRelease>> FragmentRelease::start(const BpfObjects& objects) {
   std::unique_ptr<FragmentRelease> release(new FragmentRelease(objects));
@@ -125,57 +115,59 @@ void FragmentRelease::run() {
 }
 
 FragmentRelease::Pass FragmentRelease::sweep() {
-  int heldFd = objects_.mapFd("gw_frag_held");
-  int waitFd = objects_.mapFd("gw_frag_wait");
-  int flowOfFd = objects_.mapFd("gw_frag_v4");
-  int ctFd = objects_.mapFd("gw_ct_v4");
   Pass pass;
+  if (isEmpty(heldFd_) && isEmpty(waitFd_)) {
+    return pass; // the usual case: a map walk (2 MiB of values) only when something is held
+  }
+  auto held = dumpMap<gw_frag_held_key, gw_frag_held>(heldFd_);
+  if (!held) {
+    log::warn("held fragments: ", held.error().str());
+    return pass;
+  }
   std::set<DatagramId> stillHeld;
   uint64_t now = monotonicNs();
-  gw_frag_held held{};
-  for (const gw_frag_held_key& key : keysOf<gw_frag_held_key>(heldFd)) {
+  for (auto& [key, copy] : *held) {
     gw_ct_key flow{};
-    bool firstCame = bpf_map_lookup_elem(flowOfFd, &key.datagram, &flow) == 0;
-    if (!firstCame) {
-      if (bpf_map_lookup_elem(heldFd, &key, &held) != 0) {
-        continue; // released or expired meanwhile (another gatewayd during an upgrade)
-      }
-      if (now - held.held_ns < GW_FRAG_HOLD_MS * 1'000'000ull) {
+    if (bpf_map_lookup_elem(flowOfFd_, &key.datagram, &flow) != 0) { // its first has not come
+      if (now - copy.held_ns < GW_FRAG_HOLD_MS * 1'000'000ull) {
         stillHeld.insert(idOf(key.datagram));
-      } else if (bpf_map_delete_elem(heldFd, &key) == 0) {
+      } else if (bpf_map_delete_elem(heldFd_, &key) == 0) {
         ++pass.expired;
       }
       continue;
     }
-    // Taking it out is the claim: whoever deletes it sends it.
-    if (bpf_map_lookup_and_delete_elem(heldFd, &key, &held) != 0 || held.len < 20 ||
-        held.len > sizeof(held.packet)) {
+    // Taking it out is the claim: whoever deletes it (another gatewayd during an upgrade)
+    // sends it.
+    gw_frag_held fragment{};
+    if (bpf_map_lookup_and_delete_elem(heldFd_, &key, &fragment) != 0 || fragment.len < 20 ||
+        fragment.len > sizeof(fragment.packet)) {
       continue;
     }
     // As tc_later_fragment would have: the first's flow rewrites the addresses (a later
     // fragment has no ports); a first that was not ours (proto 0) or a flow gone leaves it.
     gw_ct_entry entry{};
-    if (flow.proto != 0 && bpf_map_lookup_elem(ctFd, &flow, &entry) == 0) {
-      std::memcpy(held.packet + kIpSaddr, &entry.new_saddr.v4, 4);
-      std::memcpy(held.packet + kIpDaddr, &entry.new_daddr.v4, 4);
+    if (flow.proto != 0 && bpf_map_lookup_elem(ctFd_, &flow, &entry) == 0) {
+      std::memcpy(fragment.packet + kIpSaddr, &entry.new_saddr.v4, 4);
+      std::memcpy(fragment.packet + kIpDaddr, &entry.new_daddr.v4, 4);
     }
     sockaddr_in to{};
     to.sin_family = AF_INET;
-    std::memcpy(&to.sin_addr, held.packet + kIpDaddr, 4);
+    std::memcpy(&to.sin_addr, fragment.packet + kIpDaddr, 4);
     // The kernel fills in the header checksum (IPPROTO_RAW) and keeps the id and offset.
-    if (::sendto(raw_.get(), held.packet, held.len, 0, reinterpret_cast<sockaddr*>(&to),
-                 sizeof(to)) == static_cast<ssize_t>(held.len)) {
+    if (::sendto(raw_.get(), fragment.packet, fragment.len, 0,
+                 reinterpret_cast<sockaddr*>(&to),
+                 sizeof(to)) == static_cast<ssize_t>(fragment.len)) {
       ++pass.released;
-    } else {
-      if (pass.unsendable++ == 0) {
-        log::warn("held fragment: sendto: ", std::strerror(errno));
-      }
+    } else if (pass.unsendable++ == 0) {
+      log::warn("held fragment: sendto: ", std::strerror(errno));
     }
   }
   // A datagram with nothing held any more stops waiting (a new fragment of it waits anew).
-  for (const gw_frag_key& key : keysOf<gw_frag_key>(waitFd)) {
-    if (!stillHeld.contains(idOf(key))) {
-      bpf_map_delete_elem(waitFd, &key);
+  if (auto waiting = dumpMap<gw_frag_key, gw_frag_wait>(waitFd_); waiting) {
+    for (const auto& [key, wait] : *waiting) {
+      if (!stillHeld.contains(idOf(key))) {
+        bpf_map_delete_elem(waitFd_, &key);
+      }
     }
   }
   count(GW_REASON_FRAGMENT_RELEASED, pass.released);
@@ -194,16 +186,15 @@ void FragmentRelease::count(uint32_t reason, uint64_t n) {
   if (n == 0) {
     return;
   }
-  int fd = objects_.mapFd("gw_stats_reason_more");
   int ncpus = libbpf_num_possible_cpus();
   if (ncpus <= 0) {
     return;
   }
   std::vector<uint64_t> perCpu(static_cast<size_t>(ncpus));
   uint32_t slot = reason - GW_REASON_SLOTS;
-  if (bpf_map_lookup_elem(fd, &slot, perCpu.data()) == 0) {
+  if (bpf_map_lookup_elem(reasonMoreFd_, &slot, perCpu.data()) == 0) {
     perCpu[0] += n;
-    (void)bpf_map_update_elem(fd, &slot, perCpu.data(), BPF_ANY);
+    (void)bpf_map_update_elem(reasonMoreFd_, &slot, perCpu.data(), BPF_ANY);
   }
 }
 

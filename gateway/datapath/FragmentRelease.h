@@ -45,7 +45,12 @@ private:
   void run();
   void count(uint32_t reason, uint64_t n);
 
-  const BpfObjects& objects_;
+  // The maps it reads and writes (BpfObjects owns them).
+  int heldFd_;
+  int waitFd_;
+  int flowOfFd_;
+  int ctFd_;
+  int reasonMoreFd_;
   UniqueFd raw_; // IPPROTO_RAW, SO_MARK GW_MARK_RELEASED
   ring_buffer* events_ = nullptr;
   UniqueFd stop_;  // eventfd: the destructor's word to the thread
