@@ -309,6 +309,173 @@ Decoded decode(const Bytes& frame) {
   return d;
 }
 
+
+// ---- IPv6 ----
+
+namespace {
+
+constexpr uint8_t kProtoIcmp6 = 58;
+
+// One's complement sum of the IPv6 pseudo header (RFC 8200 8.1), unfolded.
+uint32_t pseudoSum6(const Addr6& saddr, const Addr6& daddr, uint8_t proto, size_t len) {
+  Bytes ph(40, 0);
+  std::copy(saddr.begin(), saddr.end(), ph.begin());
+  std::copy(daddr.begin(), daddr.end(), ph.begin() + 16);
+  put16(ph, 32, static_cast<uint16_t>(len >> 16));
+  put16(ph, 34, static_cast<uint16_t>(len));
+  ph[39] = proto;
+  uint32_t sum = 0;
+  for (size_t i = 0; i < ph.size(); i += 2) {
+    sum += get16(ph, i);
+  }
+  return sum;
+}
+
+// Options after the 2-byte header, padded with PadN (or Pad1) to a multiple of 8.
+Ext6 optionsHeader(uint8_t type, const Bytes& options) {
+  Bytes rest(1, 0); // length, set below
+  rest.insert(rest.end(), options.begin(), options.end());
+  size_t pad = (8 - (rest.size() + 1) % 8) % 8;
+  if (pad == 1) {
+    rest.push_back(0); // Pad1
+  } else if (pad > 1) {
+    rest.push_back(1); // PadN
+    rest.push_back(static_cast<uint8_t>(pad - 2));
+    rest.insert(rest.end(), pad - 2, 0);
+  }
+  if ((rest.size() + 1) / 8 - 1 > 255) {
+    throw std::invalid_argument("extension header longer than 2048 bytes");
+  }
+  rest[0] = static_cast<uint8_t>((rest.size() + 1) / 8 - 1);
+  return Ext6{.type = type, .rest = rest};
+}
+
+} // namespace
+
+Addr6 ipv6(const std::string& text) {
+  Addr6 a{};
+  if (inet_pton(AF_INET6, text.c_str(), a.data()) != 1) {
+    throw std::invalid_argument("bad IPv6 address: " + text);
+  }
+  return a;
+}
+
+Ext6 hopByHop(const Bytes& options) { return optionsHeader(kExtHopByHop, options); }
+
+Ext6 destOptions(const Bytes& options) { return optionsHeader(kExtDestOptions, options); }
+
+Ext6 routingHeader(uint8_t routingType, uint8_t segmentsLeft, const std::vector<Addr6>& addrs) {
+  Bytes rest = {static_cast<uint8_t>(addrs.size() * 2), routingType, segmentsLeft, 0, 0, 0, 0};
+  for (const Addr6& a : addrs) {
+    rest.insert(rest.end(), a.begin(), a.end());
+  }
+  return Ext6{.type = kExtRouting, .rest = rest};
+}
+
+Ext6 fragmentHeader(uint16_t offsetBytes, bool more, uint32_t id) {
+  if (offsetBytes % 8 != 0) {
+    throw std::invalid_argument("fragment offset must be a multiple of 8");
+  }
+  Bytes rest(7, 0);
+  put16(rest, 1, static_cast<uint16_t>(offsetBytes | (more ? 1 : 0)));
+  put16(rest, 3, static_cast<uint16_t>(id >> 16));
+  put16(rest, 5, static_cast<uint16_t>(id));
+  return Ext6{.type = kExtFragment, .rest = rest};
+}
+
+Bytes ip6Packet(const Ip6& ip, uint8_t proto, const Bytes& l4) {
+  Bytes p(40, 0);
+  p[0] = 0x60;
+  p[6] = ip.ext.empty() ? proto : ip.ext.front().type;
+  p[7] = ip.hopLimit;
+  std::copy(ip.saddr.begin(), ip.saddr.end(), p.begin() + 8);
+  std::copy(ip.daddr.begin(), ip.daddr.end(), p.begin() + 24);
+  for (size_t i = 0; i < ip.ext.size(); ++i) {
+    p.push_back(i + 1 < ip.ext.size() ? ip.ext[i + 1].type : proto);
+    p.insert(p.end(), ip.ext[i].rest.begin(), ip.ext[i].rest.end());
+  }
+  p.insert(p.end(), l4.begin(), l4.end());
+  if (p.size() - 40 > 0xffff) {
+    throw std::invalid_argument("IPv6 payload longer than 65535 bytes");
+  }
+  put16(p, 4, static_cast<uint16_t>(p.size() - 40));
+  return p;
+}
+
+Bytes tcp6Segment(const Ip6& ip, const Tcp& tcp, const Bytes& payload) {
+  Bytes t(20, 0);
+  put16(t, 0, tcp.sport);
+  put16(t, 2, tcp.dport);
+  put16(t, 4, static_cast<uint16_t>(tcp.seq >> 16));
+  put16(t, 6, static_cast<uint16_t>(tcp.seq));
+  put16(t, 8, static_cast<uint16_t>(tcp.ack >> 16));
+  put16(t, 10, static_cast<uint16_t>(tcp.ack));
+  t[12] = 5 << 4;
+  t[13] = tcp.flags;
+  put16(t, 14, tcp.window);
+  t.insert(t.end(), payload.begin(), payload.end());
+  put16(t, 16, inetChecksum(t, pseudoSum6(ip.saddr, ip.daddr, kProtoTcp, t.size())));
+  return t;
+}
+
+Bytes udp6Datagram(const Ip6& ip, uint16_t sport, uint16_t dport, const Bytes& payload) {
+  Bytes u(8, 0);
+  put16(u, 0, sport);
+  put16(u, 2, dport);
+  put16(u, 4, static_cast<uint16_t>(8 + payload.size()));
+  u.insert(u.end(), payload.begin(), payload.end());
+  // IPv6 UDP always has a checksum (RFC 8200 8.1): 0 is sent as 0xffff.
+  uint16_t c = inetChecksum(u, pseudoSum6(ip.saddr, ip.daddr, kProtoUdp, u.size()));
+  put16(u, 6, c == 0 ? 0xffff : c);
+  return u;
+}
+
+Bytes icmp6Message(const Ip6& ip, uint8_t type, uint8_t code, const Bytes& body) {
+  Bytes m = {type, code, 0, 0};
+  m.insert(m.end(), body.begin(), body.end());
+  put16(m, 2, inetChecksum(m, pseudoSum6(ip.saddr, ip.daddr, kProtoIcmp6, m.size())));
+  return m;
+}
+
+Bytes tcp6Frame(const Ip6& ip, uint16_t sport, uint16_t dport, uint8_t flags,
+                const Bytes& payload) {
+  Tcp tcp{.sport = sport,
+          .dport = dport,
+          .seq = kTcpDefaultSeq,
+          .ack = (flags & kTcpAck) ? kTcpDefaultAck : 0,
+          .flags = flags,
+          .window = 64240};
+  return ethFrame(ip6Packet(ip, kProtoTcp, tcp6Segment(ip, tcp, payload)), kEtherTypeIpv6);
+}
+
+Bytes udp6Frame(const Ip6& ip, uint16_t sport, uint16_t dport, const Bytes& payload) {
+  return ethFrame(ip6Packet(ip, kProtoUdp, udp6Datagram(ip, sport, dport, payload)),
+                  kEtherTypeIpv6);
+}
+
+Bytes icmp6EchoFrame(const Ip6& ip, uint8_t type, uint16_t id, uint16_t seq,
+                     const Bytes& payload) {
+  Bytes body(4, 0);
+  put16(body, 0, id);
+  put16(body, 2, seq);
+  body.insert(body.end(), payload.begin(), payload.end());
+  return ethFrame(ip6Packet(ip, kProtoIcmp6, icmp6Message(ip, type, 0, body)), kEtherTypeIpv6);
+}
+
+Bytes icmp6ErrorFrame(const Ip6& ip, uint8_t type, uint8_t code, const Bytes& quotedIp,
+                      size_t quoteLen) {
+  Bytes body(4, 0); // unused / MTU / pointer
+  size_t n = std::min(quoteLen, quotedIp.size());
+  body.insert(body.end(), quotedIp.begin(), quotedIp.begin() + static_cast<long>(n));
+  return ethFrame(ip6Packet(ip, kProtoIcmp6, icmp6Message(ip, type, code, body)),
+                  kEtherTypeIpv6);
+}
+
+bool l4Checksum6Ok(std::span<const uint8_t> l4, const Addr6& saddr, const Addr6& daddr,
+                   uint8_t proto) {
+  return inetChecksum(l4, pseudoSum6(saddr, daddr, proto, l4.size())) == 0;
+}
+
 std::string hexDump(const Bytes& bytes) {
   std::string s;
   char buf[4];

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Crafts Ethernet/IPv4/TCP/UDP/ICMP frames with correct checksums, and decodes frames while
+// Crafts Ethernet/IPv4/IPv6/TCP/UDP/ICMP/ICMPv6 frames with correct checksums, and decodes frames while
 // verifying every checksum, for BPF_PROG_TEST_RUN tests and the benchmark harness.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -80,6 +81,68 @@ std::vector<Bytes> fragmentFrames(const Ip4& ip, uint8_t proto, const Bytes& l4,
 Bytes l3Of(const Bytes& frame);
 
 uint16_t inetChecksum(std::span<const uint8_t> data, uint32_t initial = 0);
+
+// ---- IPv6 ----
+
+using Addr6 = std::array<uint8_t, 16>;
+
+// "2001:db8::1" -> the address's bytes.
+Addr6 ipv6(const std::string& text);
+
+inline constexpr uint8_t kExtHopByHop = 0;
+inline constexpr uint8_t kExtRouting = 43;
+inline constexpr uint8_t kExtFragment = 44;
+inline constexpr uint8_t kExtDestOptions = 60;
+
+// One extension header: its type and every byte of it but the first (Next Header, which
+// ip6Packet fills in from the chain).
+struct Ext6 {
+  uint8_t type = 0;
+  Bytes rest;
+};
+
+// Options padded (PadN) to a multiple of 8 bytes with the 2-byte header.
+Ext6 hopByHop(const Bytes& options = {});
+Ext6 destOptions(const Bytes& options = {});
+// A routing header of routingType with these addresses (type 0 layout: 4 reserved bytes,
+// then the addresses).
+Ext6 routingHeader(uint8_t routingType, uint8_t segmentsLeft, const std::vector<Addr6>& addrs);
+// offsetBytes: a multiple of 8.
+Ext6 fragmentHeader(uint16_t offsetBytes, bool more, uint32_t id);
+
+// An IPv6 header and its extension headers, in order.
+struct Ip6 {
+  Addr6 saddr{};
+  Addr6 daddr{};
+  uint8_t hopLimit = 64;
+  std::vector<Ext6> ext;
+};
+
+// IPv6 header + extension headers + l4, the last Next Header being `proto`.
+Bytes ip6Packet(const Ip6& ip, uint8_t proto, const Bytes& l4);
+// Checksums use the RFC 8200 pseudo header (saddr, daddr as given, upper-layer length, proto).
+Bytes tcp6Segment(const Ip6& ip, const Tcp& tcp, const Bytes& payload = {});
+Bytes udp6Datagram(const Ip6& ip, uint16_t sport, uint16_t dport, const Bytes& payload = {});
+// ICMPv6 message of type/code with body (after the 4-byte type/code/checksum).
+Bytes icmp6Message(const Ip6& ip, uint8_t type, uint8_t code, const Bytes& body);
+
+inline constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
+
+Bytes tcp6Frame(const Ip6& ip, uint16_t sport, uint16_t dport, uint8_t flags,
+                const Bytes& payload = {});
+Bytes udp6Frame(const Ip6& ip, uint16_t sport, uint16_t dport, const Bytes& payload = {});
+// type 128 = request, 129 = reply.
+Bytes icmp6EchoFrame(const Ip6& ip, uint8_t type, uint16_t id, uint16_t seq,
+                     const Bytes& payload = {});
+// An ICMPv6 error (1..4) quoting `quotedIp` (an IPv6 packet) up to quoteLen bytes.
+Bytes icmp6ErrorFrame(const Ip6& ip, uint8_t type, uint8_t code, const Bytes& quotedIp,
+                      size_t quoteLen = 1232);
+
+// One's complement check of an IPv6 upper-layer checksum: l4 is the whole upper-layer
+// packet (its checksum in place), proto its Next Header.
+bool l4Checksum6Ok(std::span<const uint8_t> l4, const Addr6& saddr, const Addr6& daddr,
+                   uint8_t proto);
+
 
 // A decoded frame. Checksum flags are true when the checksum verifies (or is legitimately
 // absent: UDP zero, or a fragment whose L4 checksum cannot be checked alone).
