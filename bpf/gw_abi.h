@@ -22,6 +22,7 @@
 #define GW_SNAT_PORT_MIN        61000  /* SNAT ports outside Linux's ephemeral 32768-60999 */
 #define GW_SNAT_PORT_MAX        65535
 #define GW_SNAT_PROBES          32     /* bounded probing before exhaustion is declared */
+#define GW_IP6_MAX_EXT          8      /* IPv6 extension headers walked; more is malformed */
 
 enum gw_family {
 	GW_AF_INET = 2,
@@ -152,7 +153,7 @@ struct gw_rule_stats {
  * as a pinned map keeps its counters by index across an upgrade.
  */
 #define GW_REASONS(X)                                                                              \
-	X(PASS_NOT_IP, pass_not_ip)                     /* not IPv4: left to the stack */          \
+	X(PASS_NOT_IP, pass_not_ip)                     /* not IPv4 (IPv6 too, for now) */         \
 	X(PASS_NO_MATCH, pass_no_match)                 /* not ours: left untouched */             \
 	X(PASS_FRAGMENT_MISS, pass_fragment_miss)       /* later fragment, not ours: left alone */ \
 	X(NAT_DNAT, nat_dnat)                           /* translated: exposed port */             \

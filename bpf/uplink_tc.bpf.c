@@ -65,7 +65,7 @@ static __always_inline int egress_verdict(struct __sk_buff *skb, struct gw_pkt *
 	/* an echo reply without a flow is the host answering: never a new flow */
 	if (p->proto == IPPROTO_ICMP && p->icmp_type != ICMP_ECHO)
 		return tc_pass(GW_REASON_PASS_NO_MATCH);
-	if (!cfg->uplink_addr.v4 || !masq_match(p->saddr, skb->ifindex, cfg))
+	if (!cfg->uplink_addr.v4 || !masq_match(p->saddr.v4, skb->ifindex, cfg))
 		return tc_pass(GW_REASON_PASS_NO_MATCH);
 	xlat = key;
 	xlat.saddr.v4 = cfg->uplink_addr.v4;

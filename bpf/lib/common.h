@@ -9,6 +9,7 @@
 #include "gw_abi.h"
 
 #define ETH_P_IP	0x0800
+#define ETH_P_IPV6	0x86DD
 #define ETH_HLEN	14
 #define ETH_ALEN	6
 
@@ -24,6 +25,16 @@
 #define ICMP_ECHO		8
 #define ICMP_TIME_EXCEEDED	11
 #define ICMP_PARAMETERPROB	12
+
+/* IPv6 Next Header values (uapi in6.h has them as macros, so vmlinux.h does not) */
+#define GW_IP6_HOPOPTS		0
+#define GW_IP6_ROUTING		43
+#define GW_IP6_FRAGMENT		44
+#define GW_IP6_DSTOPTS		60
+#define GW_IPPROTO_ICMPV6	58
+
+#define GW_ICMPV6_ECHO_REQUEST	128
+#define GW_ICMPV6_ECHO_REPLY	129
 
 #define AF_INET		2
 #define EEXIST		17

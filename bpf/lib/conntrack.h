@@ -30,7 +30,7 @@ static __always_inline void ct_key_v4(struct gw_ct_key *k, __be32 saddr, __be32 
 
 static __always_inline void ct_key_from_pkt(struct gw_ct_key *k, const struct gw_pkt *p)
 {
-	ct_key_v4(k, p->saddr, p->daddr, p->sport, p->proto == IPPROTO_ICMP ? 0 : p->dport,
+	ct_key_v4(k, p->saddr.v4, p->daddr.v4, p->sport, p->proto == IPPROTO_ICMP ? 0 : p->dport,
 		  p->proto);
 }
 
@@ -207,9 +207,9 @@ static __always_inline bool ct_revive_orig(const struct gw_ct_key *orig,
 static __always_inline void frag_key_of(const struct gw_pkt *p, struct gw_frag_key *fk)
 {
 	__builtin_memset(fk, 0, sizeof(*fk));
-	fk->saddr = p->saddr;
-	fk->daddr = p->daddr;
-	fk->id = p->ip_id;
+	fk->saddr = p->saddr.v4;
+	fk->daddr = p->daddr.v4;
+	fk->id = (__be16)p->frag_id;
 	fk->proto = p->proto;
 }
 
@@ -256,7 +256,7 @@ static __always_inline void frag_first_done(const struct gw_pkt *p)
 {
 	struct gw_frag_key fk, *event;
 
-	if (p->frag != GW_FRAG_FIRST)
+	if (p->frag != GW_FRAG_FIRST || p->family != GW_AF_INET)
 		return;
 	frag_key_of(p, &fk);
 	if (!bpf_map_lookup_elem(&gw_frag_wait, &fk))

@@ -52,9 +52,9 @@ static __always_inline int tc_rewrite_l4_16(struct __sk_buff *skb, const struct 
 static __always_inline int tc_nat_apply(struct __sk_buff *skb, const struct gw_pkt *p,
 					const struct gw_ct_entry *e)
 {
-	if (tc_rewrite_addr(skb, p, GW_IP_SADDR_OFF(p), p->saddr, e->new_saddr.v4))
+	if (tc_rewrite_addr(skb, p, GW_IP_SADDR_OFF(p), p->saddr.v4, e->new_saddr.v4))
 		return -1;
-	if (tc_rewrite_addr(skb, p, GW_IP_DADDR_OFF(p), p->daddr, e->new_daddr.v4))
+	if (tc_rewrite_addr(skb, p, GW_IP_DADDR_OFF(p), p->daddr.v4, e->new_daddr.v4))
 		return -1;
 	if (nat_l4_has_ports(p)) {
 		/* source and dest ports are the first two fields of TCP and UDP alike */
@@ -133,11 +133,11 @@ static __always_inline int tc_nat_icmp_error(struct __sk_buff *skb, const struct
 		l4_check_new = csum_udp_fixup(l4_check, l4_check_new);
 
 	/* outer header */
-	if (p->daddr == in->saddr &&
-	    tc_rewrite_addr(skb, p, GW_IP_DADDR_OFF(p), p->daddr, isaddr))
+	if (p->daddr.v4 == in->saddr &&
+	    tc_rewrite_addr(skb, p, GW_IP_DADDR_OFF(p), p->daddr.v4, isaddr))
 		return -1;
-	if (p->saddr == in->daddr &&
-	    tc_rewrite_addr(skb, p, GW_IP_SADDR_OFF(p), p->saddr, idaddr))
+	if (p->saddr.v4 == in->daddr &&
+	    tc_rewrite_addr(skb, p, GW_IP_SADDR_OFF(p), p->saddr.v4, idaddr))
 		return -1;
 
 	/* the quote, each change folded into the ICMP checksum */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Cursor-advancing IPv4 parser shared by tc and XDP: every header is bounds-checked against
- * data_end before use. The result holds offsets and copied fields only, so tc code can keep
+ * Cursor-advancing IPv4/IPv6 parser shared by tc and XDP: every header is bounds-checked
+ * against data_end before use. The result holds offsets and copied fields only, so tc code can keep
  * using it after helpers that invalidate packet pointers.
  */
 #pragma once
@@ -35,12 +35,14 @@ struct gw_inner {
 
 struct gw_pkt {
 	__u16 l3_off;
-	__u16 l4_off;
+	__u16 l4_off;		/* IPv6: past the extension headers */
 	__u32 tot_len;		/* IP total length, host order (a BIG TCP packet's may pass 64 KiB) */
-	__be16 ip_id;
+	__be32 frag_id;		/* IPv4: the 16-bit id (a __be16, zero-extended) */
 	__u16 frag_offset;	/* 8-byte units */
-	__be32 saddr;
-	__be32 daddr;
+	__u8 family;		/* enum gw_family */
+	__u8 pad0;
+	union gw_addr saddr;	/* IPv4 in .v4, the rest zero */
+	union gw_addr daddr;
 	__be16 sport;		/* ICMP echo: the id; 0 for later fragments */
 	__be16 dport;
 	__u8 proto;
@@ -49,7 +51,7 @@ struct gw_pkt {
 	__u8 icmp_type;
 	__u8 l4_csum_off;	/* offset of the L4 checksum inside the L4 header, 0 if none */
 	__u8 is_icmp_err;	/* ICMP error with a parsed quote in `inner` */
-	__u8 ttl;
+	__u8 ttl;		/* IPv6: the hop limit */
 	__u8 pad;
 	struct gw_inner inner;
 };
@@ -61,6 +63,8 @@ struct gw_pkt {
 
 /* Bytes of the headers we may touch: Ethernet, IP with options, quoted IP + TCP checksum. */
 #define GW_PARSE_HEADROOM	(ETH_HLEN + 60 + 8 + 60 + 18)
+/* IPv6: the header, a few extension headers and TCP. A chain beyond it is left to the stack. */
+#define GW_PARSE6_HEADROOM	256
 
 static __always_inline bool gw_icmp_is_error(__u8 type)
 {
@@ -130,7 +134,8 @@ static __always_inline int parse_l4(void *data, void *data_end, struct gw_pkt *p
 	/* The L4 header must fit inside the IP datagram, not only inside the frame. */
 	if (p->proto == IPPROTO_TCP)
 		min_len = sizeof(struct tcphdr);
-	else if (p->proto == IPPROTO_UDP || p->proto == IPPROTO_ICMP)
+	else if (p->proto == IPPROTO_UDP || p->proto == IPPROTO_ICMP ||
+		 p->proto == GW_IPPROTO_ICMPV6)
 		min_len = 8;
 	if (l4_len < min_len)
 		return GW_PARSE_MALFORMED;
@@ -177,13 +182,117 @@ static __always_inline int parse_l4(void *data, void *data_end, struct gw_pkt *p
 			return GW_PARSE_OK;
 		}
 	}
+	if (p->proto == GW_IPPROTO_ICMPV6) {
+		struct icmphdr *ic = l4; /* type, code, checksum and the echo id/seq as ICMP's */
+
+		if ((void *)(ic + 1) > data_end)
+			return GW_PARSE_MALFORMED;
+		p->icmp_type = ic->type;
+		p->l4_csum_off = offsetof(struct icmphdr, checksum);
+		if (ic->type == GW_ICMPV6_ECHO_REQUEST ||
+		    ic->type == GW_ICMPV6_ECHO_REPLY)
+			p->sport = ic->un.echo.id;
+		/* errors: the quote is not parsed yet (is_icmp_err stays 0) */
+		return GW_PARSE_OK;
+	}
 	/* Other protocols and ICMP types: parsed, but nothing to translate. */
 	return GW_PARSE_OK;
 }
 
+static __always_inline bool gw_ip6_is_ext(__u8 nh)
+{
+	return nh == GW_IP6_HOPOPTS || nh == GW_IP6_ROUTING || nh == GW_IP6_FRAGMENT ||
+	       nh == GW_IP6_DSTOPTS;
+}
+
 /*
- * Parses Ethernet + IPv4 (+ L4) starting at data. pkt_len is the whole frame's length, which
- * in tc may exceed the linear data the bounds checks use.
+ * IPv6 after the Ethernet header: the fixed header, then hop-by-hop (first only), routing,
+ * destination options and fragment headers (one) walked to the transport header, at most
+ * GW_IP6_MAX_EXT of them. Any other Next Header (AH, ESP, No Next Header, ...) ends the walk
+ * as the packet's proto. A later fragment ends it at its fragment header (no L4 header). A
+ * header cut by the payload length or the frame is malformed; headers the frame holds but the
+ * linear data does not (tc, past tc_parse's pull) are left to the stack as not ours.
+ */
+static __always_inline int parse_ip6(void *data, void *data_end, __u32 pkt_len,
+				     struct gw_pkt *p)
+{
+	struct ipv6hdr *ip6 = data + ETH_HLEN;
+	__u32 tot_len, end, peek, off = ETH_HLEN + sizeof(*ip6);
+	bool fragment = false;
+	__u8 nh, *h;
+	__u16 fo;
+	int i;
+
+	if ((void *)(ip6 + 1) > data_end)
+		return GW_PARSE_MALFORMED;
+	if (ip6->version != 6)
+		return GW_PARSE_MALFORMED;
+	tot_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	/* IPv6 BIG TCP: a GSO packet above 64 KiB says 0, its length is the skb's */
+	if (tot_len == sizeof(*ip6) && pkt_len > ETH_HLEN + sizeof(*ip6) + 0xffff)
+		tot_len = pkt_len - ETH_HLEN;
+	if (tot_len + ETH_HLEN > pkt_len)
+		return GW_PARSE_MALFORMED;
+
+	p->family = GW_AF_INET6;
+	p->l3_off = ETH_HLEN;
+	p->tot_len = tot_len;
+	__builtin_memcpy(&p->saddr, &ip6->saddr, sizeof(p->saddr));
+	__builtin_memcpy(&p->daddr, &ip6->daddr, sizeof(p->daddr));
+	p->ttl = ip6->hop_limit;
+	nh = ip6->nexthdr;
+	end = ETH_HLEN + tot_len;
+
+	for (i = 0; i <= GW_IP6_MAX_EXT; i++) {
+		if (!gw_ip6_is_ext(nh))
+			break;
+		if (i == GW_IP6_MAX_EXT)
+			return GW_PARSE_MALFORMED; /* a chain longer than we walk */
+		if (nh == GW_IP6_HOPOPTS && i)
+			return GW_PARSE_MALFORMED; /* RFC 8200 4.1: only right after the header */
+		/* every extension header is a multiple of 8 bytes, at least 8 */
+		if (off + 8 > end)
+			return GW_PARSE_MALFORMED;
+		h = data + off;
+		if ((void *)(h + 8) > data_end)
+			return GW_PARSE_NOT_IP;
+		if (nh == GW_IP6_FRAGMENT) {
+			if (fragment)
+				return GW_PARSE_MALFORMED; /* a second fragment header */
+			fragment = true;
+			nh = h[0];
+			off += 8;
+			fo = bpf_ntohs(*(__be16 *)(h + 2));
+			p->frag_id = *(__be32 *)(h + 4);
+			if (fo >> 3) {
+				p->frag = GW_FRAG_LATER;
+				p->frag_offset = fo >> 3;
+				p->proto = nh;
+				p->l4_off = off;
+				return GW_PARSE_OK;
+			}
+			/* offset 0 without M is an atomic fragment (RFC 6946): whole */
+			if (fo & 1)
+				p->frag = GW_FRAG_FIRST;
+			continue;
+		}
+		nh = h[0];
+		off += (h[1] + 1) * 8;
+	}
+	if (off > end)
+		return GW_PARSE_MALFORMED; /* the last header runs past the payload */
+	/* the transport header (up to TCP's 20 bytes) the datagram holds must be linear */
+	peek = end - off < sizeof(struct tcphdr) ? end - off : sizeof(struct tcphdr);
+	if (data + off + peek > data_end)
+		return GW_PARSE_NOT_IP;
+	p->proto = nh;
+	p->l4_off = off;
+	return parse_l4(data, data_end, p);
+}
+
+/*
+ * Parses Ethernet + IPv4 or IPv6 (+ L4) starting at data. pkt_len is the whole frame's
+ * length, which in tc may exceed the linear data the bounds checks use.
  */
 static __always_inline int parse_pkt(void *data, void *data_end, __u32 pkt_len,
 				     struct gw_pkt *p)
@@ -195,6 +304,8 @@ static __always_inline int parse_pkt(void *data, void *data_end, __u32 pkt_len,
 	__builtin_memset(p, 0, sizeof(*p));
 	if ((void *)(eth + 1) > data_end)
 		return GW_PARSE_MALFORMED;
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return parse_ip6(data, data_end, pkt_len, p);
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return GW_PARSE_NOT_IP;
 
@@ -214,12 +325,13 @@ static __always_inline int parse_pkt(void *data, void *data_end, __u32 pkt_len,
 	if (tot_len < ihl || tot_len + ETH_HLEN > pkt_len)
 		return GW_PARSE_MALFORMED;
 
+	p->family = GW_AF_INET;
 	p->l3_off = ETH_HLEN;
 	p->l4_off = ETH_HLEN + ihl;
 	p->tot_len = tot_len;
-	p->ip_id = iph->id;
-	p->saddr = iph->saddr;
-	p->daddr = iph->daddr;
+	p->frag_id = iph->id;
+	p->saddr.v4 = iph->saddr;
+	p->daddr.v4 = iph->daddr;
 	p->proto = iph->protocol;
 	p->ttl = iph->ttl;
 

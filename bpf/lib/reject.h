@@ -127,7 +127,7 @@ static __always_inline int reject_tcp_rst(struct __sk_buff *skb, const struct gw
 		seg_len++;
 
 	__builtin_memset(&r, 0, sizeof(r));
-	reject_ip_hdr(&r.ip, IPPROTO_TCP, sizeof(r), p->daddr, p->saddr);
+	reject_ip_hdr(&r.ip, IPPROTO_TCP, sizeof(r), p->daddr.v4, p->saddr.v4);
 	r.tcp.source = p->dport;
 	r.tcp.dest = p->sport;
 	r.tcp.doff = sizeof(r.tcp) / 4;
@@ -139,8 +139,8 @@ static __always_inline int reject_tcp_rst(struct __sk_buff *skb, const struct gw
 		r.tcp.ack = 1;
 	}
 
-	ph.saddr = p->daddr;
-	ph.daddr = p->saddr;
+	ph.saddr = p->daddr.v4;
+	ph.daddr = p->saddr.v4;
 	ph.proto = IPPROTO_TCP;
 	ph.len = bpf_htons(sizeof(r.tcp));
 	psum = csum_fold32(reject_sum(&ph, sizeof(ph)));
@@ -173,7 +173,7 @@ static __always_inline int reject_icmp_unreach(struct __sk_buff *skb, const stru
 		return -1;
 
 	__builtin_memset(&u, 0, sizeof(u));
-	reject_ip_hdr(&u.ip, IPPROTO_ICMP, sizeof(u) + sizeof(q), p->daddr, p->saddr);
+	reject_ip_hdr(&u.ip, IPPROTO_ICMP, sizeof(u) + sizeof(q), p->daddr.v4, p->saddr.v4);
 	u.icmp.type = ICMP_DEST_UNREACH;
 	u.icmp.code = GW_ICMP_PKT_FILTERED;
 	sum = csum_fold32(reject_sum(&u.icmp, sizeof(u.icmp)));

@@ -24,9 +24,13 @@ struct gw_hook {
 static __always_inline int tc_parse(struct __sk_buff *skb, struct gw_pkt *p)
 {
 	__u32 len = gw_ctx_u32(skb, len);
-	__u32 want = len < GW_PARSE_HEADROOM ? len : GW_PARSE_HEADROOM;
+	__u32 room = GW_PARSE_HEADROOM, want;
 	void *data, *data_end;
 	int ret;
+
+	if (gw_ctx_u32(skb, protocol) == bpf_htons(ETH_P_IPV6))
+		room = GW_PARSE6_HEADROOM;
+	want = len < room ? len : room;
 
 	data = (void *)(long)gw_ctx_u32(skb, data);
 	data_end = (void *)(long)gw_ctx_u32(skb, data_end);
@@ -241,12 +245,12 @@ static __always_inline int tc_to_mapping(struct __sk_buff *skb, const struct gw_
 					 const struct gw_hook *hook)
 {
 	struct gw_snat_key external = {
-		.addr = p->daddr, .port = p->dport, .proto = p->proto,
+		.addr = p->daddr.v4, .port = p->dport, .proto = p->proto,
 	};
 	struct gw_snat_key *source;
 	struct gw_ct_key xlat;
 
-	if (!gw_is_local(p->daddr))
+	if (!gw_is_local(p->daddr.v4))
 		return tc_pass(GW_REASON_PASS_NO_MATCH);
 	source = bpf_map_lookup_elem(&gw_snat_rev_v4, &external);
 	if (!source)
@@ -277,14 +281,14 @@ static __always_inline int tc_expose(struct __sk_buff *skb, const struct gw_pkt 
 
 	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
 		return tc_pass(GW_REASON_PASS_NO_MATCH);
-	v = expose_lookup(p->daddr, p->dport, p->proto);
+	v = expose_lookup(p->daddr.v4, p->dport, p->proto);
 	if (!v)
 		return tc_to_mapping(skb, p, key, cfg, hook);
 
 	xlat = *key;
 	xlat.daddr.v4 = v->target_addr.v4;
 	xlat.dport = v->target_port;
-	if (hook->hairpin && v->target_addr.v4 == p->saddr) {
+	if (hook->hairpin && v->target_addr.v4 == p->saddr.v4) {
 		hp = cfg->hairpin_addr.v4 ? cfg->hairpin_addr.v4 : cfg->uplink_addr.v4;
 		xlat.saddr.v4 = hp;
 		return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT | GW_NAT_SNAT, v->rule_id,
@@ -297,7 +301,7 @@ static __always_inline int tc_expose(struct __sk_buff *skb, const struct gw_pkt 
 #define GW_TC_CONTINUE (-100)
 
 /*
- * What every tc entry point does first: parse (non-IP passes, malformed drops), ICMP errors
+ * What every tc entry point does first: parse (non-IP and IPv6 pass, malformed drops), ICMP errors
  * about a flow, later fragments, and protocols we do not track.
  */
 static __always_inline int tc_prologue(struct __sk_buff *skb, struct gw_pkt *p,
@@ -309,6 +313,9 @@ static __always_inline int tc_prologue(struct __sk_buff *skb, struct gw_pkt *p,
 		return TC_ACT_OK;
 	if (ret != GW_PARSE_OK)
 		return TC_ACT_SHOT;
+	/* IPv6 is parsed (a malformed one dropped above) but not translated yet */
+	if (p->family != GW_AF_INET)
+		return tc_pass(GW_REASON_PASS_NOT_IP);
 	if (p->is_icmp_err)
 		return tc_icmp_error(skb, p, hook);
 	frag_first_seen(p);

@@ -74,7 +74,7 @@ static __always_inline int xdp_fast_path(struct xdp_md *ctx)
 
 	if (parse_pkt(data, data_end, data_end - data, &p) != GW_PARSE_OK)
 		return XDP_PASS;
-	if (p.frag != GW_FRAG_NONE || p.is_icmp_err)
+	if (p.family != GW_AF_INET || p.frag != GW_FRAG_NONE || p.is_icmp_err)
 		return XDP_PASS;
 	if (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP &&
 	    !(p.proto == IPPROTO_ICMP && gw_icmp_is_echo(p.icmp_type)))

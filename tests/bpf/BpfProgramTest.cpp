@@ -912,7 +912,9 @@ const BadInput kBadInputs[] = {
     {"NotIpv4Version", [] { return patched(syn(), 14, 0x65); }, TC_ACT_SHOT,
      GW_REASON_DROP_MALFORMED},
     {"Arp", [] { return ethFrame(Bytes(28, 0), 0x0806); }, TC_ACT_OK, GW_REASON_PASS_NOT_IP},
-    {"Ipv6", [] { return ethFrame(Bytes(60, 0), 0x86dd); }, TC_ACT_OK, GW_REASON_PASS_NOT_IP},
+    // IPv6 is parsed; what does not parse is dropped (a well-formed one passes, for now).
+    {"Ipv6VersionZero", [] { return ethFrame(Bytes(60, 0), 0x86dd); }, TC_ACT_SHOT,
+     GW_REASON_DROP_MALFORMED},
     {"UnknownProtocol",
      [] { return ethFrame(ipPacket(ip(kClient, kUplink), 47, Bytes(24, 0))); }, TC_ACT_OK,
      GW_REASON_PASS_NO_MATCH},
