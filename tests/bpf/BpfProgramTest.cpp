@@ -23,6 +23,7 @@ constexpr uint8_t kTcp = 6;
 constexpr uint8_t kUdp = 17;
 constexpr uint8_t kIcmp = 1;
 constexpr uint32_t kRule = 7;
+constexpr uint8_t kNoNextHeader = 59;
 
 // The topology the tests imagine: a client on the internet, the gateway's uplink address,
 // the bridge (hairpin) address, two namespaces and a remote server.
@@ -38,6 +39,17 @@ Ip4 ip(uint32_t s, uint32_t d) {
   Ip4 r;
   r.saddr = s;
   r.daddr = d;
+  return r;
+}
+
+const Addr6 kClient6 = ipv6("2001:db8:1::5");
+const Addr6 kUplink6 = ipv6("2001:db8:2::1");
+
+Ip6 ip6(const Addr6& s, const Addr6& d, std::vector<Ext6> ext = {}) {
+  Ip6 r;
+  r.saddr = s;
+  r.daddr = d;
+  r.ext = std::move(ext);
   return r;
 }
 
@@ -912,9 +924,58 @@ const BadInput kBadInputs[] = {
     {"NotIpv4Version", [] { return patched(syn(), 14, 0x65); }, TC_ACT_SHOT,
      GW_REASON_DROP_MALFORMED},
     {"Arp", [] { return ethFrame(Bytes(28, 0), 0x0806); }, TC_ACT_OK, GW_REASON_PASS_NOT_IP},
-    // IPv6 is parsed; what does not parse is dropped (a well-formed one passes, for now).
+    // IPv6 is parsed; what does not parse is dropped (a well-formed one passes, for now:
+    // Ipv6WithUpToEightExtensionHeadersPassesUntouched).
     {"Ipv6VersionZero", [] { return ethFrame(Bytes(60, 0), 0x86dd); }, TC_ACT_SHOT,
      GW_REASON_DROP_MALFORMED},
+    {"Ipv6PayloadLengthBeyondFrame",
+     [] { return patched(tcp6Frame(ip6(kClient6, kUplink6), 1, 2, kTcpSyn), 14 + 5, 61); },
+     TC_ACT_SHOT, GW_REASON_DROP_MALFORMED},
+    {"Ipv6NineExtensionHeaders",
+     [] {
+       return udp6Frame(ip6(kClient6, kUplink6, std::vector<Ext6>(9, destOptions())), 1, 2);
+     },
+     TC_ACT_SHOT, GW_REASON_DROP_MALFORMED},
+    {"Ipv6ExtensionHeaderPastThePayload", // says 16 bytes, 8 are left
+     [] {
+       Bytes f = ethFrame(ip6Packet(ip6(kClient6, kUplink6, {destOptions()}), kNoNextHeader, {}),
+                          kEtherTypeIpv6);
+       return patched(f, 14 + 40 + 1, 1);
+     },
+     TC_ACT_SHOT, GW_REASON_DROP_MALFORMED},
+    {"Ipv6ExtensionHeaderCutShort", // the payload ends 4 bytes into a header
+     [] {
+       Bytes f = ethFrame(ip6Packet(ip6(kClient6, kUplink6), kExtDestOptions, {59, 0, 1, 2}),
+                          kEtherTypeIpv6);
+       return f;
+     },
+     TC_ACT_SHOT, GW_REASON_DROP_MALFORMED},
+    {"Ipv6FragmentHeaderCutShort",
+     [] {
+       return ethFrame(ip6Packet(ip6(kClient6, kUplink6), kExtFragment, {kUdp, 0, 0, 1}),
+                       kEtherTypeIpv6);
+     },
+     TC_ACT_SHOT, GW_REASON_DROP_MALFORMED},
+    {"Ipv6HopByHopNotFirst",
+     [] { return udp6Frame(ip6(kClient6, kUplink6, {destOptions(), hopByHop()}), 1, 2); },
+     TC_ACT_SHOT, GW_REASON_DROP_MALFORMED},
+    {"Ipv6TwoFragmentHeaders",
+     [] {
+       return udp6Frame(ip6(kClient6, kUplink6,
+                            {fragmentHeader(0, true, 1), fragmentHeader(0, true, 1)}),
+                        1, 2);
+     },
+     TC_ACT_SHOT, GW_REASON_DROP_MALFORMED},
+    {"Ipv6FirstFragmentWithoutItsTcpHeader", // RFC 7112: the chain must reach the L4 header
+     [] {
+       return ethFrame(ip6Packet(ip6(kClient6, kUplink6, {fragmentHeader(0, true, 7)}), kTcp,
+                                 Bytes(12, 0)),
+                       kEtherTypeIpv6);
+     },
+     TC_ACT_SHOT, GW_REASON_DROP_MALFORMED},
+    {"Ipv6PayloadLengthCutsTcpHeader",
+     [] { return patched(tcp6Frame(ip6(kClient6, kUplink6), 1, 2, kTcpSyn), 14 + 5, 10); },
+     TC_ACT_SHOT, GW_REASON_DROP_MALFORMED},
     {"UnknownProtocol",
      [] { return ethFrame(ipPacket(ip(kClient, kUplink), 47, Bytes(24, 0))); }, TC_ACT_OK,
      GW_REASON_PASS_NO_MATCH},
@@ -1026,19 +1087,6 @@ void PrintTo(const BadInput& c, std::ostream* os) { *os << c.name; }
 INSTANTIATE_TEST_SUITE_P(Malformed, BadInputTest, ::testing::ValuesIn(kBadInputs),
                          [](const auto& info) { return std::string(info.param.name); });
 
-// ---- IPv6 frames (the data path passes them untouched for now) ----
-
-const Addr6 kClient6 = ipv6("2001:db8:1::5");
-const Addr6 kUplink6 = ipv6("2001:db8:2::1");
-
-Ip6 ip6(const Addr6& s, const Addr6& d, std::vector<Ext6> ext = {}) {
-  Ip6 r;
-  r.saddr = s;
-  r.daddr = d;
-  r.ext = std::move(ext);
-  return r;
-}
-
 // The builder's layout and checksums, checked by hand against RFC 8200.
 TEST(PacketBuilder6, ChainLayoutAndChecksums) {
   Ip6 h = ip6(kClient6, kUplink6,
@@ -1074,6 +1122,60 @@ TEST(PacketBuilder6, ChainLayoutAndChecksums) {
   Bytes e = l3Of(icmp6EchoFrame(ip6(kClient6, kUplink6), 128, 0x77, 1));
   EXPECT_EQ(e[6], 58);
   EXPECT_TRUE(l4Checksum6Ok(std::span(e).subspan(40), kClient6, kUplink6, 58));
+}
+
+// ---- IPv6: parsed, and for now passed untouched ----
+
+// n extension headers: hop-by-hop first, then routing and destination options, with a
+// first-fragment header fourth when firstFragment.
+std::vector<Ext6> chainOf(size_t n, bool firstFragment) {
+  std::vector<Ext6> ext;
+  for (size_t i = 0; i < n; ++i) {
+    if (i == 0) {
+      ext.push_back(hopByHop({5, 2, 0, 0})); // router alert
+    } else if (i == 3 && firstFragment) {
+      ext.push_back(fragmentHeader(0, true, 0x01020304));
+    } else if (i % 2) {
+      ext.push_back(routingHeader(4, 0, {kUplink6}));
+    } else {
+      ext.push_back(destOptions(Bytes(10, 0))); // Pad1s, padded to 16 bytes
+    }
+  }
+  return ext;
+}
+
+TEST_F(BpfProgramTest, Ipv6WithUpToEightExtensionHeadersPassesUntouched) {
+  std::vector<Bytes> frames;
+  for (size_t n = 0; n <= GW_IP6_MAX_EXT; ++n) {
+    for (bool first : {false, true}) {
+      Ip6 h = ip6(kClient6, kUplink6, chainOf(n, first));
+      frames.push_back(tcp6Frame(h, 40001, 8080, kTcpSyn, {1, 2, 3}));
+      frames.push_back(udp6Frame(h, 40001, 5353, {4}));
+      frames.push_back(icmp6EchoFrame(h, 128, 0x55, 1));
+    }
+    if (n > 0) { // a later fragment: the chain ends at its fragment header
+      Ip6 h = ip6(kClient6, kUplink6, chainOf(n - 1, false));
+      h.ext.push_back(fragmentHeader(1232, false, 0x01020304));
+      frames.push_back(ethFrame(ip6Packet(h, kUdp, Bytes(24, 7)), kEtherTypeIpv6));
+    }
+  }
+  // an atomic fragment (offset 0, no M: RFC 6946) and an ICMPv6 error
+  frames.push_back(
+      udp6Frame(ip6(kClient6, kUplink6, {fragmentHeader(0, false, 9)}), 40001, 5353, {4}));
+  frames.push_back(icmp6ErrorFrame(ip6(kUplink6, kClient6), 1, 4,
+                                   l3Of(udp6Frame(ip6(kClient6, kUplink6), 5353, 40001))));
+
+  uint64_t passed = 0;
+  for (const Bytes& in : frames) {
+    SCOPED_TRACE(hexDump(in));
+    for (Prog prog : {Prog::UplinkIngress, Prog::UplinkEgress, Prog::EndpointIngress}) {
+      expectRun(prog, in, TC_ACT_OK, in);
+      EXPECT_EQ(h_->reason(GW_REASON_PASS_NOT_IP), ++passed) << progName(prog);
+    }
+    expectRun(Prog::UplinkXdp, in, XDP_PASS, in);
+  }
+  EXPECT_EQ(h_->reason(GW_REASON_DROP_MALFORMED), 0u);
+  EXPECT_EQ(h_->ctCount(), 0u);
 }
 
 // ---- baseline ----

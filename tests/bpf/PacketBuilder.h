@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Crafts Ethernet/IPv4/IPv6/TCP/UDP/ICMP/ICMPv6 frames with correct checksums, and decodes frames while
-// verifying every checksum, for BPF_PROG_TEST_RUN tests and the benchmark harness.
+// Crafts Ethernet/IPv4/IPv6/TCP/UDP/ICMP/ICMPv6 frames with correct checksums, and decodes
+// (IPv4) frames while verifying every checksum, for BPF_PROG_TEST_RUN tests and the benchmark
+// harness.
 #pragma once
 
 #include <array>
