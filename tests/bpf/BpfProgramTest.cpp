@@ -92,6 +92,10 @@ protected:
                                  << d.innerIpCsumOk;
       EXPECT_TRUE(d.innerL4CsumOk);
     }
+    Decoded6 d6 = decode6(r.out);
+    if (d6.ipv6) {
+      EXPECT_TRUE(d6.l4CsumOk) << "IPv6 l4 checksum";
+    }
   }
 
   std::string reasons() {
@@ -1116,6 +1120,27 @@ TEST(PacketBuilder6, ChainLayoutAndChecksums) {
   Bytes bad(tcp.begin(), tcp.end());
   bad[4] ^= 1;
   EXPECT_FALSE(l4Checksum6Ok(bad, kClient6, kUplink6, kTcp));
+
+  Decoded6 d = decode6(f);
+  ASSERT_TRUE(d.ipv6);
+  EXPECT_EQ(d.ext, seen);
+  EXPECT_EQ(d.proto, kTcp);
+  EXPECT_TRUE(d.fragment);
+  EXPECT_FALSE(d.laterFragment);
+  EXPECT_EQ(d.fragId, 0xa1b2c3d4u);
+  EXPECT_EQ(d.sport, 40001);
+  EXPECT_EQ(d.dport, 8080);
+  EXPECT_EQ(d.saddr, kClient6);
+  Decoded6 later = decode6(ethFrame(
+      ip6Packet(ip6(kClient6, kUplink6, {fragmentHeader(8, false, 3)}), kUdp, Bytes(8, 1)),
+      kEtherTypeIpv6));
+  EXPECT_TRUE(later.ipv6 && later.laterFragment && later.l4CsumOk);
+  EXPECT_EQ(later.proto, kUdp);
+  Decoded6 whole = decode6(tcp6Frame(ip6(kClient6, kUplink6, {hopByHop()}), 1, 2, kTcpAck));
+  EXPECT_TRUE(whole.ipv6 && whole.l4CsumOk);
+  Bytes corrupt = tcp6Frame(ip6(kClient6, kUplink6), 1, 2, kTcpAck);
+  corrupt.back() ^= 0x40; // the urgent pointer
+  EXPECT_FALSE(decode6(corrupt).l4CsumOk);
 
   Bytes u = l3Of(udp6Frame(ip6(kClient6, kUplink6), 1, 2, {9}));
   EXPECT_TRUE(l4Checksum6Ok(std::span(u).subspan(40), kClient6, kUplink6, kUdp));

@@ -476,6 +476,69 @@ bool l4Checksum6Ok(std::span<const uint8_t> l4, const Addr6& saddr, const Addr6&
   return inetChecksum(l4, pseudoSum6(saddr, daddr, proto, l4.size())) == 0;
 }
 
+Decoded6 decode6(const Bytes& frame) {
+  Decoded6 d;
+  std::span<const uint8_t> b(frame);
+  if (b.size() < kEthLen + 40 || get16(b, 12) != kEtherTypeIpv6) {
+    return d;
+  }
+  auto ip = b.subspan(kEthLen);
+  size_t totLen = 40u + get16(ip, 4);
+  if ((ip[0] >> 4) != 6 || totLen > ip.size()) {
+    return d;
+  }
+  ip = ip.first(totLen);
+  std::copy(ip.begin() + 8, ip.begin() + 24, d.saddr.begin());
+  std::copy(ip.begin() + 24, ip.begin() + 40, d.daddr.begin());
+  d.hopLimit = ip[7];
+  uint8_t next = ip[6];
+  size_t off = 40;
+  while (next == kExtHopByHop || next == kExtRouting || next == kExtDestOptions ||
+         next == kExtFragment) {
+    if (d.ext.size() == 8 || off + 8 > ip.size()) {
+      return d;
+    }
+    d.ext.push_back(next);
+    size_t len = next == kExtFragment ? 8 : (ip[off + 1] + 1u) * 8;
+    if (next == kExtFragment) {
+      uint16_t fo = get16(ip, off + 2);
+      d.fragment = (fo & 0xfff9) != 0;
+      d.laterFragment = (fo >> 3) != 0;
+      d.fragId = static_cast<uint32_t>(get16(ip, off + 4)) << 16 | get16(ip, off + 6);
+    }
+    next = ip[off];
+    off += len;
+    if (d.laterFragment) {
+      break;
+    }
+  }
+  if (off > ip.size()) {
+    return d;
+  }
+  d.ipv6 = true;
+  d.proto = next;
+  d.l4CsumOk = true;
+  auto l4 = ip.subspan(off);
+  if (d.laterFragment) {
+    return d;
+  }
+  if ((d.proto == kProtoTcp && l4.size() >= 20) || (d.proto == kProtoUdp && l4.size() >= 8)) {
+    d.sport = get16(l4, 0);
+    d.dport = get16(l4, 2);
+  } else if (d.proto == kProtoIcmp6 && l4.size() >= 8) {
+    d.icmpType = l4[0];
+    if (d.icmpType == 128 || d.icmpType == 129) {
+      d.sport = get16(l4, 4);
+    }
+  } else {
+    return d;
+  }
+  if (!d.fragment) {
+    d.l4CsumOk = l4Checksum6Ok(l4, d.saddr, d.daddr, d.proto);
+  }
+  return d;
+}
+
 std::string hexDump(const Bytes& bytes) {
   std::string s;
   char buf[4];

@@ -169,6 +169,23 @@ struct Decoded {
 
 Decoded decode(const Bytes& frame);
 
+// A decoded IPv6 frame: the extension-header chain walked as the data path walks it (at
+// most 8 headers). l4CsumOk as Decoded's (a later fragment's cannot be checked alone).
+struct Decoded6 {
+  bool ipv6 = false;       // an IPv6 header and a chain that parses
+  bool l4CsumOk = false;
+  Addr6 saddr{}, daddr{};
+  uint8_t hopLimit = 0;
+  std::vector<uint8_t> ext; // the extension headers' types, in order
+  uint8_t proto = 0;        // the Next Header ending the chain
+  bool fragment = false, laterFragment = false;
+  uint32_t fragId = 0;
+  uint16_t sport = 0, dport = 0; // host order; ICMPv6 echo: id in sport
+  uint8_t icmpType = 0;
+};
+
+Decoded6 decode6(const Bytes& frame);
+
 std::string hexDump(const Bytes& bytes);
 
 } // namespace gw::test
