@@ -324,3 +324,42 @@ static_assert(sizeof(struct gw_endpoint_value) == 16);
 #else
 _Static_assert(sizeof(struct gw_endpoint_value) == 16, "gw_endpoint_value");
 #endif
+
+/*
+ * IPv6. Conntrack (gw_ct_v4), exposes (gw_expose_v4) and masquerades (gw_masq_v4) hold both
+ * families: their keys carry the family and 16-byte addresses (the names are older than the
+ * IPv6 path and are pinned, so they stay). A map keyed by a bare or 32-bit address has an
+ * IPv6 twin: gw_local_v6, gw_endpoint_v6, gw_snat_v6, gw_snat_rev_v6, gw_frag_v6, and
+ * gw_config6_map beside gw_config_map (whose pinned value size an upgrade must keep).
+ */
+struct gw_config6 {
+	union gw_addr uplink_addr;  /* IPv6 masquerade source and default exposed address */
+	union gw_addr hairpin_addr; /* the namespaces' IPv6 gateway: hairpin translation source */
+};
+
+/* gw_snat_v6: a source -> struct gw_snat_value; gw_snat_rev_v6: external -> source. */
+struct gw_snat6_key {
+	union gw_addr addr;
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+/* IPv6 later fragments find their flow by the fragment header's 32-bit identification. */
+struct gw_frag6_key {
+	union gw_addr saddr;
+	union gw_addr daddr;
+	__be32 id;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct gw_config6) == 32);
+static_assert(sizeof(struct gw_snat6_key) == 20);
+static_assert(sizeof(struct gw_frag6_key) == 40);
+#else
+_Static_assert(sizeof(struct gw_config6) == 32, "gw_config6");
+_Static_assert(sizeof(struct gw_snat6_key) == 20, "gw_snat6_key");
+_Static_assert(sizeof(struct gw_frag6_key) == 40, "gw_frag6_key");
+#endif

@@ -134,6 +134,49 @@ struct {
 	__type(value, struct gw_endpoint_value);
 } gw_endpoint_v4 SEC(".maps");
 
+/* IPv6 twins of the maps above keyed by a bare or 32-bit address (see gw_abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gw_config6);
+} gw_config6_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GW_LOCAL_MAX_ENTRIES);
+	__type(key, union gw_addr);
+	__type(value, __u32);
+} gw_local_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GW_ENDPOINT_MAX_ENTRIES);
+	__type(key, union gw_addr);
+	__type(value, struct gw_endpoint_value);
+} gw_endpoint_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GW_SNAT_MAP_MAX_ENTRIES);
+	__type(key, struct gw_snat6_key);
+	__type(value, struct gw_snat_value);
+} gw_snat_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GW_SNAT_MAP_MAX_ENTRIES);
+	__type(key, struct gw_snat6_key);
+	__type(value, struct gw_snat6_key);
+} gw_snat_rev_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GW_FRAG_MAX_ENTRIES);
+	__type(key, struct gw_frag6_key);
+	__type(value, struct gw_ct_key);
+} gw_frag_v6 SEC(".maps");
+
 /* Socket -> the exposed address it asked for, to show it back (recvmsg4/getpeername4). */
 struct gw_sock_orig {
 	__be32 orig_addr;
