@@ -63,12 +63,13 @@ static __always_inline int egress_verdict(struct __sk_buff *skb, struct gw_pkt *
 		return tc_ct_xlate(skb, p, &key, e, cfg, &uplink_egress, false);
 
 	/* an echo reply without a flow is the host answering: never a new flow */
-	if (p->proto == IPPROTO_ICMP && p->icmp_type != ICMP_ECHO)
+	if (gw_pkt_is_echo(p) && !gw_pkt_is_echo_request(p))
 		return tc_pass(GW_REASON_PASS_NO_MATCH);
-	if (!cfg->uplink_addr.v4 || !masq_match(p->saddr.v4, skb->ifindex, cfg))
+	if (!masq_match(p->family, &p->saddr, skb->ifindex, cfg))
 		return tc_pass(GW_REASON_PASS_NO_MATCH);
 	xlat = key;
-	xlat.saddr.v4 = cfg->uplink_addr.v4;
+	if (!masq_source(p->family, cfg, &xlat.saddr))
+		return tc_pass(GW_REASON_PASS_NO_MATCH);
 	return tc_ct_open(skb, p, &key, &xlat, GW_NAT_SNAT, 0, cfg, &uplink_egress);
 }
 

@@ -37,6 +37,7 @@
 #define GW_ICMPV6_ECHO_REPLY	129
 
 #define AF_INET		2
+#define AF_INET6	10
 #define EEXIST		17
 
 /* The IPv4 loopback net, host order. */

@@ -28,16 +28,27 @@ static __always_inline void ct_key_v4(struct gw_ct_key *k, __be32 saddr, __be32 
 	k->family = GW_AF_INET;
 }
 
-static __always_inline void ct_key_from_pkt(struct gw_ct_key *k, const struct gw_pkt *p)
+/* ICMP and ICMPv6: flows are echo exchanges, keyed by the echo id in sport (dport 0). */
+static __always_inline bool gw_proto_is_icmp(__u8 proto)
 {
-	ct_key_v4(k, p->saddr.v4, p->daddr.v4, p->sport, p->proto == IPPROTO_ICMP ? 0 : p->dport,
-		  p->proto);
+	return proto == IPPROTO_ICMP || proto == GW_IPPROTO_ICMPV6;
 }
 
-/* IPv4 keys (ct_key_v4 zeroes the rest). No memcmp: BPF has no library to call. */
+static __always_inline void ct_key_from_pkt(struct gw_ct_key *k, const struct gw_pkt *p)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->saddr = p->saddr;
+	k->daddr = p->daddr;
+	k->sport = p->sport;
+	k->dport = gw_proto_is_icmp(p->proto) ? 0 : p->dport;
+	k->proto = p->proto;
+	k->family = p->family;
+}
+
+/* No memcmp: BPF has no library to call. Keys are built zeroed, so pad needs no look. */
 static __always_inline bool ct_key_eq(const struct gw_ct_key *a, const struct gw_ct_key *b)
 {
-	return a->saddr.v4 == b->saddr.v4 && a->daddr.v4 == b->daddr.v4 &&
+	return gw_addr_eq(&a->saddr, &b->saddr) && gw_addr_eq(&a->daddr, &b->daddr) &&
 	       a->sport == b->sport && a->dport == b->dport && a->proto == b->proto &&
 	       a->family == b->family;
 }
@@ -48,10 +59,17 @@ static __always_inline bool ct_key_eq(const struct gw_ct_key *a, const struct gw
  */
 static __always_inline void ct_reverse(struct gw_ct_key *out, const struct gw_ct_key *in)
 {
-	if (in->proto == IPPROTO_ICMP)
-		ct_key_v4(out, in->daddr.v4, in->saddr.v4, in->sport, 0, in->proto);
-	else
-		ct_key_v4(out, in->daddr.v4, in->saddr.v4, in->dport, in->sport, in->proto);
+	__builtin_memset(out, 0, sizeof(*out));
+	out->saddr = in->daddr;
+	out->daddr = in->saddr;
+	if (gw_proto_is_icmp(in->proto)) {
+		out->sport = in->sport;
+	} else {
+		out->sport = in->dport;
+		out->dport = in->sport;
+	}
+	out->proto = in->proto;
+	out->family = in->family;
 }
 
 static __always_inline void ct_entry_init(struct gw_ct_entry *e, const struct gw_ct_key *rewrite,
@@ -204,6 +222,15 @@ static __always_inline bool ct_revive_orig(const struct gw_ct_key *orig,
 	return ct_lookup(orig) != NULL;
 }
 
+static __always_inline void frag6_key_of(const struct gw_pkt *p, struct gw_frag6_key *fk)
+{
+	__builtin_memset(fk, 0, sizeof(*fk));
+	fk->saddr = p->saddr;
+	fk->daddr = p->daddr;
+	fk->id = p->frag_id;
+	fk->proto = p->proto;
+}
+
 static __always_inline void frag_key_of(const struct gw_pkt *p, struct gw_frag_key *fk)
 {
 	__builtin_memset(fk, 0, sizeof(*fk));
@@ -213,6 +240,21 @@ static __always_inline void frag_key_of(const struct gw_pkt *p, struct gw_frag_k
 	fk->proto = p->proto;
 }
 
+/* The first fragment's datagram -> flow (a zero key: not ours), per family. */
+static __always_inline void frag_store(const struct gw_pkt *p, const struct gw_ct_key *flow)
+{
+	struct gw_frag6_key fk6;
+	struct gw_frag_key fk;
+
+	if (p->family == GW_AF_INET6) {
+		frag6_key_of(p, &fk6);
+		bpf_map_update_elem(&gw_frag_v6, &fk6, flow, BPF_ANY);
+		return;
+	}
+	frag_key_of(p, &fk);
+	bpf_map_update_elem(&gw_frag_v4, &fk, flow, BPF_ANY);
+}
+
 /*
  * A first fragment is not ours until frag_remember says so: a zero flow key lets its later
  * fragments pass (the gateway host's own traffic) instead of waiting to be held.
@@ -220,32 +262,32 @@ static __always_inline void frag_key_of(const struct gw_pkt *p, struct gw_frag_k
 static __always_inline void frag_first_seen(const struct gw_pkt *p)
 {
 	struct gw_ct_key none;
-	struct gw_frag_key fk;
 
 	if (p->frag != GW_FRAG_FIRST)
 		return;
 	__builtin_memset(&none, 0, sizeof(none));
-	frag_key_of(p, &fk);
-	bpf_map_update_elem(&gw_frag_v4, &fk, &none, BPF_ANY);
+	frag_store(p, &none);
 }
 
 /* Later fragments: remember which flow the first fragment's datagram belongs to. */
 static __always_inline void frag_remember(const struct gw_pkt *p, const struct gw_ct_key *flow)
 {
-	struct gw_frag_key fk;
-
 	if (p->frag != GW_FRAG_FIRST)
 		return;
-	frag_key_of(p, &fk);
-	bpf_map_update_elem(&gw_frag_v4, &fk, flow, BPF_ANY);
+	frag_store(p, flow);
 }
 
 /* The flow of a later fragment's datagram: NULL before its first fragment came, a zero key
  * (proto 0) when that was not ours. */
 static __always_inline struct gw_ct_key *frag_flow(const struct gw_pkt *p)
 {
+	struct gw_frag6_key fk6;
 	struct gw_frag_key fk;
 
+	if (p->family == GW_AF_INET6) {
+		frag6_key_of(p, &fk6);
+		return bpf_map_lookup_elem(&gw_frag_v6, &fk6);
+	}
 	frag_key_of(p, &fk);
 	return bpf_map_lookup_elem(&gw_frag_v4, &fk);
 }

@@ -12,11 +12,19 @@
 
 #include "nat.h"
 
-/* We forward, so we age the packet like a router (TTL is the high byte of its word). */
+/*
+ * We forward, so we age the packet like a router (TTL is the high byte of its word; IPv6's
+ * hop limit has no checksum).
+ */
 static __always_inline int tc_ttl_dec(struct __sk_buff *skb, const struct gw_pkt *p)
 {
 	__u8 ttl = p->ttl;
 
+	if (p->family == GW_AF_INET6) {
+		ttl -= 1;
+		return bpf_skb_store_bytes(skb, p->l3_off + offsetof(struct ipv6hdr, hop_limit),
+					   &ttl, 1, 0);
+	}
 	if (bpf_l3_csum_replace(skb, GW_IP_CSUM_OFF(p), bpf_htons((__u16)ttl << 8),
 				bpf_htons((__u16)(ttl - 1) << 8), 2))
 		return -1;
@@ -40,29 +48,40 @@ static __always_inline int tc_forward_peer(struct __sk_buff *skb, const struct g
 	return bpf_redirect_peer(ep->ifindex, 0);
 }
 
-static __always_inline int tc_forward(struct __sk_buff *skb, const struct gw_pkt *p,
-				      const struct gw_config *cfg, __be32 saddr, __be32 daddr,
-				      __be16 sport, __be16 dport)
+/*
+ * e: the flow direction the packet was translated by (its new tuple is the packet's now).
+ * A global function: the FIB lookup's 64 bytes get their own stack frame.
+ */
+__noinline int tc_forward(struct __sk_buff *skb, const struct gw_pkt *p,
+			  const struct gw_config *cfg, const struct gw_ct_entry *e)
 {
 	struct gw_endpoint_value *ep;
 	struct bpf_fib_lookup fib = {};
 	long ret;
 
+	if (!skb || !p || !cfg || !e)
+		return TC_ACT_OK;
 	if (!(cfg->flags & GW_CFG_FIB_REDIRECT) || p->ttl <= 1)
 		return TC_ACT_OK;
-	ep = gw_endpoint_get(daddr);
+	ep = gw_endpoint_get(p->family, &e->new_daddr);
 	if (ep)
 		return tc_forward_peer(skb, p, ep);
 
-	fib.family = AF_INET;
 	fib.l4_protocol = p->proto;
-	fib.sport = sport;
-	fib.dport = dport;
+	fib.sport = e->new_sport;
+	fib.dport = e->new_dport;
 	/* 0: the kernel checks the skb against the egress MTU itself, which lets a GSO packet
 	 * (resegmented on the way out) through; our tot_len would send it to the stack. */
 	fib.tot_len = 0;
-	fib.ipv4_src = saddr;
-	fib.ipv4_dst = daddr;
+	if (p->family == GW_AF_INET6) {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, &e->new_saddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, &e->new_daddr, 16);
+	} else {
+		fib.family = AF_INET;
+		fib.ipv4_src = e->new_saddr.v4;
+		fib.ipv4_dst = e->new_daddr.v4;
+	}
 	fib.ifindex = gw_ctx_u32(skb, ingress_ifindex);
 	if (!fib.ifindex)
 		fib.ifindex = gw_ctx_u32(skb, ifindex);

@@ -212,14 +212,37 @@ static __always_inline struct gw_config *gw_config_get(void)
 	return bpf_map_lookup_elem(&gw_config_map, &zero);
 }
 
-static __always_inline bool gw_is_local(__be32 addr)
+static __always_inline struct gw_config6 *gw_config6_get(void)
 {
-	union gw_addr a;
+	__u32 zero = 0;
 
-	/* a union initializer sets only .v4: the other 12 key bytes must be zero too */
-	__builtin_memset(&a, 0, sizeof(a));
-	a.v4 = addr;
-	return bpf_map_lookup_elem(&gw_local_v4, &a) != NULL;
+	return bpf_map_lookup_elem(&gw_config6_map, &zero);
+}
+
+static __always_inline bool gw_addr_eq(const union gw_addr *a, const union gw_addr *b)
+{
+	return a->v6[0] == b->v6[0] && a->v6[1] == b->v6[1] && a->v6[2] == b->v6[2] &&
+	       a->v6[3] == b->v6[3];
+}
+
+static __always_inline bool gw_addr_is_zero(const union gw_addr *a)
+{
+	return !(a->v6[0] | a->v6[1] | a->v6[2] | a->v6[3]);
+}
+
+/* An IPv4 address as a map key: the other 12 bytes must be zero too. */
+static __always_inline void gw_addr_v4(union gw_addr *a, __be32 v4)
+{
+	__builtin_memset(a, 0, sizeof(*a));
+	a->v4 = v4;
+}
+
+/* addr: the family's bytes, the rest zero (as struct gw_pkt and the keys hold them). */
+static __always_inline bool gw_is_local(__u8 family, const union gw_addr *addr)
+{
+	if (family == GW_AF_INET6)
+		return bpf_map_lookup_elem(&gw_local_v6, addr) != NULL;
+	return bpf_map_lookup_elem(&gw_local_v4, addr) != NULL;
 }
 
 /*
@@ -227,29 +250,29 @@ static __always_inline bool gw_is_local(__be32 addr)
  * "any local address" entry (daddr 0) when daddr is ours. Packets (tc) and sockets of the
  * gateway host (sock.h) look exposes up here alike.
  */
-static __always_inline struct gw_expose_value *expose_lookup(__be32 daddr, __be16 dport,
-							     __u8 proto)
+static __always_inline struct gw_expose_value *expose_lookup(__u8 family,
+							     const union gw_addr *daddr,
+							     __be16 dport, __u8 proto)
 {
 	struct gw_expose_key k;
 	struct gw_expose_value *v;
 
 	__builtin_memset(&k, 0, sizeof(k));
-	k.daddr.v4 = daddr;
+	k.daddr = *daddr;
 	k.dport = dport;
 	k.proto = proto;
-	k.family = GW_AF_INET;
+	k.family = family;
 	v = bpf_map_lookup_elem(&gw_expose_v4, &k);
-	if (v || !gw_is_local(daddr))
+	if (v || !gw_is_local(family, daddr))
 		return v;
-	k.daddr.v4 = 0;
+	__builtin_memset(&k.daddr, 0, sizeof(k.daddr));
 	return bpf_map_lookup_elem(&gw_expose_v4, &k);
 }
 
-static __always_inline struct gw_endpoint_value *gw_endpoint_get(__be32 addr)
+static __always_inline struct gw_endpoint_value *gw_endpoint_get(__u8 family,
+								 const union gw_addr *addr)
 {
-	union gw_addr a;
-
-	__builtin_memset(&a, 0, sizeof(a));
-	a.v4 = addr;
-	return bpf_map_lookup_elem(&gw_endpoint_v4, &a);
+	if (family == GW_AF_INET6)
+		return bpf_map_lookup_elem(&gw_endpoint_v6, addr);
+	return bpf_map_lookup_elem(&gw_endpoint_v4, addr);
 }

@@ -15,10 +15,43 @@
 #define GW_IP_DADDR_OFF(p)	((p)->l3_off + offsetof(struct iphdr, daddr))
 #define GW_ICMP_ID_OFF		offsetof(struct icmphdr, un.echo.id)
 
+#define GW_IP6_SADDR_OFF(p)	((p)->l3_off + offsetof(struct ipv6hdr, saddr))
+#define GW_IP6_DADDR_OFF(p)	((p)->l3_off + offsetof(struct ipv6hdr, daddr))
+
 static __always_inline bool nat_l4_has_ports(const struct gw_pkt *p)
 {
 	return p->frag != GW_FRAG_LATER &&
 	       (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP);
+}
+
+/* Does the L4 checksum cover the addresses (a pseudo header)? ICMPv6's does, ICMP's not. */
+static __always_inline bool nat_l4_pseudo(const struct gw_pkt *p)
+{
+	return nat_l4_has_ports(p) ||
+	       (p->proto == GW_IPPROTO_ICMPV6 && p->frag != GW_FRAG_LATER);
+}
+
+/*
+ * An IPv6 address: no IP checksum; the L4 one (pseudo header) gets the 16-byte difference.
+ * `to` points at a map value or the stack, as bpf_csum_diff wants.
+ */
+static __always_inline int tc_rewrite_addr6(struct __sk_buff *skb, const struct gw_pkt *p,
+					    __u32 addr_off, const union gw_addr *from,
+					    const union gw_addr *to)
+{
+	__s64 diff;
+
+	if (gw_addr_eq(from, to))
+		return 0;
+	if (nat_l4_pseudo(p)) {
+		diff = bpf_csum_diff((__be32 *)from, 16, (__be32 *)to, 16, 0);
+		if (diff < 0)
+			return -1;
+		if (bpf_l4_csum_replace(skb, p->l4_off + p->l4_csum_off, 0, diff,
+					csum_l4_flags(p->proto, 0, true)))
+			return -1;
+	}
+	return bpf_skb_store_bytes(skb, addr_off, to, 16, 0) ? -1 : 0;
 }
 
 /* Rewrites the source or destination address: IP checksum, and the L4 pseudo header. */
@@ -52,17 +85,22 @@ static __always_inline int tc_rewrite_l4_16(struct __sk_buff *skb, const struct 
 static __always_inline int tc_nat_apply(struct __sk_buff *skb, const struct gw_pkt *p,
 					const struct gw_ct_entry *e)
 {
-	if (tc_rewrite_addr(skb, p, GW_IP_SADDR_OFF(p), p->saddr.v4, e->new_saddr.v4))
-		return -1;
-	if (tc_rewrite_addr(skb, p, GW_IP_DADDR_OFF(p), p->daddr.v4, e->new_daddr.v4))
-		return -1;
+	if (p->family == GW_AF_INET6) {
+		if (tc_rewrite_addr6(skb, p, GW_IP6_SADDR_OFF(p), &p->saddr, &e->new_saddr) ||
+		    tc_rewrite_addr6(skb, p, GW_IP6_DADDR_OFF(p), &p->daddr, &e->new_daddr))
+			return -1;
+	} else {
+		if (tc_rewrite_addr(skb, p, GW_IP_SADDR_OFF(p), p->saddr.v4, e->new_saddr.v4) ||
+		    tc_rewrite_addr(skb, p, GW_IP_DADDR_OFF(p), p->daddr.v4, e->new_daddr.v4))
+			return -1;
+	}
 	if (nat_l4_has_ports(p)) {
 		/* source and dest ports are the first two fields of TCP and UDP alike */
 		if (tc_rewrite_l4_16(skb, p, 0, p->sport, e->new_sport))
 			return -1;
 		return tc_rewrite_l4_16(skb, p, 2, p->dport, e->new_dport);
 	}
-	if (p->proto == IPPROTO_ICMP && p->frag != GW_FRAG_LATER && gw_icmp_is_echo(p->icmp_type))
+	if (p->frag != GW_FRAG_LATER && gw_pkt_is_echo(p))
 		return tc_rewrite_l4_16(skb, p, GW_ICMP_ID_OFF, p->sport, e->new_sport);
 	return 0;
 }
@@ -174,30 +212,31 @@ static __always_inline struct gw_ct_entry *icmp_error_flow(const struct gw_pkt *
 	return ct_lookup(&key);
 }
 
-/* Masquerade applies to saddr leaving through ifindex? */
 /* The masquerade covering `saddr` (longest prefix), or NULL. */
-static __always_inline struct gw_masq_value *masq_lookup(__be32 saddr)
+static __always_inline struct gw_masq_value *masq_lookup(__u8 family, const union gw_addr *saddr)
 {
 	struct gw_masq_key k;
 
 	__builtin_memset(&k, 0, sizeof(k));
-	k.prefixlen = GW_MASQ_PREFIXLEN(32);
-	k.family = GW_AF_INET;
-	k.addr.v4 = saddr;
+	k.prefixlen = GW_MASQ_PREFIXLEN(family == GW_AF_INET6 ? 128 : 32);
+	k.family = family;
+	k.addr = *saddr;
 	return bpf_map_lookup_elem(&gw_masq_v4, &k);
 }
 
 /* The GW_MASQ_F_* of the masquerade covering `saddr`; 0 when none does. */
-static __always_inline __u32 masq_flags(__be32 saddr)
+static __always_inline __u32 masq_flags(__u8 family, const union gw_addr *saddr)
 {
-	struct gw_masq_value *v = masq_lookup(saddr);
+	struct gw_masq_value *v = masq_lookup(family, saddr);
 
 	return v ? v->flags : 0;
 }
 
-static __always_inline bool masq_match(__be32 saddr, __u32 ifindex, const struct gw_config *cfg)
+/* Masquerade applies to saddr leaving through ifindex? */
+static __always_inline bool masq_match(__u8 family, const union gw_addr *saddr, __u32 ifindex,
+				       const struct gw_config *cfg)
 {
-	struct gw_masq_value *v = masq_lookup(saddr);
+	struct gw_masq_value *v = masq_lookup(family, saddr);
 
 	if (!v)
 		return false;
@@ -206,22 +245,50 @@ static __always_inline bool masq_match(__be32 saddr, __u32 ifindex, const struct
 	return !cfg->uplink_ifindex || cfg->uplink_ifindex == ifindex;
 }
 
+/* The uplink's address of the family, the source masqueraded flows get; false: none. */
+static __always_inline bool masq_source(__u8 family, const struct gw_config *cfg,
+					union gw_addr *out)
+{
+	struct gw_config6 *cfg6;
+
+	if (family == GW_AF_INET6) {
+		cfg6 = gw_config6_get();
+		if (!cfg6)
+			return false;
+		*out = cfg6->uplink_addr;
+	} else {
+		gw_addr_v4(out, cfg->uplink_addr.v4);
+	}
+	return !gw_addr_is_zero(out);
+}
+
 /* Does a socket of this host own the translated tuple (a reply would be ambiguous)? */
-static __always_inline bool nat_port_has_socket(struct __sk_buff *skb,
-						const struct gw_ct_key *xlat)
+__noinline int nat_port_has_socket(struct __sk_buff *skb, const struct gw_ct_key *xlat)
 {
 	struct bpf_sock_tuple t = {};
 	struct bpf_sock *sk;
+	__u32 size;
 
+	if (!skb || !xlat)
+		return 0;
 	/* the tuple as a reply would carry it: remote -> us */
-	t.ipv4.saddr = xlat->daddr.v4;
-	t.ipv4.daddr = xlat->saddr.v4;
-	t.ipv4.sport = xlat->dport;
-	t.ipv4.dport = xlat->sport;
+	if (xlat->family == GW_AF_INET6) {
+		__builtin_memcpy(t.ipv6.saddr, &xlat->daddr, 16);
+		__builtin_memcpy(t.ipv6.daddr, &xlat->saddr, 16);
+		t.ipv6.sport = xlat->dport;
+		t.ipv6.dport = xlat->sport;
+		size = sizeof(t.ipv6);
+	} else {
+		t.ipv4.saddr = xlat->daddr.v4;
+		t.ipv4.daddr = xlat->saddr.v4;
+		t.ipv4.sport = xlat->dport;
+		t.ipv4.dport = xlat->sport;
+		size = sizeof(t.ipv4);
+	}
 	if (xlat->proto == IPPROTO_TCP)
-		sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+		sk = bpf_skc_lookup_tcp(skb, &t, size, BPF_F_CURRENT_NETNS, 0);
 	else if (xlat->proto == IPPROTO_UDP)
-		sk = bpf_sk_lookup_udp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+		sk = bpf_sk_lookup_udp(skb, &t, size, BPF_F_CURRENT_NETNS, 0);
 	else
 		return false;
 	if (!sk)
@@ -230,9 +297,96 @@ static __always_inline bool nat_port_has_socket(struct __sk_buff *skb,
 	return true;
 }
 
+/*
+ * Endpoint-independent mappings (gw_snat_v4/v6 and their reverse maps, see gw_abi.h): the
+ * port a source got, per family. The IPv4 maps keep their 8-byte keys (pinned).
+ */
+static __always_inline void snat_key4(struct gw_snat_key *k, const union gw_addr *addr,
+				      __be16 port, __u8 proto)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->addr = addr->v4;
+	k->port = port;
+	k->proto = proto;
+}
+
+static __always_inline void snat_key6(struct gw_snat6_key *k, const union gw_addr *addr,
+				      __be16 port, __u8 proto)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->addr = *addr;
+	k->port = port;
+	k->proto = proto;
+}
+
+static __always_inline struct gw_snat_value *snat_mapped(const struct gw_ct_key *orig)
+{
+	struct gw_snat6_key k6;
+	struct gw_snat_key k4;
+
+	if (orig->family == GW_AF_INET6) {
+		snat_key6(&k6, &orig->saddr, orig->sport, orig->proto);
+		return bpf_map_lookup_elem(&gw_snat_v6, &k6);
+	}
+	snat_key4(&k4, &orig->saddr, orig->sport, orig->proto);
+	return bpf_map_lookup_elem(&gw_snat_v4, &k4);
+}
+
+/* Global (as the functions below): keeps its keys off nat_snat_create's stack frame. */
+__noinline int snat_remember(const struct gw_ct_key *orig, const struct gw_ct_key *xlat)
+{
+	struct gw_snat6_key s6, x6;
+	struct gw_snat_key s4, x4;
+	struct gw_snat_value got = {};
+
+	if (!orig || !xlat)
+		return 0;
+	got.port = xlat->sport;
+	if (orig->family == GW_AF_INET6) {
+		snat_key6(&s6, &orig->saddr, orig->sport, orig->proto);
+		snat_key6(&x6, &xlat->saddr, xlat->sport, orig->proto);
+		bpf_map_update_elem(&gw_snat_v6, &s6, &got, BPF_ANY);
+		bpf_map_update_elem(&gw_snat_rev_v6, &x6, &s6, BPF_ANY);
+		return 0;
+	}
+	snat_key4(&s4, &orig->saddr, orig->sport, orig->proto);
+	snat_key4(&x4, &xlat->saddr, xlat->sport, orig->proto);
+	bpf_map_update_elem(&gw_snat_v4, &s4, &got, BPF_ANY);
+	bpf_map_update_elem(&gw_snat_rev_v4, &x4, &s4, BPF_ANY);
+	return 0;
+}
+
+/* The source a mapping's external endpoint belongs to, into addr/port; false: none. */
+static __always_inline bool snat_source_of(__u8 family, const union gw_addr *external,
+					   __be16 port, __u8 proto, union gw_addr *addr,
+					   __be16 *source_port)
+{
+	struct gw_snat6_key x6, *s6;
+	struct gw_snat_key x4, *s4;
+
+	if (family == GW_AF_INET6) {
+		snat_key6(&x6, external, port, proto);
+		s6 = bpf_map_lookup_elem(&gw_snat_rev_v6, &x6);
+		if (!s6)
+			return false;
+		*addr = s6->addr;
+		*source_port = s6->port;
+		return true;
+	}
+	snat_key4(&x4, external, port, proto);
+	s4 = bpf_map_lookup_elem(&gw_snat_rev_v4, &x4);
+	if (!s4)
+		return false;
+	gw_addr_v4(addr, s4->addr);
+	*source_port = s4->port;
+	return true;
+}
+
 static __always_inline __u32 nat_port_hash(const struct gw_ct_key *k)
 {
-	__u32 h = k->saddr.v4 ^ k->daddr.v4 ^ ((__u32)k->sport << 16 | k->dport) ^ k->proto;
+	__u32 h = k->saddr.v6[0] ^ k->saddr.v6[1] ^ k->saddr.v6[2] ^ k->saddr.v6[3] ^
+		  k->daddr.v6[0] ^ k->daddr.v6[1] ^ k->daddr.v6[2] ^ k->daddr.v6[3] ^
+		  ((__u32)k->sport << 16 | k->dport) ^ k->proto;
 
 	h ^= h >> 16;
 	h *= 0x7feb352d;
@@ -248,23 +402,24 @@ static __always_inline __u32 nat_port_hash(const struct gw_ct_key *k)
  * socket owns it), then at most GW_SNAT_PROBES ports of [snat_port_min, snat_port_max] from a
  * hash of the flow. The BPF_NOEXIST insert of the reply half is what claims a port; the port
  * taken is remembered for the source. Returns enum gw_ct_create_result, or -1: exhausted.
+ * A global function, as ct_create is: verified once, not in every path of both families.
  */
-static __always_inline int nat_snat_create(struct __sk_buff *skb, const struct gw_ct_key *orig,
-					   struct gw_ct_key *xlat, __u8 nat, __u32 rule_id,
-					   const struct gw_config *cfg)
+__noinline int nat_snat_create(struct __sk_buff *skb, const struct gw_ct_key *orig,
+			       struct gw_ct_key *xlat, __u8 nat, __u32 rule_id)
 {
-	__u32 lo = cfg->snat_port_min ? cfg->snat_port_min : GW_SNAT_PORT_MIN;
-	__u32 hi = cfg->snat_port_max ? cfg->snat_port_max : GW_SNAT_PORT_MAX;
-	__u32 range, h = nat_port_hash(orig);
-	struct gw_snat_key source = {
-		.addr = orig->saddr.v4, .port = orig->sport, .proto = orig->proto,
-	};
-	struct gw_snat_value *mapped = bpf_map_lookup_elem(&gw_snat_v4, &source);
-	struct gw_snat_value got = {};
-	__be16 first = mapped ? mapped->port : orig->sport;
-	__u32 i;
+	struct gw_config *cfg = gw_config_get(); /* not an argument: BPF calls take five */
+	struct gw_snat_value *mapped;
+	__u32 lo, hi, range, h, i;
+	__be16 first;
 	int r;
 
+	if (!orig || !xlat || !cfg)
+		return GW_CT_FAIL;
+	lo = cfg->snat_port_min ? cfg->snat_port_min : GW_SNAT_PORT_MIN;
+	hi = cfg->snat_port_max ? cfg->snat_port_max : GW_SNAT_PORT_MAX;
+	h = nat_port_hash(orig);
+	mapped = snat_mapped(orig);
+	first = mapped ? mapped->port : orig->sport;
 	if (hi < lo)
 		hi = lo;
 	range = hi - lo + 1;
@@ -280,15 +435,8 @@ static __always_inline int nat_snat_create(struct __sk_buff *skb, const struct g
 		r = ct_create(orig, xlat, nat, rule_id);
 		if (r == GW_CT_CLASH)
 			continue;
-		if (r == GW_CT_OK && (!mapped || xlat->sport != first)) {
-			struct gw_snat_key external = {
-				.addr = xlat->saddr.v4, .port = xlat->sport, .proto = orig->proto,
-			};
-
-			got.port = xlat->sport;
-			bpf_map_update_elem(&gw_snat_v4, &source, &got, BPF_ANY);
-			bpf_map_update_elem(&gw_snat_rev_v4, &external, &source, BPF_ANY);
-		}
+		if (r == GW_CT_OK && (!mapped || xlat->sport != first))
+			snat_remember(orig, xlat);
 		return r;
 	}
 	return -1;

@@ -77,6 +77,23 @@ static __always_inline bool gw_icmp_is_echo(__u8 type)
 	return type == ICMP_ECHO || type == ICMP_ECHOREPLY;
 }
 
+/* An ICMP echo in IPv4 or an ICMPv6 echo in IPv6: a flow keyed by its id. */
+static __always_inline bool gw_pkt_is_echo(const struct gw_pkt *p)
+{
+	if (p->family == GW_AF_INET6)
+		return p->proto == GW_IPPROTO_ICMPV6 && (p->icmp_type == GW_ICMPV6_ECHO_REQUEST ||
+							 p->icmp_type == GW_ICMPV6_ECHO_REPLY);
+	return p->proto == IPPROTO_ICMP && gw_icmp_is_echo(p->icmp_type);
+}
+
+/* An echo request may open a flow; a reply without one is the host answering. */
+static __always_inline bool gw_pkt_is_echo_request(const struct gw_pkt *p)
+{
+	if (p->family == GW_AF_INET6)
+		return p->proto == GW_IPPROTO_ICMPV6 && p->icmp_type == GW_ICMPV6_ECHO_REQUEST;
+	return p->proto == IPPROTO_ICMP && p->icmp_type == ICMP_ECHO;
+}
+
 /*
  * The quote of an ICMP error: an IPv4 header (ihl honoured) and at least 8 bytes of its L4
  * header (RFC 792). Only non-fragment or first-fragment quotes of TCP/UDP/ICMP echo qualify.

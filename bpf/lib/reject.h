@@ -197,14 +197,21 @@ static __always_inline int reject_icmp_unreach(struct __sk_buff *skb, const stru
  * packet from outside (the swapped Ethernet destination is the uplink's own address). On a
  * namespace link's ingress the answer leaves through that same link (its egress) straight
  * to the sender. Returns the tc verdict: TC_ACT_REDIRECT, or TC_ACT_SHOT when the packet
- * gets no answer (a RST, IP options, a helper failing).
+ * gets no answer (a RST, IP options, a helper failing). A global function: its answer
+ * buffers get their own stack frame, off the entry point's (512 bytes for the whole chain).
  */
-static __always_inline int tc_reject(struct __sk_buff *skb, const struct gw_pkt *p,
-				     bool at_egress)
+__noinline int tc_reject(struct __sk_buff *skb, const struct gw_pkt *p, bool at_egress)
 {
-	__u32 ifindex = gw_ctx_u32(skb, ifindex);
+	__u32 ifindex;
 	int err;
 
+	if (!skb || !p)
+		return TC_ACT_SHOT;
+	ifindex = gw_ctx_u32(skb, ifindex);
+
+	/* IPv6 refusals are not answered yet: dropped (counted) */
+	if (p->family != GW_AF_INET)
+		return TC_ACT_SHOT;
 	/* options would move the L4 header: answers always have a plain 20-byte header */
 	if (p->l4_off - p->l3_off != sizeof(struct iphdr))
 		return TC_ACT_SHOT;

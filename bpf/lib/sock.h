@@ -15,7 +15,7 @@ static __always_inline int sock_redirect(struct bpf_sock_addr *ctx, bool count_c
 	struct gw_config *cfg = gw_config_get();
 	struct gw_expose_value *v;
 	struct gw_sock_orig *orig;
-	__be32 daddr;
+	union gw_addr daddr;
 	__u8 proto;
 
 	if (!cfg || !cfg->netns_cookie || bpf_get_netns_cookie(ctx) != cfg->netns_cookie)
@@ -26,12 +26,14 @@ static __always_inline int sock_redirect(struct bpf_sock_addr *ctx, bool count_c
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return 1;
 	/* only this host's destinations: its addresses, and loopback for the uplink address */
-	daddr = ctx->user_ip4;
-	if ((bpf_ntohl(daddr) & GW_LOOPBACK_MASK) == GW_LOOPBACK_NET)
-		daddr = cfg->uplink_addr.v4;
-	else if (!gw_is_local(daddr))
-		return 1;
-	v = expose_lookup(daddr, (__be16)ctx->user_port, proto);
+	if ((bpf_ntohl(ctx->user_ip4) & GW_LOOPBACK_MASK) == GW_LOOPBACK_NET) {
+		gw_addr_v4(&daddr, cfg->uplink_addr.v4);
+	} else {
+		gw_addr_v4(&daddr, ctx->user_ip4);
+		if (!gw_is_local(GW_AF_INET, &daddr))
+			return 1;
+	}
+	v = expose_lookup(GW_AF_INET, &daddr, (__be16)ctx->user_port, proto);
 	if (!v)
 		return 1;
 	orig = bpf_sk_storage_get(&gw_sock_orig_v4, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);

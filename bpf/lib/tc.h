@@ -69,9 +69,6 @@ static __always_inline int tc_ct_xlate(struct __sk_buff *skb, const struct gw_pk
 				       const struct gw_config *cfg, const struct gw_hook *hook,
 				       bool created)
 {
-	__be32 saddr = e->new_saddr.v4, daddr = e->new_daddr.v4;
-	__be16 sport = e->new_sport, dport = e->new_dport;
-
 	if (ct_repair_due(ct_touch(e, p)) && !created)
 		ct_repair_peer(key, e);
 	frag_remember(p, key);
@@ -81,7 +78,7 @@ static __always_inline int tc_ct_xlate(struct __sk_buff *skb, const struct gw_pk
 	stats_reason(ct_reason(e));
 	if (!hook->forward)
 		return TC_ACT_OK;
-	return tc_forward(skb, p, cfg, saddr, daddr, sport, dport);
+	return tc_forward(skb, p, cfg, e);
 }
 
 /*
@@ -152,7 +149,8 @@ static __always_inline int tc_later_fragment(struct __sk_buff *skb, const struct
 	struct gw_ct_entry *e;
 
 	if (!flow) {
-		if (gw_ctx_u32(skb, mark) == GW_MARK_RELEASED)
+		/* IPv6 fragments are not held yet: before their first they pass as they are */
+		if (gw_ctx_u32(skb, mark) == GW_MARK_RELEASED || p->family != GW_AF_INET)
 			return tc_pass(GW_REASON_PASS_FRAGMENT_MISS);
 		return tc_frag_hold(skb, p);
 	}
@@ -191,8 +189,7 @@ static __always_inline bool tc_flow_capable(const struct gw_pkt *p)
 {
 	if (p->frag == GW_FRAG_LATER)
 		return false;
-	return p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP ||
-	       (p->proto == IPPROTO_ICMP && gw_icmp_is_echo(p->icmp_type));
+	return p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP || gw_pkt_is_echo(p);
 }
 
 /*
@@ -210,7 +207,7 @@ static __always_inline int tc_ct_open(struct __sk_buff *skb, const struct gw_pkt
 	int r;
 
 	if (snat)
-		r = nat_snat_create(skb, key, xlat, nat, rule_id, cfg);
+		r = nat_snat_create(skb, key, xlat, nat, rule_id);
 	else
 		r = ct_create(key, xlat, nat, rule_id);
 	if (r < 0) {
@@ -234,6 +231,26 @@ static __always_inline int tc_ct_open(struct __sk_buff *skb, const struct gw_pkt
 }
 
 /*
+ * The source a hairpinned flow gets: the namespaces' gateway (hairpin_addr), else the uplink's
+ * address, of the packet's family. False when neither is set.
+ */
+static __always_inline bool tc_hairpin_source(__u8 family, const struct gw_config *cfg,
+					      union gw_addr *out)
+{
+	struct gw_config6 *cfg6;
+
+	if (family == GW_AF_INET6) {
+		cfg6 = gw_config6_get();
+		if (!cfg6)
+			return false;
+		*out = gw_addr_is_zero(&cfg6->hairpin_addr) ? cfg6->uplink_addr : cfg6->hairpin_addr;
+	} else {
+		gw_addr_v4(out, cfg->hairpin_addr.v4 ? cfg->hairpin_addr.v4 : cfg->uplink_addr.v4);
+	}
+	return !gw_addr_is_zero(out);
+}
+
+/*
  * To the external endpoint of a masquerade mapping, with no flow yet. From a namespace
  * (hairpinning, RFC 4787 REQ-9, RFC 5382 REQ-8, as STUN/ICE peers behind one NAT need): it
  * reaches the mapping's source, and comes from the sender's own mapping (9a), its port chosen
@@ -244,25 +261,19 @@ static __always_inline int tc_to_mapping(struct __sk_buff *skb, const struct gw_
 					 const struct gw_ct_key *key, const struct gw_config *cfg,
 					 const struct gw_hook *hook)
 {
-	struct gw_snat_key external = {
-		.addr = p->daddr.v4, .port = p->dport, .proto = p->proto,
-	};
-	struct gw_snat_key *source;
 	struct gw_ct_key xlat;
 
-	if (!gw_is_local(p->daddr.v4))
-		return tc_pass(GW_REASON_PASS_NO_MATCH);
-	source = bpf_map_lookup_elem(&gw_snat_rev_v4, &external);
-	if (!source)
+	if (!gw_is_local(p->family, &p->daddr))
 		return tc_pass(GW_REASON_PASS_NO_MATCH);
 	xlat = *key;
-	xlat.daddr.v4 = source->addr;
-	xlat.dport = source->port;
+	if (!snat_source_of(p->family, &p->daddr, p->dport, p->proto, &xlat.daddr, &xlat.dport))
+		return tc_pass(GW_REASON_PASS_NO_MATCH);
 	if (hook->hairpin) {
-		xlat.saddr.v4 = cfg->hairpin_addr.v4 ? cfg->hairpin_addr.v4 : cfg->uplink_addr.v4;
+		if (!tc_hairpin_source(p->family, cfg, &xlat.saddr))
+			return tc_pass(GW_REASON_PASS_NO_MATCH);
 		return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT | GW_NAT_SNAT, 0, cfg, hook);
 	}
-	if (!(masq_flags(source->addr) & GW_MASQ_F_EIF))
+	if (!(masq_flags(p->family, &xlat.daddr) & GW_MASQ_F_EIF))
 		return tc_pass(GW_REASON_PASS_NO_MATCH);
 	return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT, 0, cfg, hook);
 }
@@ -277,20 +288,19 @@ static __always_inline int tc_expose(struct __sk_buff *skb, const struct gw_pkt 
 {
 	struct gw_expose_value *v;
 	struct gw_ct_key xlat;
-	__be32 hp;
 
 	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
 		return tc_pass(GW_REASON_PASS_NO_MATCH);
-	v = expose_lookup(p->daddr.v4, p->dport, p->proto);
+	v = expose_lookup(p->family, &p->daddr, p->dport, p->proto);
 	if (!v)
 		return tc_to_mapping(skb, p, key, cfg, hook);
 
 	xlat = *key;
-	xlat.daddr.v4 = v->target_addr.v4;
+	xlat.daddr = v->target_addr;
 	xlat.dport = v->target_port;
-	if (hook->hairpin && v->target_addr.v4 == p->saddr.v4) {
-		hp = cfg->hairpin_addr.v4 ? cfg->hairpin_addr.v4 : cfg->uplink_addr.v4;
-		xlat.saddr.v4 = hp;
+	if (hook->hairpin && gw_addr_eq(&v->target_addr, &p->saddr)) {
+		if (!tc_hairpin_source(p->family, cfg, &xlat.saddr))
+			return tc_drop(GW_REASON_DROP_CT_INSERT, v->rule_id);
 		return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT | GW_NAT_SNAT, v->rule_id,
 				  cfg, hook);
 	}
@@ -301,7 +311,7 @@ static __always_inline int tc_expose(struct __sk_buff *skb, const struct gw_pkt 
 #define GW_TC_CONTINUE (-100)
 
 /*
- * What every tc entry point does first: parse (non-IP and IPv6 pass, malformed drops), ICMP errors
+ * What every tc entry point does first: parse (non-IP passes, malformed drops), ICMP errors
  * about a flow, later fragments, and protocols we do not track.
  */
 static __always_inline int tc_prologue(struct __sk_buff *skb, struct gw_pkt *p,
@@ -313,9 +323,6 @@ static __always_inline int tc_prologue(struct __sk_buff *skb, struct gw_pkt *p,
 		return TC_ACT_OK;
 	if (ret != GW_PARSE_OK)
 		return TC_ACT_SHOT;
-	/* IPv6 is parsed (a malformed one dropped above) but not translated yet */
-	if (p->family != GW_AF_INET)
-		return tc_pass(GW_REASON_PASS_NOT_IP);
 	if (p->is_icmp_err)
 		return tc_icmp_error(skb, p, hook);
 	frag_first_seen(p);

@@ -42,10 +42,21 @@ public:
   void addEndpoint(uint32_t addrNet, uint32_t ifindex, const uint8_t (&peerMac)[6],
                    const uint8_t (&hostMac)[6]);
 
+  // IPv6: gw_config6_map and the family-6 entries of the shared maps and the v6 twins.
+  void setConfig6(const Addr6& uplink, const Addr6& hairpin);
+  void addLocal6(const Addr6& addr);
+  void addExpose6(const Addr6& daddr, uint16_t dport, uint8_t proto, const Addr6& target,
+                  uint16_t targetPort, uint32_t ruleId); // daddr all zero: any local address
+  void addMasq6(const Addr6& prefix, uint32_t bits, uint32_t flags = 0);
+  void addEndpoint6(const Addr6& addr, uint32_t ifindex, const uint8_t (&peerMac)[6],
+                    const uint8_t (&hostMac)[6]);
+
   static gw_ct_key key(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport,
                        uint8_t proto) {
     return ctKey(saddr, daddr, sport, dport, proto);
   }
+  static gw_ct_key key6(const Addr6& saddr, const Addr6& daddr, uint16_t sport, uint16_t dport,
+                        uint8_t proto);
   std::optional<gw_ct_entry> ct(const gw_ct_key& k) { return loader_->ctLookup(k); }
   void ctInsert(const gw_ct_key& k, const gw_ct_entry& e);
   void ctDelete(const gw_ct_key& k) { loader_->ctDelete(k); }
@@ -60,6 +71,7 @@ public:
 
 private:
   RunResult runMarked(Prog prog, const Bytes& frame, uint32_t mark, int repeat);
+  void update(const char* map, const void* key, const void* value);
 
   std::string loadError_;
   std::unique_ptr<BpfLoader> loader_;

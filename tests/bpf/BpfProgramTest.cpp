@@ -1195,11 +1195,15 @@ TEST_F(BpfProgramTest, Ipv6WithUpToEightExtensionHeadersPassesUntouched) {
     SCOPED_TRACE(hexDump(in));
     for (Prog prog : {Prog::UplinkIngress, Prog::UplinkEgress, Prog::EndpointIngress}) {
       expectRun(prog, in, TC_ACT_OK, in);
-      EXPECT_EQ(h_->reason(GW_REASON_PASS_NOT_IP), ++passed) << progName(prog);
+      // no rule names these addresses: not ours (a later fragment: its flow is unknown)
+      EXPECT_EQ(h_->reason(GW_REASON_PASS_NO_MATCH) + h_->reason(GW_REASON_PASS_FRAGMENT_MISS),
+                ++passed)
+          << progName(prog);
     }
     expectRun(Prog::UplinkXdp, in, XDP_PASS, in);
   }
   EXPECT_EQ(h_->reason(GW_REASON_DROP_MALFORMED), 0u);
+  EXPECT_EQ(h_->reason(GW_REASON_PASS_NOT_IP), 0u);
   EXPECT_EQ(h_->ctCount(), 0u);
 }
 

@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: MIT
+// The IPv6 data path on crafted packets: DNAT6 and NAT66 (TCP, UDP, ICMPv6 echo), hairpin,
+// extension headers, fragments and peer redirect. As BpfProgramTest: verdict, exact output
+// bytes (built translated, so their checksums are the reference), checksums and map state.
+#include <arpa/inet.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+
+#include "tests/bpf/BpfHarness.h"
+#include "tests/bpf/PacketBuilder.h"
+
+namespace gw::test {
+namespace {
+
+constexpr uint8_t kTcp = 6;
+constexpr uint8_t kUdp = 17;
+constexpr uint8_t kIcmp6 = 58;
+constexpr uint32_t kRule = 7;
+constexpr uint8_t kEchoRequest = 128;
+constexpr uint8_t kEchoReply = 129;
+
+// The IPv4 topology of BpfProgramTest, and its IPv6 twin: fd00:88::/64 behind the bridge.
+const uint32_t kUplink4 = ipv4("198.51.100.1");
+const uint32_t kNs1v4 = ipv4("10.88.0.2");
+const Addr6 kClient = ipv6("2001:db8:1::5");
+const Addr6 kUplink = ipv6("2001:db8:2::1");
+const Addr6 kBridge = ipv6("fd00:88::1");
+const Addr6 kNs1 = ipv6("fd00:88::2");
+const Addr6 kNs2 = ipv6("fd00:88::3");
+const Addr6 kRemote = ipv6("2001:db8:9::9");
+const Addr6 kAny{};
+
+constexpr uint8_t kNs1Mac[6] = {0x02, 0x11, 0x11, 0x11, 0x11, 0x01};
+constexpr uint8_t kNs1HostMac[6] = {0x02, 0x22, 0x22, 0x22, 0x22, 0x01};
+
+Ip6 ip6(const Addr6& s, const Addr6& d, std::vector<Ext6> ext = {}) {
+  Ip6 r;
+  r.saddr = s;
+  r.daddr = d;
+  r.ext = std::move(ext);
+  return r;
+}
+
+class Ipv6ProgramTest : public ::testing::Test {
+protected:
+  static gw_config baseConfig() {
+    gw_config cfg{};
+    cfg.uplink_ifindex = 1; // PROG_TEST_RUN runs skbs on loopback
+    cfg.uplink_addr.v4 = kUplink4;
+    cfg.snat_port_min = 61000;
+    cfg.snat_port_max = 65535;
+    return cfg;
+  }
+
+  void SetUp() override {
+    h_ = std::make_unique<BpfHarness>();
+    ASSERT_TRUE(h_->loadError().empty()) << "BPF programs do not load: " << h_->loadError();
+    h_->setConfig(baseConfig());
+    h_->setConfig6(kUplink, kBridge);
+    h_->addLocal(kUplink4);
+    h_->addLocal6(kUplink);
+    h_->addLocal6(kBridge);
+    // one rule, both families, as `gwctl expose 8080 ns1:80` installs it
+    h_->addExpose(0, 8080, kTcp, kNs1v4, 80, kRule);
+    h_->addExpose6(kAny, 8080, kTcp, kNs1, 80, kRule);
+    h_->addExpose6(kAny, 5353, kUdp, kNs1, 53, kRule + 1);
+    h_->addMasq6(ipv6("fd00:88::"), 64);
+  }
+
+  void expectRun(Prog prog, const Bytes& in, uint32_t verdict, const Bytes& expected) {
+    RunResult r = h_->run(prog, in);
+    ASSERT_EQ(r.err, 0) << "test run failed";
+    EXPECT_EQ(r.verdict, verdict);
+    EXPECT_EQ(r.out, expected) << "got:\n" << hexDump(r.out) << "\nwant:\n" << hexDump(expected);
+    Decoded6 d = decode6(r.out);
+    EXPECT_TRUE(d.ipv6);
+    EXPECT_TRUE(d.l4CsumOk) << "IPv6 l4 checksum";
+  }
+
+  // Runs and decodes a translation whose port the test cannot know in advance.
+  Decoded6 runDecoded(Prog prog, const Bytes& in) {
+    RunResult r = h_->run(prog, in);
+    EXPECT_EQ(r.err, 0);
+    EXPECT_EQ(r.verdict, static_cast<uint32_t>(TC_ACT_OK));
+    Decoded6 d = decode6(r.out);
+    EXPECT_TRUE(d.ipv6 && d.l4CsumOk);
+    return d;
+  }
+
+  std::unique_ptr<BpfHarness> h_;
+};
+
+// ---- DNAT6: an exposed port reached over IPv6 ----
+
+TEST_F(Ipv6ProgramTest, DnatFirstPacketEstablishedAndReply) {
+  expectRun(Prog::UplinkIngress, tcp6Frame(ip6(kClient, kUplink), 40001, 8080, kTcpSyn),
+            TC_ACT_OK, tcp6Frame(ip6(kClient, kNs1), 40001, 80, kTcpSyn));
+  auto origKey = BpfHarness::key6(kClient, kUplink, 40001, 8080, kTcp);
+  auto replyKey = BpfHarness::key6(kNs1, kClient, 80, 40001, kTcp);
+  auto orig = h_->ct(origKey);
+  auto reply = h_->ct(replyKey);
+  ASSERT_TRUE(orig && reply);
+  EXPECT_EQ(orig->nat, GW_NAT_DNAT);
+  EXPECT_EQ(orig->rule_id, kRule);
+  EXPECT_EQ(0, std::memcmp(orig->new_daddr.bytes, kNs1.data(), 16));
+  EXPECT_EQ(0, std::memcmp(&orig->peer, &replyKey, sizeof(replyKey)));
+  EXPECT_EQ(0, std::memcmp(reply->new_saddr.bytes, kUplink.data(), 16));
+  EXPECT_EQ(0, std::memcmp(&reply->peer, &origKey, sizeof(origKey)));
+  EXPECT_EQ(h_->reason(GW_REASON_CT_CREATED), 1u);
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_DNAT), 1u);
+
+  expectRun(Prog::EndpointIngress, tcp6Frame(ip6(kNs1, kClient), 80, 40001, kTcpSyn | kTcpAck),
+            TC_ACT_OK, tcp6Frame(ip6(kUplink, kClient), 8080, 40001, kTcpSyn | kTcpAck));
+  expectRun(Prog::UplinkIngress, tcp6Frame(ip6(kClient, kUplink), 40001, 8080, kTcpAck, {1, 2}),
+            TC_ACT_OK, tcp6Frame(ip6(kClient, kNs1), 40001, 80, kTcpAck, {1, 2}));
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_REPLY), 1u);
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_DNAT), 2u);
+  EXPECT_EQ(h_->rule(kRule).connections, 1u);
+  EXPECT_EQ(h_->ctCount(), 2u);
+}
+
+TEST_F(Ipv6ProgramTest, DnatUdp) {
+  expectRun(Prog::UplinkIngress, udp6Frame(ip6(kClient, kUplink), 40009, 5353, {9, 8, 7}),
+            TC_ACT_OK, udp6Frame(ip6(kClient, kNs1), 40009, 53, {9, 8, 7}));
+  expectRun(Prog::EndpointIngress, udp6Frame(ip6(kNs1, kClient), 53, 40009, {6}), TC_ACT_OK,
+            udp6Frame(ip6(kUplink, kClient), 5353, 40009, {6}));
+}
+
+// One rule, two families: each packet reaches the target of its own family.
+TEST_F(Ipv6ProgramTest, EachFamilyReachesItsOwnTarget) {
+  Ip4 v4;
+  v4.saddr = ipv4("203.0.113.5");
+  v4.daddr = kUplink4;
+  Ip4 v4Out = v4;
+  v4Out.daddr = kNs1v4;
+  RunResult r = h_->run(Prog::UplinkIngress, tcpFrame(v4, 40001, 8080, kTcpSyn));
+  EXPECT_EQ(r.out, tcpFrame(v4Out, 40001, 80, kTcpSyn));
+  expectRun(Prog::UplinkIngress, tcp6Frame(ip6(kClient, kUplink), 40001, 8080, kTcpSyn),
+            TC_ACT_OK, tcp6Frame(ip6(kClient, kNs1), 40001, 80, kTcpSyn));
+  EXPECT_EQ(h_->ctCount(), 4u);
+}
+
+// An address-limited rule (--host-ip) answers there only; the gateway's other addresses and
+// addresses that are not its own are left alone.
+TEST_F(Ipv6ProgramTest, DnatExactAddressAndLocalCheck) {
+  const Addr6 kOther = ipv6("2001:db8:2::77");
+  h_->addExpose6(kUplink, 9000, kTcp, kNs2, 90, kRule + 2);
+  expectRun(Prog::UplinkIngress, tcp6Frame(ip6(kClient, kUplink), 40001, 9000, kTcpSyn),
+            TC_ACT_OK, tcp6Frame(ip6(kClient, kNs2), 40001, 90, kTcpSyn));
+  Bytes viaBridge = tcp6Frame(ip6(kClient, kBridge), 40001, 9000, kTcpSyn);
+  expectRun(Prog::UplinkIngress, viaBridge, TC_ACT_OK, viaBridge);
+  Bytes notOurs = tcp6Frame(ip6(kClient, kOther), 40001, 8080, kTcpSyn);
+  expectRun(Prog::UplinkIngress, notOurs, TC_ACT_OK, notOurs);
+}
+
+// Hop-by-hop and destination options before TCP: the transport header is found behind them
+// and the checksum (pseudo header) stays right.
+TEST_F(Ipv6ProgramTest, DnatBehindExtensionHeaders) {
+  std::vector<Ext6> chain = {hopByHop(), destOptions({1, 2, 0, 0})};
+  expectRun(Prog::UplinkIngress, tcp6Frame(ip6(kClient, kUplink, chain), 40001, 8080, kTcpSyn),
+            TC_ACT_OK, tcp6Frame(ip6(kClient, kNs1, chain), 40001, 80, kTcpSyn));
+}
+
+// ---- NAT66: masquerade ----
+
+TEST_F(Ipv6ProgramTest, SnatKeepsPortThenReplies) {
+  expectRun(Prog::UplinkEgress, tcp6Frame(ip6(kNs1, kRemote), 40002, 443, kTcpSyn), TC_ACT_OK,
+            tcp6Frame(ip6(kUplink, kRemote), 40002, 443, kTcpSyn));
+  auto orig = h_->ct(BpfHarness::key6(kNs1, kRemote, 40002, 443, kTcp));
+  auto reply = h_->ct(BpfHarness::key6(kRemote, kUplink, 443, 40002, kTcp));
+  ASSERT_TRUE(orig && reply);
+  EXPECT_EQ(orig->nat, GW_NAT_SNAT);
+  EXPECT_EQ(0, std::memcmp(reply->new_daddr.bytes, kNs1.data(), 16));
+  expectRun(Prog::UplinkIngress,
+            tcp6Frame(ip6(kRemote, kUplink), 443, 40002, kTcpSyn | kTcpAck), TC_ACT_OK,
+            tcp6Frame(ip6(kRemote, kNs1), 443, 40002, kTcpSyn | kTcpAck));
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_SNAT), 1u);
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_REPLY), 1u);
+  // masquerade flows keep their source at the veth: the uplink translates them
+  Bytes fromNs = tcp6Frame(ip6(kNs1, kRemote), 40002, 443, kTcpAck);
+  expectRun(Prog::EndpointIngress, fromNs, TC_ACT_OK, fromNs);
+}
+
+TEST_F(Ipv6ProgramTest, SnatClashGetsPortInRangeAndKeepsIt) {
+  runDecoded(Prog::UplinkEgress, udp6Frame(ip6(kNs1, kRemote), 40002, 53, {1}));
+  Decoded6 d = runDecoded(Prog::UplinkEgress, udp6Frame(ip6(kNs2, kRemote), 40002, 53, {2}));
+  EXPECT_TRUE(d.saddr == kUplink);
+  EXPECT_GE(d.sport, 61000);
+  EXPECT_LE(d.sport, 65535);
+  expectRun(Prog::UplinkIngress, udp6Frame(ip6(kRemote, kUplink), 53, d.sport, {3}), TC_ACT_OK,
+            udp6Frame(ip6(kRemote, kNs2), 53, 40002, {3}));
+  // endpoint-independent mapping: the port it got holds towards another destination
+  Decoded6 later =
+      runDecoded(Prog::UplinkEgress, udp6Frame(ip6(kNs2, kClient), 40002, 123, {4}));
+  EXPECT_EQ(later.sport, d.sport);
+}
+
+TEST_F(Ipv6ProgramTest, SourcesOutsideTheMasqueradePassUntouched) {
+  Bytes other = tcp6Frame(ip6(ipv6("fd00:99::2"), kRemote), 40002, 443, kTcpSyn);
+  expectRun(Prog::UplinkEgress, other, TC_ACT_OK, other);
+  // the gateway host's own link-local traffic is never translated
+  Bytes linkLocal = udp6Frame(ip6(ipv6("fe80::1"), kRemote), 546, 547, {1});
+  expectRun(Prog::UplinkEgress, linkLocal, TC_ACT_OK, linkLocal);
+  EXPECT_EQ(h_->ctCount(), 0u);
+}
+
+TEST_F(Ipv6ProgramTest, Icmp6EchoSnat) {
+  expectRun(Prog::UplinkEgress, icmp6EchoFrame(ip6(kNs1, kRemote), kEchoRequest, 0x4242, 1, {1}),
+            TC_ACT_OK, icmp6EchoFrame(ip6(kUplink, kRemote), kEchoRequest, 0x4242, 1, {1}));
+  expectRun(Prog::UplinkIngress, icmp6EchoFrame(ip6(kRemote, kUplink), kEchoReply, 0x4242, 1, {1}),
+            TC_ACT_OK, icmp6EchoFrame(ip6(kRemote, kNs1), kEchoReply, 0x4242, 1, {1}));
+  auto orig = h_->ct(BpfHarness::key6(kNs1, kRemote, 0x4242, 0, kIcmp6));
+  ASSERT_TRUE(orig);
+  // the same id from another namespace gets another id
+  Decoded6 d = runDecoded(Prog::UplinkEgress,
+                          icmp6EchoFrame(ip6(kNs2, kRemote), kEchoRequest, 0x4242, 1));
+  EXPECT_GE(d.sport, 61000) << "the echo id";
+  expectRun(Prog::UplinkIngress, icmp6EchoFrame(ip6(kRemote, kUplink), kEchoReply, d.sport, 1),
+            TC_ACT_OK, icmp6EchoFrame(ip6(kRemote, kNs2), kEchoReply, 0x4242, 1));
+}
+
+// Neighbour discovery, router messages and echo replies without a flow are never touched.
+TEST_F(Ipv6ProgramTest, NeighbourDiscoveryAndStrayRepliesAreNeverTouched) {
+  for (uint8_t type : {133, 134, 135, 136, 137}) {
+    Bytes nd = ethFrame(
+        ip6Packet(ip6(kNs1, kRemote), kIcmp6,
+                  icmp6Message(ip6(kNs1, kRemote), type, 0, Bytes(20, 0))),
+        kEtherTypeIpv6);
+    for (Prog prog : {Prog::UplinkEgress, Prog::UplinkIngress, Prog::EndpointIngress}) {
+      expectRun(prog, nd, TC_ACT_OK, nd);
+    }
+  }
+  Bytes stray = icmp6EchoFrame(ip6(kNs1, kRemote), kEchoReply, 7, 1);
+  expectRun(Prog::UplinkEgress, stray, TC_ACT_OK, stray);
+  EXPECT_EQ(h_->ctCount(), 0u);
+}
+
+// ---- hairpin and namespace to namespace ----
+
+TEST_F(Ipv6ProgramTest, HairpinSnatsToTheBridgeAddress) {
+  expectRun(Prog::EndpointIngress, tcp6Frame(ip6(kNs1, kUplink), 40005, 8080, kTcpSyn),
+            TC_ACT_OK, tcp6Frame(ip6(kBridge, kNs1), 40005, 80, kTcpSyn));
+  auto orig = h_->ct(BpfHarness::key6(kNs1, kUplink, 40005, 8080, kTcp));
+  ASSERT_TRUE(orig);
+  EXPECT_EQ(orig->nat, GW_NAT_DNAT | GW_NAT_SNAT);
+  expectRun(Prog::EndpointIngress, tcp6Frame(ip6(kNs1, kBridge), 80, 40005, kTcpSyn | kTcpAck),
+            TC_ACT_OK, tcp6Frame(ip6(kUplink, kNs1), 8080, 40005, kTcpSyn | kTcpAck));
+}
+
+TEST_F(Ipv6ProgramTest, NamespaceToNamespaceThroughTheUplinkAddress) {
+  expectRun(Prog::EndpointIngress, tcp6Frame(ip6(kNs2, kUplink), 40004, 8080, kTcpSyn),
+            TC_ACT_OK, tcp6Frame(ip6(kNs2, kNs1), 40004, 80, kTcpSyn));
+  expectRun(Prog::EndpointIngress, tcp6Frame(ip6(kNs1, kNs2), 80, 40004, kTcpSyn | kTcpAck),
+            TC_ACT_OK, tcp6Frame(ip6(kUplink, kNs2), 8080, 40004, kTcpSyn | kTcpAck));
+}
+
+// RFC 4787 REQ-9 for IPv6: a namespace reaches another's mapping through the uplink address.
+TEST_F(Ipv6ProgramTest, HairpinToAMasqueradeMapping) {
+  expectRun(Prog::UplinkEgress, udp6Frame(ip6(kNs1, kRemote), 40002, 3478, {1}), TC_ACT_OK,
+            udp6Frame(ip6(kUplink, kRemote), 40002, 3478, {1}));
+  expectRun(Prog::EndpointIngress, udp6Frame(ip6(kNs2, kUplink), 5000, 40002, {2}), TC_ACT_OK,
+            udp6Frame(ip6(kBridge, kNs1), 5000, 40002, {2}));
+  Bytes unsolicited = udp6Frame(ip6(kClient, kUplink), 9, 40002, {5});
+  expectRun(Prog::UplinkIngress, unsolicited, TC_ACT_OK, unsolicited);
+}
+
+// ---- fragments ----
+
+// The first fragment opens (or finds) the flow; a later one follows it by the fragment
+// header's identification, addresses only.
+TEST_F(Ipv6ProgramTest, LaterFragmentsFollowTheirFlow) {
+  Bytes udp = udp6Datagram(ip6(kClient, kUplink), 40009, 5353, Bytes(40, 7));
+  Bytes first(udp.begin(), udp.begin() + 24);
+  Bytes rest(udp.begin() + 24, udp.end());
+  Bytes udpOut = udp6Datagram(ip6(kClient, kNs1), 40009, 53, Bytes(40, 7));
+  Bytes firstOut(udpOut.begin(), udpOut.begin() + 24);
+
+  auto frag = [](const Addr6& s, const Addr6& d, uint16_t off, bool more, const Bytes& l4) {
+    return ethFrame(ip6Packet(ip6(s, d, {fragmentHeader(off, more, 0xabcdef01)}), kUdp, l4),
+                    kEtherTypeIpv6);
+  };
+  RunResult r = h_->run(Prog::UplinkIngress, frag(kClient, kUplink, 0, true, first));
+  EXPECT_EQ(r.out, frag(kClient, kNs1, 0, true, firstOut));
+  r = h_->run(Prog::UplinkIngress, frag(kClient, kUplink, 24, false, rest));
+  EXPECT_EQ(r.out, frag(kClient, kNs1, 24, false, rest));
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_DNAT), 2u);
+}
+
+// ---- forwarding ----
+
+TEST_F(Ipv6ProgramTest, DnatGoesStraightToTheNamespacePeerWithItsHopLimitAged) {
+  gw_config cfg = baseConfig();
+  cfg.flags = GW_CFG_FIB_REDIRECT;
+  h_->setConfig(cfg);
+  h_->addEndpoint6(kNs1, 41, kNs1Mac, kNs1HostMac);
+  Ip6 aged = ip6(kClient, kNs1);
+  aged.hopLimit = 63;
+  Bytes want = tcp6Frame(aged, 40001, 80, kTcpSyn);
+  std::memcpy(want.data(), kNs1Mac, 6);
+  std::memcpy(want.data() + 6, kNs1HostMac, 6);
+  expectRun(Prog::UplinkIngress, tcp6Frame(ip6(kClient, kUplink), 40001, 8080, kTcpSyn),
+            TC_ACT_REDIRECT, want);
+  EXPECT_EQ(h_->reason(GW_REASON_REDIRECT), 1u);
+}
+
+} // namespace
+} // namespace gw::test
