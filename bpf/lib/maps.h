@@ -192,6 +192,21 @@ struct {
 	__type(value, struct gw_sock_orig);
 } gw_sock_orig_v4 SEC(".maps");
 
+/* The same for IPv6 sockets (connect6/sendmsg6, shown back by recvmsg6/getpeername6). */
+struct gw_sock_orig6 {
+	union gw_addr orig_addr;
+	union gw_addr target_addr;
+	__be16 orig_port;
+	__be16 target_port;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct gw_sock_orig6);
+} gw_sock_orig_v6 SEC(".maps");
+
 /* Per-CPU scratch for building a flow pair off the 512-byte stack; never shared. */
 struct gw_ct_scratch {
 	struct gw_ct_entry orig;
