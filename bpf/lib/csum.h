@@ -53,3 +53,15 @@ static __always_inline __u64 csum_l4_flags(__u8 proto, __u64 size, bool pseudo)
 		flags |= BPF_F_MARK_MANGLED_0;
 	return flags;
 }
+
+/* A 16-bit checksum field after a change whose one's complement sum difference is `diff`
+ * (bpf_csum_diff's result): HC' = ~(~HC + diff). */
+static __always_inline __u16 csum_add_diff(__u16 check, __u32 diff)
+{
+	__u64 sum = (__u16)~check + (__u64)diff;
+
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return ~(__u16)sum;
+}

@@ -232,6 +232,186 @@ static __always_inline __u32 masq_flags(__u8 family, const union gw_addr *saddr)
 	return v ? v->flags : 0;
 }
 
+/*
+ * ICMPv6 errors (RFC 4443 types 1-4) about a translated flow. The quote (an IPv6 header, its
+ * extension headers, then at least 8 bytes of TCP, UDP or an ICMPv6 echo) is read here, not
+ * in parse_pkt, so its 40-byte header stays off the entry points' stacks.
+ */
+#define GW_ICMP6_QUOTE_MAX_EXT	4
+
+struct gw_quote6 {
+	__u32 l3_off;		/* the quoted IPv6 header */
+	__u32 l4_off;		/* its transport header */
+	__u8 proto;
+	__be16 sport;		/* echo: the id */
+	__be16 dport;
+	union gw_addr saddr;
+	union gw_addr daddr;
+};
+
+/* The quote of an ICMPv6 error at p->l4_off + 8; false when it is nothing we could match. */
+static __always_inline bool icmp6_quote(struct __sk_buff *skb, const struct gw_pkt *p,
+					struct gw_quote6 *q)
+{
+	struct ipv6hdr ip6;
+	__u8 ext[2], l4[8];
+	__u32 off;
+	__be16 fo;
+	__u8 nh;
+	int i;
+
+	q->l3_off = p->l4_off + 8;
+	if (bpf_skb_load_bytes(skb, q->l3_off, &ip6, sizeof(ip6)) || ip6.version != 6)
+		return false;
+	__builtin_memcpy(&q->saddr, &ip6.saddr, 16);
+	__builtin_memcpy(&q->daddr, &ip6.daddr, 16);
+	nh = ip6.nexthdr;
+	off = q->l3_off + sizeof(ip6);
+	for (i = 0; i < GW_ICMP6_QUOTE_MAX_EXT; i++) {
+		if (!gw_ip6_is_ext(nh))
+			break;
+		if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)))
+			return false;
+		if (nh == GW_IP6_FRAGMENT) {
+			if (bpf_skb_load_bytes(skb, off + 2, &fo, sizeof(fo)) ||
+			    (bpf_ntohs(fo) >> 3))
+				return false; /* a later fragment: no ports to match */
+			off += 8;
+		} else {
+			off += (ext[1] + 1) * 8;
+		}
+		nh = ext[0];
+	}
+	if (gw_ip6_is_ext(nh))
+		return false;
+	if (bpf_skb_load_bytes(skb, off, l4, sizeof(l4)))
+		return false;
+	q->l4_off = off;
+	q->proto = nh;
+	if (nh == IPPROTO_TCP || nh == IPPROTO_UDP) {
+		q->sport = *(__be16 *)&l4[0];
+		q->dport = *(__be16 *)&l4[2];
+		return true;
+	}
+	if (nh == GW_IPPROTO_ICMPV6 &&
+	    (l4[0] == GW_ICMPV6_ECHO_REQUEST || l4[0] == GW_ICMPV6_ECHO_REPLY)) {
+		q->sport = *(__be16 *)&l4[4];
+		q->dport = 0;
+		return true;
+	}
+	return false;
+}
+
+/* Rewrites 4-byte-aligned quote bytes and returns the one's complement sum difference. */
+static __always_inline __s64 icmp6_store(struct __sk_buff *skb, __u32 off, void *from, void *to,
+					 __u32 size)
+{
+	__s64 diff = bpf_csum_diff(from, size, to, size, 0);
+
+	if (diff < 0 || bpf_skb_store_bytes(skb, off, to, size, 0))
+		return -1;
+	return diff;
+}
+
+/*
+ * Translates an ICMPv6 error whose quote belongs to flow direction e's opposite (see
+ * tc_nat_icmp_error): the quote's addresses and ports, its transport checksum (pseudo header
+ * included), then the outer addresses where they equal the quote's. Every change inside the
+ * message is folded into the ICMPv6 checksum; the outer address changes through the pseudo
+ * header.
+ */
+static __always_inline int tc_nat_icmp6_error(struct __sk_buff *skb, const struct gw_pkt *p,
+					      const struct gw_ct_entry *e,
+					      const struct gw_quote6 *q)
+{
+	union gw_addr addrs_old[2], addrs_new[2];
+	__be16 ports_old[2], ports_new[2];
+	__u16 csum_word[2], csum_word_new[2], check;
+	__u32 csum_word_off = 0;
+	__s64 d_addrs, d_ports, d_csum = 0, sum;
+
+	addrs_old[0] = q->saddr;
+	addrs_old[1] = q->daddr;
+	addrs_new[0] = e->new_daddr;
+	addrs_new[1] = e->new_saddr;
+	if (q->proto == GW_IPPROTO_ICMPV6) {
+		/* the echo id and sequence: the id follows the flow, the sequence stays */
+		if (bpf_skb_load_bytes(skb, q->l4_off + 4, ports_old, 4))
+			return -1;
+		ports_new[0] = e->new_sport;
+		ports_new[1] = ports_old[1];
+	} else {
+		ports_old[0] = q->sport;
+		ports_old[1] = q->dport;
+		ports_new[0] = e->new_dport;
+		ports_new[1] = e->new_sport;
+	}
+
+	/* the word holding the quote's transport checksum, if the quote reaches it */
+	if (q->proto == IPPROTO_TCP)
+		csum_word_off = q->l4_off + 16;
+	else if (q->proto == IPPROTO_UDP)
+		csum_word_off = q->l4_off + 4;
+	else
+		csum_word_off = q->l4_off;
+	if (bpf_skb_load_bytes(skb, csum_word_off, csum_word, 4))
+		csum_word_off = 0;
+
+	d_addrs = icmp6_store(skb, q->l3_off + offsetof(struct ipv6hdr, saddr), addrs_old,
+			      addrs_new, sizeof(addrs_old));
+	if (d_addrs < 0)
+		return -1;
+	d_ports = icmp6_store(skb, q->l4_off + (q->proto == GW_IPPROTO_ICMPV6 ? 4 : 0),
+			      ports_old, ports_new, sizeof(ports_old));
+	if (d_ports < 0)
+		return -1;
+	sum = d_addrs + d_ports;
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	csum_word_new[0] = csum_word[0];
+	csum_word_new[1] = csum_word[1];
+	check = q->proto == IPPROTO_TCP ? csum_word[0] : csum_word[1];
+	/* a UDP checksum of zero (RFC 6935 tunnels) means none and stays zero */
+	if (csum_word_off && !(q->proto == IPPROTO_UDP && !check)) {
+		check = csum_add_diff(check, (__u32)sum);
+		if (q->proto == IPPROTO_TCP)
+			csum_word_new[0] = check;
+		else
+			csum_word_new[1] = check;
+		d_csum = icmp6_store(skb, csum_word_off, csum_word, csum_word_new, 4);
+		if (d_csum < 0)
+			return -1;
+	}
+	sum += d_csum;
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	if (bpf_l4_csum_replace(skb, p->l4_off + p->l4_csum_off, 0, (__u32)sum, 0))
+		return -1;
+
+	/* outer header: the error came from, or goes to, a translated endpoint */
+	if (gw_addr_eq(&p->daddr, &q->saddr) &&
+	    tc_rewrite_addr6(skb, p, GW_IP6_DADDR_OFF(p), &p->daddr, &e->new_daddr))
+		return -1;
+	if (gw_addr_eq(&p->saddr, &q->daddr) &&
+	    tc_rewrite_addr6(skb, p, GW_IP6_SADDR_OFF(p), &p->saddr, &e->new_saddr))
+		return -1;
+	return 0;
+}
+
+/* The flow direction an ICMPv6 error's quote belongs to the other way of, or NULL. */
+static __always_inline struct gw_ct_entry *icmp6_error_flow(const struct gw_quote6 *q)
+{
+	struct gw_ct_key quote, key;
+
+	__builtin_memset(&quote, 0, sizeof(quote));
+	quote.saddr = q->saddr;
+	quote.daddr = q->daddr;
+	quote.sport = q->sport;
+	quote.dport = q->dport;
+	quote.proto = q->proto;
+	quote.family = GW_AF_INET6;
+	ct_reverse(&key, &quote);
+	return ct_lookup(&key);
+}
+
 /* Masquerade applies to saddr leaving through ifindex? */
 static __always_inline bool masq_match(__u8 family, const union gw_addr *saddr, __u32 ifindex,
 				       const struct gw_config *cfg)

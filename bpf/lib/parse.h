@@ -209,7 +209,9 @@ static __always_inline int parse_l4(void *data, void *data_end, struct gw_pkt *p
 		if (ic->type == GW_ICMPV6_ECHO_REQUEST ||
 		    ic->type == GW_ICMPV6_ECHO_REPLY)
 			p->sport = ic->un.echo.id;
-		/* errors: the quote is not parsed yet (is_icmp_err stays 0) */
+		/* errors (RFC 4443 types 1-4): the quote is parsed where it is translated */
+		else if (ic->type >= 1 && ic->type <= 4 && p->frag == GW_FRAG_NONE)
+			p->is_icmp_err = 1;
 		return GW_PARSE_OK;
 	}
 	/* Other protocols and ICMP types: parsed, but nothing to translate. */

@@ -171,11 +171,36 @@ static __always_inline int tc_later_fragment(struct __sk_buff *skb, const struct
  * ICMP error quoting a translated packet; other ICMP errors are left alone, and so are those
  * about masquerade-only flows where the hook leaves them to the uplink (see endpoint_tc.bpf.c).
  */
+/*
+ * The same for ICMPv6 errors. A global function: the quote it reads stays off the entry
+ * point's stack. snat_flows as struct gw_hook's.
+ */
+__noinline int tc_icmp6_error(struct __sk_buff *skb, const struct gw_pkt *p, int snat_flows)
+{
+	struct gw_quote6 q;
+	struct gw_ct_entry *e;
+
+	if (!skb || !p)
+		return TC_ACT_OK;
+	if (!icmp6_quote(skb, p, &q))
+		return tc_pass(GW_REASON_PASS_NO_MATCH);
+	e = icmp6_error_flow(&q);
+	if (e && (snat_flows || (e->nat & GW_NAT_DNAT))) {
+		if (tc_nat_icmp6_error(skb, p, e, &q))
+			return tc_drop(GW_REASON_DROP_CSUM, e->rule_id);
+		return tc_pass(GW_REASON_NAT_ICMP_ERROR);
+	}
+	return tc_pass(GW_REASON_PASS_NO_MATCH);
+}
+
 static __always_inline int tc_icmp_error(struct __sk_buff *skb, const struct gw_pkt *p,
 					 const struct gw_hook *hook)
 {
-	struct gw_ct_entry *e = icmp_error_flow(p);
+	struct gw_ct_entry *e;
 
+	if (p->family == GW_AF_INET6)
+		return tc_icmp6_error(skb, p, hook->snat_flows);
+	e = icmp_error_flow(p);
 	if (e && (hook->snat_flows || (e->nat & GW_NAT_DNAT))) {
 		if (tc_nat_icmp_error(skb, p, e))
 			return tc_drop(GW_REASON_DROP_CSUM, e->rule_id);

@@ -269,6 +269,85 @@ TEST_F(Ipv6ProgramTest, HairpinToAMasqueradeMapping) {
   expectRun(Prog::UplinkIngress, unsolicited, TC_ACT_OK, unsolicited);
 }
 
+// ---- ICMPv6 errors about translated flows (RFC 4443) ----
+
+const Addr6 kRouter = ipv6("2001:db8:9::fe");
+
+// PMTU discovery from a namespace: "packet too big" about its masqueraded TCP flow comes
+// back to the namespace with the quote as the namespace sent it.
+TEST_F(Ipv6ProgramTest, PacketTooBigAboutAMasqueradedFlow) {
+  h_->run(Prog::UplinkEgress, tcp6Frame(ip6(kNs1, kRemote), 40002, 443, kTcpAck, Bytes(64, 1)));
+  Bytes quoteOut = l3Of(tcp6Frame(ip6(kUplink, kRemote), 40002, 443, kTcpAck, Bytes(64, 1)));
+  Bytes quoteIn = l3Of(tcp6Frame(ip6(kNs1, kRemote), 40002, 443, kTcpAck, Bytes(64, 1)));
+  expectRun(Prog::UplinkIngress, icmp6ErrorFrame(ip6(kRouter, kUplink), 2, 0, quoteOut),
+            TC_ACT_OK, icmp6ErrorFrame(ip6(kRouter, kNs1), 2, 0, quoteIn));
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_ICMP_ERROR), 1u);
+}
+
+// traceroute -6 from a namespace: UDP probes with hop limit 1, time exceeded from a router.
+TEST_F(Ipv6ProgramTest, TimeExceededAboutAMasqueradedUdpProbe) {
+  Ip6 probe = ip6(kNs1, kRemote);
+  probe.hopLimit = 1;
+  h_->run(Prog::UplinkEgress, udp6Frame(probe, 40003, 33434, {0, 1, 2, 3}));
+  Ip6 sent = probe;
+  sent.saddr = kUplink;
+  expectRun(Prog::UplinkIngress,
+            icmp6ErrorFrame(ip6(kRouter, kUplink), 3, 0,
+                            l3Of(udp6Frame(sent, 40003, 33434, {0, 1, 2, 3}))),
+            TC_ACT_OK,
+            icmp6ErrorFrame(ip6(kRouter, kNs1), 3, 0,
+                            l3Of(udp6Frame(probe, 40003, 33434, {0, 1, 2, 3}))));
+}
+
+// ping -6 -t 1 from a namespace: the quoted echo request gets its own id back.
+TEST_F(Ipv6ProgramTest, TimeExceededAboutAMasqueradedEcho) {
+  h_->run(Prog::UplinkEgress, icmp6EchoFrame(ip6(kNs1, kRemote), kEchoRequest, 0x77, 5));
+  h_->run(Prog::UplinkEgress, icmp6EchoFrame(ip6(kNs2, kRemote), kEchoRequest, 0x77, 5));
+  auto reply = h_->ct(BpfHarness::key6(kRemote, kUplink, 0x77, 0, kIcmp6));
+  ASSERT_TRUE(reply) << "ns1 kept its id";
+  // ns2's request left with another id: the error about it reaches ns2 with 0x77
+  Decoded6 d = runDecoded(Prog::UplinkEgress,
+                          icmp6EchoFrame(ip6(kNs2, kRemote), kEchoRequest, 0x77, 6));
+  ASSERT_NE(d.sport, 0x77);
+  expectRun(Prog::UplinkIngress,
+            icmp6ErrorFrame(ip6(kRouter, kUplink), 3, 0,
+                            l3Of(icmp6EchoFrame(ip6(kUplink, kRemote), kEchoRequest, d.sport, 6))),
+            TC_ACT_OK,
+            icmp6ErrorFrame(ip6(kRouter, kNs2), 3, 0,
+                            l3Of(icmp6EchoFrame(ip6(kNs2, kRemote), kEchoRequest, 0x77, 6))));
+}
+
+// The exposed UDP server answers "port unreachable": the client sees it from the address it
+// sent to, about the datagram as it sent it.
+TEST_F(Ipv6ProgramTest, PortUnreachableFromTheTargetOfAnExpose) {
+  h_->run(Prog::UplinkIngress, udp6Frame(ip6(kClient, kUplink), 40009, 5353, {1, 2}));
+  expectRun(Prog::EndpointIngress,
+            icmp6ErrorFrame(ip6(kNs1, kClient), 1, 4,
+                            l3Of(udp6Frame(ip6(kClient, kNs1), 40009, 53, {1, 2}))),
+            TC_ACT_OK,
+            icmp6ErrorFrame(ip6(kUplink, kClient), 1, 4,
+                            l3Of(udp6Frame(ip6(kClient, kUplink), 40009, 5353, {1, 2}))));
+}
+
+// A short quote (48 bytes: the header and 8 bytes of TCP, no checksum) still translates.
+TEST_F(Ipv6ProgramTest, AShortQuoteWithoutItsChecksumTranslates) {
+  h_->run(Prog::UplinkEgress, tcp6Frame(ip6(kNs1, kRemote), 40002, 443, kTcpSyn));
+  expectRun(Prog::UplinkIngress,
+            icmp6ErrorFrame(ip6(kRouter, kUplink), 1, 0,
+                            l3Of(tcp6Frame(ip6(kUplink, kRemote), 40002, 443, kTcpSyn)), 48),
+            TC_ACT_OK,
+            icmp6ErrorFrame(ip6(kRouter, kNs1), 1, 0,
+                            l3Of(tcp6Frame(ip6(kNs1, kRemote), 40002, 443, kTcpSyn)), 48));
+}
+
+TEST_F(Ipv6ProgramTest, ErrorsAboutNoFlowPassUntouched) {
+  Bytes stray = icmp6ErrorFrame(ip6(kRouter, kUplink), 2, 0,
+                                l3Of(tcp6Frame(ip6(kUplink, kRemote), 40111, 443, kTcpSyn)));
+  expectRun(Prog::UplinkIngress, stray, TC_ACT_OK, stray);
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_ICMP_ERROR), 0u);
+  EXPECT_EQ(h_->reason(GW_REASON_PASS_NO_MATCH), 1u);
+}
+
 // ---- fragments ----
 
 // The first fragment opens (or finds) the flow; a later one follows it by the fragment
