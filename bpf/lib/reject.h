@@ -191,6 +191,148 @@ static __always_inline int reject_icmp_unreach(struct __sk_buff *skb, const stru
 }
 
 /*
+ * IPv6: the same answers. The TCP header must follow the fixed header (no extension
+ * headers), so the RST keeps it in place; ICMPv6 destination unreachable code 1
+ * ("communication with destination administratively prohibited", RFC 4443 3.1) quotes the
+ * first GW_ICMP6_QUOTE bytes of the refused packet.
+ */
+#define GW_ICMP6_DEST_UNREACH	1
+#define GW_ICMP6_PROHIBITED	1
+#define GW_ICMP6_QUOTE		48	/* the IPv6 header and 8 bytes after it */
+
+struct gw_rst6 {
+	struct ipv6hdr ip;
+	struct tcphdr tcp;
+};
+
+struct gw_unreach6 {
+	struct ipv6hdr ip;
+	__u8 type;
+	__u8 code;
+	__sum16 checksum;
+	__u32 unused;
+};
+
+static __always_inline void reject_ip6_hdr(struct ipv6hdr *ip, __u8 nexthdr, __u16 payload_len,
+					   const union gw_addr *saddr, const union gw_addr *daddr)
+{
+	__builtin_memset(ip, 0, sizeof(*ip));
+	ip->version = 6;
+	ip->payload_len = bpf_htons(payload_len);
+	ip->nexthdr = nexthdr;
+	ip->hop_limit = GW_ANSWER_TTL;
+	__builtin_memcpy(&ip->saddr, saddr, 16);
+	__builtin_memcpy(&ip->daddr, daddr, 16);
+}
+
+/* The RFC 8200 pseudo header's sum (folded): the header's addresses, length, next header. */
+static __always_inline __u32 reject_pseudo6(struct ipv6hdr *ip, __u32 len, __u8 nexthdr)
+{
+	__be32 tail[2] = {bpf_htonl(len), bpf_htonl(nexthdr)};
+
+	return csum_fold32(csum_fold32(reject_sum(&ip->saddr, 32)) +
+			   csum_fold32(reject_sum(tail, sizeof(tail))));
+}
+
+static __always_inline int reject_tcp_rst6(struct __sk_buff *skb, const struct gw_pkt *p)
+{
+	struct gw_tcp_seq in;
+	struct gw_rst6 r;
+	__u32 l4_len = p->tot_len - (p->l4_off - p->l3_off);
+	__u32 hdr_len, seg_len, psum, hsum;
+
+	if (p->tcp_flags & GW_TCP_RST)
+		return -1;
+	if (bpf_skb_load_bytes(skb, p->l4_off + offsetof(struct tcphdr, seq), &in, sizeof(in)))
+		return -1;
+	hdr_len = (in.doff_res >> 4) * 4;
+	if (hdr_len > l4_len)
+		return -1;
+	seg_len = l4_len - hdr_len;
+	if (p->tcp_flags & GW_TCP_SYN)
+		seg_len++;
+	if (p->tcp_flags & GW_TCP_FIN)
+		seg_len++;
+
+	__builtin_memset(&r.tcp, 0, sizeof(r.tcp));
+	reject_ip6_hdr(&r.ip, IPPROTO_TCP, sizeof(r.tcp), &p->daddr, &p->saddr);
+	r.tcp.source = p->dport;
+	r.tcp.dest = p->sport;
+	r.tcp.doff = sizeof(r.tcp) / 4;
+	r.tcp.rst = 1;
+	if (p->tcp_flags & GW_TCP_ACK) {
+		r.tcp.seq = in.ack_seq;
+	} else {
+		r.tcp.ack_seq = bpf_htonl(bpf_ntohl(in.seq) + seg_len);
+		r.tcp.ack = 1;
+	}
+	psum = reject_pseudo6(&r.ip, sizeof(r.tcp), IPPROTO_TCP);
+	hsum = csum_fold32(reject_sum(&r.tcp, sizeof(r.tcp)));
+	r.tcp.check = (__u16)psum; /* the CHECKSUM_PARTIAL seed, as for IPv4 */
+
+	if (bpf_skb_change_tail(skb, p->l3_off + sizeof(r), 0))
+		return -1;
+	if (reject_swap_mac(skb))
+		return -1;
+	if (bpf_skb_store_bytes(skb, p->l3_off, &r, sizeof(r), 0))
+		return -1;
+	if (bpf_l4_csum_replace(skb, p->l3_off + sizeof(r.ip) + offsetof(struct tcphdr, check), 0,
+				psum + psum + hsum, 0))
+		return -1;
+	return 0;
+}
+
+static __always_inline int reject_icmp6_unreach(struct __sk_buff *skb, const struct gw_pkt *p)
+{
+	__u8 quote[GW_ICMP6_QUOTE];
+	struct gw_unreach6 u;
+	__u32 len = sizeof(u) - sizeof(u.ip) + sizeof(quote), sum;
+
+	if (p->tot_len < sizeof(quote))
+		return -1;
+	if (bpf_skb_load_bytes(skb, p->l3_off, quote, sizeof(quote)))
+		return -1;
+	reject_ip6_hdr(&u.ip, GW_IPPROTO_ICMPV6, len, &p->daddr, &p->saddr);
+	u.type = GW_ICMP6_DEST_UNREACH;
+	u.code = GW_ICMP6_PROHIBITED;
+	u.checksum = 0;
+	u.unused = 0;
+	sum = reject_pseudo6(&u.ip, len, GW_IPPROTO_ICMPV6);
+	sum += csum_fold32(reject_sum(&u.type, sizeof(u) - sizeof(u.ip)));
+	sum += csum_fold32(reject_sum(quote, sizeof(quote)));
+	u.checksum = ~csum_fold32(sum);
+
+	if (bpf_skb_change_tail(skb, p->l3_off + sizeof(quote), 0))
+		return -1;
+	if (bpf_skb_adjust_room(skb, sizeof(u), BPF_ADJ_ROOM_MAC, 0))
+		return -1;
+	if (reject_swap_mac(skb))
+		return -1;
+	return bpf_skb_store_bytes(skb, p->l3_off, &u, sizeof(u), 0) ? -1 : 0;
+}
+
+/* tc_reject for IPv6 (a global function of its own: each answer's buffers in its frame). */
+__noinline int tc_reject6(struct __sk_buff *skb, const struct gw_pkt *p, bool at_egress)
+{
+	__u32 ifindex;
+	int err;
+
+	if (!skb || !p)
+		return TC_ACT_SHOT;
+	ifindex = gw_ctx_u32(skb, ifindex);
+	if (p->proto == IPPROTO_TCP && p->frag == GW_FRAG_NONE) {
+		if (p->l4_off - p->l3_off != sizeof(struct ipv6hdr))
+			return TC_ACT_SHOT; /* extension headers would move the TCP header */
+		err = reject_tcp_rst6(skb, p);
+	} else {
+		err = reject_icmp6_unreach(skb, p);
+	}
+	if (err)
+		return TC_ACT_SHOT;
+	return bpf_redirect(ifindex, at_egress ? BPF_F_INGRESS : 0);
+}
+
+/*
  * Turns the packet into its answer and sends it back. at_egress: the program runs on the
  * uplink's egress, the packet was routed there from a namespace, so the answer is handed to
  * the uplink's own ingress (BPF_F_INGRESS) and the stack routes it to the namespace like any
@@ -209,9 +351,8 @@ __noinline int tc_reject(struct __sk_buff *skb, const struct gw_pkt *p, bool at_
 		return TC_ACT_SHOT;
 	ifindex = gw_ctx_u32(skb, ifindex);
 
-	/* IPv6 refusals are not answered yet: dropped (counted) */
 	if (p->family != GW_AF_INET)
-		return TC_ACT_SHOT;
+		return TC_ACT_SHOT; /* tc_reject6's */
 	/* options would move the L4 header: answers always have a plain 20-byte header */
 	if (p->l4_off - p->l3_off != sizeof(struct iphdr))
 		return TC_ACT_SHOT;

@@ -237,6 +237,8 @@ static __always_inline int tc_ct_open(struct __sk_buff *skb, const struct gw_pkt
 		r = ct_create(key, xlat, nat, rule_id);
 	if (r < 0) {
 		tc_drop(GW_REASON_DROP_SNAT_EXHAUSTED, rule_id);
+		if (p->family == GW_AF_INET6)
+			return tc_reject6(skb, p, hook->at_egress);
 		return tc_reject(skb, p, hook->at_egress);
 	}
 	if (r == GW_CT_CLASH && !snat && ct_revive_orig(key, xlat)) {

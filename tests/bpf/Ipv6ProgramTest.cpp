@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
 #include <memory>
 
 #include "tests/bpf/BpfHarness.h"
@@ -346,6 +347,43 @@ TEST_F(Ipv6ProgramTest, ErrorsAboutNoFlowPassUntouched) {
   expectRun(Prog::UplinkIngress, stray, TC_ACT_OK, stray);
   EXPECT_EQ(h_->reason(GW_REASON_NAT_ICMP_ERROR), 0u);
   EXPECT_EQ(h_->reason(GW_REASON_PASS_NO_MATCH), 1u);
+}
+
+// ---- refusals: no SNAT port left (the IPv4 answers, in IPv6) ----
+
+const Addr6 kNs3 = ipv6("fd00:88::4");
+
+class Ipv6ExhaustionTest : public Ipv6ProgramTest {
+protected:
+  // One SNAT port (61000): ns1 keeps its own port, ns2 takes 61000, ns3 finds nothing.
+  void exhaust(const std::function<Bytes(const Addr6&)>& from) {
+    gw_config cfg = baseConfig();
+    cfg.snat_port_max = 61000;
+    h_->setConfig(cfg);
+    ASSERT_EQ(h_->run(Prog::UplinkEgress, from(kNs1)).verdict, TC_ACT_OK);
+    ASSERT_EQ(h_->run(Prog::UplinkEgress, from(kNs2)).verdict, TC_ACT_OK);
+    ASSERT_EQ(h_->ctCount(), 4u);
+  }
+};
+
+TEST_F(Ipv6ExhaustionTest, TcpSynGetsRstAck) {
+  exhaust([](const Addr6& src) { return tcp6Frame(ip6(src, kRemote), 40002, 443, kTcpSyn); });
+  Ip6 back = ip6(kRemote, kNs3);
+  Tcp rst{.sport = 443, .dport = 40002, .seq = 0, .ack = kTcpDefaultSeq + 1,
+          .flags = kTcpRst | kTcpAck};
+  expectRun(Prog::UplinkEgress, tcp6Frame(ip6(kNs3, kRemote), 40002, 443, kTcpSyn),
+            TC_ACT_REDIRECT,
+            swapMacs(ethFrame(ip6Packet(back, kTcp, tcp6Segment(back, rst)), kEtherTypeIpv6)));
+  EXPECT_EQ(h_->reason(GW_REASON_DROP_SNAT_EXHAUSTED), 1u);
+  EXPECT_EQ(h_->ctCount(), 4u) << "no half-flow left behind";
+}
+
+TEST_F(Ipv6ExhaustionTest, UdpAndEchoGetIcmp6Prohibited) {
+  exhaust([](const Addr6& src) { return udp6Frame(ip6(src, kRemote), 40002, 53, {1}); });
+  Bytes in = udp6Frame(ip6(kNs3, kRemote), 40002, 53, Bytes(100, 0x5a));
+  expectRun(Prog::UplinkEgress, in, TC_ACT_REDIRECT,
+            swapMacs(icmp6ErrorFrame(ip6(kRemote, kNs3), 1, 1, l3Of(in), 48)));
+  EXPECT_EQ(h_->reason(GW_REASON_DROP_SNAT_EXHAUSTED), 1u);
 }
 
 // ---- fragments ----
