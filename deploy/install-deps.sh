@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # tests and demo: real tools as oracles, clients and servers
   iproute2 iputils-ping curl python3 iperf3 wrk socat haproxy ethtool
+  iputils-tracepath traceroute # PMTU and hop-by-hop paths through NAT66 (tests)
   coturn # RFC 5780 NAT behaviour discovery (turnserver, turnutils_natdiscovery)
   iptables nftables procps util-linux
   # benchmark charts
