@@ -329,7 +329,8 @@ _Static_assert(sizeof(struct gw_endpoint_value) == 16, "gw_endpoint_value");
  * IPv6. Conntrack (gw_ct_v4), exposes (gw_expose_v4) and masquerades (gw_masq_v4) hold both
  * families: their keys carry the family and 16-byte addresses (the names are older than the
  * IPv6 path and are pinned, so they stay). A map keyed by a bare or 32-bit address has an
- * IPv6 twin: gw_local_v6, gw_endpoint_v6, gw_snat_v6, gw_snat_rev_v6, gw_frag_v6, and
+ * IPv6 twin: gw_local_v6, gw_endpoint_v6, gw_snat_v6, gw_snat_rev_v6, gw_frag_v6,
+ * gw_frag_held6, gw_frag_wait6, and
  * gw_config6_map beside gw_config_map (whose pinned value size an upgrade must keep).
  */
 struct gw_config6 {
@@ -354,11 +355,22 @@ struct gw_frag6_key {
 	__u8 pad[3];
 };
 
+/* IPv6 later fragments before their first wait in gw_frag_held6 (values: struct
+ * gw_frag_held), counted per datagram in gw_frag_wait6; the first names the datagram (a
+ * struct gw_frag6_key) on gw_frag_events, as for IPv4. */
+struct gw_frag_held6_key {
+	struct gw_frag6_key datagram;
+	__u16 offset;	/* fragment offset, 8-byte units */
+	__u16 pad[3];
+};
+
 #ifdef __cplusplus
+static_assert(sizeof(struct gw_frag_held6_key) == 48);
 static_assert(sizeof(struct gw_config6) == 32);
 static_assert(sizeof(struct gw_snat6_key) == 20);
 static_assert(sizeof(struct gw_frag6_key) == 40);
 #else
+_Static_assert(sizeof(struct gw_frag_held6_key) == 48, "gw_frag_held6_key");
 _Static_assert(sizeof(struct gw_config6) == 32, "gw_config6");
 _Static_assert(sizeof(struct gw_snat6_key) == 20, "gw_snat6_key");
 _Static_assert(sizeof(struct gw_frag6_key) == 40, "gw_frag6_key");

@@ -293,13 +293,25 @@ static __always_inline struct gw_ct_key *frag_flow(const struct gw_pkt *p)
 }
 
 /* After a first fragment's verdict: tell gatewayd if later ones of it are held. A lost
- * event only delays them to gatewayd's next sweep. */
+ * event only delays them to gatewayd's next sweep. The event is the datagram's key. */
 static __always_inline void frag_first_done(const struct gw_pkt *p)
 {
+	struct gw_frag6_key fk6, *event6;
 	struct gw_frag_key fk, *event;
 
-	if (p->frag != GW_FRAG_FIRST || p->family != GW_AF_INET)
+	if (p->frag != GW_FRAG_FIRST)
 		return;
+	if (p->family == GW_AF_INET6) {
+		frag6_key_of(p, &fk6);
+		if (!bpf_map_lookup_elem(&gw_frag_wait6, &fk6))
+			return;
+		event6 = bpf_ringbuf_reserve(&gw_frag_events, sizeof(*event6), 0);
+		if (!event6)
+			return;
+		*event6 = fk6;
+		bpf_ringbuf_submit(event6, 0);
+		return;
+	}
 	frag_key_of(p, &fk);
 	if (!bpf_map_lookup_elem(&gw_frag_wait, &fk))
 		return;

@@ -177,6 +177,20 @@ struct {
 	__type(value, struct gw_ct_key);
 } gw_frag_v6 SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GW_FRAG_HELD_MAX_ENTRIES);
+	__type(key, struct gw_frag_held6_key);
+	__type(value, struct gw_frag_held);
+} gw_frag_held6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GW_FRAG_WAIT_MAX_ENTRIES);
+	__type(key, struct gw_frag6_key);
+	__type(value, struct gw_frag_wait);
+} gw_frag_wait6 SEC(".maps");
+
 /* Socket -> the exposed address it asked for, to show it back (recvmsg4/getpeername4). */
 struct gw_sock_orig {
 	__be32 orig_addr;

@@ -84,24 +84,19 @@ static __always_inline int tc_ct_xlate(struct __sk_buff *skb, const struct gw_pk
 /*
  * Holds a later fragment that came before its first (RFC 4787 REQ-14) for gatewayd to send
  * on: see gw_abi.h. At most GW_FRAG_HOLD_PER_DATAGRAM per datagram (a duplicate counts too).
+ * hk is the family's held key (its datagram key first), held/wait the family's maps.
  */
-static __always_inline int tc_frag_hold(struct __sk_buff *skb, const struct gw_pkt *p)
+static __always_inline int tc_frag_hold_in(struct __sk_buff *skb, const struct gw_pkt *p,
+					   void *held, void *wait_map, const void *hk,
+					   const void *datagram)
 {
-	struct gw_frag_held_key hk;
 	struct gw_frag_wait *wait, fresh;
 	struct gw_frag_held *slot;
 	__u64 len = p->tot_len; /* 64 bits: a zero-extension would hide the checks' bounds */
 	__u64 now = bpf_ktime_get_ns();
 	__u32 zero = 0;
 
-	if (len > GW_FRAG_HELD_BYTES)
-		return tc_drop(GW_REASON_DROP_FRAGMENT_TOO_BIG, 0);
-	if (len < 20)
-		return tc_drop(GW_REASON_DROP_MALFORMED, 0);
-	__builtin_memset(&hk, 0, sizeof(hk));
-	frag_key_of(p, &hk.datagram);
-	hk.offset = p->frag_offset;
-	wait = bpf_map_lookup_elem(&gw_frag_wait, &hk.datagram);
+	wait = bpf_map_lookup_elem(wait_map, datagram);
 	if (wait && wait->held >= GW_FRAG_HOLD_PER_DATAGRAM)
 		return tc_drop(GW_REASON_DROP_FRAGMENT_HOLD_FULL, 0);
 	slot = bpf_map_lookup_elem(&gw_frag_scratch, &zero);
@@ -116,7 +111,7 @@ static __always_inline int tc_frag_hold(struct __sk_buff *skb, const struct gw_p
 	if (bpf_skb_load_bytes(skb, p->l3_off, slot->packet, len))
 		return tc_drop(GW_REASON_DROP_MALFORMED, 0);
 	/* a duplicate replaces the copy held; a new one needs room */
-	if (bpf_map_update_elem(&gw_frag_held, &hk, slot, BPF_ANY))
+	if (bpf_map_update_elem(held, hk, slot, BPF_ANY))
 		return tc_drop(GW_REASON_DROP_FRAGMENT_HOLD_FULL, 0);
 	if (wait) {
 		__sync_fetch_and_add(&wait->held, 1);
@@ -124,10 +119,10 @@ static __always_inline int tc_frag_hold(struct __sk_buff *skb, const struct gw_p
 		__builtin_memset(&fresh, 0, sizeof(fresh));
 		fresh.held = 1;
 		fresh.since_ns = now;
-		if (bpf_map_update_elem(&gw_frag_wait, &hk.datagram, &fresh, BPF_NOEXIST)) {
-			wait = bpf_map_lookup_elem(&gw_frag_wait, &hk.datagram);
+		if (bpf_map_update_elem(wait_map, datagram, &fresh, BPF_NOEXIST)) {
+			wait = bpf_map_lookup_elem(wait_map, datagram);
 			if (!wait) { /* no room to wait: gatewayd's sweep would never see it */
-				bpf_map_delete_elem(&gw_frag_held, &hk);
+				bpf_map_delete_elem(held, hk);
 				return tc_drop(GW_REASON_DROP_FRAGMENT_HOLD_FULL, 0);
 			}
 			__sync_fetch_and_add(&wait->held, 1);
@@ -135,6 +130,31 @@ static __always_inline int tc_frag_hold(struct __sk_buff *skb, const struct gw_p
 	}
 	stats_reason(GW_REASON_FRAGMENT_HELD);
 	return TC_ACT_SHOT;
+}
+
+/* A global function: the held keys (48 bytes for IPv6) stay off the entry point's stack. */
+__noinline int tc_frag_hold(struct __sk_buff *skb, const struct gw_pkt *p)
+{
+	struct gw_frag_held6_key hk6;
+	struct gw_frag_held_key hk;
+
+	if (!skb || !p)
+		return TC_ACT_SHOT;
+	if (p->tot_len > GW_FRAG_HELD_BYTES)
+		return tc_drop(GW_REASON_DROP_FRAGMENT_TOO_BIG, 0);
+	if (p->tot_len < 20)
+		return tc_drop(GW_REASON_DROP_MALFORMED, 0);
+	if (p->family == GW_AF_INET6) {
+		__builtin_memset(&hk6, 0, sizeof(hk6));
+		frag6_key_of(p, &hk6.datagram);
+		hk6.offset = p->frag_offset;
+		return tc_frag_hold_in(skb, p, &gw_frag_held6, &gw_frag_wait6, &hk6,
+				       &hk6.datagram);
+	}
+	__builtin_memset(&hk, 0, sizeof(hk));
+	frag_key_of(p, &hk.datagram);
+	hk.offset = p->frag_offset;
+	return tc_frag_hold_in(skb, p, &gw_frag_held, &gw_frag_wait, &hk, &hk.datagram);
 }
 
 /*
@@ -149,8 +169,7 @@ static __always_inline int tc_later_fragment(struct __sk_buff *skb, const struct
 	struct gw_ct_entry *e;
 
 	if (!flow) {
-		/* IPv6 fragments are not held yet: before their first they pass as they are */
-		if (gw_ctx_u32(skb, mark) == GW_MARK_RELEASED || p->family != GW_AF_INET)
+		if (gw_ctx_u32(skb, mark) == GW_MARK_RELEASED)
 			return tc_pass(GW_REASON_PASS_FRAGMENT_MISS);
 		return tc_frag_hold(skb, p);
 	}

@@ -24,13 +24,13 @@ namespace gw {
 namespace {
 
 // The maps every object shares (the per-CPU scratch map stays private to each object).
-constexpr std::array<std::string_view, 21> kSharedMaps = {
+constexpr std::array<std::string_view, 23> kSharedMaps = {
     "gw_ct_v4",       "gw_expose_v4",    "gw_masq_v4",     "gw_local_v4",
     "gw_config_map",  "gw_stats_reason", "gw_stats_rule",  "gw_frag_v4",
     "gw_endpoint_v4", "gw_snat_v4",      "gw_snat_rev_v4", "gw_stats_reason_more",
     "gw_frag_held",   "gw_frag_wait",    "gw_frag_events", "gw_config6_map",
     "gw_local_v6",    "gw_endpoint_v6",  "gw_snat_v6",     "gw_snat_rev_v6",
-    "gw_frag_v6",
+    "gw_frag_v6",     "gw_frag_held6",   "gw_frag_wait6",
 };
 
 bool isShared(std::string_view name) {

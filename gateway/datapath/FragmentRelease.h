@@ -41,17 +41,26 @@ public:
   Pass sweep();
 
 private:
+  // One family's maps (BpfObjects owns them) and raw socket (IPPROTO_RAW, SO_MARK
+  // GW_MARK_RELEASED): gw_frag_held/gw_frag_wait/gw_frag_v4 or their IPv6 twins.
+  struct Family {
+    int domain = 0; // AF_INET, AF_INET6
+    int heldFd = -1;
+    int waitFd = -1;
+    int flowOfFd = -1;
+    UniqueFd raw;
+  };
+
   explicit FragmentRelease(const BpfObjects& objects);
   void run();
+  template <class HeldKey, class DatagramKey>
+  void sweepFamily(Family& family, Pass& pass);
   void count(uint32_t reason, uint64_t n);
 
-  // The maps it reads and writes (BpfObjects owns them).
-  int heldFd_;
-  int waitFd_;
-  int flowOfFd_;
+  Family v4_;
+  Family v6_;
   int ctFd_;
   int reasonMoreFd_;
-  UniqueFd raw_; // IPPROTO_RAW, SO_MARK GW_MARK_RELEASED
   ring_buffer* events_ = nullptr;
   UniqueFd stop_;  // eventfd: the destructor's word to the thread
   UniqueFd epoll_; // events_ and stop_

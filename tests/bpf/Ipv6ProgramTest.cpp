@@ -3,6 +3,8 @@
 // extension headers, fragments and peer redirect. As BpfProgramTest: verdict, exact output
 // bytes (built translated, so their checksums are the reference), checksums and map state.
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 
@@ -406,6 +408,63 @@ TEST_F(Ipv6ProgramTest, LaterFragmentsFollowTheirFlow) {
   r = h_->run(Prog::UplinkIngress, frag(kClient, kUplink, 24, false, rest));
   EXPECT_EQ(r.out, frag(kClient, kNs1, 24, false, rest));
   EXPECT_EQ(h_->reason(GW_REASON_NAT_DNAT), 2u);
+}
+
+// RFC 4787 REQ-14 for IPv6: a later fragment before its first is held as it came (key: the
+// datagram's addresses, 32-bit identification and protocol, and the offset) until the first
+// comes; the first's program then names the datagram on gw_frag_events.
+TEST_F(Ipv6ProgramTest, ALaterFragmentBeforeItsFirstIsHeldUntilTheFirstComes) {
+  constexpr uint32_t kId = 0x10203040;
+  Bytes udp = udp6Datagram(ip6(kClient, kUplink), 40009, 5353, Bytes(40, 7));
+  Bytes udpOut = udp6Datagram(ip6(kClient, kNs1), 40009, 53, Bytes(40, 7));
+  auto frag = [](const Addr6& s, const Addr6& d, uint16_t off, bool more, Bytes l4) {
+    return ethFrame(ip6Packet(ip6(s, d, {fragmentHeader(off, more, kId)}), kUdp, l4),
+                    kEtherTypeIpv6);
+  };
+  Bytes later = frag(kClient, kUplink, 24, false, Bytes(udp.begin() + 24, udp.end()));
+  RunResult held = h_->run(Prog::UplinkIngress, later);
+  ASSERT_EQ(held.err, 0);
+  EXPECT_EQ(held.verdict, static_cast<uint32_t>(TC_ACT_SHOT));
+  EXPECT_EQ(h_->reason(GW_REASON_FRAGMENT_HELD), 1u);
+
+  gw_frag_held6_key hk{};
+  std::memcpy(hk.datagram.saddr.bytes, kClient.data(), 16);
+  std::memcpy(hk.datagram.daddr.bytes, kUplink.data(), 16);
+  hk.datagram.id = htonl(kId);
+  hk.datagram.proto = kUdp;
+  hk.offset = 24 / 8;
+  gw_frag_held copy{};
+  ASSERT_EQ(bpf_map_lookup_elem(h_->mapFd("gw_frag_held6"), &hk, &copy), 0);
+  Bytes l3 = l3Of(later);
+  ASSERT_EQ(copy.len, l3.size());
+  EXPECT_EQ(Bytes(copy.packet, copy.packet + copy.len), l3);
+  gw_frag_wait wait{};
+  ASSERT_EQ(bpf_map_lookup_elem(h_->mapFd("gw_frag_wait6"), &hk.datagram, &wait), 0);
+  EXPECT_EQ(wait.held, 1u);
+
+  std::vector<gw_frag6_key> events;
+  auto onEvent = [](void* ctx, void* data, size_t size) {
+    if (size == sizeof(gw_frag6_key)) {
+      gw_frag6_key k;
+      std::memcpy(&k, data, sizeof(k));
+      static_cast<std::vector<gw_frag6_key>*>(ctx)->push_back(k);
+    }
+    return 0;
+  };
+  ring_buffer* rb = ring_buffer__new(h_->mapFd("gw_frag_events"), onEvent, &events, nullptr);
+  ASSERT_NE(rb, nullptr);
+  RunResult first =
+      h_->run(Prog::UplinkIngress, frag(kClient, kUplink, 0, true, Bytes(udp.begin(), udp.begin() + 24)));
+  EXPECT_EQ(first.out, frag(kClient, kNs1, 0, true, Bytes(udpOut.begin(), udpOut.begin() + 24)));
+  EXPECT_EQ(ring_buffer__consume(rb), 1);
+  ring_buffer__free(rb);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(std::memcmp(&events[0], &hk.datagram, sizeof(gw_frag6_key)), 0);
+  // the flow its first recorded is what gatewayd's release translates the held one by
+  gw_ct_key flow{};
+  ASSERT_EQ(bpf_map_lookup_elem(h_->mapFd("gw_frag_v6"), &hk.datagram, &flow), 0);
+  auto want = BpfHarness::key6(kClient, kUplink, 40009, 5353, kUdp);
+  EXPECT_EQ(std::memcmp(&flow, &want, sizeof(flow)), 0);
 }
 
 // ---- forwarding ----
