@@ -467,6 +467,27 @@ TEST_F(Ipv6ProgramTest, ALaterFragmentBeforeItsFirstIsHeldUntilTheFirstComes) {
   EXPECT_EQ(std::memcmp(&flow, &want, sizeof(flow)), 0);
 }
 
+// ---- XDP fast path ----
+
+TEST_F(Ipv6ProgramTest, XdpTranslatesEstablishedFlowsWithoutExtensionHeaders) {
+  Bytes syn = tcp6Frame(ip6(kClient, kUplink), 40001, 8080, kTcpSyn);
+  expectRun(Prog::UplinkXdp, syn, XDP_PASS, syn); // no flow yet: tc's job
+  h_->run(Prog::UplinkIngress, syn);
+  expectRun(Prog::UplinkXdp, tcp6Frame(ip6(kClient, kUplink), 40001, 8080, kTcpAck, {7}),
+            XDP_PASS, tcp6Frame(ip6(kClient, kNs1), 40001, 80, kTcpAck, {7}));
+  h_->run(Prog::UplinkEgress, udp6Frame(ip6(kNs1, kRemote), 40002, 53, {1}));
+  expectRun(Prog::UplinkXdp, udp6Frame(ip6(kRemote, kUplink), 53, 40002, {4, 5}), XDP_PASS,
+            udp6Frame(ip6(kRemote, kNs1), 53, 40002, {4, 5}));
+  h_->run(Prog::UplinkEgress, icmp6EchoFrame(ip6(kNs1, kRemote), kEchoRequest, 0x55, 3));
+  expectRun(Prog::UplinkXdp, icmp6EchoFrame(ip6(kRemote, kUplink), kEchoReply, 0x55, 3),
+            XDP_PASS, icmp6EchoFrame(ip6(kRemote, kNs1), kEchoReply, 0x55, 3));
+  // extension headers: left to tc as they are
+  Bytes withExt =
+      tcp6Frame(ip6(kClient, kUplink, {destOptions()}), 40001, 8080, kTcpAck, {8});
+  expectRun(Prog::UplinkXdp, withExt, XDP_PASS, withExt);
+  EXPECT_EQ(h_->reason(GW_REASON_NAT_REPLY), 2u);
+}
+
 // ---- forwarding ----
 
 TEST_F(Ipv6ProgramTest, DnatGoesStraightToTheNamespacePeerWithItsHopLimitAged) {
