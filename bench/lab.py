@@ -9,7 +9,9 @@ Builds the tutorial topology in throwaway namespaces gwb<pid>{x,g,s1,s2} (extern
 gateway host, two servers; see lablib.Topology), rebuilt fresh for every (setup, repeat) so no
 conntrack entry, offload change or BPF program of one setup leaks into the next. Repeats are
 interleaved across setups (the order rotates each repeat); figures are medians; every figure is
-also given as a ratio to iptables from the same run. Output: bench/results/<date>/ (results.md,
+also given as a ratio to iptables from the same run. IPv6 rows (tcp_dnat6, tcp_masq6, udp_dnat6,
+conn6) run on the same topology in the same run, with ratios to ip6tables and to the setup's own
+IPv4 figures. Output: bench/results/<date>/ (results.md,
 results.json, PNG charts, gatewayd logs) and a copy of results.md as bench/RESULTS.md.
 """
 
@@ -27,7 +29,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lablib as L  # noqa: E402
 
-TESTS = ["tcp_dnat", "tcp_masq", "udp_dnat", "conn", "latency"]
+TESTS = ["tcp_dnat", "tcp_masq", "udp_dnat", "conn", "latency",
+         "tcp_dnat6", "tcp_masq6", "udp_dnat6", "conn6"]
+# The IPv6 tests: the IPv4 test of the same name, to the uplink's / the outside's IPv6 address.
+V6_OF = {"tcp_dnat6": "tcp_dnat", "tcp_masq6": "tcp_masq", "udp_dnat6": "udp_dnat",
+         "conn6": "conn"}
 
 
 class NotAvailable(Exception):
@@ -40,7 +46,10 @@ class Setup:
     label = ""
     masq = True  # serves the masquerade direction (server namespace -> outside)
     udp = True   # forwards UDP
+    v6 = True    # has IPv6 rows (the IPv6 tests apply)
+    v6_error = None  # why the IPv6 tests cannot run in this start (reported as their error)
     target = L.UPLINK_ADDR
+    target6 = L.UPLINK_ADDR6
     ports = {"http": L.HOST_HTTP, "iperf": L.HOST_IPERF, "udp": L.HOST_UDP}
 
     def start(self, ctx):
@@ -53,22 +62,26 @@ class Setup:
 class Routing(Setup):
     name, label = "routing", "no NAT (plain routing)"
     target = L.S1_ADDR
+    target6 = L.S1_ADDR6
     ports = {"http": L.HTTP_PORT, "iperf": L.IPERF_PORT, "udp": L.UDP_PORT}
 
     def start(self, ctx):
         ctx.topo.route_ext_to_servers(True)
 
 
-def tutorial_iptables(gwh):
-    """The tutorials' rules, one command each, inside the gateway host namespace only."""
-    ipt = ["ip", "netns", "exec", gwh, "iptables", "-w"]
+def tutorial_iptables(gwh, family=4):
+    """The tutorials' rules, one command each, inside the gateway host namespace only; with
+    family=6 the same rules in ip6tables for the IPv6 addresses."""
+    v6 = family == 6
+    ipt = ["ip", "netns", "exec", gwh, "ip6tables" if v6 else "iptables", "-w"]
+    to = f"[{L.S1_ADDR6}]" if v6 else L.S1_ADDR
     dnat = [("tcp", L.HOST_HTTP, L.HTTP_PORT), ("tcp", L.HOST_IPERF, L.IPERF_PORT),
             ("udp", L.HOST_UDP, L.UDP_PORT)]
-    cmds = [ipt + ["-t", "nat", "-A", "POSTROUTING", "-s", L.SUBNET, "-o", "up0", "-j",
-                   "MASQUERADE"]]
+    cmds = [ipt + ["-t", "nat", "-A", "POSTROUTING", "-s", L.SUBNET6 if v6 else L.SUBNET, "-o",
+                   "up0", "-j", "MASQUERADE"]]
     for proto, hport, port in dnat:
         cmds.append(ipt + ["-t", "nat", "-A", "PREROUTING", "-i", "up0", "-p", proto, "--dport",
-                           str(hport), "-j", "DNAT", "--to-destination", f"{L.S1_ADDR}:{port}"])
+                           str(hport), "-j", "DNAT", "--to-destination", f"{to}:{port}"])
     cmds += [
         ipt + ["-P", "FORWARD", "DROP"],
         ipt + ["-A", "FORWARD", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j",
@@ -84,7 +97,7 @@ class Iptables(Setup):
     name, label = "iptables", "iptables NAT (tutorial rules)"
 
     def start(self, ctx):
-        for cmd in tutorial_iptables(ctx.topo.gwh):
+        for cmd in tutorial_iptables(ctx.topo.gwh) + tutorial_iptables(ctx.topo.gwh, 6):
             L.run(cmd)
 
 
@@ -99,6 +112,24 @@ table ip gwbench {{
   chain postrouting {{
     type nat hook postrouting priority srcnat; policy accept;
     ip saddr {L.SUBNET} oifname "up0" masquerade
+  }}
+  chain forward {{
+    type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    iifname "gw0" oifname "up0" accept
+    iifname "up0" oifname "gw0" ct status dnat accept
+  }}
+}}
+table ip6 gwbench6 {{
+  chain prerouting {{
+    type nat hook prerouting priority dstnat; policy accept;
+    iifname "up0" tcp dport {L.HOST_HTTP} dnat to [{L.S1_ADDR6}]:{L.HTTP_PORT}
+    iifname "up0" tcp dport {L.HOST_IPERF} dnat to [{L.S1_ADDR6}]:{L.IPERF_PORT}
+    iifname "up0" udp dport {L.HOST_UDP} dnat to [{L.S1_ADDR6}]:{L.UDP_PORT}
+  }}
+  chain postrouting {{
+    type nat hook postrouting priority srcnat; policy accept;
+    ip6 saddr {L.SUBNET6} oifname "up0" masquerade
   }}
   chain forward {{
     type filter hook forward priority filter; policy drop;
@@ -126,6 +157,8 @@ class Gateway(Setup):
         self.makes_servers = True
         self.masq = mode != "proxy"
         self.udp = mode != "proxy"
+        # The IPv6 rows measure the eBPF path (DNAT6/NAT66); the proxies' rows stay IPv4.
+        self.v6 = mode != "proxy"
         self.proc = None
         self.bpffs = None
         self.notes = []
@@ -156,6 +189,13 @@ class Gateway(Setup):
         got = (ctx.topo.address(ctx.topo.s1), ctx.topo.address(ctx.topo.s2))
         if got != (f"{L.S1_ADDR}/16", f"{L.S2_ADDR}/16"):
             L.log(f"  note: gatewayd gave the servers {got}")
+        got6 = (ctx.topo.address6(ctx.topo.s1), ctx.topo.address6(ctx.topo.s2))
+        self.v6_error = None
+        if self.v6 and (f"{L.S1_ADDR6}/64" not in got6[0] or f"{L.S2_ADDR6}/64" not in got6[1]):
+            # The IPv6 tests address s1/s2 as fd00:88::2/::3: without those they cannot pass.
+            self.v6_error = f"gatewayd gave the servers IPv6 {got6[0]}, {got6[1]}, not " \
+                            f"{L.S1_ADDR6}/64, {L.S2_ADDR6}/64"
+            L.log(f"  note: {self.v6_error}")
         exposes = [(L.HOST_HTTP, L.HTTP_PORT, "tcp"), (L.HOST_IPERF, L.IPERF_PORT, "tcp")]
         if self.udp:
             exposes.append((L.HOST_UDP, L.UDP_PORT, "udp"))
@@ -172,7 +212,7 @@ class Gateway(Setup):
 
 class Socat(Setup):
     name, label = "socat", "socat 1.7 (fork)"
-    masq = udp = False
+    masq = udp = v6 = False
 
     def start(self, ctx):
         self.procs = []
@@ -211,7 +251,7 @@ listen iperf
 
 class Haproxy(Setup):
     name, label = "haproxy", "haproxy 2.6 (mode tcp, splice)"
-    masq = udp = False
+    masq = udp = v6 = False
 
     def start(self, ctx):
         cfg = os.path.join(ctx.work, "haproxy.cfg")
@@ -245,26 +285,31 @@ class Ctx:
 
 def run_tests(ctx, setup, tests, rep):
     topo, a = ctx.topo, ctx.args
-    tag = f"{setup.name}-r{rep}"
     out = {}
     for test in tests:
-        if test == "tcp_masq" and not setup.masq or test == "udp_dnat" and not setup.udp:
+        v6 = test in V6_OF
+        base = V6_OF.get(test, test)
+        if base == "tcp_masq" and not setup.masq or base == "udp_dnat" and not setup.udp \
+                or v6 and not setup.v6:
             continue
-        if test == "tcp_dnat":
-            r = L.iperf_tcp(ctx.procs, topo, topo.s1, topo.ext, setup.target,
-                            setup.ports["iperf"], L.IPERF_PORT, a.duration, ctx.logdir,
-                            tag + "-dnat")
-        elif test == "tcp_masq":
-            r = L.iperf_tcp(ctx.procs, topo, topo.ext, topo.s2, L.EXT_ADDR, L.IPERF_PORT,
+        tag = f"{setup.name}-r{rep}" + ("-v6" if v6 else "")
+        target = setup.target6 if v6 else setup.target
+        outside = L.EXT_ADDR6 if v6 else L.EXT_ADDR
+        if v6 and setup.v6_error:
+            r = {"error": setup.v6_error}
+        elif base == "tcp_dnat":
+            r = L.iperf_tcp(ctx.procs, topo, topo.s1, topo.ext, target, setup.ports["iperf"],
+                            L.IPERF_PORT, a.duration, ctx.logdir, tag + "-dnat")
+        elif base == "tcp_masq":
+            r = L.iperf_tcp(ctx.procs, topo, topo.ext, topo.s2, outside, L.IPERF_PORT,
                             L.IPERF_PORT, a.duration, ctx.logdir, tag + "-masq")
-        elif test == "udp_dnat":
-            r = L.udp_flood(ctx.procs, topo, ctx.bench_bin, setup.target, setup.ports["udp"],
+        elif base == "udp_dnat":
+            r = L.udp_flood(ctx.procs, topo, ctx.bench_bin, target, setup.ports["udp"],
                             a.duration, ctx.logdir, tag)
-        elif test == "conn":
-            r = L.wrk(topo, setup.target, setup.ports["http"], a.duration, a.conns, close=True)
-        elif test == "latency":
-            r = L.wrk(topo, setup.target, setup.ports["http"], a.latency_duration, 1,
-                      close=False)
+        elif base == "conn":
+            r = L.wrk(topo, target, setup.ports["http"], a.duration, a.conns, close=True)
+        elif base == "latency":
+            r = L.wrk(topo, target, setup.ports["http"], a.latency_duration, 1, close=False)
         # Builds and tests of other users on this shared machine skew a figure: note them.
         r["other_build_procs"] = L.other_activity()
         out[test] = r
@@ -275,10 +320,11 @@ def run_tests(ctx, setup, tests, rep):
 def summary(test, r):
     if "error" in r:
         return "ERROR " + r["error"]
+    base = V6_OF.get(test, test)
     key = {"tcp_dnat": "gbit_s", "tcp_masq": "gbit_s", "udp_dnat": "pps", "conn": "rps",
-           "latency": "p50_ms"}[test]
-    extra = f" loss {r['loss_pct']:.1f}%" if test == "udp_dnat" else ""
-    extra += f" p99 {r.get('p99_ms', 0):.3f}ms" if test == "latency" else ""
+           "latency": "p50_ms"}[base]
+    extra = f" loss {r['loss_pct']:.1f}%" if base == "udp_dnat" else ""
+    extra += f" p99 {r.get('p99_ms', 0):.3f}ms" if base == "latency" else ""
     return f"{key}={L.fmt(r.get(key))}{extra} steal={r.get('steal_pct', 0):.1f}%"
 
 
@@ -292,7 +338,17 @@ METRICS = [
     ("latency", "p50_ms", "p50 ms", False),
     ("latency", "p99_ms", "p99 ms", False),
     ("tcp_dnat", "cpu_s_per_gb", "CPU s/GB", False),
+    ("tcp_dnat6", "gbit_s", "TCP DNAT6 Gbit/s", True),
+    ("tcp_masq6", "gbit_s", "TCP NAT66 Gbit/s", True),
+    ("udp_dnat6", "pps", "UDP6 64 B pkt/s", True),
+    ("udp_dnat6", "loss_pct", "UDP6 loss %", False),
+    ("conn6", "rps", "conn6/s", True),
+    ("tcp_dnat6", "cpu_s_per_gb", "CPU6 s/GB", False),
 ]
+METRICS4 = [m for m in METRICS if m[0] not in V6_OF]
+METRICS6 = [m for m in METRICS if m[0] in V6_OF]
+# Gateway target: its IPv6 figures within 5% of its IPv4 figures in the same run.
+V6_TARGET = 0.95
 
 
 def aggregate(runs, setups):
@@ -326,12 +382,60 @@ def ratios(med):
     return out
 
 
+def family_ratios(med):
+    """Each setup's IPv6 figure over its IPv4 figure of the same run (higher-is-better ones)."""
+    out = {}
+    for s, tests in med.items():
+        row = {}
+        for test, key, _, higher in METRICS6:
+            if not higher:
+                continue
+            v6 = tests.get(test, {}).get(key)
+            v4 = tests.get(V6_OF[test], {}).get(key)
+            row[f"{test}.{key}"] = v6 / v4 if v6 is not None and v4 else None
+        if any(t in tests for t in V6_OF):
+            out[s] = row
+    return out
+
+
+def metric_table(metrics, names, labels, med, rat, unavailable):
+    """Markdown rows: one per setup, a column per metric, (×N) = ratio to iptables."""
+    md = ["| setup | " + " | ".join(m[2] for m in metrics) + " |",
+          "|---" + "|---:" * len(metrics) + "|"]
+    for s in names:
+        if s in unavailable:
+            md.append(f"| {labels[s]} | not available: {unavailable[s][:160]} "
+                      + "|" * len(metrics))
+            continue
+        cells = [labels[s]]
+        for test, key, _, _ in metrics:
+            entry = med[s].get(test)
+            if entry is None:
+                cells.append("n/a")
+                continue
+            v = entry.get(key)
+            if v is None:
+                cells.append("error" if entry["errors"] else "—")
+                continue
+            r = rat[s].get(f"{test}.{key}")
+            cell = L.fmt(v)
+            if r is not None and key != "loss_pct":
+                cell += f" ({r:.2f}×)"
+            if entry["errors"]:
+                cell += f" [{len(entry['errors'])} failed]"
+            cells.append(cell)
+        md.append("| " + " | ".join(cells) + " |")
+    return md
+
+
 def write_outputs(ctx, runs, unavailable, started, finished):
     a = ctx.args
     names = [s.name for s in ctx.setups]
     labels = {s.name: s.label for s in ctx.setups}
     med = aggregate(runs, names)
     rat = ratios(med)
+    fam = family_ratios(med)
+    gateway_names = {s.name for s in ctx.setups if isinstance(s, Gateway)}
     info = L.machine_info()
     ipt_version = L.run(["iptables", "-V"], check=False).stdout.strip()
     doc = {
@@ -348,6 +452,7 @@ def write_outputs(ctx, runs, unavailable, started, finished):
         "unavailable": unavailable,
         "medians": med,
         "ratio_to_iptables": rat,
+        "ratio_ipv6_to_ipv4": fam,
         "runs": runs,
     }
     os.makedirs(ctx.outdir, exist_ok=True)
@@ -379,32 +484,31 @@ def write_outputs(ctx, runs, unavailable, started, finished):
                   f"{len(busy)} of {len(runs)} test runs ({ctx.activity} processes at the start): "
                   "the machine is shared; compare ratios within this run, not absolutes.")
     md.append("")
-    head = ["setup"] + [m[2] for m in METRICS]
-    md.append("| " + " | ".join(head) + " |")
-    md.append("|---" + "|---:" * len(METRICS) + "|")
-    for s in names:
-        if s in unavailable:
-            md.append(f"| {labels[s]} | not available: {unavailable[s][:160]} "
-                      + "|" * len(METRICS))
-            continue
-        cells = [labels[s]]
-        for test, key, _, _ in METRICS:
-            entry = med[s].get(test)
-            if entry is None:
-                cells.append("n/a")
+    md.append("### IPv4\n")
+    md += metric_table(METRICS4, names, labels, med, rat, unavailable)
+    if any(t in ctx.tests for t in V6_OF):
+        md.append("\n### IPv6 (same setups, same run)\n")
+        md.append("The same tests to the uplink's IPv6 address (the outside's, for NAT66), "
+                  "(×N) = ratio to the iptables setup's IPv6 figure (ip6tables) in this run; "
+                  "n/a = the setup has no IPv6 rows.\n")
+        md += metric_table(METRICS6, names, labels, med, rat, unavailable)
+        md.append("\nIPv6 / IPv4 in this run (the same setup's IPv6 figure over its IPv4 one; "
+                  f"the gateway's target is ≥ {V6_TARGET:.2f}, i.e. within 5%):\n")
+        cols = [m for m in METRICS6 if m[3]]
+        md.append("| setup | " + " | ".join(f"{m[2]} / IPv4" for m in cols) + " |")
+        md.append("|---" + "|---:" * len(cols) + "|")
+        for s in names:
+            if s not in fam:
                 continue
-            v = entry.get(key)
-            if v is None:
-                cells.append("error" if entry["errors"] else "—")
-                continue
-            r = rat[s].get(f"{test}.{key}")
-            cell = L.fmt(v)
-            if r is not None and key != "loss_pct":
-                cell += f" ({r:.2f}×)"
-            if entry["errors"]:
-                cell += f" [{len(entry['errors'])} failed]"
-            cells.append(cell)
-        md.append("| " + " | ".join(cells) + " |")
+            cells = [labels[s]]
+            for test, key, _, _ in cols:
+                v = fam[s].get(f"{test}.{key}")
+                if v is None:
+                    cells.append("error" if med[s].get(test, {}).get("errors") else "—")
+                    continue
+                mark = " ✗" if s in gateway_names and v < V6_TARGET else ""
+                cells.append(f"{v:.2f}×{mark}")
+            md.append("| " + " | ".join(cells) + " |")
     md.append("")
     md.append("CPU steal % during each figure's runs (median):\n")
     tests_shown = [t for t in TESTS if t in ctx.tests]
@@ -449,7 +553,9 @@ def write_outputs(ctx, runs, unavailable, started, finished):
 
 METHOD = {
     "topology": "lablib.Topology: ext -- gwh (up0 198.18.0.1, bridge gw0 10.88.0.1/16) -- s1 "
-                "10.88.0.2, s2 10.88.0.3; rebuilt for every (setup, repeat)",
+                "10.88.0.2, s2 10.88.0.3; IPv6 on the same links: ext fd00:18::2, up0 "
+                "fd00:18::1, gw0 fd00:88::1/64, s1 fd00:88::2, s2 fd00:88::3; rebuilt for every "
+                "(setup, repeat)",
     "tcp_dnat": "iperf3 -t D, client in ext (cpu0) -> 198.18.0.1:6201 -> s1:5201 (cpu1)",
     "tcp_masq": "iperf3 -t D, client in s2 (cpu0) -> 198.18.0.2:5201 in ext (cpu1)",
     "udp_dnat": "gw_udpflood sendmmsg 64-byte payloads from ext (cpu0) to 198.18.0.1:6001 -> "
@@ -457,6 +563,12 @@ METHOD = {
                 "loss = 1 - received/sent",
     "conn": "wrk -t1 -cC -H 'Connection: close' to gw_httpd in s1 (cpu1), wrk in ext (cpu0)",
     "latency": "wrk -t1 -c1 keep-alive, --latency p50/p99 of request/response",
+    "tcp_dnat6": "as tcp_dnat to [fd00:18::1]:6201 -> [fd00:88::2]:5201",
+    "tcp_masq6": "as tcp_masq, s2 -> [fd00:18::2]:5201 (NAT66)",
+    "udp_dnat6": "as udp_dnat to [fd00:18::1]:6001 -> [fd00:88::2]:9001",
+    "conn6": "as conn to http://[fd00:18::1]:6000/ -> [fd00:88::2]:8080",
+    "servers": "iperf3 -s and gw_httpd --bind :: listen on both families (one socket, "
+               "IPV6_V6ONLY off), so IPv4 and IPv6 reach the same server",
     "cpu_s_per_gb": "machine-wide /proc/stat busy (user+nice+system+irq+softirq) CPU seconds "
                     "during the TCP DNAT run / GB received; includes iperf3 on both ends",
     "steal_pct": "/proc/stat steal delta / total delta during each run",
@@ -479,6 +591,14 @@ METHOD_MD = """## Method
   during the TCP DNAT run divided by GB received. It includes iperf3 at both ends (the same in
   every setup) and anything else running on the machine; steal % is given for every figure.
 - Proxies (socat, haproxy, gateway proxy) carry TCP inbound only: no masquerade or UDP figures.
+- IPv6, same topology and run: `ext` fd00:18::2 — `up0` fd00:18::1, `gw0` fd00:88::1/64 —
+  `s1` fd00:88::2, `s2` fd00:88::3 (no DAD, IPv6 forwarding on in `gwh`). `tcp_dnat6`,
+  `tcp_masq6` (NAT66), `udp_dnat6` and `conn6` are the IPv4 tests to [fd00:18::1] (and
+  [fd00:18::2] for NAT66). iptables/nftables install the same rules for IPv6 (ip6tables, an
+  `ip6` nft table); plain routing routes fd00:88::/64; the gateway's default expose answers on
+  both families. The IPv6 ratios are to the iptables setup's IPv6 (ip6tables) figures, and
+  "IPv6 / IPv4" divides a setup's IPv6 figure by its own IPv4 one. The servers (iperf3,
+  gw_httpd) listen on `::` for both families. The proxies have no IPv6 rows.
 """
 
 
@@ -556,8 +676,8 @@ def main():
                         setup.start(ctx)
                         httpd = ctx.procs.start(
                             L.pinned(ctx.topo.s1, L.SERVER_CPU,
-                                     os.path.join(ctx.bench_bin, "gw_httpd"), "--port",
-                                     str(L.HTTP_PORT)),
+                                     os.path.join(ctx.bench_bin, "gw_httpd"), "--bind", "::",
+                                     "--port", str(L.HTTP_PORT)),
                             os.path.join(ctx.logdir, "gw_httpd.log"))
                         if not L.wait_until(lambda: L.listening(ctx.topo.s1, L.HTTP_PORT), 5):
                             raise RuntimeError("gw_httpd did not start")

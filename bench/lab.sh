@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # The lab comparison in one command: installs what is missing and builds (deploy/build.sh, into
 # build/), then runs bench/lab.py with the given options (see `python3 bench/lab.py --help`).
-#   bash bench/lab.sh                      # defaults: every setup, 3 repeats x 4 s, < 10 min
+#   bash bench/lab.sh                      # defaults: every setup, IPv4+IPv6, 3 x 4 s, ~12 min
 #   bash bench/lab.sh --scale [options]    # bench/scale.py instead (rule count scaling)
 # Set LAB_SKIP_BUILD=1 to use an existing build/.
 set -euo pipefail

@@ -30,6 +30,13 @@ BRIDGE_ADDR = "10.88.0.1"
 S1_ADDR = "10.88.0.2"
 S2_ADDR = "10.88.0.3"
 SUBNET = "10.88.0.0/16"
+# IPv6 on the same links (ULA; gatewayd's `ns add` default pool is fd00:88::/64 on gw0).
+EXT_ADDR6 = "fd00:18::2"
+UPLINK_ADDR6 = "fd00:18::1"
+BRIDGE_ADDR6 = "fd00:88::1"
+S1_ADDR6 = "fd00:88::2"
+S2_ADDR6 = "fd00:88::3"
+SUBNET6 = "fd00:88::/64"
 # Ports inside server 1 and the host ports that are forwarded to them.
 HTTP_PORT, IPERF_PORT, UDP_PORT = 8080, 5201, 9001
 HOST_HTTP, HOST_IPERF, HOST_UDP = 6000, 6201, 6001
@@ -45,6 +52,11 @@ def run(cmd, check=True, timeout=60, input=None):
     if check and r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.strip()[-400:]}")
     return r
+
+
+def hostport(addr, port):
+    """ADDR:PORT with an IPv6 address in brackets, as URLs and our tools want it."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
 def nsx(ns, *cmd):
@@ -190,6 +202,10 @@ class Topology:
                                   |-- gw-<s1> -- s1 eth0 10.88.0.2  (servers)
                                   `-- gw-<s2> -- s2 eth0 10.88.0.3  (masquerade client)
 
+    and IPv6 on the same links: ext fd00:18::2 -- up0 fd00:18::1, gw0 fd00:88::1/64, s1
+    fd00:88::2, s2 fd00:88::3, IPv6 forwarding on in gwh; no DAD anywhere (links we own, and
+    the addresses must be usable at once).
+
     Names and addresses follow gatewayd's own wiring (bridge gw0, host link gw-NAME, eth0
     inside), so `gwctl ns add` adopts these namespaces instead of making new ones. The external
     namespace has no route to 10.88.0.0/16 unless a setup adds it (plain routing only), so NAT
@@ -212,7 +228,8 @@ class Topology:
 
     def build(self, servers=True):
         """With servers=False only ext and the gateway host are made: gatewayd makes the server
-        namespaces itself (`gwctl ns add`), with the same names, wiring and addresses."""
+        namespaces itself (`gwctl ns add`), with the same names, wiring and addresses (both
+        families)."""
         for ns in self.all if servers else [self.ext, self.gwh]:
             run(["ip", "netns", "add", ns])
         self.tune(self.all if servers else [self.ext, self.gwh])
@@ -220,16 +237,20 @@ class Topology:
         run(["ip", "-n", g, "link", "add", "up0", "type", "veth", "peer", "name", "eth0",
              "netns", self.ext])
         run(["ip", "-n", g, "addr", "add", f"{UPLINK_ADDR}/24", "dev", "up0"])
+        run(["ip", "-n", g, "addr", "add", f"{UPLINK_ADDR6}/64", "dev", "up0", "nodad"])
         run(["ip", "-n", g, "link", "set", "up0", "up"])
         run(["ip", "-n", self.ext, "addr", "add", f"{EXT_ADDR}/24", "dev", "eth0"])
+        run(["ip", "-n", self.ext, "addr", "add", f"{EXT_ADDR6}/64", "dev", "eth0", "nodad"])
         run(["ip", "-n", self.ext, "link", "set", "eth0", "up"])
         run(nsx(g, "sysctl", "-qw", "net.ipv4.ip_forward=1"))
+        run(nsx(g, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"))
         if not servers:
             return
         run(["ip", "-n", g, "link", "add", "gw0", "type", "bridge"])
         run(["ip", "-n", g, "addr", "add", f"{BRIDGE_ADDR}/16", "dev", "gw0"])
+        run(["ip", "-n", g, "addr", "add", f"{BRIDGE_ADDR6}/64", "dev", "gw0", "nodad"])
         run(["ip", "-n", g, "link", "set", "gw0", "up"])
-        for ns, addr in ((self.s1, S1_ADDR), (self.s2, S2_ADDR)):
+        for ns, addr, addr6 in ((self.s1, S1_ADDR, S1_ADDR6), (self.s2, S2_ADDR, S2_ADDR6)):
             hl = self.host_link(ns)
             run(["ip", "-n", g, "link", "add", hl, "type", "veth", "peer", "name", "eth0",
                  "netns", ns])
@@ -237,7 +258,9 @@ class Topology:
             run(["ip", "-n", g, "link", "set", hl, "up"])
             run(["ip", "-n", ns, "addr", "add", f"{addr}/16", "dev", "eth0"])
             run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+            run(["ip", "-n", ns, "addr", "add", f"{addr6}/64", "dev", "eth0", "nodad"])
             run(["ip", "-n", ns, "route", "add", "default", "via", BRIDGE_ADDR])
+            run(["ip", "-n", ns, "-6", "route", "add", "default", "via", BRIDGE_ADDR6])
 
     def tune(self, namespaces):
         for ns in namespaces:
@@ -246,7 +269,13 @@ class Topology:
             for key, val in (("net.ipv4.conf.all.rp_filter", "0"),
                              ("net.ipv4.conf.default.rp_filter", "0"),
                              ("net.ipv4.ip_local_port_range", "1024 65000"),
-                             ("net.ipv4.tcp_tw_reuse", "1")):
+                             ("net.ipv4.tcp_tw_reuse", "1"),
+                             # IPv6 on, and no DAD: set before our links are made, so their
+                             # link-local addresses are usable at once too.
+                             ("net.ipv6.conf.all.disable_ipv6", "0"),
+                             ("net.ipv6.conf.default.disable_ipv6", "0"),
+                             ("net.ipv6.conf.all.accept_dad", "0"),
+                             ("net.ipv6.conf.default.accept_dad", "0")):
                 run(nsx(ns, "sysctl", "-qw", f"{key}={val}"))
 
     def address(self, ns):
@@ -254,9 +283,16 @@ class Topology:
         m = re.search(r"inet (\S+)", r.stdout)
         return m.group(1) if m else None
 
+    def address6(self, ns):
+        """eth0's global IPv6 addresses in `ns` (gatewayd's `ns add` gives fd00:88::N/64)."""
+        r = run(["ip", "-n", ns, "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"],
+                check=False)
+        return re.findall(r"inet6 (\S+)", r.stdout)
+
     def route_ext_to_servers(self, on):
         verb = "replace" if on else "del"
         run(["ip", "-n", self.ext, "route", verb, SUBNET, "via", UPLINK_ADDR], check=on)
+        run(["ip", "-n", self.ext, "-6", "route", verb, SUBNET6, "via", UPLINK_ADDR6], check=on)
 
     def destroy(self):
         for ns in self.all:
@@ -341,7 +377,8 @@ def udp_flood(procs, topo, bench_bin, target, port, seconds, workdir, tag):
     s1 = topo.s1
     rlog = os.path.join(workdir, f"{tag}.udp-recv.json")
     rcv = procs.start(pinned(s1, SERVER_CPU, os.path.join(bench_bin, "gw_udpflood"), "recv",
-                             "--bind", f"0.0.0.0:{UDP_PORT}", "--seconds", str(seconds + 10),
+                             "--bind", hostport("::" if ":" in target else "0.0.0.0", UDP_PORT),
+                             "--seconds", str(seconds + 10),
                              "--idle-ms", "700"),
                       os.path.join(workdir, f"{tag}.udp-recv.log"), stdout_path=rlog)
     try:
@@ -349,7 +386,7 @@ def udp_flood(procs, topo, bench_bin, target, port, seconds, workdir, tag):
             return {"error": "udp receiver did not start"}
         a = CpuStat()
         r = run(pinned(topo.ext, CLIENT_CPU, os.path.join(bench_bin, "gw_udpflood"), "send",
-                       "--dst", f"{target}:{port}", "--seconds", str(seconds)),
+                       "--dst", hostport(target, port), "--seconds", str(seconds)),
                 check=False, timeout=seconds + 20)
         b = CpuStat()
         try:
@@ -401,7 +438,7 @@ def wrk(topo, target, port, seconds, connections, close, client_ns=None):
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "2s"]
     if close:
         cmd += ["-H", "Connection: close"]
-    cmd.append(f"http://{target}:{port}/")
+    cmd.append(f"http://{hostport(target, port)}/")
     a = CpuStat()
     r = run(pinned(client_ns or topo.ext, CLIENT_CPU, *cmd), check=False,
             timeout=seconds + 20)

@@ -6,6 +6,7 @@
 //
 //   gw_httpd --port PORT [--bind IP] [--threads N]
 //
+// --bind takes an IPv4 or IPv6 address; `--bind ::` answers on both families (IPV6_V6ONLY off).
 // Each thread runs its own epoll loop; with N > 1 every thread has its own SO_REUSEPORT
 // listener so the kernel spreads connections.
 #include <arpa/inet.h>
@@ -66,7 +67,24 @@ bool wantsClose(std::string_view head) {
 }
 
 gw::UniqueFd makeListener(const Options& o) {
-  gw::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* sa4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* sa6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (::inet_pton(AF_INET, o.bind.c_str(), &sa4->sin_addr) == 1) {
+    sa4->sin_family = AF_INET;
+    sa4->sin_port = htons(static_cast<uint16_t>(o.port));
+    len = sizeof *sa4;
+  } else if (::inet_pton(AF_INET6, o.bind.c_str(), &sa6->sin6_addr) == 1) {
+    sa6->sin6_family = AF_INET6;
+    sa6->sin6_port = htons(static_cast<uint16_t>(o.port));
+    len = sizeof *sa6;
+  } else {
+    std::fprintf(stderr, "gw_httpd: --bind '%s': not an IPv4 or IPv6 address\n",
+                 o.bind.c_str());
+    return {};
+  }
+  gw::UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) {
     std::perror("gw_httpd: socket");
     return {};
@@ -74,14 +92,11 @@ gw::UniqueFd makeListener(const Options& o) {
   int one = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(o.port));
-  if (::inet_pton(AF_INET, o.bind.c_str(), &sa.sin_addr) != 1) {
-    std::fprintf(stderr, "gw_httpd: --bind '%s': not an IPv4 address\n", o.bind.c_str());
-    return {};
+  if (ss.ss_family == AF_INET6) {
+    int zero = 0; // `::` takes IPv4 as well, whatever net.ipv6.bindv6only says
+    ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
   }
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
     std::perror("gw_httpd: bind");
     return {};
   }
@@ -253,8 +268,9 @@ int main(int argc, char** argv) {
     }
     listeners.push_back(std::move(fd));
   }
-  std::fprintf(stderr, "gw_httpd: listening on %s:%d with %d thread(s)\n", o.bind.c_str(),
-               o.port, o.threads);
+  bool v6 = o.bind.find(':') != std::string::npos;
+  std::fprintf(stderr, "gw_httpd: listening on %s%s%s:%d with %d thread(s)\n", v6 ? "[" : "",
+               o.bind.c_str(), v6 ? "]" : "", o.port, o.threads);
   std::vector<std::thread> threads;
   for (int t = 1; t < o.threads; ++t) {
     threads.emplace_back([fd = std::move(listeners[t])]() mutable {

@@ -5,6 +5,7 @@
 //   gw_udpflood send --dst IP:PORT [--seconds S] [--size BYTES] [--batch N]
 //   gw_udpflood recv --bind IP:PORT [--seconds S] [--idle-ms MS]
 //
+// IP:PORT is IPv4:PORT or [IPv6]:PORT; `recv --bind [::]:PORT` takes both families.
 // Both print one JSON object on stdout. The receiver stops after --seconds, or --idle-ms after
 // the last packet once traffic has started, or on SIGINT/SIGTERM; its rate is taken over the
 // window from the first to the last packet.
@@ -40,23 +41,45 @@ int usage() {
   return 2;
 }
 
-std::optional<sockaddr_in> parseEndpoint(std::string_view text) {
+struct Endpoint {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  int family() const { return addr.ss_family; }
+  const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&addr); }
+};
+
+// IPv4:PORT or [IPv6]:PORT (the brackets keep the port apart from the address's colons).
+std::optional<Endpoint> parseEndpoint(std::string_view text) {
   size_t colon = text.rfind(':');
   if (colon == std::string_view::npos) {
-    return std::nullopt;
-  }
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  std::string host(text.substr(0, colon));
-  if (::inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) {
     return std::nullopt;
   }
   int port = std::atoi(std::string(text.substr(colon + 1)).c_str());
   if (port <= 0 || port > 65535) {
     return std::nullopt;
   }
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  return sa;
+  std::string_view host = text.substr(0, colon);
+  Endpoint e;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    auto* sa6 = reinterpret_cast<sockaddr_in6*>(&e.addr);
+    sa6->sin6_family = AF_INET6;
+    sa6->sin6_port = htons(static_cast<uint16_t>(port));
+    std::string h(host.substr(1, host.size() - 2));
+    if (::inet_pton(AF_INET6, h.c_str(), &sa6->sin6_addr) != 1) {
+      return std::nullopt;
+    }
+    e.len = sizeof(sockaddr_in6);
+    return e;
+  }
+  auto* sa4 = reinterpret_cast<sockaddr_in*>(&e.addr);
+  sa4->sin_family = AF_INET;
+  sa4->sin_port = htons(static_cast<uint16_t>(port));
+  std::string h(host);
+  if (::inet_pton(AF_INET, h.c_str(), &sa4->sin_addr) != 1) {
+    return std::nullopt;
+  }
+  e.len = sizeof(sockaddr_in);
+  return e;
 }
 
 double secondsSince(Clock::time_point start) {
@@ -75,17 +98,18 @@ struct Options {
 int runSend(const Options& o) {
   auto dst = parseEndpoint(o.endpoint);
   if (!dst) {
-    std::fprintf(stderr, "gw_udpflood: --dst '%s': expected IPv4:PORT\n", o.endpoint.c_str());
+    std::fprintf(stderr, "gw_udpflood: --dst '%s': expected IPv4:PORT or [IPv6]:PORT\n",
+                 o.endpoint.c_str());
     return 2;
   }
-  gw::UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  gw::UniqueFd fd(::socket(dst->family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd) {
     std::perror("gw_udpflood: socket");
     return 1;
   }
   int sndbuf = 4 << 20;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&*dst), sizeof *dst) != 0) {
+  if (::connect(fd.get(), dst->sa(), dst->len) != 0) {
     std::perror("gw_udpflood: connect");
     return 1;
   }
@@ -127,15 +151,20 @@ int runSend(const Options& o) {
 int runRecv(const Options& o) {
   auto bindAddr = parseEndpoint(o.endpoint);
   if (!bindAddr) {
-    std::fprintf(stderr, "gw_udpflood: --bind '%s': expected IPv4:PORT\n", o.endpoint.c_str());
+    std::fprintf(stderr, "gw_udpflood: --bind '%s': expected IPv4:PORT or [IPv6]:PORT\n",
+                 o.endpoint.c_str());
     return 2;
   }
-  gw::UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  gw::UniqueFd fd(::socket(bindAddr->family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd) {
     std::perror("gw_udpflood: socket");
     return 1;
   }
   int one = 1;
+  if (bindAddr->family() == AF_INET6) {
+    int zero = 0; // [::] takes IPv4 as well, whatever net.ipv6.bindv6only says
+    ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+  }
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   int rcvbuf = 8 << 20;
   // SO_RCVBUFFORCE ignores rmem_max (we are root in a throwaway namespace); fall back quietly.
@@ -144,7 +173,7 @@ int runRecv(const Options& o) {
   }
   timeval tv{0, 50 * 1000}; // wake up to check the deadlines
   ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&*bindAddr), sizeof *bindAddr) != 0) {
+  if (::bind(fd.get(), bindAddr->sa(), bindAddr->len) != 0) {
     std::perror("gw_udpflood: bind");
     return 1;
   }
