@@ -59,6 +59,13 @@ enum class ProxyProtocol { None, V2 };
 Result<ProxyProtocol> parseProxyProtocol(std::string_view text); // "" = none
 std::string_view toString(ProxyProtocol p);                      // "" or "v2"
 
+// Which address families an expose answers on: both by default, as Docker's -p does.
+enum class IpFamilies { Both, V4, V6 };
+Result<IpFamilies> parseIpFamilies(std::string_view text); // "both" (or "") / "4" / "6"
+std::string_view toString(IpFamilies families);              // "both", "4", "6"
+// Whether `families` holds `family` (AF_INET or AF_INET6).
+bool includes(IpFamilies families, int family);
+
 // Which path serves an expose.
 enum class ServingPath { Ebpf, Proxy, None };
 Result<ServingPath> parseServingPath(std::string_view text);

@@ -11,8 +11,8 @@
 namespace gw {
 
 Result<api::MasqueradeAdded> MasqueradeService::add(const api::MasqueradeRequest& request) {
-  if (!request.source.addr.isV4()) {
-    return invalid("masquerade source '" + request.source.str() + "' is not an IPv4 CIDR");
+  if (!request.source.addr.isV4() && !request.source.addr.isV6()) {
+    return invalid("masquerade source '" + request.source.str() + "' is not a CIDR");
   }
   IpPrefix net = request.source.network();
   std::string outIf = request.outIf.value_or("");

@@ -425,7 +425,7 @@ TEST_F(DatapathTopology, ExposedPortReachesServerWithClientAddress) {
   EXPECT_EQ((*exposes)[0].targetAddr, ip("10.88.0.2"));
 
   // Deleting the rule stops new connections and removes its flows.
-  auto ok = dp->deleteExpose(IPPROTO_TCP, {}, 6000);
+  auto ok = dp->deleteExpose({IPPROTO_TCP, AF_INET, {}, 6000});
   ASSERT_TRUE(ok) << ok.error().str();
   EXPECT_FALSE(findFlow(*dp, IPPROTO_TCP, ip("198.18.0.2")));
   EXPECT_EQ(fetch("http://198.18.0.1:6000/", 2s), "");

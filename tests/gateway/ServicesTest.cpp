@@ -23,7 +23,6 @@
 namespace gw {
 namespace {
 
-using test::ExposeKey;
 
 IpAddress ip(std::string_view text) {
   return IpAddress::parse(text).value();
@@ -90,6 +89,13 @@ api::UnexposeQuery unexpose(std::string_view ports, Proto proto = Proto::Tcp) {
 
 constexpr uint8_t kTcp = IPPROTO_TCP;
 constexpr uint8_t kUdp = IPPROTO_UDP;
+
+ExposeKey v4Key(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) {
+  return {proto, AF_INET, hostAddr, hostPort};
+}
+[[maybe_unused]] ExposeKey v6Key(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) {
+  return {proto, AF_INET6, hostAddr, hostPort};
+}
 
 // The daemon's composition (gateway/Gateway.cpp) over fakes.
 class ServicesTest : public ::testing::Test {
@@ -166,8 +172,8 @@ TEST_F(ExposeRules, AHostIpClashesWithAnyAddressButNotWithAnotherHostIp) {
   EXPECT_TRUE(failsWith(exposes_.add(withHostIp(expose("9100", "10.0.0.6:80"), "192.0.2.10")),
                         ErrorKind::Conflict, "clashes"));
   EXPECT_EQ(dp_.exposes_.size(), 3u);
-  EXPECT_TRUE(dp_.exposes_.contains({kTcp, ip("192.0.2.11"), 9000}));
-  EXPECT_TRUE(dp_.exposes_.contains({kTcp, IpAddress{}, 9100}));
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, ip("192.0.2.11"), 9000)));
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, IpAddress{}, 9100)));
 }
 
 TEST_F(ExposeRules, UnexposeOfAPortOnTwoHostIpsTakesTheHostIpToChoose) {
@@ -182,7 +188,7 @@ TEST_F(ExposeRules, UnexposeOfAPortOnTwoHostIpsTakesTheHostIpToChoose) {
   choose.hostIp = ip("192.0.2.11");
   ASSERT_TRUE(exposes_.remove(choose));
   EXPECT_EQ(dp_.exposes_.size(), 1u);
-  EXPECT_TRUE(dp_.exposes_.contains({kTcp, ip("192.0.2.10"), 9000}));
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, ip("192.0.2.10"), 9000)));
   // One left: no choice needed.
   ASSERT_TRUE(exposes_.remove(unexpose("9000")));
   EXPECT_TRUE(dp_.exposes_.empty());
@@ -228,8 +234,8 @@ TEST_F(ExposeRules, AManagedNamespaceTargetIsItsAddress) {
   auto added = addExpose(expose("8080", "web:80"));
   EXPECT_EQ(added.targetAddr, ip("10.88.0.2"));
   EXPECT_EQ(added.path, ServingPath::Ebpf);
-  ASSERT_TRUE(dp_.exposes_.contains({kTcp, IpAddress{}, 8080}));
-  EXPECT_EQ((dp_.exposes_[{kTcp, IpAddress{}, 8080}].targetAddr), web.address);
+  ASSERT_TRUE(dp_.exposes_.contains(v4Key(kTcp, IpAddress{}, 8080)));
+  EXPECT_EQ((dp_.exposes_[v4Key(kTcp, IpAddress{}, 8080)].targetAddr), web.address);
   EXPECT_EQ(state_.exposes.back().targetNs, "web");
 }
 
@@ -338,11 +344,15 @@ TEST_F(ExposeRules, TheProxyServesModeProxyProxyProtocolAndIpv6) {
   auto v2 = expose("8081", "10.0.0.5:81");
   v2.proxyProtocol = ProxyProtocol::V2;
   EXPECT_EQ(addExpose(v2).path, ServingPath::Proxy);
+  // An IPv6 target: IPv6 clients through eBPF (NAT66), IPv4 ones through the proxy, as
+  // eBPF translates within a family.
   auto v6 = addExpose(expose("8082", "[fd00::5]:82"));
   EXPECT_EQ(v6.path, ServingPath::Proxy);
-  EXPECT_NE(v6.why.find("IPv6"), std::string::npos) << v6.why;
-
-  EXPECT_TRUE(dp_.exposes_.empty());
+  EXPECT_NE(v6.why.find("IPv4"), std::string::npos) << v6.why;
+  ASSERT_EQ(v6.families.size(), 2u);
+  EXPECT_EQ(v6.families[1].path, ServingPath::Ebpf);
+  ASSERT_EQ(dp_.exposes_.size(), 1u);
+  EXPECT_EQ(dp_.exposes_.at(v6Key(kTcp, {}, 8082)).targetAddr, ip("fd00::5"));
   ASSERT_EQ(proxy_.listeners_.size(), 3u);
   const auto& first = proxy_.listeners_.at(proxy_.listenerOn(8080).value());
   EXPECT_EQ(first.listenAddr, "0.0.0.0");
@@ -380,8 +390,9 @@ TEST_F(ExposeRules, WithoutTheDataPathAutoFallsBackToTheProxyAndEbpfIsUnavailabl
 
 TEST_F(ExposeRules, ImpossibleCombinationsAreInvalid) {
   // Not a missing component: no data path would ever serve these.
-  EXPECT_TRUE(failsWith(exposes_.add(withMode(expose("8080", "[fd00::5]:80"), ExposeMode::Ebpf)),
-                        ErrorKind::Invalid, "IPv4 only"));
+  auto v4Only = withMode(expose("8080", "[fd00::5]:80"), ExposeMode::Ebpf);
+  v4Only.family = IpFamilies::V4;
+  EXPECT_TRUE(failsWith(exposes_.add(v4Only), ErrorKind::Invalid, "no IPv4 address"));
   auto v2 = withMode(expose("8080", "10.0.0.5:80"), ExposeMode::Ebpf);
   v2.proxyProtocol = ProxyProtocol::V2;
   EXPECT_TRUE(failsWith(exposes_.add(v2), ErrorKind::Invalid, "--proxy-protocol"));
@@ -396,8 +407,9 @@ TEST_F(ExposeRules, UdpThroughTheProxyIsRefused) {
   EXPECT_TRUE(failsWith(
       exposes_.add(withMode(expose("5353", "10.0.0.5:53", Proto::Udp), ExposeMode::Proxy)),
       ErrorKind::Invalid, "TCP only"));
-  EXPECT_TRUE(failsWith(exposes_.add(expose("5353", "[fd00::5]:53", Proto::Udp)),
-                        ErrorKind::Invalid, "TCP only"));
+  auto v4Clients = expose("5353", "[fd00::5]:53", Proto::Udp);
+  v4Clients.family = IpFamilies::V4;
+  EXPECT_TRUE(failsWith(exposes_.add(v4Clients), ErrorKind::Invalid, "TCP only"));
   unloadDatapath();
   EXPECT_TRUE(failsWith(exposes_.add(expose("5353", "10.0.0.5:53", Proto::Udp)), ErrorKind::Invalid,
                         "TCP only"));
@@ -409,7 +421,7 @@ TEST_F(ExposeRules, ARangeWritesOneEntryPerPort) {
   auto added = addExpose(expose("7000-7009", "10.0.0.5:8000-8009"));
   EXPECT_EQ(dp_.exposes_.size(), 10u);
   for (uint16_t i = 0; i < 10; ++i) {
-    ExposeKey key{kTcp, IpAddress{}, static_cast<uint16_t>(7000 + i)};
+    ExposeKey key{kTcp, AF_INET, IpAddress{}, static_cast<uint16_t>(7000 + i)};
     ASSERT_TRUE(dp_.exposes_.contains(key)) << 7000 + i;
     EXPECT_EQ(dp_.exposes_[key].targetPort, 8000 + i);
     EXPECT_EQ(dp_.exposes_[key].ruleId, added.id);
@@ -613,36 +625,36 @@ TEST_F(ExposeRules, ReconcileRemovesMapEntriesThatNoStateNames) {
   ExposeEntry ghostUdp{ipProto(Proto::Udp), IpAddress{}, 7000, ip("10.0.0.9"), 90, 43};
   ExposeEntry ghostHostIp{ipProto(Proto::Tcp), ip("198.18.0.1"), 7000, ip("10.0.0.9"), 90, 44};
   for (const auto& g : {ghost, ghostUdp, ghostHostIp}) {
-    dp_.exposes_[{g.proto, g.hostAddr, g.hostPort}] = g;
+    dp_.exposes_[v4Key(g.proto, g.hostAddr, g.hostPort)] = g;
   }
   exposes_.reconcile();
   EXPECT_EQ(dp_.exposes_.size(), 2u) << "only the state's two ports stay";
-  EXPECT_TRUE(dp_.exposes_.contains({ipProto(Proto::Tcp), IpAddress{}, 7000}));
-  EXPECT_TRUE(dp_.exposes_.contains({ipProto(Proto::Tcp), IpAddress{}, 7001}));
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(ipProto(Proto::Tcp), IpAddress{}, 7000)));
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(ipProto(Proto::Tcp), IpAddress{}, 7001)));
 }
 
 TEST_F(ExposeRules, ReconcileRestoresWhatTheMapLacksAndRewritesWhatDiffers) {
   addExpose(expose("7000-7001", "10.0.0.5:80-81"));
   addExpose(withMode(expose("7100", "10.0.0.5:80"), ExposeMode::Proxy));
   dp_.adopted_ = true;
-  ExposeEntry right = dp_.exposes_.at({kTcp, IpAddress{}, 7000});
-  dp_.exposes_.erase({kTcp, IpAddress{}, 7001});
-  dp_.exposes_[{kTcp, IpAddress{}, 7000}].targetPort = 9999;  // an older rule's target
+  ExposeEntry right = dp_.exposes_.at(v4Key(kTcp, IpAddress{}, 7000));
+  dp_.exposes_.erase(v4Key(kTcp, IpAddress{}, 7001));
+  dp_.exposes_[v4Key(kTcp, IpAddress{}, 7000)].targetPort = 9999;  // an older rule's target
   exposes_.reconcile();
   ASSERT_EQ(dp_.exposes_.size(), 2u) << "the proxied expose has no map entry";
-  EXPECT_EQ(dp_.exposes_.at({kTcp, IpAddress{}, 7000}), right);
-  EXPECT_EQ(dp_.exposes_.at({kTcp, IpAddress{}, 7001}).targetPort, 81);
+  EXPECT_EQ(dp_.exposes_.at(v4Key(kTcp, IpAddress{}, 7000)), right);
+  EXPECT_EQ(dp_.exposes_.at(v4Key(kTcp, IpAddress{}, 7001)).targetPort, 81);
 }
 
 TEST_F(ExposeRules, AMapThatCannotBeReadIsStillWrittenAndNothingIsRemoved) {
   addExpose(expose("7000", "10.0.0.5:80"));
   ExposeEntry ghost{kTcp, IpAddress{}, 7500, ip("10.0.0.9"), 90, 42};
-  dp_.exposes_[{kTcp, IpAddress{}, 7500}] = ghost;
-  dp_.exposes_.erase({kTcp, IpAddress{}, 7000});
+  dp_.exposes_[v4Key(kTcp, IpAddress{}, 7500)] = ghost;
+  dp_.exposes_.erase(v4Key(kTcp, IpAddress{}, 7000));
   dp_.failList_ = true;
   exposes_.reconcile();
-  EXPECT_TRUE(dp_.exposes_.contains({kTcp, IpAddress{}, 7000}));
-  EXPECT_TRUE(dp_.exposes_.contains({kTcp, IpAddress{}, 7500})) << "not seen, not removed";
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, IpAddress{}, 7000)));
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, IpAddress{}, 7500))) << "not seen, not removed";
 }
 
 // ---- namespaces
@@ -711,9 +723,10 @@ TEST_F(NamespaceRules, AddGivesAnIpv6AddressFromTheDefaultUlaPool) {
   EXPECT_EQ(json["address6"], "fd00:88::2");
   EXPECT_EQ(json["prefix6"], "fd00:88::2/64");
   EXPECT_EQ(json["gateway6"], "fd00:88::1");
-  // The data path stays IPv4: no IPv6 endpoint or masquerade.
-  EXPECT_FALSE(dp_.endpoints_.contains(ip("fd00:88::2")));
-  EXPECT_EQ(dp_.masquerades_.size(), 1u);
+  // The data path has both: the IPv6 endpoint and the IPv6 pool's masquerade (NAT66).
+  EXPECT_TRUE(dp_.endpoints_.contains(ip("fd00:88::2")));
+  EXPECT_EQ(dp_.masquerades_.size(), 2u);
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("fd00:88::/64")));
 }
 
 TEST_F(NamespaceRules, NoIpv6GivesNoneAndTheJsonHasNoIpv6Fields) {
@@ -910,7 +923,7 @@ TEST_F(NamespaceRules, AFailingDataPathStepLeavesNothing) {
   // The subnet of a namespace still using it keeps its masquerade.
   EXPECT_FALSE(namespaces_.add({.name = "b"}));
   EXPECT_TRUE(dp_.masquerades_.contains(prefix("10.88.0.0/16")));
-  EXPECT_EQ(dp_.endpoints_.size(), 1u);
+  EXPECT_EQ(dp_.endpoints_.size(), 2u); // its IPv4 and IPv6 addresses
   EXPECT_EQ(state_.namespaces.size(), 1u);
 }
 
@@ -1007,7 +1020,8 @@ TEST_F(NamespaceRules, ReconcileWiresWhatTheStateNames) {
   EXPECT_EQ(topology_.wired_.size(), 2u);
   EXPECT_TRUE(dp_.endpoints_.contains(ip("10.88.0.2")));
   EXPECT_TRUE(dp_.endpoints_.contains(ip("10.50.0.2")));
-  EXPECT_EQ(dp_.masquerades_.size(), 2u);
+  EXPECT_TRUE(dp_.endpoints_.contains(ip("fd00:88::2")));
+  EXPECT_EQ(dp_.masquerades_.size(), 3u); // the point-to-point one has no IPv6 (no --subnet6)
   EXPECT_EQ(state_.namespaces, saved.namespaces);
   EXPECT_EQ(store_.commits_, 4);  // two an ns add (intent, done); reconciling changes none
 }
@@ -1047,8 +1061,9 @@ TEST_F(NamespaceRules, ReconcileRemovesEndpointsAndProgramsThatNoNamespaceHas) {
   dp_.endpoints_.erase(ip("10.88.0.2"));
   dp_.endpoints_[ip("10.88.0.3")].hostIfindex = 98;
   ASSERT_TRUE(namespaces_.reconcile());
-  ASSERT_EQ(dp_.endpoints_.size(), 2u);
+  ASSERT_EQ(dp_.endpoints_.size(), 4u);
   EXPECT_EQ(dp_.endpoints_.at(ip("10.88.0.2")).hostIfindex, linkA);
+  EXPECT_EQ(dp_.endpoints_.at(ip("fd00:88::2")).hostIfindex, linkA);
   EXPECT_EQ(dp_.endpoints_.at(ip("10.88.0.3")).hostIfindex, linkB);
   EXPECT_EQ(dp_.endpointPrograms_, (std::set<int>{linkA, linkB}));
 }
@@ -1072,11 +1087,13 @@ TEST_F(NamespaceRules, ACrashMidNsAddLeavesNoEntryOnceEveryServiceReconciled) {
   ASSERT_TRUE(namespaces_.reconcile());
   masquerades_.reconcile();
   exposes_.reconcile();
-  EXPECT_EQ(dp_.endpoints_.size(), 1u);
+  EXPECT_EQ(dp_.endpoints_.size(), 2u);
   EXPECT_TRUE(dp_.endpoints_.contains(ip("10.88.0.2")));
-  EXPECT_EQ(dp_.masquerades_, (std::map<IpPrefix, int>{{prefix("10.88.0.0/16"), 0}}));
+  EXPECT_TRUE(dp_.endpoints_.contains(ip("fd00:88::2")));
+  EXPECT_EQ(dp_.masquerades_, (std::map<IpPrefix, int>{{prefix("10.88.0.0/16"), 0},
+                                                       {prefix("fd00:88::/64"), 0}}));
   EXPECT_EQ(dp_.endpointPrograms_, (std::set<int>{topology_.links_.at("gw-b").index}));
-  EXPECT_EQ(dp_.exposes_.size(), 1u);
+  EXPECT_EQ(dp_.exposes_.size(), 2u); // b's expose, on both families
 }
 
 // ---- masquerade
@@ -1114,8 +1131,6 @@ TEST_F(MasqueradeRules, RefusalsHaveTheirKinds) {
   ASSERT_TRUE(masquerades_.add({.source = prefix("10.1.0.0/16")}));
   EXPECT_TRUE(failsWith(masquerades_.add({.source = prefix("10.1.0.0/16")}), ErrorKind::Conflict,
                         "already exists"));
-  EXPECT_TRUE(failsWith(masquerades_.add({.source = prefix("fd00::/64")}), ErrorKind::Invalid,
-                        "not an IPv4 CIDR"));
   EXPECT_TRUE(failsWith(masquerades_.add({.source = prefix("10.3.0.0/16"), .outIf = "eth9"}),
                         ErrorKind::NotFound, "--out eth9"));
   unloadDatapath();
@@ -1130,14 +1145,16 @@ TEST_F(MasqueradeRules, TheAutomaticEntriesOfNamespacesComeFirst) {
   addNamespace("b");
   addNamespace("p", "10.50.0.0/30");
   auto list = masquerades_.list();
-  ASSERT_EQ(list.size(), 3u);
+  ASSERT_EQ(list.size(), 4u);
   EXPECT_EQ(list[0].source, prefix("10.88.0.0/16"));
   EXPECT_TRUE(list[0].automatic);
   EXPECT_EQ(list[0].out, "uplink0");
-  EXPECT_EQ(list[1].source, prefix("10.50.0.0/30"));
+  EXPECT_EQ(list[1].source, prefix("fd00:88::/64"));
   EXPECT_TRUE(list[1].automatic);
-  EXPECT_EQ(list[2].source, prefix("10.1.0.0/16"));
-  EXPECT_FALSE(list[2].automatic);
+  EXPECT_EQ(list[2].source, prefix("10.50.0.0/30"));
+  EXPECT_TRUE(list[2].automatic);
+  EXPECT_EQ(list[3].source, prefix("10.1.0.0/16"));
+  EXPECT_FALSE(list[3].automatic);
   // Those go with `ns del`.
   EXPECT_TRUE(failsWith(masquerades_.remove({.source = prefix("10.88.0.0/16")}),
                         ErrorKind::NotFound, "ns del"));
@@ -1170,7 +1187,8 @@ TEST_F(MasqueradeRules, ReconcileRemovesEntriesNoStateNamesAndRestoresTheOthers)
   dp_.masquerades_[prefix("10.1.0.0/16")] = 0;
   masquerades_.reconcile();
   EXPECT_EQ(dp_.masquerades_, (std::map<IpPrefix, int>{{prefix("10.1.0.0/16"), eth1.index},
-                                                       {prefix("10.88.0.0/16"), 0}}));
+                                                       {prefix("10.88.0.0/16"), 0},
+                                                       {prefix("fd00:88::/64"), 0}}));
 }
 
 TEST_F(MasqueradeRules, EndpointIndependentFilteringIsKeptAndRestored) {
@@ -1199,7 +1217,8 @@ TEST_F(MasqueradeRules, AHandAddedRuleForANamespaceSubnetKeepsItsOut) {
   addNamespace("a");
   ASSERT_TRUE(masquerades_.add({.source = prefix("10.88.0.0/16"), .outIf = "eth1"}));
   masquerades_.reconcile();
-  EXPECT_EQ(dp_.masquerades_, (std::map<IpPrefix, int>{{prefix("10.88.0.0/16"), eth1.index}}));
+  EXPECT_EQ(dp_.masquerades_, (std::map<IpPrefix, int>{{prefix("10.88.0.0/16"), eth1.index},
+                                                       {prefix("fd00:88::/64"), 0}}));
 }
 
 TEST_F(MasqueradeRules, AMapThatCannotBeReadIsStillWrittenAndNothingIsRemoved) {
