@@ -152,7 +152,7 @@ std::string_view protoName(uint8_t proto) {
       return s.text;
     }
   }
-  return "other";
+  return proto == kIcmpv6 ? "icmpv6" : "other";
 }
 
 Result<ExposeMode> parseExposeMode(std::string_view text) {

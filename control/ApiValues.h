@@ -47,7 +47,8 @@ enum class Proto : uint8_t { Tcp = 6, Udp = 17, Icmp = 1 }; // the IPPROTO_ numb
 Result<Proto> parseProto(std::string_view text);
 std::string_view protoName(Proto proto);
 inline uint8_t ipProto(Proto proto) { return static_cast<uint8_t>(proto); }
-// "tcp", "udp", "icmp", "other": for a number read from a map.
+constexpr uint8_t kIcmpv6 = 58; // IPPROTO_ICMPV6: conntrack lists IPv6 echo flows with it
+// "tcp", "udp", "icmp", "icmpv6", "other": for a number read from a map.
 std::string_view protoName(uint8_t ipProto);
 
 // Which path an expose asks for.

@@ -874,9 +874,12 @@ int conntrackCommand(const Globals& g, std::vector<std::string> args) {
     }
     return printListingOr(g, *r, [&] {
       gw::Table t({"PROTO", "ORIGINAL", "REPLY", "STATE", "AGE", "IDLE", "PACKETS", "BYTES"});
-      auto tuple = [](const api::FlowTupleInfo& x) {
-        return x.src.str() + ":" + std::to_string(x.sport) + " -> " + x.dst.str() + ":" +
-               std::to_string(x.dport);
+      // addr:port, an IPv6 address in brackets ([fd00:88::2]:40000).
+      auto end = [](const gw::IpAddress& a, uint16_t port) {
+        return (a.isV6() ? "[" + a.str() + "]" : a.str()) + ":" + std::to_string(port);
+      };
+      auto tuple = [&](const api::FlowTupleInfo& x) {
+        return end(x.src, x.sport) + " -> " + end(x.dst, x.dport);
       };
       for (const auto& f : r->items) {
         char age[32], idle[32];
