@@ -466,6 +466,9 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
   // A family asked for by name must be served; of both, one at least.
   Serving serving = servingPath(e);
   for (int f : {AF_INET, AF_INET6}) {
+    if (!includes(family, f)) {
+      continue;
+    }
     Serving s = servingPath(e, f);
     bool named = family != IpFamilies::Both && includes(family, f);
     if (s.path == ServingPath::None && (named || serving.path == ServingPath::None)) {

@@ -83,6 +83,11 @@ api::ExposeRequest withHostIp(api::ExposeRequest r, std::string_view addr) {
   return r;
 }
 
+api::ExposeRequest withFamily(api::ExposeRequest r, IpFamilies family) {
+  r.family = family;
+  return r;
+}
+
 api::UnexposeQuery unexpose(std::string_view ports, Proto proto = Proto::Tcp) {
   return {.port = parsePortRange(ports, "host port").value(), .proto = proto};
 }
@@ -93,7 +98,7 @@ constexpr uint8_t kUdp = IPPROTO_UDP;
 ExposeKey v4Key(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) {
   return {proto, AF_INET, hostAddr, hostPort};
 }
-[[maybe_unused]] ExposeKey v6Key(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) {
+ExposeKey v6Key(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) {
   return {proto, AF_INET6, hostAddr, hostPort};
 }
 
@@ -1096,9 +1101,177 @@ TEST_F(NamespaceRules, ACrashMidNsAddLeavesNoEntryOnceEveryServiceReconciled) {
   EXPECT_EQ(dp_.exposes_.size(), 2u); // b's expose, on both families
 }
 
+// ---- IPv6 exposes: both families by default, as Docker's -p
+
+TEST_F(ExposeRules, ANamespaceTargetAnswersOnBothFamiliesByDefault) {
+  auto web = addNamespace("web");
+  auto added = addExpose(expose("6001", "web:8080"));
+  EXPECT_EQ(added.family, IpFamilies::Both);
+  ASSERT_EQ(added.families.size(), 2u);
+  EXPECT_EQ(added.families[0].family, IpFamilies::V4);
+  EXPECT_EQ(added.families[0].path, ServingPath::Ebpf);
+  EXPECT_EQ(added.families[1].family, IpFamilies::V6);
+  EXPECT_EQ(added.families[1].path, ServingPath::Ebpf);
+  EXPECT_EQ(added.families[1].targetAddr, ip("fd00:88::2"));
+  ASSERT_EQ(dp_.exposes_.size(), 2u);
+  EXPECT_EQ(dp_.exposes_.at(v4Key(kTcp, {}, 6001)).targetAddr, web.address);
+  const ExposeEntry& v6 = dp_.exposes_.at(v6Key(kTcp, {}, 6001));
+  EXPECT_EQ(v6.targetAddr, ip("fd00:88::2"));
+  EXPECT_EQ(v6.targetPort, 8080);
+  EXPECT_EQ(v6.ruleId, added.id) << "one rule, one id, both families";
+  EXPECT_EQ(state_.exposes.back().targetAddr6, ip("fd00:88::2"));
+  // The listing says which path serves each family.
+  auto listed = api::toJson(exposes_.list().at(0));
+  EXPECT_EQ(listed["family"], "both");
+  EXPECT_EQ(listed["families"][1]["family"], "6");
+  EXPECT_EQ(listed["families"][1]["path"], "ebpf");
+  EXPECT_EQ(listed["families"][1]["targetAddr"], "fd00:88::2");
+  // Unexpose takes both.
+  ASSERT_TRUE(exposes_.remove(unexpose("6001")));
+  EXPECT_TRUE(dp_.exposes_.empty());
+}
+
+TEST_F(ExposeRules, FamilyFourOrSixInstallsThatFamilyAlone) {
+  addNamespace("web");
+  addExpose(withFamily(expose("6001", "web:8080"), IpFamilies::V4));
+  addExpose(withFamily(expose("6002", "web:8080", Proto::Udp), IpFamilies::V6));
+  EXPECT_EQ(dp_.exposeCount(kTcp, 6001, 6001, AF_INET), 1u);
+  EXPECT_EQ(dp_.exposeCount(kTcp, 6001, 6001, AF_INET6), 0u);
+  EXPECT_EQ(dp_.exposeCount(kUdp, 6002, 6002, AF_INET), 0u);
+  EXPECT_EQ(dp_.exposeCount(kUdp, 6002, 6002, AF_INET6), 1u);
+  EXPECT_EQ(state_.exposes[1].family, IpFamilies::V6);
+}
+
+TEST_F(ExposeRules, ANamespaceWithoutIpv6AnswersOnIpv4AndSaysWhyNotIpv6) {
+  auto added = namespaces_.add({.name = "old", .noIpv6 = true});
+  ASSERT_TRUE(added) << added.error().str();
+  auto both = addExpose(expose("6001", "old:80"));
+  ASSERT_EQ(both.families.size(), 2u);
+  EXPECT_EQ(both.families[1].path, ServingPath::None);
+  EXPECT_NE(both.families[1].why.find("IPv6"), std::string::npos) << both.families[1].why;
+  EXPECT_EQ(dp_.exposes_.size(), 1u);
+  // Asked by name, a family that cannot be served is refused.
+  EXPECT_TRUE(failsWith(exposes_.add(withFamily(expose("6002", "old:80"), IpFamilies::V6)),
+                        ErrorKind::Invalid, "IPv6"));
+}
+
+TEST_F(ExposeRules, AnIpv6HostIpLimitsTheRuleToIpv6) {
+  topology_.addHostAddress("uplink0", prefix("fd00:18::1/64"));
+  addNamespace("web");
+  auto added = addExpose(withHostIp(expose("6001", "web:8080"), "fd00:18::1"));
+  EXPECT_EQ(added.family, IpFamilies::V6);
+  ASSERT_EQ(dp_.exposes_.size(), 1u);
+  EXPECT_EQ(dp_.exposes_.at(v6Key(kTcp, ip("fd00:18::1"), 6001)).targetAddr, ip("fd00:88::2"));
+  // The same port on an IPv4 address does not clash with it.
+  addExpose(withHostIp(expose("6001", "web:8080"), "192.0.2.10"));
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, ip("192.0.2.10"), 6001)));
+  // An IPv6 --host-ip with --family 4 contradicts itself; one the host lacks serves nobody.
+  EXPECT_TRUE(failsWith(exposes_.add(withFamily(withHostIp(expose("6002", "web:8080"),
+                                                           "fd00:18::1"),
+                                                IpFamilies::V4)),
+                        ErrorKind::Invalid, "--family 4"));
+  EXPECT_TRUE(failsWith(exposes_.add(withHostIp(expose("6003", "web:8080"), "fd00:99::1")),
+                        ErrorKind::Invalid, "not an address of the gateway host"));
+  ASSERT_TRUE(exposes_.remove({.port = parsePortRange("6001", "").value(),
+                               .hostIp = ip("fd00:18::1")}));
+  EXPECT_FALSE(dp_.exposes_.contains(v6Key(kTcp, ip("fd00:18::1"), 6001)));
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, ip("192.0.2.10"), 6001)));
+}
+
+TEST_F(ExposeRules, AnIpv6TargetTakesTheEbpfPathForIpv6Clients) {
+  auto added = addExpose(withFamily(expose("6001", "[fd00:88::5]:8080", Proto::Udp),
+                                    IpFamilies::V6));
+  EXPECT_EQ(added.path, ServingPath::Ebpf);
+  EXPECT_EQ(added.targetAddr, ip("fd00:88::5"));
+  EXPECT_TRUE(proxy_.listeners_.empty());
+  EXPECT_EQ(dp_.exposes_.at(v6Key(kUdp, {}, 6001)).targetAddr, ip("fd00:88::5"));
+  // --mode proxy keeps it on the proxy (IPv4 clients; IPv6 ones only at an IPv6 --host-ip).
+  auto proxied = addExpose(withMode(expose("6002", "[fd00:88::5]:8080"), ExposeMode::Proxy));
+  EXPECT_EQ(proxied.path, ServingPath::Proxy);
+  EXPECT_EQ(proxied.families.at(1).path, ServingPath::None);
+  EXPECT_FALSE(dp_.exposes_.contains(v6Key(kTcp, {}, 6002)));
+  // DNAT to the gateway host's own IPv6 loopback goes nowhere either.
+  EXPECT_TRUE(failsWith(exposes_.add(withFamily(expose("6003", "[::1]:80"), IpFamilies::V6)),
+                        ErrorKind::Invalid, "loopback"));
+}
+
+TEST_F(ExposeRules, ReconcileReinstallsBothFamiliesAndRemovesIpv6Strays) {
+  addNamespace("web");
+  addExpose(expose("6001", "web:8080"));
+  dp_.adopted_ = true;
+  dp_.exposes_.erase(v6Key(kTcp, {}, 6001)); // lost by a crash
+  ExposeEntry stray{kTcp, {}, 6500, ip("fd00:88::9"), 80, 99};
+  dp_.exposes_[stray.key()] = stray;
+  exposes_.reconcile();
+  EXPECT_EQ(dp_.exposes_.size(), 2u);
+  EXPECT_TRUE(dp_.exposes_.contains(v6Key(kTcp, {}, 6001)));
+  EXPECT_FALSE(dp_.exposes_.contains(stray.key()));
+}
+
+TEST_F(ExposeRules, AStateRecordFromBeforeIpv6LoadsAsIpv4Only) {
+  auto state = fromJson(R"({"version": 1, "nextRuleId": 4, "bridges": [], "namespaces": [],
+      "masquerades": [], "exposes": [{"id": 3, "proto": "tcp", "hostPort": 6001,
+      "hostPortEnd": 6001, "target": "web:8080", "targetNs": "web",
+      "targetAddr": "10.88.0.2", "targetPort": 8080}]})",
+                        "state.json");
+  ASSERT_TRUE(state) << state.error().str();
+  EXPECT_EQ(state->exposes.at(0).family, IpFamilies::V4);
+  EXPECT_FALSE(state->exposes.at(0).targetAddr6);
+  state_ = *state;
+  exposes_.reconcile();
+  EXPECT_EQ(dp_.exposes_.size(), 1u);
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, {}, 6001)));
+}
+
+TEST_F(NamespaceRules, NsAddAndDelInstallAndRemoveTheIpv6EndpointAndMasquerade) {
+  addNamespace("a");
+  addNamespace("b");
+  EXPECT_TRUE(dp_.endpoints_.contains(ip("fd00:88::3")));
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("fd00:88::/64")));
+  EXPECT_EQ(dp_.hairpin6_, ip("fd00:88::1")) << "the namespaces' IPv6 gateway";
+  EXPECT_TRUE(dp_.localAddresses_.contains(ip("fd00:88::1"))) << "the bridge's IPv6 address";
+  ASSERT_TRUE(namespaces_.remove("a"));
+  EXPECT_FALSE(dp_.endpoints_.contains(ip("fd00:88::2")));
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("fd00:88::/64"))) << "b still uses the pool";
+  ASSERT_TRUE(namespaces_.remove("b"));
+  EXPECT_TRUE(dp_.endpoints_.empty());
+  EXPECT_TRUE(dp_.masquerades_.empty());
+  EXPECT_FALSE(dp_.localAddresses_.contains(ip("fd00:88::1"))) << "gone with the bridge";
+  // --no-ipv6: IPv4 alone.
+  ASSERT_TRUE(namespaces_.add({.name = "c", .noIpv6 = true}));
+  EXPECT_EQ(dp_.endpoints_.size(), 1u);
+  EXPECT_EQ(dp_.masquerades_.size(), 1u);
+}
+
+TEST_F(NamespaceRules, TheHostsIpv6AddressesGoToTheLocalMapButNotLinkLocalOnes) {
+  topology_.addHostAddress("uplink0", prefix("fd00:18::1/64"));
+  topology_.addHostAddress("uplink0", prefix("fe80::1/64"));
+  topology_.addHostAddress("lo", prefix("::1/128"));
+  ASSERT_TRUE(namespaces_.syncLocalAddresses());
+  EXPECT_TRUE(dp_.localAddresses_.contains(ip("fd00:18::1")));
+  EXPECT_FALSE(dp_.localAddresses_.contains(ip("fe80::1")));
+  EXPECT_FALSE(dp_.localAddresses_.contains(ip("::1")));
+  dp_.localAddresses_.insert(ip("fd00:77::1")); // an earlier run's, the host no longer has
+  ASSERT_TRUE(namespaces_.syncLocalAddresses());
+  EXPECT_FALSE(dp_.localAddresses_.contains(ip("fd00:77::1")));
+}
+
+
 // ---- masquerade
 
 using MasqueradeRules = ServicesTest;
+
+TEST_F(MasqueradeRules, AnIpv6PrefixIsMasqueradedAndListed) {
+  auto added = masquerades_.add({.source = prefix("fd00:99::5/64")});
+  ASSERT_TRUE(added) << added.error().str();
+  EXPECT_EQ(added->source, prefix("fd00:99::/64"));
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("fd00:99::/64")));
+  auto list = masquerades_.list();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(api::toJson(list[0])["source"], "fd00:99::/64");
+  ASSERT_TRUE(masquerades_.remove({.source = prefix("fd00:99::/64")}));
+  EXPECT_TRUE(dp_.masquerades_.empty());
+}
 
 TEST_F(MasqueradeRules, AddListRemove) {
   auto added = masquerades_.add({.source = prefix("10.1.2.3/16")});
