@@ -128,6 +128,21 @@ Result<gw_masq_key> masqKey(const IpPrefix& source) {
   return key;
 }
 
+// Read-modify-write of entry 0 of a one-entry config array (gw_config_map, gw_config6_map).
+template <class Config>
+Status changeConfig(int fd, std::string_view what, const std::function<void(Config&)>& change) {
+  uint32_t zero = 0;
+  Config cfg{};
+  if (bpf_map_lookup_elem(fd, &zero, &cfg) != 0) {
+    return sysError("read " + std::string(what));
+  }
+  change(cfg);
+  if (bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY) != 0) {
+    return sysError("write " + std::string(what));
+  }
+  return {};
+}
+
 uint32_t withFib(uint32_t flags, bool fib) {
   return fib ? (flags | GW_CFG_FIB_REDIRECT) : (flags & ~GW_CFG_FIB_REDIRECT);
 }
@@ -135,17 +150,7 @@ uint32_t withFib(uint32_t flags, bool fib) {
 } // namespace
 
 Status RuleMaps::writeConfig(const std::function<void(gw_config&)>& change) {
-  int fd = objects_.mapFd("gw_config_map");
-  uint32_t zero = 0;
-  gw_config cfg{};
-  if (bpf_map_lookup_elem(fd, &zero, &cfg) != 0) {
-    return sysError("read gw_config");
-  }
-  change(cfg);
-  if (bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY) != 0) {
-    return sysError("write gw_config");
-  }
-  return {};
+  return changeConfig(objects_.mapFd("gw_config_map"), "gw_config", change);
 }
 
 Status RuleMaps::initConfig(bool fibRedirect) {
@@ -159,17 +164,7 @@ Status RuleMaps::initConfig(bool fibRedirect) {
 }
 
 Status RuleMaps::writeConfig6(const std::function<void(gw_config6&)>& change) {
-  int fd = objects_.mapFd("gw_config6_map");
-  uint32_t zero = 0;
-  gw_config6 cfg{};
-  if (bpf_map_lookup_elem(fd, &zero, &cfg) != 0) {
-    return sysError("read gw_config6");
-  }
-  change(cfg);
-  if (bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY) != 0) {
-    return sysError("write gw_config6");
-  }
-  return {};
+  return changeConfig(objects_.mapFd("gw_config6_map"), "gw_config6", change);
 }
 
 Status RuleMaps::setUplink(int ifindex, const IpAddress& addr, bool fibRedirect) {

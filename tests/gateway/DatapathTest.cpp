@@ -315,24 +315,18 @@ TEST(DatapathLogic, PairsHalvesIntoOneFlow) {
 TEST(DatapathLogic, DecodesAnIpv6FlowFromItsKeyBytes) {
   // The bytes the BPF side writes for a NAT66 flow: fd00:88::2:40000 -> 2001:db8::5:443 out,
   // the reply 2001:db8::5:443 -> fd00:18::1:40000 (the uplink's address).
-  auto bytesOf = [](std::string_view text, union gw_addr& out) {
-    auto a = IpAddress::parse(text).value();
-    std::memcpy(out.bytes, a.bytes.data(), 16);
+  auto tcp6 = [](const char* src, uint16_t sport, const char* dst, uint16_t dport) {
+    gw_ct_key k{};
+    std::memcpy(k.saddr.bytes, ip(src).bytes.data(), 16);
+    std::memcpy(k.daddr.bytes, ip(dst).bytes.data(), 16);
+    k.sport = htons(sport);
+    k.dport = htons(dport);
+    k.proto = IPPROTO_TCP;
+    k.family = GW_AF_INET6;
+    return k;
   };
-  gw_ct_key orig{};
-  bytesOf("fd00:88::2", orig.saddr);
-  bytesOf("2001:db8::5", orig.daddr);
-  orig.sport = htons(40000);
-  orig.dport = htons(443);
-  orig.proto = IPPROTO_TCP;
-  orig.family = GW_AF_INET6;
-  gw_ct_key reply{};
-  bytesOf("2001:db8::5", reply.saddr);
-  bytesOf("fd00:18::1", reply.daddr);
-  reply.sport = htons(443);
-  reply.dport = htons(40000);
-  reply.proto = IPPROTO_TCP;
-  reply.family = GW_AF_INET6;
+  gw_ct_key orig = tcp6("fd00:88::2", 40000, "2001:db8::5", 443);
+  gw_ct_key reply = tcp6("2001:db8::5", 443, "fd00:18::1", 40000);
   gw_ct_entry o{};
   o.dir = GW_CT_DIR_ORIG;
   o.nat = GW_NAT_SNAT;
