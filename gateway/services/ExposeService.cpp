@@ -20,6 +20,7 @@ namespace {
 
 // Where the proxy connects for NS:PORT targets, from inside NS (see addOne).
 const IpAddress kNamespaceLoopback = IpAddress::v4(0x7f000001);
+const IpAddress kLoopback6 = IpAddress::parse("::1").value_or(IpAddress{});
 
 std::string hostIpOf(const ExposeRecord& e) {
   return e.hostIp ? e.hostIp->str() : "*";
@@ -39,9 +40,11 @@ ExposeService::Serving ExposeService::servingPath(const ExposeRecord& e, int fam
   if (!includes(e.family, family)) {
     return {ServingPath::None, "--family " + std::string(toString(e.family)) + ": not on " + name};
   }
-  // A namespace target not resolved yet (NS:PORT) has its IPv4 address.
-  bool hasTarget = ebpfTarget(e, family) || (family == AF_INET && !e.targetNs.empty() &&
-                                             !e.targetAddr.isV6());
+  // A namespace target not resolved yet (NS:PORT) has its IPv4 address. DNAT to [::1] goes
+  // nowhere (the kernel drops it as martian): the proxy serves such a target.
+  auto target = ebpfTarget(e, family);
+  bool hasTarget = (target && *target != kLoopback6) ||
+                   (family == AF_INET && !e.targetNs.empty() && !e.targetAddr.isV6());
   std::string proxyWhy;
   if (e.mode == ExposeMode::Proxy) {
     proxyWhy = "--mode proxy";
@@ -489,11 +492,8 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
     }
     e.targetAddr = *resolved;
     // DNAT to the gateway host's own loopback goes nowhere (the kernel drops it as martian).
-    const IpAddress v6Loopback = IpAddress::parse("::1").value_or(IpAddress{});
-    bool loopback = e.targetAddr.isV4() ? e.targetAddr.bytes[0] == 127
-                                        : e.targetAddr == v6Loopback;
-    if (loopback && (servingPath(e, AF_INET).path == ServingPath::Ebpf ||
-                     servingPath(e, AF_INET6).path == ServingPath::Ebpf)) {
+    if (servingPath(e, AF_INET).path == ServingPath::Ebpf && e.targetAddr.isV4() &&
+        e.targetAddr.bytes[0] == 127) {
       return invalid("target " + spec.text +
                      ": the gateway host's loopback cannot be reached through DNAT; use "
                      "--mode proxy, or NS:PORT for a server on a namespace's loopback");

@@ -1190,9 +1190,12 @@ TEST_F(ExposeRules, AnIpv6TargetTakesTheEbpfPathForIpv6Clients) {
   EXPECT_EQ(proxied.path, ServingPath::Proxy);
   EXPECT_EQ(proxied.families.at(1).path, ServingPath::None);
   EXPECT_FALSE(dp_.exposes_.contains(v6Key(kTcp, {}, 6002)));
-  // DNAT to the gateway host's own IPv6 loopback goes nowhere either.
+  // DNAT to the gateway host's own IPv6 loopback goes nowhere: the proxy serves it (IPv4).
   EXPECT_TRUE(failsWith(exposes_.add(withFamily(expose("6003", "[::1]:80"), IpFamilies::V6)),
-                        ErrorKind::Invalid, "loopback"));
+                        ErrorKind::Invalid, "IPv6 --host-ip"));
+  auto loopback = addExpose(expose("6004", "[::1]:80"));
+  EXPECT_EQ(loopback.path, ServingPath::Proxy);
+  EXPECT_FALSE(dp_.exposes_.contains(v6Key(kTcp, {}, 6004)));
 }
 
 TEST_F(ExposeRules, ReconcileReinstallsBothFamiliesAndRemovesIpv6Strays) {
