@@ -47,12 +47,16 @@ struct UplinkInfo {
   std::string name{};
   int ifindex = 0;
   std::vector<std::string> addresses{};
+  // The IPv6 address IPv6 masquerade leaves with and IPv6 exposes answer on; none: no global
+  // IPv6 address (IPv6 masquerade has no source, exposes answer on explicit addresses only).
+  std::optional<IpAddress> address6{};
 };
 constexpr auto fieldsOf(const UplinkInfo*) {
   using T = UplinkInfo;
   return std::tuple{Field{"name", &T::name},
                     Field{"ifindex", &T::ifindex},
-                    Field{"addresses", &T::addresses}};
+                    Field{"addresses", &T::addresses},
+                    Field{"address6", &T::address6, Need::Optional}};
 }
 
 // loaded: xdp and adopted; not loaded: error.
@@ -195,6 +199,9 @@ struct ExposeRequest {
   std::optional<IpAddress> hostIp{};
   ExposeMode mode = ExposeMode::Auto;
   ProxyProtocol proxyProtocol = ProxyProtocol::None;
+  // The families the rule answers on (none given: both); an IPv6 --host-ip (or an IPv4 one)
+  // limits it to that family.
+  std::optional<IpFamilies> family{};
 };
 constexpr auto fieldsOf(const ExposeRequest*) {
   using T = ExposeRequest;
@@ -203,7 +210,21 @@ constexpr auto fieldsOf(const ExposeRequest*) {
                     Field{"proto", &T::proto, Need::Optional},
                     Field{"hostIp", &T::hostIp, Need::Optional, "--host-ip"},
                     Field{"mode", &T::mode, Need::Optional},
-                    Field{"proxyProtocol", &T::proxyProtocol, Need::Optional}};
+                    Field{"proxyProtocol", &T::proxyProtocol, Need::Optional},
+                    Field{"family", &T::family, Need::Optional, "--family"}};
+}
+
+// How one address family of an expose is served (ExposeAdded/ExposeInfo "families").
+struct FamilyServing {
+  IpFamilies family = IpFamilies::V4; // V4 or V6
+  ServingPath path = ServingPath::None;
+  std::string why{};
+  std::optional<IpAddress> targetAddr{}; // where that family's clients are sent
+};
+constexpr auto fieldsOf(const FamilyServing*) {
+  using T = FamilyServing;
+  return std::tuple{Field{"family", &T::family}, Field{"path", &T::path}, Field{"why", &T::why},
+                    Field{"targetAddr", &T::targetAddr, Need::Optional}};
 }
 
 // 201 of POST /v1/exposes
@@ -213,8 +234,10 @@ struct ExposeAdded {
   PortRange hostPort{};
   std::string target{};
   IpAddress targetAddr{};
-  ServingPath path = ServingPath::None;
+  ServingPath path = ServingPath::None; // of the first family served (IPv4 when it is)
   std::string why{};
+  IpFamilies family = IpFamilies::V4;     // the families it answers on
+  std::vector<FamilyServing> families{}; // one per family of `family`
 };
 constexpr auto fieldsOf(const ExposeAdded*) {
   using T = ExposeAdded;
@@ -224,7 +247,9 @@ constexpr auto fieldsOf(const ExposeAdded*) {
                     Field{"target", &T::target},
                     Field{"targetAddr", &T::targetAddr},
                     Field{"path", &T::path},
-                    Field{"why", &T::why}};
+                    Field{"why", &T::why},
+                    Field{"family", &T::family, Need::Optional},
+                    Field{"families", &T::families, Need::Optional}};
 }
 
 // GET /v1/exposes (an array of these; ?limit=&after=: a Page, by ExposeCursor)
@@ -244,6 +269,8 @@ struct ExposeInfo {
   uint64_t bytes = 0;
   uint64_t connections = 0;
   uint64_t drops = 0;
+  IpFamilies family = IpFamilies::V4;     // the families it answers on
+  std::vector<FamilyServing> families{}; // which path serves each, and why
 };
 constexpr auto fieldsOf(const ExposeInfo*) {
   using T = ExposeInfo;
@@ -261,7 +288,9 @@ constexpr auto fieldsOf(const ExposeInfo*) {
                     Field{"packets", &T::packets},
                     Field{"bytes", &T::bytes},
                     Field{"connections", &T::connections},
-                    Field{"drops", &T::drops}};
+                    Field{"drops", &T::drops},
+                    Field{"family", &T::family, Need::Optional},
+                    Field{"families", &T::families, Need::Optional}};
 }
 
 using ExposeListQuery = ListQuery<ExposeCursor>;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "control/ApiValues.h"
 
+#include <sys/socket.h>
+
 #include <array>
 #include <charconv>
 
@@ -125,6 +127,9 @@ constexpr std::array<Spelling<Filtering>, 2> kFilterings{
     {{Filtering::AddressAndPortDependent, "address-and-port-dependent"},
      {Filtering::EndpointIndependent, "endpoint-independent"}}};
 
+constexpr std::array<Spelling<IpFamilies>, 3> kIpFamilies{
+    {{IpFamilies::Both, "both"}, {IpFamilies::V4, "4"}, {IpFamilies::V6, "6"}}};
+
 constexpr std::array<Spelling<Wiring>, 2> kWirings{
     {{Wiring::Bridge, "bridge"}, {Wiring::PointToPoint, "p2p"}}};
 
@@ -147,7 +152,7 @@ std::string_view protoName(uint8_t proto) {
       return s.text;
     }
   }
-  return "other";
+  return proto == kIcmpv6 ? "icmpv6" : "other";
 }
 
 Result<ExposeMode> parseExposeMode(std::string_view text) {
@@ -193,6 +198,29 @@ Result<Filtering> parseFiltering(std::string_view text) {
 
 std::string_view toString(Filtering filtering) {
   return textOf(kFilterings, filtering);
+}
+
+Result<IpFamilies> parseIpFamilies(std::string_view text) {
+  if (auto f = valueOf(kIpFamilies, text.empty() ? "both" : text)) {
+    return *f;
+  }
+  return invalid("--family '" + std::string(text) + "': expected 4, 6 or both");
+}
+
+std::string_view toString(IpFamilies families) {
+  return textOf(kIpFamilies, families);
+}
+
+bool includes(IpFamilies families, int family) {
+  switch (families) {
+  case IpFamilies::Both:
+    return family == AF_INET || family == AF_INET6;
+  case IpFamilies::V4:
+    return family == AF_INET;
+  case IpFamilies::V6:
+    return family == AF_INET6;
+  }
+  return false;
 }
 
 Result<Wiring> parseWiring(std::string_view text) {

@@ -47,7 +47,8 @@ enum class Proto : uint8_t { Tcp = 6, Udp = 17, Icmp = 1 }; // the IPPROTO_ numb
 Result<Proto> parseProto(std::string_view text);
 std::string_view protoName(Proto proto);
 inline uint8_t ipProto(Proto proto) { return static_cast<uint8_t>(proto); }
-// "tcp", "udp", "icmp", "other": for a number read from a map.
+constexpr uint8_t kIcmpv6 = 58; // IPPROTO_ICMPV6: conntrack lists IPv6 echo flows with it
+// "tcp", "udp", "icmp", "icmpv6", "other": for a number read from a map.
 std::string_view protoName(uint8_t ipProto);
 
 // Which path an expose asks for.
@@ -58,6 +59,13 @@ std::string_view toString(ExposeMode mode);
 enum class ProxyProtocol { None, V2 };
 Result<ProxyProtocol> parseProxyProtocol(std::string_view text); // "" = none
 std::string_view toString(ProxyProtocol p);                      // "" or "v2"
+
+// Which address families an expose answers on: both by default, as Docker's -p does.
+enum class IpFamilies { Both, V4, V6 };
+Result<IpFamilies> parseIpFamilies(std::string_view text); // "both" (or "") / "4" / "6"
+std::string_view toString(IpFamilies families);              // "both", "4", "6"
+// Whether `families` holds `family` (AF_INET or AF_INET6).
+bool includes(IpFamilies families, int family);
 
 // Which path serves an expose.
 enum class ServingPath { Ebpf, Proxy, None };

@@ -35,10 +35,13 @@ std::optional<I> number(std::string_view text, I min, I max) {
   return static_cast<I>(value);
 }
 
-// "tcp", "udp", "icmp" or an IP protocol number.
+// "tcp", "udp", "icmp", "icmpv6" or an IP protocol number.
 std::optional<uint8_t> ipProtocol(std::string_view text) {
   if (auto named = parseProto(text); named && !text.empty()) {
     return ipProto(*named);
+  }
+  if (text == protoName(kIcmpv6)) {
+    return kIcmpv6;
   }
   return number<uint8_t>(text, 0, 255);
 }

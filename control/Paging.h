@@ -33,8 +33,8 @@ struct PageLimit {
 Result<PageLimit> parsePageLimit(std::string_view text);
 
 // Where a conntrack page ends: the original tuple of its last flow, as
-// "PROTO/SRC/SPORT/DST/DPORT" ("tcp/198.18.0.2/40000/198.18.0.1/6000"; PROTO tcp, udp, icmp
-// or a number). Pages list flows in the order of (proto, src, dst, sport, dport).
+// "PROTO/SRC/SPORT/DST/DPORT" ("tcp/198.18.0.2/40000/198.18.0.1/6000", an IPv6 flow
+// "tcp/fd00:88::2/40000/fd00:18::2/80"; PROTO tcp, udp, icmp, icmpv6 or a number). Pages list flows in the order of (proto, src, dst, sport, dport).
 struct FlowCursor {
   uint8_t proto = 0;
   IpAddress src;

@@ -41,9 +41,10 @@ commands:
   ns list                                 list managed namespaces
   expose HOSTPORT[-END] TARGET [--proto tcp|udp] [--host-ip IP] [--mode auto|ebpf|proxy]
          [--proxy-protocol v2]            TARGET: NS:PORT[-END], IP:PORT[-END] or [IPv6]:PORT[-END]
+         [--family 4|6|both]              the client families it answers on (default both)
   expose --file FILE|-                    many at once: lines "HOSTPORT TARGET [tcp|udp]"
   unexpose HOSTPORT[-END] [--proto tcp|udp] [--host-ip IP] [--keep-flows]
-  list                                    list exposes: which path serves each, counters
+  list                                    list exposes: which path serves each family, counters
   masquerade add CIDR [--out IFNAME] [--filtering endpoint-independent] | del CIDR | list
   conntrack [list] [--proto P] [--src IP] [--dst IP] [--port N]
   conntrack delete [--proto P] [--src IP] [--dst IP] [--port N]
@@ -453,7 +454,8 @@ std::optional<api::ExposeRequest> exposeRequest(const std::string& where, const 
                                                 const std::string& proto,
                                                 const std::string& hostIp = {},
                                                 const std::string& mode = {},
-                                                const std::string& proxyProtocol = {}) {
+                                                const std::string& proxyProtocol = {},
+                                                const std::string& family = {}) {
   api::ExposeRequest request;
   auto fail = [&](const gw::Error& e) {
     std::fprintf(stderr, "gwctl: %s%s\n", where.c_str(), e.str().c_str());
@@ -491,6 +493,13 @@ std::optional<api::ExposeRequest> exposeRequest(const std::string& where, const 
     return fail(pp.error());
   }
   request.proxyProtocol = *pp;
+  if (!family.empty()) {
+    auto f = gw::parseIpFamilies(family);
+    if (!f) {
+      return fail(f.error());
+    }
+    request.family = *f;
+  }
   return request;
 }
 
@@ -530,7 +539,9 @@ Check exposesInPlace(std::vector<api::ExposeRequest> batch, bool single) {
                                                      .target = found->target,
                                                      .targetAddr = found->targetAddr,
                                                      .path = found->path,
-                                                     .why = found->why}));
+                                                     .why = found->why,
+                                                     .family = found->family,
+                                                     .families = found->families}));
     }
     if (answers.size() == batch.size()) {
       const auto& first = batch.front();
@@ -597,15 +608,15 @@ int exposeCommand(const Globals& g, const std::vector<std::string>& args) {
     return exposeBatch(g, args[1]);
   }
   po::options_description o;
-  std::string port, target, proto, hostIp, mode, proxyProtocol;
+  std::string port, target, proto, hostIp, mode, proxyProtocol, family;
   o.add_options()("port", po::value(&port)->required())("target", po::value(&target)->required())(
       "proto", po::value(&proto)->default_value("tcp"))("host-ip", po::value(&hostIp))(
-      "mode", po::value(&mode)->default_value("auto"))("proxy-protocol",
-                                                        po::value(&proxyProtocol));
+      "mode", po::value(&mode)->default_value("auto"))(
+      "proxy-protocol", po::value(&proxyProtocol))("family", po::value(&family));
   po::positional_options_description p;
   p.add("port", 1).add("target", 1);
   parseSub(args, o, p);
-  auto request = exposeRequest("", port, target, proto, hostIp, mode, proxyProtocol);
+  auto request = exposeRequest("", port, target, proto, hostIp, mode, proxyProtocol, family);
   if (!request) {
     return 1;
   }
@@ -619,6 +630,10 @@ int exposeCommand(const Globals& g, const std::vector<std::string>& args) {
     std::cout << "exposed " << gw::protoName(e.proto) << " " << e.hostPort.str() << " -> "
               << e.target << " (" << e.targetAddr.str() << ") via " << gw::toString(e.path)
               << "\n";
+    for (const auto& f : e.families) {
+      std::cout << "  IPv" << gw::toString(f.family) << ": " << gw::toString(f.path)
+                << (f.targetAddr ? " to " + f.targetAddr->str() : std::string()) << "\n";
+    }
   });
 }
 
@@ -680,16 +695,34 @@ int listCommand(const Globals& g, const std::vector<std::string>& args) {
   }
   return printListingOr(g, *r, [&] {
     gw::Table t({"ID", "PROTO", "HOST", "TARGET", "ADDRESS", "PATH", "CONNS", "PACKETS", "BYTES"});
+    // "4:ebpf 6:ebpf": the path of each family the rule answers on.
+    auto paths = [](const api::ExposeInfo& e) {
+      std::string out;
+      for (const auto& f : e.families) {
+        out += (out.empty() ? "" : " ") + std::string(gw::toString(f.family)) + ":" +
+               std::string(gw::toString(f.path));
+      }
+      return out.empty() ? std::string(gw::toString(e.path)) : out;
+    };
     for (const auto& e : r->items) {
       t.add({std::to_string(e.id), std::string(gw::protoName(e.proto)),
              e.hostIp + ":" + e.hostPort.str(), e.target,
-             e.targetAddr.str() + ":" + e.targetPort.str(), std::string(gw::toString(e.path)),
+             e.targetAddr.str() + ":" + e.targetPort.str(), paths(e),
              std::to_string(e.connections), std::to_string(e.packets),
              std::to_string(e.bytes)});
     }
     t.print(std::cout);
     for (const auto& e : r->items) {
-      std::cout << "  rule " << e.id << ": " << e.why << "\n";
+      if (e.families.empty()) {
+        std::cout << "  rule " << e.id << ": " << e.why << "\n";
+      }
+      for (const auto& f : e.families) {
+        std::cout << "  rule " << e.id << " IPv" << gw::toString(f.family) << ": " << f.why
+                  << (f.targetAddr && f.path == gw::ServingPath::Ebpf
+                          ? " (to " + f.targetAddr->str() + ")"
+                          : std::string())
+                  << "\n";
+      }
     }
   });
 }
@@ -841,9 +874,12 @@ int conntrackCommand(const Globals& g, std::vector<std::string> args) {
     }
     return printListingOr(g, *r, [&] {
       gw::Table t({"PROTO", "ORIGINAL", "REPLY", "STATE", "AGE", "IDLE", "PACKETS", "BYTES"});
-      auto tuple = [](const api::FlowTupleInfo& x) {
-        return x.src.str() + ":" + std::to_string(x.sport) + " -> " + x.dst.str() + ":" +
-               std::to_string(x.dport);
+      // addr:port, an IPv6 address in brackets ([fd00:88::2]:40000).
+      auto end = [](const gw::IpAddress& a, uint16_t port) {
+        return (a.isV6() ? "[" + a.str() + "]" : a.str()) + ":" + std::to_string(port);
+      };
+      auto tuple = [&](const api::FlowTupleInfo& x) {
+        return end(x.src, x.sport) + " -> " + end(x.dst, x.dport);
       };
       for (const auto& f : r->items) {
         char age[32], idle[32];
@@ -936,6 +972,10 @@ int statusCommand(const Globals& g, const std::vector<std::string>& args) {
     std::cout << "gatewayd " << s.version << " pid " << s.pid << "\n"
               << "netns      " << (s.netns.empty() ? "(own)" : s.netns) << "\n"
               << "uplink     " << s.uplink.name << " " << api::toJson(s.uplink.addresses).dump()
+              << "\n"
+              << "uplink v6  "
+              << (s.uplink.address6 ? s.uplink.address6->str()
+                                    : "none (IPv6 masquerade has no source)")
               << "\n"
               << "namespaces " << s.namespaces << "\n"
               << "exposes    " << s.exposes << "\n"

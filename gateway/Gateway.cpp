@@ -30,6 +30,21 @@ ProxyConfig proxyConfig(const GatewayConfig& config) {
   return pc;
 }
 
+// The first IPv6 address of `ifindex` that is not link-local (fe80::/10); unset when none.
+IpAddress firstGlobal6(Netlink& host, int ifindex) {
+  auto addrs = listAddresses(host, AF_INET6, ifindex);
+  if (!addrs) {
+    return {};
+  }
+  for (const auto& a : *addrs) {
+    const auto& b = a.prefix.addr.bytes;
+    if (!(b[0] == 0xfe && (b[1] & 0xc0) == 0x80)) {
+      return a.prefix.addr;
+    }
+  }
+  return {};
+}
+
 } // namespace
 
 Gateway::Gateway(GatewayConfig config, Netlink host)
@@ -70,6 +85,7 @@ Result<std::unique_ptr<Gateway>> Gateway::start(const GatewayConfig& config) {
     return invalid("uplink '" + config.uplink + "' has no IPv4 address");
   }
   gw->uplinkAddr_ = addrs->front().prefix.addr;
+  gw->uplinkAddr6_ = firstGlobal6(gw->host_, uplink->index);
   if (auto r = gw->startDatapath(); !r) {
     if (config.datapath == DatapathPolicy::Ebpf) {
       return unavailable("the eBPF data path did not load (--datapath ebpf): " + r.error().str());
@@ -159,6 +175,17 @@ Status Gateway::startDatapath() {
   // Hairpin and host-local flows leave with the uplink's address as their source.
   if (auto r = dp_->setHairpinAddress(uplinkAddr_); !r) {
     return r;
+  }
+  if (auto r = dp_->setUplinkAddress6(uplinkAddr6_); !r) {
+    return r;
+  }
+  if (uplinkAddr6_.isV6()) {
+    log::info("uplink ", config_.uplink, " IPv6 address ", uplinkAddr6_.str(),
+              ": IPv6 masquerade source and default exposed address");
+  } else {
+    log::info("uplink ", config_.uplink, " has no global IPv6 address: IPv6 masquerade has no "
+              "source address, and IPv6 exposes answer only on the gateway host's other "
+              "IPv6 addresses");
   }
   if (config_.hostLocal) {
     auto cookie = currentNamespaceCookie();
@@ -316,6 +343,9 @@ api::StatusInfo Gateway::status() {
   s.netns = config_.netns;
   s.uplink.name = config_.uplink;
   s.uplink.ifindex = uplinkIndex_;
+  if (uplinkAddr6_.isV6()) {
+    s.uplink.address6 = uplinkAddr6_;
+  }
   if (auto list = listAddresses(host_, AF_UNSPEC, uplinkIndex_); list) {
     for (const auto& a : *list) {
       s.uplink.addresses.push_back(a.prefix.str());

@@ -100,6 +100,7 @@ private:
   StateStore store_;
   int uplinkIndex_ = 0;
   IpAddress uplinkAddr_;
+  IpAddress uplinkAddr6_; // the first global IPv6 address; unset: none
   std::unique_ptr<Datapath> dp_;
   DatapathRef datapath_;
   HostTopology topology_;

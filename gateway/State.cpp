@@ -182,6 +182,9 @@ Result<ExposeRecord> exposeFrom(const json& j) {
   if (e->targetPort == 0 || e->targetPort + (e->hostPortEnd - e->hostPort) > 65535) {
     return invalid(which + "field 'targetPort' does not fit the range");
   }
+  if (e->targetAddr6 && !e->targetAddr6->isV6()) {
+    return invalid(which + "field 'targetAddr6' is not an IPv6 address");
+  }
   return e;
 }
 Result<MasqueradeRecord> masqueradeFrom(const json& j) {

@@ -72,6 +72,11 @@ struct ExposeRecord {
   uint16_t targetPort = 0;
   ExposeMode mode = ExposeMode::Auto;
   ProxyProtocol proxyProtocol = ProxyProtocol::None;
+  // The client families it answers on. Absent in a state from before IPv6: V4, which is what
+  // such a rule served (an [IPv6] target then went through the proxy on 0.0.0.0).
+  IpFamilies family = IpFamilies::V4;
+  // The IPv6 address of a namespace target (targetAddr holds its IPv4 one), for IPv6 clients.
+  std::optional<IpAddress> targetAddr6{};
 
   PortRange hostPorts() const { return {hostPort, hostPortEnd}; }
   PortRange targetPorts() const { return hostPorts().startingAt(targetPort); }
@@ -90,7 +95,9 @@ constexpr auto fieldsOf(const ExposeRecord*) {
                     api::Field{"targetAddr", &T::targetAddr},
                     api::Field{"targetPort", &T::targetPort},
                     api::Field{"mode", &T::mode, Need::Optional},
-                    api::Field{"proxyProtocol", &T::proxyProtocol, Need::Optional}};
+                    api::Field{"proxyProtocol", &T::proxyProtocol, Need::Optional},
+                    api::Field{"family", &T::family, Need::Optional},
+                    api::Field{"targetAddr6", &T::targetAddr6, Need::Optional}};
 }
 
 struct MasqueradeRecord {

@@ -79,6 +79,20 @@ Status BpfDatapath::attachUplink(int ifindex, const IpAddress& uplinkAddr) {
   return attachments_->attachUplink(ifindex);
 }
 
+Status BpfDatapath::setUplinkAddress6(const IpAddress& addr) {
+  std::lock_guard lock(mu_);
+  return rules_->setUplinkAddress6(addr);
+}
+
+Result<std::pair<IpAddress, IpAddress>> BpfDatapath::config6() const {
+  std::lock_guard lock(mu_);
+  auto c = rules_->config6();
+  if (!c) {
+    return std::unexpected(c.error());
+  }
+  return std::pair{c->uplinkAddr, c->hairpinAddr};
+}
+
 XdpMode BpfDatapath::uplinkXdpMode() const {
   std::lock_guard lock(mu_);
   return attachments_->uplinkXdpMode();
@@ -145,10 +159,9 @@ Status BpfDatapath::addExpose(const ExposeEntry& entry) {
   return rules_->addExpose(entry);
 }
 
-Status BpfDatapath::deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort,
-                                 FlowsOfRule flows) {
+Status BpfDatapath::deleteExpose(const ExposeKey& key, FlowsOfRule flows) {
   std::lock_guard lock(mu_);
-  if (auto ok = rules_->deleteExpose(proto, hostAddr, hostPort); !ok) {
+  if (auto ok = rules_->deleteExpose(key); !ok) {
     return ok;
   }
   if (flows == FlowsOfRule::Keep) {
@@ -157,8 +170,9 @@ Status BpfDatapath::deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint1
   // Flows through this port: DNAT flows whose first packet was addressed to it. Matching on the
   // port rather than the rule id keeps the other ports of a range rule alive.
   auto deleted = conntrack_->deleteIf([&](const Flow& f) {
-    return (f.nat & GW_NAT_DNAT) && f.proto == proto && f.orig.dport == hostPort &&
-           (hostAddr.family == 0 || f.orig.dst == hostAddr);
+    return (f.nat & GW_NAT_DNAT) && f.proto == key.proto && f.orig.dport == key.hostPort &&
+           f.orig.dst.family == key.family &&
+           (key.hostAddr.family == 0 || f.orig.dst == key.hostAddr);
   });
   if (!deleted) {
     return std::unexpected(deleted.error());

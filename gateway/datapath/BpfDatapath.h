@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "gateway/datapath/Datapath.h"
 
@@ -42,6 +43,7 @@ public:
   // tc ingress + egress and XDP (per config.xdp) on the uplink; writes the uplink into
   // gw_config. Calling it again (or after a restart) replaces the programs in place.
   Status attachUplink(int ifindex, const IpAddress& uplinkAddr) override;
+  Status setUplinkAddress6(const IpAddress& addr) override;
   Status detachUplink();
   // The XDP mode the uplink actually got (Auto resolves to Native or Off).
   XdpMode uplinkXdpMode() const override;
@@ -66,8 +68,7 @@ public:
 
   Status addExpose(const ExposeEntry& entry) override;
   // Also deletes that rule's conntrack flows (both halves).
-  Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort,
-                      FlowsOfRule flows = FlowsOfRule::Remove) override;
+  Status deleteExpose(const ExposeKey& key, FlowsOfRule flows = FlowsOfRule::Remove) override;
   Result<std::vector<ExposeEntry>> listExposes() override;
 
   // outIfindex 0 = the uplink.
@@ -103,6 +104,8 @@ public:
 
   // Whether maps were adopted from pins of an earlier run at open().
   bool adopted() const override;
+  // gw_config6 as written (for tests and status).
+  Result<std::pair<IpAddress, IpAddress>> config6() const; // uplink, hairpin
   // A shared map's fd by name (gw_ct_v4, ...), -1 if unknown. For tests and tools.
   int mapFd(std::string_view name) const;
 

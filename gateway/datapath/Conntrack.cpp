@@ -71,6 +71,7 @@ std::string_view flowState(uint8_t proto, uint8_t origFlags, uint8_t replyFlags)
   case IPPROTO_UDP:
     return "UDP";
   case IPPROTO_ICMP:
+  case IPPROTO_ICMPV6:
     return "ICMP";
   case IPPROTO_TCP:
     break;
@@ -112,6 +113,7 @@ std::chrono::seconds flowTimeout(uint8_t proto, std::string_view state, const Ct
   case IPPROTO_UDP:
     return t.udp;
   case IPPROTO_ICMP:
+  case IPPROTO_ICMPV6:
     return t.icmp;
   default:
     return t.udp;

@@ -82,7 +82,7 @@ struct FlowFilter {
 };
 
 // "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE" for TCP from the gw_ct_tcp_seen
-// bits of both directions; "UDP", "ICMP", "OTHER" otherwise.
+// bits of both directions; "UDP", "ICMP" (ICMPv6 too), "OTHER" otherwise.
 std::string_view flowState(uint8_t proto, uint8_t origFlags, uint8_t replyFlags);
 std::chrono::seconds flowTimeout(uint8_t proto, std::string_view state,
                                  const CtTimeouts& timeouts);

@@ -2,6 +2,8 @@
 // The data path as the daemon sees it: value types and the interface its services use.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -43,14 +45,27 @@ struct DatapathConfig {
 // What an unexpose does to the flows its rule translated.
 enum class FlowsOfRule { Remove, Keep };
 
+// What an entry of the expose map is found by. Both families share the map: an entry for "any
+// local address" (hostAddr unset) exists once per family, so the family is part of the key.
+struct ExposeKey {
+  uint8_t proto = 0;      // IPPROTO_TCP / IPPROTO_UDP
+  int family = AF_INET;   // AF_INET or AF_INET6: the rule's (its target's) family
+  IpAddress hostAddr;     // family 0: any local address of `family`; else of `family`
+  uint16_t hostPort = 0;  // host order
+
+  auto operator<=>(const ExposeKey&) const = default;
+};
+
 struct ExposeEntry {
   uint8_t proto = 0;     // IPPROTO_TCP / IPPROTO_UDP
-  IpAddress hostAddr;    // family 0: any local address
+  IpAddress hostAddr;    // family 0: any local address (of the target's family)
   uint16_t hostPort = 0; // host order
-  IpAddress targetAddr;
+  IpAddress targetAddr;  // its family is the entry's
   uint16_t targetPort = 0; // host order
   uint32_t ruleId = 0;     // per-rule counters; < GW_RULE_MAX, 0 = no counters
 
+  int family() const { return targetAddr.family; }
+  ExposeKey key() const { return {proto, family(), hostAddr, hostPort}; }
   bool operator==(const ExposeEntry&) const = default;
 };
 
@@ -117,6 +132,10 @@ public:
   // tc ingress + egress and XDP on the uplink; writes the uplink into the config map.
   // Calling it again (or after a restart) replaces the programs in place.
   virtual Status attachUplink(int ifindex, const IpAddress& uplinkAddr) = 0;
+  // The uplink's IPv6 address (gw_config6.uplink_addr): the IPv6 masquerade source and where
+  // IPv6 exposes on any address answer besides gw_local_v6. Unset (family 0): none, so IPv6
+  // masquerade has no source.
+  virtual Status setUplinkAddress6(const IpAddress& addr) = 0;
   // The XDP mode the uplink actually got (Auto resolves to Native or Off).
   virtual XdpMode uplinkXdpMode() const = 0;
   // Whether maps were adopted from pins of an earlier run.
@@ -131,17 +150,20 @@ public:
                              std::array<uint8_t, 6> peerMac, std::array<uint8_t, 6> hostMac) = 0;
   // Absent is not an error.
   virtual Status deleteEndpoint(const IpAddress& addr) = 0;
-  // Every entry of the endpoint map (pinned: an earlier run's too).
+  // Every entry of both endpoint maps (gw_endpoint_v4/v6; pinned: an earlier run's too).
   virtual Result<std::vector<EndpointEntry>> listEndpoints() = 0;
   // The interfaces recorded as carrying the endpoint program (an earlier run's too; some may
   // be gone with their namespace). The uplink is not one of them.
   virtual Result<std::vector<int>> listEndpointAttachments() = 0;
 
+  // The source of hairpin/host-local translations, by the address's family: IPv4 into
+  // gw_config.hairpin_addr, IPv6 into gw_config6.hairpin_addr.
   virtual Status setHairpinAddress(const IpAddress& addr) = 0;
+  // The gateway host's own addresses (gw_local_v4 or gw_local_v6, by family).
   virtual Status addLocalAddress(const IpAddress& addr) = 0;
   // Absent is not an error.
   virtual Status deleteLocalAddress(const IpAddress& addr) = 0;
-  // Every entry of the local address map (pinned: an earlier run's too).
+  // Every entry of both local address maps (pinned: an earlier run's too).
   virtual Result<std::vector<IpAddress>> listLocalAddresses() = 0;
 
   virtual Status addExpose(const ExposeEntry& entry) = 0;
@@ -149,10 +171,9 @@ public:
   virtual Result<std::vector<ExposeEntry>> listExposes() = 0;
   // Also deletes that rule's conntrack flows (both halves), unless `flows` keeps them (they
   // then go on reaching the old target until they expire). Absent: an ENOENT error.
-  virtual Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort,
-                              FlowsOfRule flows = FlowsOfRule::Remove) = 0;
+  virtual Status deleteExpose(const ExposeKey& key, FlowsOfRule flows = FlowsOfRule::Remove) = 0;
 
-  // outIfindex 0 = the uplink.
+  // An IPv4 or IPv6 prefix (both families share the LPM map). outIfindex 0 = the uplink.
   // endpointIndependent: RFC 4787 endpoint-independent filtering for these sources' mappings.
   virtual Status addMasquerade(const IpPrefix& source, int outIfindex,
                                bool endpointIndependent = false) = 0;

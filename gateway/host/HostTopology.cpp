@@ -107,18 +107,29 @@ Status HostTopology::removeBridge(const std::string& name) {
 Result<bool> HostTopology::portInUse(Proto proto, uint16_t port,
                                      const std::optional<IpAddress>& hostIp) {
   int type = proto == Proto::Tcp ? SOCK_STREAM : SOCK_DGRAM;
-  UniqueFd fd(::socket(AF_INET, type | SOCK_CLOEXEC, 0));
+  bool v6 = hostIp && hostIp->isV6();
+  UniqueFd fd(::socket(v6 ? AF_INET6 : AF_INET, type | SOCK_CLOEXEC, 0));
   if (!fd) {
     return sysError("socket");
   }
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  if (hostIp && hostIp->isV4()) {
-    std::memcpy(&sa.sin_addr, hostIp->bytes.data(), 4);
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  if (v6) {
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+    sa->sin6_family = AF_INET6;
+    sa->sin6_port = htons(port);
+    std::memcpy(&sa->sin6_addr, hostIp->bytes.data(), 16);
+    len = sizeof *sa;
+  } else {
+    auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons(port);
+    if (hostIp && hostIp->isV4()) {
+      std::memcpy(&sa->sin_addr, hostIp->bytes.data(), 4);
+    }
+    len = sizeof *sa;
   }
-  return ::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 &&
-         errno == EADDRINUSE;
+  return ::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno == EADDRINUSE;
 }
 
 } // namespace gw

@@ -20,6 +20,7 @@ namespace {
 
 // Where the proxy connects for NS:PORT targets, from inside NS (see addOne).
 const IpAddress kNamespaceLoopback = IpAddress::v4(0x7f000001);
+const IpAddress kLoopback6 = IpAddress::parse("::1").value_or(IpAddress{});
 
 std::string hostIpOf(const ExposeRecord& e) {
   return e.hostIp ? e.hostIp->str() : "*";
@@ -27,31 +28,87 @@ std::string hostIpOf(const ExposeRecord& e) {
 
 } // namespace
 
-ExposeService::Serving ExposeService::servingPath(const ExposeRecord& e) const {
+std::optional<IpAddress> ExposeService::ebpfTarget(const ExposeRecord& e, int family) {
+  if (family == AF_INET6) {
+    return e.targetAddr.isV6() ? std::optional(e.targetAddr) : e.targetAddr6;
+  }
+  return e.targetAddr.isV4() ? std::optional(e.targetAddr) : std::nullopt;
+}
+
+ExposeService::Serving ExposeService::servingPath(const ExposeRecord& e, int family) const {
+  std::string name = family == AF_INET6 ? "IPv6" : "IPv4";
+  if (!includes(e.family, family)) {
+    return {ServingPath::None, "--family " + std::string(toString(e.family)) + ": not on " + name};
+  }
+  // A namespace target not resolved yet (NS:PORT) has its IPv4 address. DNAT to [::1] goes
+  // nowhere (the kernel drops it as martian): the proxy serves such a target.
+  auto target = ebpfTarget(e, family);
+  bool hasTarget = (target && *target != kLoopback6) ||
+                   (family == AF_INET && !e.targetNs.empty() && !e.targetAddr.isV6());
+  std::string proxyWhy;
   if (e.mode == ExposeMode::Proxy) {
-    return {ServingPath::Proxy, "io_uring proxy: --mode proxy"};
-  }
-  if (e.proxyProtocol != ProxyProtocol::None) {
-    return {ServingPath::Proxy, "io_uring proxy: --proxy-protocol needs a proxy"};
-  }
-  if (e.targetAddr.isV6()) {
+    proxyWhy = "--mode proxy";
+  } else if (e.proxyProtocol != ProxyProtocol::None) {
+    proxyWhy = "--proxy-protocol needs a proxy";
+  } else if (!hasTarget) {
+    std::string why = "the target has no " + name + " address (eBPF translates within a family)";
     if (e.mode == ExposeMode::Ebpf) {
-      return {ServingPath::None,
-              "--mode ebpf but the target is IPv6: the eBPF data path is IPv4 only"};
+      return {ServingPath::None, "--mode ebpf but " + why};
     }
-    return {ServingPath::Proxy,
-            "io_uring proxy: auto, an IPv6 target (the eBPF data path is IPv4 only)"};
-  }
-  if (ctx_.datapath) {
+    proxyWhy = "auto, " + why;
+  } else if (ctx_.datapath) {
     return {ServingPath::Ebpf,
             "eBPF data path: tc DNAT, cgroup hooks for the gateway host's own clients"};
-  }
-  if (e.mode == ExposeMode::Ebpf) {
+  } else if (e.mode == ExposeMode::Ebpf) {
     return {ServingPath::None,
-            "--mode ebpf but the eBPF data path is not loaded: " + ctx_.datapath.error};
+            "--mode ebpf but the eBPF data path is not loaded: " + ctx_.datapath.error,
+            ErrorKind::Unavailable};
+  } else {
+    proxyWhy = "auto, the eBPF data path is not loaded (" + ctx_.datapath.error + ")";
   }
-  return {ServingPath::Proxy,
-          "io_uring proxy: auto, the eBPF data path is not loaded (" + ctx_.datapath.error + ")"};
+  if (e.proto != Proto::Tcp) {
+    return {ServingPath::None, "the proxy serves TCP only: --proto udp needs the eBPF data path"};
+  }
+  // The proxy listens on --host-ip, else on 0.0.0.0: IPv6 clients only at an IPv6 --host-ip.
+  if (family == AF_INET6 && !(e.hostIp && e.hostIp->isV6())) {
+    return {ServingPath::None, "the io_uring proxy would serve it (" + proxyWhy +
+                                   ") but listens on IPv6 only at an IPv6 --host-ip"};
+  }
+  return {ServingPath::Proxy, "io_uring proxy: " + proxyWhy};
+}
+
+ExposeService::Serving ExposeService::servingPath(const ExposeRecord& e) const {
+  Serving v4 = servingPath(e, AF_INET);
+  if (v4.path != ServingPath::None || !includes(e.family, AF_INET6)) {
+    return v4;
+  }
+  Serving v6 = servingPath(e, AF_INET6);
+  return v6.path != ServingPath::None || !includes(e.family, AF_INET) ? v6 : v4;
+}
+
+std::vector<api::FamilyServing> ExposeService::familiesOf(const ExposeRecord& e) const {
+  std::vector<api::FamilyServing> out;
+  for (int family : {AF_INET, AF_INET6}) {
+    if (!includes(e.family, family)) {
+      continue;
+    }
+    Serving s = servingPath(e, family);
+    api::FamilyServing f{.family = family == AF_INET6 ? IpFamilies::V6 : IpFamilies::V4,
+                         .path = s.path,
+                         .why = s.why};
+    if (s.path == ServingPath::Ebpf) {
+      f.targetAddr = ebpfTarget(e, family);
+    } else if (s.path == ServingPath::Proxy) {
+      f.targetAddr = e.targetAddr;
+    }
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+bool ExposeService::proxied(const ExposeRecord& e) const {
+  return servingPath(e, AF_INET).path == ServingPath::Proxy ||
+         servingPath(e, AF_INET6).path == ServingPath::Proxy;
 }
 
 Result<IpAddress> ExposeService::resolveTarget(const TargetSpec& target) {
@@ -164,14 +221,18 @@ Status ExposeService::applyProxy(const ExposeRecord& e) {
 
 std::vector<ExposeEntry> ExposeService::entriesOf(const ExposeRecord& e) const {
   std::vector<ExposeEntry> out;
-  if (servingPath(e).path != ServingPath::Ebpf) {
-    return out;
-  }
-  IpAddress hostAddr = e.hostIp.value_or(IpAddress{});
   PortRange targets = e.targetPorts();
-  for (unsigned i = 0; i < e.hostPorts().size(); ++i) {
-    out.push_back({ipProto(e.proto), hostAddr, static_cast<uint16_t>(e.hostPort + i),
-                   e.targetAddr, static_cast<uint16_t>(targets.first + i), e.id});
+  for (int family : {AF_INET, AF_INET6}) {
+    auto target = ebpfTarget(e, family);
+    if (!target || servingPath(e, family).path != ServingPath::Ebpf) {
+      continue;
+    }
+    // A --host-ip is of one family (add normalises the rule's family to it).
+    IpAddress hostAddr = e.hostIp && e.hostIp->family == family ? *e.hostIp : IpAddress{};
+    for (unsigned i = 0; i < e.hostPorts().size(); ++i) {
+      out.push_back({ipProto(e.proto), hostAddr, static_cast<uint16_t>(e.hostPort + i), *target,
+                     static_cast<uint16_t>(targets.first + i), e.id});
+    }
   }
   return out;
 }
@@ -194,7 +255,8 @@ std::optional<int> ExposeService::handWiredLink(const ExposeRecord& e) const {
 
 std::optional<int> ExposeService::handWiredLink(const ExposeRecord& e,
                                                 const std::vector<HostAddress>& addrs) const {
-  if (!ctx_.datapath || servingPath(e).path != ServingPath::Ebpf || targetIsManaged(e)) {
+  if (!ctx_.datapath || servingPath(e, AF_INET).path != ServingPath::Ebpf ||
+      targetIsManaged(e)) {
     return std::nullopt;
   }
   for (const auto& a : addrs) {
@@ -225,18 +287,25 @@ std::set<int> ExposeService::handWiredLinks() const {
 }
 
 Status ExposeService::apply(const ExposeRecord& e) {
-  if (servingPath(e).path == ServingPath::Proxy) {
-    return applyProxy(e);
+  // The proxy serves the families the eBPF path cannot (an IPv4 client of an IPv6 target).
+  if (proxied(e)) {
+    if (auto r = applyProxy(e); !r) {
+      return r;
+    }
+  }
+  auto entries = entriesOf(e);
+  if (entries.empty()) {
+    return {};
   }
   auto dp = ctx_.datapath.get();
   if (!dp) {
     return std::unexpected(dp.error());
   }
-  auto entries = entriesOf(e);
   auto undo = [&](size_t written) {
     for (size_t j = 0; j < written; ++j) {
-      (void)(*dp)->deleteExpose(entries[j].proto, entries[j].hostAddr, entries[j].hostPort);
+      (void)(*dp)->deleteExpose(entries[j].key());
     }
+    removeListeners(e, false);
   };
   for (size_t i = 0; i < entries.size(); ++i) {
     if (auto r = (*dp)->addExpose(entries[i]); !r) {
@@ -256,21 +325,23 @@ Status ExposeService::apply(const ExposeRecord& e) {
   return {};
 }
 
-Status ExposeService::unapply(const ExposeRecord& e, FlowsOfRule flows) {
+void ExposeService::removeListeners(const ExposeRecord& e, bool drain) {
   if (auto it = listeners_.find(e.id); it != listeners_.end()) {
     for (auto id : it->second) {
-      (void)proxy_.removeListener(id, true);
+      (void)proxy_.removeListener(id, drain);
     }
     listeners_.erase(it);
-    return {};
   }
+}
+
+Status ExposeService::unapply(const ExposeRecord& e, FlowsOfRule flows) {
+  removeListeners(e, true);
   Datapath* dp = ctx_.datapath.dp;
   if (dp == nullptr) {
     return {};
   }
-  IpAddress hostAddr = e.hostIp.value_or(IpAddress{});
-  for (unsigned port = e.hostPort; port <= e.hostPortEnd; ++port) {
-    auto r = dp->deleteExpose(ipProto(e.proto), hostAddr, static_cast<uint16_t>(port), flows);
+  for (const auto& entry : entriesOf(e)) {
+    auto r = dp->deleteExpose(entry.key(), flows);
     if (!r && r.error().code != ENOENT) {
       return r;
     }
@@ -354,12 +425,17 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
     return invalid("host ports " + ports.str() + " and target ports " + spec.ports.str() +
                    " differ in length: ranges map one to one");
   }
-  if (request.hostIp && !request.hostIp->isV4()) {
-    return invalid("--host-ip '" + request.hostIp->str() + "' is not an IPv4 address");
-  }
+  IpFamilies family = request.family.value_or(IpFamilies::Both);
   if (request.hostIp) {
+    // An address is of one family: the rule answers there alone.
+    IpFamilies only = request.hostIp->isV6() ? IpFamilies::V6 : IpFamilies::V4;
+    if (family != IpFamilies::Both && family != only) {
+      return invalid("--host-ip " + request.hostIp->str() + " is not of --family " +
+                     std::string(toString(family)));
+    }
+    family = only;
     // Listening on an address the host does not have serves nobody: refused, not accepted.
-    auto addrs = topology_.hostAddresses(AF_INET);
+    auto addrs = topology_.hostAddresses(AF_UNSPEC);
     if (!addrs) {
       return std::unexpected(addrs.error());
     }
@@ -382,19 +458,27 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
   e.targetPort = spec.ports.first;
   e.mode = request.mode;
   e.proxyProtocol = request.proxyProtocol;
-  Serving serving = servingPath(e);
-  if (serving.path == ServingPath::None) {
-    // An IPv6 target never takes the eBPF path (400); a data path not loaded may load (503).
-    if (e.targetAddr.isV6()) {
-      return invalid(serving.why);
-    }
-    return unavailable(serving.why);
-  }
-  if ((serving.path == ServingPath::Proxy || e.mode == ExposeMode::Proxy) &&
-      e.proto != Proto::Tcp) {
+  e.family = family;
+  if (e.mode == ExposeMode::Proxy && e.proto != Proto::Tcp) {
     return invalid("the proxy serves TCP only: --proto udp needs the eBPF data path");
   }
-  if (serving.path == ServingPath::Proxy && !spec.ns.empty()) {
+  if (const auto* ns = ctx_.state.findNamespace(spec.ns);
+      ns != nullptr && ns->address6 && includes(family, AF_INET6)) {
+    e.targetAddr6 = ns->address6->addr; // IPv6 clients go to its IPv6 address
+  }
+  // A family asked for by name must be served; of both, one at least.
+  Serving serving = servingPath(e);
+  for (int f : {AF_INET, AF_INET6}) {
+    if (!includes(family, f)) {
+      continue;
+    }
+    Serving s = servingPath(e, f);
+    bool named = family != IpFamilies::Both && includes(family, f);
+    if (s.path == ServingPath::None && (named || serving.path == ServingPath::None)) {
+      return fail(s.refusal, s.why);
+    }
+  }
+  if (proxied(e) && !spec.ns.empty()) {
     // The proxy connects from inside the namespace: loopback there reaches servers bound to
     // 127.0.0.1 as well as to 0.0.0.0, and ::1 is tried when 127.0.0.1 refuses.
     if (!topology_.namespaceExists(spec.ns)) {
@@ -408,7 +492,8 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
     }
     e.targetAddr = *resolved;
     // DNAT to the gateway host's own loopback goes nowhere (the kernel drops it as martian).
-    if (serving.path == ServingPath::Ebpf && e.targetAddr.isV4() && e.targetAddr.bytes[0] == 127) {
+    if (servingPath(e, AF_INET).path == ServingPath::Ebpf && e.targetAddr.isV4() &&
+        e.targetAddr.bytes[0] == 127) {
       return invalid("target " + spec.text +
                      ": the gateway host's loopback cannot be reached through DNAT; use "
                      "--mode proxy, or NS:PORT for a server on a namespace's loopback");
@@ -440,7 +525,9 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
                           .target = spec.text,
                           .targetAddr = e.targetAddr,
                           .path = serving.path,
-                          .why = serving.why};
+                          .why = serving.why,
+                          .family = e.family,
+                          .families = familiesOf(e)};
 }
 
 Result<api::ExposeDeleted> ExposeService::remove(const api::UnexposeQuery& query,
@@ -563,7 +650,9 @@ std::vector<api::ExposeInfo> ExposeService::infos(const std::vector<const Expose
                    .packets = c.packets,
                    .bytes = c.bytes,
                    .connections = c.connections,
-                   .drops = c.drops});
+                   .drops = c.drops,
+                   .family = e.family,
+                   .families = familiesOf(e)});
   }
   return out;
 }
@@ -594,10 +683,11 @@ std::vector<api::ProxyStatsInfo> ExposeService::proxyStats() {
 }
 
 void ExposeService::reconcile() {
-  using Key = std::tuple<uint8_t, IpAddress, uint16_t>;
-  auto keyOf = [](const ExposeEntry& m) { return Key{m.proto, m.hostAddr, m.hostPort}; };
+  using Key = ExposeKey;
+  auto keyOf = [](const ExposeEntry& m) { return m.key(); };
   auto describe = [](const ExposeEntry& m) {
-    std::string host = m.hostAddr.family == 0 ? "*" : m.hostAddr.str();
+    std::string host = m.hostAddr.family != 0 ? m.hostAddr.str()
+                       : m.family() == AF_INET6 ? "[::]" : "*";
     return std::string(protoName(m.proto)) + " " + host + ":" + std::to_string(m.hostPort) +
            " -> " + m.targetAddr.str() + ":" + std::to_string(m.targetPort) + " rule " +
            std::to_string(m.ruleId);
@@ -650,7 +740,7 @@ void ExposeService::reconcile() {
       continue;
     }
     // A change that crashed before its state commit, or state lost since: it must not forward.
-    if (auto r = dp->deleteExpose(m.proto, m.hostAddr, m.hostPort); !r && r.error().code != ENOENT) {
+    if (auto r = dp->deleteExpose(key); !r && r.error().code != ENOENT) {
       log::warn("reconcile: expose map entry ", describe(m),
                 " that no state names not removed: ", r.error().str());
       continue;

@@ -48,12 +48,20 @@ public:
   // Removes every expose from the data path and the proxy, and stops the proxy.
   void teardown(std::vector<std::string>& problems);
 
-  // The path serving an expose and why.
+  // The path serving one family of an expose and why (`refusal`: the error kind when an add
+  // must refuse it).
   struct Serving {
     ServingPath path = ServingPath::None;
     std::string why;
+    ErrorKind refusal = ErrorKind::Invalid;
   };
+  Serving servingPath(const ExposeRecord& e, int family) const;
+  // The first family served (IPv4 when it is), as the summary `path` of a listing.
   Serving servingPath(const ExposeRecord& e) const;
+  // Each family of the rule: its path, why, and where its clients are sent.
+  std::vector<api::FamilyServing> familiesOf(const ExposeRecord& e) const;
+  // The address the eBPF path sends `family`'s clients to: the target's of that family.
+  static std::optional<IpAddress> ebpfTarget(const ExposeRecord& e, int family);
 
 private:
   // Applies one expose to the kernel and adds it to the state; the caller commits.
@@ -70,10 +78,13 @@ private:
                                    const std::vector<HostAddress>& addrs) const;
   Status apply(const ExposeRecord& e);
   Status applyProxy(const ExposeRecord& e);
+  // Whether a family of `e` is served by the proxy.
+  bool proxied(const ExposeRecord& e) const;
+  void removeListeners(const ExposeRecord& e, bool drain);
   // The proxy's listeners close and their connections drain; the data path's flows go too
   // unless `flows` keeps them.
   Status unapply(const ExposeRecord& e, FlowsOfRule flows = FlowsOfRule::Remove);
-  // The expose map entries of `e` (one per port), when the eBPF path serves it.
+  // The expose map entries of `e` (one per port and family the eBPF path serves).
   std::vector<ExposeEntry> entriesOf(const ExposeRecord& e) const;
   // The API's view of these exposes, with their counters (from `known` if given).
   std::vector<api::ExposeInfo> infos(const std::vector<const ExposeRecord*>& records,

@@ -11,10 +11,14 @@
 namespace gw {
 
 Result<api::MasqueradeAdded> MasqueradeService::add(const api::MasqueradeRequest& request) {
-  if (!request.source.addr.isV4()) {
-    return invalid("masquerade source '" + request.source.str() + "' is not an IPv4 CIDR");
+  if (!request.source.addr.isV4() && !request.source.addr.isV6()) {
+    return invalid("masquerade source '" + request.source.str() + "' is not a CIDR");
   }
   IpPrefix net = request.source.network();
+  if (net.overlaps(IpPrefix::parse("fe80::/10").value_or(IpPrefix{}))) {
+    return invalid("masquerade source '" + request.source.str() +
+                   "' is link-local: such sources are never routed out");
+  }
   std::string outIf = request.outIf.value_or("");
   int outIndex = 0;
   if (!outIf.empty()) {

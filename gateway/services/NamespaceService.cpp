@@ -15,6 +15,11 @@
 #include "gateway/services/RepairLog.h"
 
 namespace gw {
+namespace {
+
+const IpAddress kLoopback6 = IpAddress::parse("::1").value_or(IpAddress{});
+
+} // namespace
 
 // Free in its own family: no bridge pool, point-to-point namespace or host address overlaps it.
 Status NamespaceService::checkSubnetFree(const IpPrefix& subnet, std::string_view what) {
@@ -293,7 +298,9 @@ Result<api::NamespaceDeleted> NamespaceService::remove(const std::string& name) 
   }
   NamespaceRecord rec = *it;
   if (Datapath* dp = ctx_.datapath.dp; dp != nullptr) {
-    (void)dp->deleteEndpoint(rec.address.addr);
+    for (const auto& addr : addressesOf(rec)) {
+      (void)dp->deleteEndpoint(addr);
+    }
     if (auto link = topology_.link(rec.hostLink); link) {
       (void)dp->detachEndpoint(link->index);
     }
@@ -309,9 +316,10 @@ Result<api::NamespaceDeleted> NamespaceService::remove(const std::string& name) 
     (void)topology_.removeBridge(rec.bridge);
     std::erase_if(state.bridges, [&](const auto& b) { return b.name == rec.bridge; });
   }
-  IpPrefix subnet = rec.address.network();
-  if (ctx_.datapath && !masqueradeNeeded(subnet)) {
-    (void)ctx_.datapath.dp->deleteMasquerade(subnet);
+  for (const auto& subnet : subnetsOf(rec)) {
+    if (ctx_.datapath && !masqueradeNeeded(subnet)) {
+      (void)ctx_.datapath.dp->deleteMasquerade(subnet);
+    }
   }
   if (auto r = ctx_.store.commit(state); !r) {
     return std::unexpected(r.error());
@@ -430,7 +438,9 @@ void NamespaceService::removeStrays(
   std::set<IpAddress> addresses;
   std::set<int> links;
   for (const auto& ns : ctx_.state.namespaces) {
-    addresses.insert(ns.address.addr);
+    for (const auto& addr : addressesOf(ns)) {
+      addresses.insert(addr);
+    }
     if (auto link = topology_.link(ns.hostLink); link) {
       links.insert(link->index);
     }
@@ -504,12 +514,15 @@ Status NamespaceService::applyToDatapath(const NamespaceRecord& ns) {
   if (auto r = dp->attachEndpoint(link->index); !r) {
     return r;
   }
-  // A `masquerade add` of the same subnet (its --out, its filtering) wins.
-  if (std::ranges::none_of(ctx_.state.masquerades, [&](const MasqueradeRecord& m) {
-        return m.source == ns.address.network();
-      })) {
-    if (auto r = dp->addMasquerade(ns.address.network(), 0); !r) {
-      return r;
+  // A `masquerade add` of the same subnet (its --out, its filtering) wins. Each family's
+  // subnet: the IPv6 one leaves with the uplink's IPv6 address (NAT66).
+  for (const auto& subnet : subnetsOf(ns)) {
+    if (std::ranges::none_of(ctx_.state.masquerades, [&](const MasqueradeRecord& m) {
+          return m.source == subnet;
+        })) {
+      if (auto r = dp->addMasquerade(subnet, 0); !r) {
+        return r;
+      }
     }
   }
   // Last, so a failure leaves no entry behind: traffic translated towards the namespace then
@@ -518,7 +531,28 @@ Status NamespaceService::applyToDatapath(const NamespaceRecord& ns) {
   if (!peer) {
     return std::unexpected(peer.error());
   }
-  return dp->addEndpoint(ns.address.addr, link->index, peer->mac, link->mac);
+  for (const auto& addr : addressesOf(ns)) {
+    if (auto r = dp->addEndpoint(addr, link->index, peer->mac, link->mac); !r) {
+      return r;
+    }
+  }
+  return {};
+}
+
+std::vector<IpAddress> NamespaceService::addressesOf(const NamespaceRecord& ns) {
+  std::vector<IpAddress> out{ns.address.addr};
+  if (ns.address6) {
+    out.push_back(ns.address6->addr);
+  }
+  return out;
+}
+
+std::vector<IpPrefix> NamespaceService::subnetsOf(const NamespaceRecord& ns) {
+  std::vector<IpPrefix> out{ns.address.network()};
+  if (ns.address6) {
+    out.push_back(ns.address6->network());
+  }
+  return out;
 }
 
 void NamespaceService::teardown(std::vector<std::string>& problems) {
@@ -537,9 +571,10 @@ void NamespaceService::teardown(std::vector<std::string>& problems) {
 std::vector<IpPrefix> NamespaceService::subnets() const {
   std::vector<IpPrefix> out;
   for (const auto& n : ctx_.state.namespaces) {
-    auto net = n.address.network();
-    if (std::ranges::find(out, net) == out.end()) {
-      out.push_back(net);
+    for (const auto& net : subnetsOf(n)) {
+      if (std::ranges::find(out, net) == out.end()) {
+        out.push_back(net);
+      }
     }
   }
   return out;
@@ -550,12 +585,16 @@ void NamespaceService::undoDatapath(const NamespaceRecord& ns) {
   if (dp == nullptr) {
     return;
   }
-  (void)dp->deleteEndpoint(ns.address.addr);
+  for (const auto& addr : addressesOf(ns)) {
+    (void)dp->deleteEndpoint(addr);
+  }
   if (auto link = topology_.link(ns.hostLink); link) {
     (void)dp->detachEndpoint(link->index);
   }
-  if (IpPrefix subnet = ns.address.network(); !masqueradeNeeded(subnet)) {
-    (void)dp->deleteMasquerade(subnet);
+  for (const auto& subnet : subnetsOf(ns)) {
+    if (!masqueradeNeeded(subnet)) {
+      (void)dp->deleteMasquerade(subnet);
+    }
   }
 }
 
@@ -566,18 +605,50 @@ bool NamespaceService::masqueradeNeeded(const IpPrefix& subnet) const {
              ctx_.state.masquerades.end();
 }
 
+void NamespaceService::syncHairpin6() {
+  // The namespaces' IPv6 gateway: the default bridge's, else the first one a bridge or a
+  // point-to-point namespace has. It follows them as they come and go.
+  IpAddress hairpin;
+  if (const BridgeRecord* b = ctx_.state.findBridge(kDefaultBridge); b != nullptr && b->gateway6) {
+    hairpin = b->gateway6->addr;
+  }
+  for (const auto& b : ctx_.state.bridges) {
+    if (!hairpin.isV6() && b.gateway6) {
+      hairpin = b.gateway6->addr;
+    }
+  }
+  for (const auto& n : ctx_.state.namespaces) {
+    if (!hairpin.isV6() && n.hostAddress6) {
+      hairpin = n.hostAddress6->addr;
+    }
+  }
+  if (hairpin == hairpin6_ || !hairpin.isV6()) {
+    return; // none yet: the map keeps what it had (a restart's, until a namespace has one)
+  }
+  if (auto r = ctx_.datapath.dp->setHairpinAddress(hairpin); !r) {
+    log::warn("IPv6 hairpin address ", hairpin.str(), " not set: ", r.error().str());
+    return;
+  }
+  hairpin6_ = hairpin;
+}
+
 Status NamespaceService::syncLocalAddresses() {
   Datapath* dp = ctx_.datapath.dp;
   if (dp == nullptr) {
     return {};
   }
-  auto addrs = topology_.hostAddresses(AF_INET);
+  syncHairpin6();
+  auto addrs = topology_.hostAddresses(AF_UNSPEC);
   if (!addrs) {
     return std::unexpected(addrs.error());
   }
   std::set<IpAddress> host;
   for (const auto& a : *addrs) {
-    if (a.prefix.addr.bytes[0] == 127) {
+    // Loopback is the socket hooks' (host-local access), link-local is no exposed address.
+    const auto& b = a.prefix.addr.bytes;
+    bool loopback = a.prefix.addr.isV4() ? b[0] == 127 : a.prefix.addr == kLoopback6;
+    bool linkLocal = a.prefix.addr.isV6() && b[0] == 0xfe && (b[1] & 0xc0) == 0x80;
+    if (loopback || linkLocal) {
       continue;
     }
     host.insert(a.prefix.addr);

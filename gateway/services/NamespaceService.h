@@ -33,8 +33,9 @@ public:
   void teardown(std::vector<std::string>& problems);
   // The subnets of managed namespaces: masqueraded for as long as a namespace uses them.
   std::vector<IpPrefix> subnets() const;
-  // Gives the data path every address of the gateway host (so DNAT answers on all of them),
-  // and takes away those the host no longer has.
+  // Gives the data path every address of the gateway host, of both families (so DNAT answers
+  // on all of them), and takes away those the host no longer has; and sets the IPv6 hairpin
+  // source to the namespaces' IPv6 gateway.
   Status syncLocalAddresses();
   // Links outside the managed namespaces that carry the endpoint program on purpose (the
   // host ends of hand-wired namespaces with exposes): the stray sweep leaves them.
@@ -58,10 +59,15 @@ private:
   bool masqueradeNeeded(const IpPrefix& subnet) const;
   // Undoes applyToDatapath for `ns`, which the state does not hold (a failed `ns add`).
   void undoDatapath(const NamespaceRecord& ns);
+  void syncHairpin6();
+  // A namespace's addresses (endpoint entries) and subnets (masqueraded), IPv4 then IPv6.
+  static std::vector<IpAddress> addressesOf(const NamespaceRecord& ns);
+  static std::vector<IpPrefix> subnetsOf(const NamespaceRecord& ns);
 
   ServiceContext& ctx_;
   Topology& topology_;
   std::function<std::set<int>()> otherEndpointLinks_;
+  IpAddress hairpin6_; // the IPv6 hairpin address set last
 };
 
 } // namespace gw

@@ -105,8 +105,9 @@ TEST_F(ExposeTest, MasqueradeTcpAndPingFromANamespace) {
   EXPECT_TRUE(sawIcmp) << flows.dump();
   EXPECT_TRUE(sawTcp) << flows.dump();
   auto masq = gwctlJson({"masquerade", "list"});
-  ASSERT_EQ(masq.size(), 1u);
+  ASSERT_EQ(masq.size(), 2u);
   EXPECT_EQ(masq[0]["source"], "10.88.0.0/16");
+  EXPECT_EQ(masq[1]["source"], "fd00:88::/64"); // the IPv6 pool: NAT66
 }
 
 TEST_F(ExposeTest, UdpRequestResponseThroughDnat) {
@@ -357,7 +358,7 @@ TEST_F(ExposeTest, EndpointIndependentFilteringLetsAnyoneReachAMapping) {
   std::string n1 = nsName("n1");
   ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
   auto strict = gwctlJson({"masquerade", "list"});
-  ASSERT_EQ(strict.size(), 1u);
+  ASSERT_EQ(strict.size(), 2u); // its IPv4 subnet and the IPv6 pool
   EXPECT_EQ(strict[0]["filtering"], "address-and-port-dependent");
   EXPECT_NE(gwctl({"masquerade", "add", "10.88.0.0/16", "--filtering", "loose"}).status, 0);
   ASSERT_TRUE(gwctl({"masquerade", "add", "10.88.0.0/16", "--filtering", "endpoint-independent"})
@@ -670,16 +671,18 @@ TEST_F(ProxyExposeTest, ANamespaceServerOnIpv6LoopbackOnlyIsReached) {
 TEST_F(ProxyExposeTest, AnIpv6TargetIsServedByTheProxy) {
   startDaemon();
   loopbackServer(gwh(), 8081, "::1");
+  // eBPF translates within a family, and DNAT to the host's loopback goes nowhere.
   auto refused = gwctl({"expose", "6010", "[::1]:8081", "--mode", "ebpf"});
   EXPECT_NE(refused.status, 0);
-  EXPECT_NE(refused.err.find("IPv4 only"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("no IPv4 address"), std::string::npos) << refused.err;
   EXPECT_NE(gwctl({"expose", "6010", "::1:8081"}).status, 0); // brackets required
   ASSERT_TRUE(gwctl({"expose", "6010", "[::1]:8081"}).ok());
   EXPECT_EQ(curlFrom(ext(), std::string("http://") + kUplinkAddr + ":6010/whoami"), gwh());
   auto list = gwctlJson({"list"});
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0]["path"], "proxy");
-  EXPECT_NE(list[0]["why"].get<std::string>().find("IPv6"), std::string::npos);
+  EXPECT_NE(list[0]["why"].get<std::string>().find("no IPv4 address"), std::string::npos);
+  EXPECT_EQ(list[0]["families"][1]["path"], "none") << "IPv6 clients: only at an IPv6 --host-ip";
 }
 
 TEST_F(ProxyExposeTest, ProxyProtocolV2TellsTheBackendTheClient) {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "tests/control/ServiceFixture.h"
+#include "tests/control/StateOracle.h"
 
 namespace gw::test {
 namespace {
@@ -145,6 +146,118 @@ TEST_F(Ipv6Test, ARestartAdoptsTheIpv6Side) {
   EXPECT_EQ(list[0].value("state", ""), "up");
   EXPECT_EQ(addresses6Of(a, "eth0").addrs, std::vector<std::string>{"fd00:88::2/64"});
   EXPECT_EQ(shIn(a, "ping -6 -c1 -W2 fd00:88::1").status, 0);
+}
+
+// The control plane fills the IPv6 side of the maps (checked with bpftool, not gatewayd's own
+// reader); IPv6 traffic through them is the BPF side's to test.
+class Ipv6MapsTest : public StateOracleFixture {
+protected:
+  // The IPv6 entries of the expose map: (proto, host address or "", port) -> target.
+  ExposeMap exposes6() { return exposeMapAt(bpffs(), 10); }
+  std::map<std::string, int> masquerades() { return masqueradeMapAt(bpffs()); }
+  std::map<std::string, int> endpoints() { return endpointMapAt(bpffs()); }
+};
+
+TEST_F(Ipv6MapsTest, NsAddAndExposeFillTheIpv6MapsAndARestartKeepsThem) {
+  addUplink6();
+  startDaemon();
+  auto status = gwctlJson({"status"});
+  EXPECT_EQ(status["uplink"].value("address6", ""), kUplinkAddr6);
+  EXPECT_EQ(config6At(bpffs()).first, kUplinkAddr6) << "the IPv6 masquerade source";
+
+  std::string a = nsName("a");
+  ASSERT_TRUE(gwctl({"ns", "add", a}).ok());
+  auto ep = endpoints();
+  ASSERT_TRUE(ep.contains("fd00:88::2")) << "the namespace's IPv6 endpoint entry";
+  EXPECT_EQ(ep.at("fd00:88::2"), ep.at("10.88.0.2")) << "behind the same veth";
+  EXPECT_TRUE(masquerades().contains("fd00:88::/64")) << "NAT66 for the IPv6 pool";
+  EXPECT_EQ(config6At(bpffs()).second, "fd00:88::1") << "the IPv6 hairpin source";
+  auto local = localMapAt(bpffs());
+  EXPECT_TRUE(local.contains(kUplinkAddr6));
+  EXPECT_TRUE(local.contains("fd00:88::1"));
+
+  // Both families by default; --family 6 and an IPv6 --host-ip give IPv6 alone.
+  ASSERT_TRUE(gwctl({"expose", "6001", a + ":8080"}).ok());
+  ASSERT_TRUE(gwctl({"expose", "6002", a + ":8080", "--family", "6", "--proto", "udp"}).ok());
+  ASSERT_TRUE(gwctl({"expose", "6003", a + ":8080", "--host-ip", kUplinkAddr6}).ok());
+  ASSERT_TRUE(gwctl({"expose", "6004", "[fd00:88::2]:9090"}).ok());
+  ExposeMap want6 = {{{6, "", 6001}, {"fd00:88::2", 8080, 0}},
+                     {{17, "", 6002}, {"fd00:88::2", 8080, 0}},
+                     {{6, kUplinkAddr6, 6003}, {"fd00:88::2", 8080, 0}},
+                     {{6, "", 6004}, {"fd00:88::2", 9090, 0}}};
+  auto targetsOnly = [](ExposeMap m) {
+    for (auto& [k, v] : m) {
+      std::get<2>(v) = 0; // rule ids are gatewayd's to choose
+    }
+    return m;
+  };
+  EXPECT_EQ(targetsOnly(exposes6()), want6);
+  auto v4 = exposeMapAt(bpffs());
+  EXPECT_TRUE(v4.contains({6, "", 6001}));
+  EXPECT_FALSE(v4.contains({17, "", 6002}));
+  EXPECT_FALSE(v4.contains({6, "", 6003}));
+  // The listing says which path serves each family, and why.
+  auto list = gwctlJson({"list"});
+  ASSERT_EQ(list.size(), 4u);
+  for (const auto& e : list) {
+    for (const auto& f : e["families"]) {
+      if (f["family"] == "6") {
+        EXPECT_EQ(f["path"], "ebpf") << e.dump();
+      }
+    }
+  }
+  auto text = gwctl({"list"});
+  EXPECT_NE(text.out.find("4:ebpf 6:ebpf"), std::string::npos) << text.out;
+  // [v6]:PORT: IPv6 clients through eBPF, IPv4 ones through the proxy.
+  EXPECT_NE(text.out.find("4:proxy 6:ebpf"), std::string::npos) << text.out;
+
+  ASSERT_TRUE(gwctl({"masquerade", "add", "fd00:99::/64"}).ok());
+  bool listed = false;
+  for (const auto& m : gwctlJson({"masquerade", "list"})) {
+    listed = listed || m["source"] == "fd00:99::/64";
+  }
+  EXPECT_TRUE(listed);
+  EXPECT_TRUE(masquerades().contains("fd00:99::/64"));
+  // Conntrack filters take IPv6 addresses.
+  auto flows = gwctl({"conntrack", "--src", "fd00:88::2"});
+  EXPECT_TRUE(flows.ok()) << flows.err;
+
+  // A restart (and a kill -9) adopts all of it: the maps unchanged, the agreement checked.
+  auto before = exposes6();
+  auto masqBefore = masquerades();
+  restartDaemon(15);
+  EXPECT_EQ(exposes6(), before);
+  EXPECT_EQ(masquerades(), masqBefore);
+  restartDaemon(9);
+  EXPECT_EQ(exposes6(), before);
+  EXPECT_EQ(endpoints().count("fd00:88::2"), 1u);
+  checkAgreement();
+
+  // Unexpose and ns del take the IPv6 side away.
+  for (const char* port : {"6001", "6003", "6004"}) {
+    std::vector<std::string> args{"unexpose", port};
+    if (std::string(port) == "6003") {
+      args.insert(args.end(), {"--host-ip", kUplinkAddr6});
+    }
+    ASSERT_TRUE(gwctl(args).ok()) << port;
+  }
+  ASSERT_TRUE(gwctl({"unexpose", "6002", "--proto", "udp"}).ok());
+  EXPECT_TRUE(exposes6().empty());
+  ASSERT_TRUE(gwctl({"ns", "del", a}).ok());
+  EXPECT_FALSE(endpoints().contains("fd00:88::2"));
+  EXPECT_FALSE(masquerades().contains("fd00:88::/64"));
+  EXPECT_TRUE(masquerades().contains("fd00:99::/64")) << "the hand-added one stays";
+  EXPECT_FALSE(localMapAt(bpffs()).contains("fd00:88::1")) << "gone with the bridge";
+}
+
+TEST_F(Ipv6MapsTest, WithoutAnUplinkIpv6AddressTheStatusSaysSo) {
+  startDaemon();
+  auto status = gwctlJson({"status"});
+  EXPECT_FALSE(status["uplink"].contains("address6")) << status.dump();
+  EXPECT_EQ(config6At(bpffs()).first, "::");
+  auto text = gwctl({"status"});
+  EXPECT_NE(text.out.find("none (IPv6 masquerade has no source)"), std::string::npos)
+      << text.out;
 }
 
 } // namespace

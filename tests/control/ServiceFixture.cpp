@@ -39,6 +39,13 @@ void ServiceFixture::SetUp() {
   ASSERT_TRUE(r.ok()) << r.err;
 }
 
+void ServiceFixture::addUplink6() {
+  auto r = sh("ip -n " + gwh() + " addr add " + kUplinkAddr6 + "/64 dev up0 nodad" + " && ip -n " +
+              ext() + " addr add " + kExternalAddr6 + "/64 dev eth0 nodad" + " && ip -n " + ext() +
+              " -6 route add default via " + kUplinkAddr6);
+  ASSERT_TRUE(r.ok()) << r.err;
+}
+
 void ServiceFixture::TearDown() {
   if (daemon_.running()) {
     stopDaemon();

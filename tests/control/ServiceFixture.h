@@ -17,6 +17,8 @@ namespace gw::test {
 
 inline constexpr const char* kUplinkAddr = "198.18.0.1";
 inline constexpr const char* kExternalAddr = "198.18.0.2";
+inline constexpr const char* kUplinkAddr6 = "fd00:18::1";   // with addUplink6()
+inline constexpr const char* kExternalAddr6 = "fd00:18::2";
 inline constexpr int kExitDegraded = 3; // `gwctl status` without the eBPF data path
 
 class ServiceFixture : public ::testing::Test {
@@ -27,6 +29,10 @@ protected:
   // Starts gatewayd (extra args appended, extra env as NAME=VALUE) and waits for its socket.
   void startDaemon(const std::vector<std::string>& extraArgs = {},
                    const std::vector<std::string>& env = {});
+  // Gives up0 and the external namespace's eth0 IPv6 addresses too (kUplinkAddr6/64 and
+  // kExternalAddr6/64, no DAD wait), and ext a default IPv6 route via up0. Opt-in: call it
+  // before startDaemon(), which then finds the uplink's IPv6 address.
+  void addUplink6();
   // Stops it with `sig` (SIGTERM by default); returns its exit status.
   int stopDaemon(int sig = 15);
   // Stops gatewayd with `sig` and starts `binary` ("" = the built gatewayd) with the arguments

@@ -20,6 +20,21 @@ std::string v4(const json& addr) {
          std::to_string(b[2].get<int>()) + "." + std::to_string(b[3].get<int>());
 }
 
+// An IPv6 address from bpftool's union gw_addr (its 16 "bytes").
+std::string v6(const json& addr) {
+  IpAddress a;
+  a.family = AF_INET6;
+  for (size_t i = 0; i < 16; ++i) {
+    a.bytes[i] = static_cast<uint8_t>(addr["bytes"][i].get<int>());
+  }
+  return a.str();
+}
+
+// A key's address in its family (GW_AF_INET6 = 10).
+std::string addrOf(const json& addr, int family) {
+  return family == 10 ? v6(addr) : v4(addr);
+}
+
 // A little-endian u32 from bpftool's hex bytes (maps without BTF).
 uint32_t hexU32(const json& bytes) {
   uint32_t v = 0;
@@ -43,14 +58,20 @@ json dumpPinned(const std::string& path) {
   return j.is_array() ? j : json::array();
 }
 
-ExposeMap exposeMapAt(const std::string& bpffs) {
+ExposeMap exposeMapAt(const std::string& bpffs, int family) {
   ExposeMap out;
   for (const auto& e : dumpPinned(bpffs + "/gw_expose_v4")) {
     const auto& k = e["formatted"]["key"];
     const auto& v = e["formatted"]["value"];
-    std::string host = k["daddr"]["v4"].get<uint32_t>() == 0 ? "" : v4(k["daddr"]);
+    if (k["family"].get<int>() != family) {
+      continue;
+    }
+    std::string host = addrOf(k["daddr"], family);
+    if (host == "0.0.0.0" || host == "::") {
+      host = "";
+    }
     out[{k["proto"].get<int>(), host, ntohs(k["dport"].get<uint16_t>())}] = {
-        v4(v["target_addr"]), ntohs(v["target_port"].get<uint16_t>()),
+        addrOf(v["target_addr"], family), ntohs(v["target_port"].get<uint16_t>()),
         v["rule_id"].get<uint32_t>()};
   }
   return out;
@@ -61,7 +82,7 @@ std::map<std::string, int> masqueradeMapAt(const std::string& bpffs) {
   for (const auto& e : dumpPinned(bpffs + "/gw_masq_v4")) {
     const auto& k = e["formatted"]["key"];
     int length = k["prefixlen"].get<int>() - 32; // GW_MASQ_PREFIXLEN
-    out[v4(k["addr"]) + "/" + std::to_string(length)] =
+    out[addrOf(k["addr"], k["family"].get<int>()) + "/" + std::to_string(length)] =
         e["formatted"]["value"]["out_ifindex"].get<int>();
   }
   return out;
@@ -72,6 +93,9 @@ std::map<std::string, int> endpointMapAt(const std::string& bpffs) {
   for (const auto& e : dumpPinned(bpffs + "/gw_endpoint_v4")) {
     out[v4(e["formatted"]["key"])] = e["formatted"]["value"]["ifindex"].get<int>();
   }
+  for (const auto& e : dumpPinned(bpffs + "/gw_endpoint_v6")) {
+    out[v6(e["formatted"]["key"])] = e["formatted"]["value"]["ifindex"].get<int>();
+  }
   return out;
 }
 
@@ -80,7 +104,18 @@ std::set<std::string> localMapAt(const std::string& bpffs) {
   for (const auto& e : dumpPinned(bpffs + "/gw_local_v4")) {
     out.insert(v4(e["formatted"]["key"]));
   }
+  for (const auto& e : dumpPinned(bpffs + "/gw_local_v6")) {
+    out.insert(v6(e["formatted"]["key"]));
+  }
   return out;
+}
+
+std::pair<std::string, std::string> config6At(const std::string& bpffs) {
+  for (const auto& e : dumpPinned(bpffs + "/gw_config6_map")) {
+    const auto& v = e["formatted"]["value"];
+    return {v6(v["uplink_addr"]), v6(v["hairpin_addr"])};
+  }
+  return {};
 }
 
 std::set<int> attachRecordAt(const std::string& bpffs) {
@@ -97,16 +132,31 @@ std::string exposeName(const ExposeKey& k) {
          std::to_string(std::get<2>(k));
 }
 
-ExposeMap exposeMapOf(const json& state) {
+ExposeMap exposeMapOf(const json& state, int family) {
+  bool v6 = family == 10;
   ExposeMap out;
   for (const auto& e : state.value("exposes", json::array())) {
     int proto = e["proto"].get<std::string>() == "udp" ? 17 : 6;
     std::string host = e.value("hostIp", json()).is_string() ? e["hostIp"].get<std::string>() : "";
+    // A record without "family" is from before IPv6: IPv4 alone.
+    std::string families = e.value("family", "4");
+    if (families != "both" && families != (v6 ? "6" : "4")) {
+      continue;
+    }
+    // The target of this family: eBPF translates within one.
+    std::string target = e["targetAddr"].get<std::string>();
+    if ((target.find(':') != std::string::npos) != v6) {
+      target = v6 ? e.value("targetAddr6", "") : "";
+    }
+    if (target.empty() || e.value("mode", "auto") == "proxy" ||
+        (!host.empty() && (host.find(':') != std::string::npos) != v6)) {
+      continue;
+    }
     int first = e["hostPort"].get<int>();
     int last = e["hostPortEnd"].get<int>();
     for (int p = first; p <= last; ++p) {
-      out[{proto, host, p}] = {e["targetAddr"].get<std::string>(),
-                               e["targetPort"].get<int>() + (p - first), e["id"].get<uint32_t>()};
+      out[{proto, host, p}] = {target, e["targetPort"].get<int>() + (p - first),
+                               e["id"].get<uint32_t>()};
     }
   }
   return out;
@@ -231,11 +281,14 @@ json StateOracleFixture::checkAgreement() {
   auto saved = stateRows(state);
   EXPECT_EQ(listed.size(), saved.size()) << diff<uint32_t, std::string>(saved, listed, idName);
   EXPECT_TRUE(listed == saved) << diff<uint32_t, std::string>(saved, listed, idName);
-  auto pinned = exposeMapAt(bpffs());
-  auto wanted = exposeMapOf(state);
-  std::string mapDiff = diff<ExposeKey, ExposeValue>(wanted, pinned, exposeName);
-  EXPECT_EQ(pinned.size(), wanted.size()) << "expose map vs state: " << mapDiff;
-  EXPECT_TRUE(pinned == wanted) << "expose map vs state: " << mapDiff;
+  for (int family : {2, 10}) {
+    auto pinned = exposeMapAt(bpffs(), family);
+    auto wanted = exposeMapOf(state, family);
+    std::string mapDiff = diff<ExposeKey, ExposeValue>(wanted, pinned, exposeName);
+    EXPECT_EQ(pinned.size(), wanted.size()) << "expose map (family " << family
+                                            << ") vs state: " << mapDiff;
+    EXPECT_TRUE(pinned == wanted) << "expose map (family " << family << ") vs state: " << mapDiff;
+  }
 
   // Namespaces, bridges and their links: what the state names, nothing more.
   std::set<std::string> names;
@@ -249,6 +302,11 @@ json StateOracleFixture::checkAgreement() {
     masq[network(n["address"].get<std::string>())] = 0;
     endpoints[IpPrefix::parse(n["address"].get<std::string>())->addr.str()] =
         n["hostLink"].get<std::string>();
+    if (n.contains("address6")) {
+      masq[network(n["address6"].get<std::string>())] = 0;
+      endpoints[IpPrefix::parse(n["address6"].get<std::string>())->addr.str()] =
+          n["hostLink"].get<std::string>();
+    }
   }
   for (const auto& b : state.value("bridges", json::array())) {
     EXPECT_FALSE(b.value("pending", false)) << b.dump();
@@ -299,10 +357,13 @@ json StateOracleFixture::checkAgreement() {
   EXPECT_EQ(endpointMapAt(bpffs()), endpointsWanted) << "endpoint map vs the state";
   EXPECT_EQ(attachRecordAt(bpffs()), attachWanted) << "recorded attachments vs the state";
   std::set<std::string> hostAddrs;
-  for (const auto& link : ipJson({"-n", gwh(), "-4", "addr", "show"})) {
+  for (const auto& link : ipJson({"-n", gwh(), "addr", "show"})) {
     for (const auto& a : link.value("addr_info", json::array())) {
-      if (!a["local"].get<std::string>().starts_with("127.")) {
-        hostAddrs.insert(a["local"].get<std::string>());
+      std::string local = a.value("local", "");
+      // Not loopback, not link-local: what exposes on any address answer on.
+      if (!local.empty() && !local.starts_with("127.") && local != "::1" &&
+          !local.starts_with("fe80:")) {
+        hostAddrs.insert(local);
       }
     }
   }

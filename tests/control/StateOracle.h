@@ -26,19 +26,25 @@ using ExposeKey = std::tuple<int, std::string, int>;
 using ExposeValue = std::tuple<std::string, int, uint32_t>;
 using ExposeMap = std::map<ExposeKey, ExposeValue>;
 
-// The pinned gw_expose_v4 under `bpffs`.
-ExposeMap exposeMapAt(const std::string& bpffs);
-// Masquerade map: source prefix -> out ifindex.
+// The entries of one family (GW_AF_INET 2, GW_AF_INET6 10) of the pinned gw_expose_v4 under
+// `bpffs` (which holds both families).
+ExposeMap exposeMapAt(const std::string& bpffs, int family = 2);
+// Masquerade map (both families): source prefix -> out ifindex.
 std::map<std::string, int> masqueradeMapAt(const std::string& bpffs);
-// Endpoint map: a namespace's address -> the ifindex of its veth's gateway end.
+// Endpoint maps (gw_endpoint_v4 and _v6): a namespace's address -> the ifindex of its veth's
+// gateway end.
 std::map<std::string, int> endpointMapAt(const std::string& bpffs);
-// Local address map: the gateway host's addresses that exposes on any address answer on.
+// Local address maps (both families): the gateway host's addresses that exposes on any
+// address answer on.
 std::set<std::string> localMapAt(const std::string& bpffs);
+// gw_config6_map: the uplink's IPv6 address and the IPv6 hairpin address ("::" when unset).
+std::pair<std::string, std::string> config6At(const std::string& bpffs);
 // The interfaces gatewayd recorded as carrying its programs (gw_dp_attach, ifindex -> flags).
 std::set<int> attachRecordAt(const std::string& bpffs);
 
-// The expose map that state.json's exposes make (each port of a range its own entry).
-ExposeMap exposeMapOf(const nlohmann::json& state);
+// The expose map entries of one family (2, 10) that state.json's exposes make (each port of a
+// range its own entry).
+ExposeMap exposeMapOf(const nlohmann::json& state, int family = 2);
 // The expose map that `gwctl list -j` describes (each port of a range its own entry).
 ExposeMap exposeMapOfList(const nlohmann::json& list);
 

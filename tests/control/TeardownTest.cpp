@@ -393,7 +393,8 @@ TEST_F(TeardownTest, CyclesLeakNoFdsMapEntriesOrMemory) {
         u.rssKb = std::stoul(line.substr(6));
       }
     }
-    for (const char* map : {"gw_expose_v4", "gw_masq_v4", "gw_dp_attach"}) {
+    for (const char* map :
+         {"gw_expose_v4", "gw_masq_v4", "gw_dp_attach", "gw_endpoint_v6", "gw_local_v6"}) {
       u.entries[map] =
           jsonOf({"bpftool", "-j", "map", "dump", "pinned", dir_ + "/bpffs/" + map}).size();
     }
@@ -431,7 +432,7 @@ TEST_F(TeardownTest, CyclesLeakNoFdsMapEntriesOrMemory) {
             << base.fds << " -> " << after.fds << ", VmRSS " << base.rssKb << " -> "
             << after.rssKb << " kB, gw_expose_v4 entries " << base.entries["gw_expose_v4"]
             << " -> " << after.entries["gw_expose_v4"] << "\n";
-  EXPECT_EQ(base.entries["gw_expose_v4"], 1u);
+  EXPECT_EQ(base.entries["gw_expose_v4"], 2u); // the standing expose, IPv4 and IPv6
   EXPECT_EQ(after.entries, base.entries);
   EXPECT_LE(after.fds, base.fds + 2);
 #ifndef __SANITIZE_ADDRESS__

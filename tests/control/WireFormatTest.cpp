@@ -78,8 +78,11 @@ const Shape kStatus = {
     {"bpffs", Type::String},     {"uptimeSeconds", Type::Unsigned}, {"namespaces", Type::Unsigned},
     {"bridges", Type::Unsigned}, {"exposes", Type::Unsigned},       {"datapath", Type::Object},
     {"state", Type::String}}; // added: "running" or "degraded"
-const Shape kStatusUplink = {
-    {"name", Type::String}, {"ifindex", Type::Unsigned}, {"addresses", Type::Array}};
+// added: "address6" when the uplink has a global IPv6 address.
+const Shape kStatusUplink = {{"name", Type::String},
+                             {"ifindex", Type::Unsigned},
+                             {"addresses", Type::Array},
+                             {"address6", Type::OptionalString}};
 const Shape kStatusDatapath = {
     {"loaded", Type::Boolean}, {"xdp", Type::String}, {"adopted", Type::Boolean}};
 const Shape kStatusNoDatapath = {{"loaded", Type::Boolean}, {"error", Type::String}};
@@ -100,16 +103,19 @@ const Shape kNamespaceListed = {{"name", Type::String},   {"address", Type::Stri
                                 {"prefix6", Type::OptionalString},
                                 {"gateway6", Type::OptionalString}};
 const Shape kNamespaceDeleted = {{"name", Type::String}, {"deleted", Type::Boolean}};
+// added: "family" (both | 4 | 6) and "families" (the path of each).
 const Shape kExposeAdded = {{"id", Type::Unsigned},       {"proto", Type::String},
                             {"hostPort", Type::String},   {"target", Type::String},
                             {"targetAddr", Type::String}, {"path", Type::String},
-                            {"why", Type::String}};
+                            {"why", Type::String},        {"family", Type::String},
+                            {"families", Type::Array}};
 const Shape kExposeListed = {
     {"id", Type::Unsigned},       {"proto", Type::String},         {"hostIp", Type::String},
     {"hostPort", Type::String},   {"target", Type::String},        {"targetAddr", Type::String},
     {"targetPort", Type::String}, {"mode", Type::String},          {"proxyProtocol", Type::String},
     {"path", Type::String},       {"why", Type::String},           {"packets", Type::Unsigned},
-    {"bytes", Type::Unsigned},    {"connections", Type::Unsigned}, {"drops", Type::Unsigned}};
+    {"bytes", Type::Unsigned},    {"connections", Type::Unsigned}, {"drops", Type::Unsigned},
+    {"family", Type::String},     {"families", Type::Array}}; // added: family, families
 const Shape kExposeDeleted = {{"id", Type::Unsigned},
                               {"hostPort", Type::String},
                               {"proto", Type::String},
@@ -489,8 +495,8 @@ TEST_F(WireFormatTest, EveryEndpointAnswersItsShape) {
   for (const auto& m : masqs) {
     automatic += m["automatic"].get<bool>() ? 1 : 0;
   }
-  EXPECT_EQ(masqs.size(), 3u) << masqs.dump();
-  EXPECT_EQ(automatic, 2u) << masqs.dump();
+  EXPECT_EQ(masqs.size(), 4u) << masqs.dump();
+  EXPECT_EQ(automatic, 3u) << masqs.dump(); // both namespaces' IPv4 subnet and the IPv6 pool
   expectShape(
       expectJson(api("DELETE", "/v1/masquerade?source=10.99.0.0/16"), 200, "DELETE /v1/masquerade"),
       kMasqueradeDeleted, "masquerade deleted");

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,19 @@ gw_ct_key key(uint8_t proto, uint32_t src, uint16_t sport, uint32_t dst, uint16_
   k.dport = htons(dport);
   k.proto = proto;
   k.family = GW_AF_INET;
+  return k;
+}
+
+// An IPv6 key: the 16 bytes of each address, family GW_AF_INET6.
+gw_ct_key key6(uint8_t proto, std::string_view src, uint16_t sport, std::string_view dst,
+               uint16_t dport) {
+  gw_ct_key k{};
+  std::memcpy(k.saddr.bytes, IpAddress::parse(src).value().bytes.data(), 16);
+  std::memcpy(k.daddr.bytes, IpAddress::parse(dst).value().bytes.data(), 16);
+  k.sport = htons(sport);
+  k.dport = htons(dport);
+  k.proto = proto;
+  k.family = GW_AF_INET6;
   return k;
 }
 
@@ -159,6 +173,47 @@ TEST_F(ConntrackPages, PagesListWhatTheWholeListingDoesInKeyOrder) {
   ASSERT_TRUE(empty);
   EXPECT_TRUE(empty->flows.empty());
   EXPECT_FALSE(empty->more);
+}
+
+TEST_F(ConntrackPages, Ipv6FlowsAreListedFilteredPagedAndDeletedByAddress) {
+  // NAT66 flows out of fd00:88::2..6 through the uplink fd00:18::1, and one IPv4 flow.
+  for (int i = 2; i <= 6; ++i) {
+    std::string ns = "fd00:88::" + std::to_string(i);
+    gw_ct_key orig = key6(IPPROTO_TCP, ns, 40000, "fd00:18::2", 80);
+    gw_ct_key reply = key6(IPPROTO_TCP, "fd00:18::2", 80, "fd00:18::1", 40000 + i);
+    put(orig, entry(GW_CT_DIR_ORIG, reply, 1));
+    put(reply, entry(GW_CT_DIR_REPLY, orig, 2));
+  }
+  gw_ct_key v4 = key(IPPROTO_TCP, 0x0a580002, 40000, 0xc6120002, 80);
+  put(v4, entry(GW_CT_DIR_ORIG, reversed(v4), 1));
+  put(reversed(v4), entry(GW_CT_DIR_REPLY, v4, 1));
+
+  auto flows = table_->list();
+  ASSERT_TRUE(flows) << flows.error().str();
+  ASSERT_EQ(flows->size(), 6u);
+  FlowFilter src;
+  src.src = IpAddress::parse("fd00:88::2").value();
+  auto picked = table_->listPage(src, std::nullopt, 10);
+  ASSERT_TRUE(picked);
+  ASSERT_EQ(picked->flows.size(), 1u);
+  const Flow& f = picked->flows[0];
+  EXPECT_EQ(f.orig.src.str(), "fd00:88::2");
+  EXPECT_EQ(f.orig.dst.str(), "fd00:18::2");
+  EXPECT_EQ(f.reply.dst.str(), "fd00:18::1");
+  EXPECT_EQ(f.reply.dport, 40002);
+  EXPECT_FALSE(f.orphan);
+  // Pages over IPv6 keys, the IPv4 flow first (its family sorts first), as the whole listing.
+  FlowFilter all;
+  EXPECT_EQ(paged(all, 1), whole(all));
+  EXPECT_EQ(paged(all, 4), whole(all));
+  // Deleting by an IPv6 source takes both halves of that flow and nothing else.
+  auto deleted = table_->deleteIf([&](const Flow& flow) { return src.matches(flow); });
+  ASSERT_TRUE(deleted);
+  EXPECT_EQ(*deleted, 1u);
+  auto left = table_->list();
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->size(), 5u);
+  EXPECT_EQ(*table_->countByWalking(), 10u);
 }
 
 } // namespace

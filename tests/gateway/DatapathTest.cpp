@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -311,6 +312,54 @@ TEST(DatapathLogic, PairsHalvesIntoOneFlow) {
   EXPECT_TRUE(lone.orphan);
 }
 
+TEST(DatapathLogic, DecodesAnIpv6FlowFromItsKeyBytes) {
+  // The bytes the BPF side writes for a NAT66 flow: fd00:88::2:40000 -> 2001:db8::5:443 out,
+  // the reply 2001:db8::5:443 -> fd00:18::1:40000 (the uplink's address).
+  auto tcp6 = [](const char* src, uint16_t sport, const char* dst, uint16_t dport) {
+    gw_ct_key k{};
+    std::memcpy(k.saddr.bytes, ip(src).bytes.data(), 16);
+    std::memcpy(k.daddr.bytes, ip(dst).bytes.data(), 16);
+    k.sport = htons(sport);
+    k.dport = htons(dport);
+    k.proto = IPPROTO_TCP;
+    k.family = GW_AF_INET6;
+    return k;
+  };
+  gw_ct_key orig = tcp6("fd00:88::2", 40000, "2001:db8::5", 443);
+  gw_ct_key reply = tcp6("2001:db8::5", 443, "fd00:18::1", 40000);
+  gw_ct_entry o{};
+  o.dir = GW_CT_DIR_ORIG;
+  o.nat = GW_NAT_SNAT;
+  o.peer = reply;
+  o.tcp_flags = GW_CT_SEEN_SYN | GW_CT_SEEN_ACK;
+  o.created_ns = o.last_seen_ns = 100;
+  gw_ct_entry r{};
+  r.dir = GW_CT_DIR_REPLY;
+  r.peer = orig;
+  r.tcp_flags = GW_CT_SEEN_SYNACK;
+  r.created_ns = r.last_seen_ns = 200;
+  Flow f = makeFlow(orig, o, &r, 1000);
+  EXPECT_EQ(f.orig.src, ip("fd00:88::2"));
+  EXPECT_EQ(f.orig.dst, ip("2001:db8::5"));
+  EXPECT_EQ(f.orig.sport, 40000);
+  EXPECT_EQ(f.reply.src, ip("2001:db8::5"));
+  EXPECT_EQ(f.reply.dst, ip("fd00:18::1"));
+  EXPECT_TRUE(f.orig.src.isV6());
+  EXPECT_EQ(f.state, "ESTABLISHED");
+  EXPECT_EQ(f.nat, GW_NAT_SNAT);
+  FlowKey k = flowKeyOf(reply, r); // the reply half names its flow by the orig tuple
+  EXPECT_EQ(k, flowKey(f));
+  FlowFilter filter;
+  filter.src = ip("fd00:88::2");
+  EXPECT_TRUE(filter.matches(f));
+  filter.src = ip("10.88.0.2"); // the same first bytes in another family is another address
+  EXPECT_FALSE(filter.matches(f));
+  // ICMPv6 echo flows share the ICMP timeout.
+  EXPECT_EQ(flowState(IPPROTO_ICMPV6, 0, 0), "ICMP");
+  CtTimeouts t;
+  EXPECT_EQ(flowTimeout(IPPROTO_ICMPV6, "ICMP", t), t.icmp);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Filesystems.
 
@@ -425,7 +474,7 @@ TEST_F(DatapathTopology, ExposedPortReachesServerWithClientAddress) {
   EXPECT_EQ((*exposes)[0].targetAddr, ip("10.88.0.2"));
 
   // Deleting the rule stops new connections and removes its flows.
-  auto ok = dp->deleteExpose(IPPROTO_TCP, {}, 6000);
+  auto ok = dp->deleteExpose({IPPROTO_TCP, AF_INET, {}, 6000});
   ASSERT_TRUE(ok) << ok.error().str();
   EXPECT_FALSE(findFlow(*dp, IPPROTO_TCP, ip("198.18.0.2")));
   EXPECT_EQ(fetch("http://198.18.0.1:6000/", 2s), "");
@@ -864,6 +913,77 @@ TEST_F(DatapathTopology, TheRuleMapsListWhatTheyHold) {
   EXPECT_EQ(dp->listMasquerades().value_or(std::vector<MasqueradeEntry>{}).size(), 2u);
   EXPECT_TRUE(dp->listEndpoints().value_or(std::vector<EndpointEntry>{{}}).empty());
   EXPECT_TRUE(dp->listEndpointAttachments().value_or(std::vector<int>{0}).empty());
+}
+
+TEST_F(DatapathTopology, TheRuleMapsHoldIpv6BesideIpv4) {
+  auto dp = openDatapath();
+  ASSERT_TRUE(dp);
+  configure(*dp);
+  auto check = [](const Status& ok) { ASSERT_TRUE(ok) << ok.error().str(); };
+  check(dp->setUplinkAddress6(ip("fd00:18::1")));
+  check(dp->setHairpinAddress(ip("fd00:88::1")));
+  auto c6 = dp->config6();
+  ASSERT_TRUE(c6) << c6.error().str();
+  EXPECT_EQ(c6->first, ip("fd00:18::1"));
+  EXPECT_EQ(c6->second, ip("fd00:88::1"));
+  // An IPv6 expose on any address and one on an explicit address, beside the IPv4 one on the
+  // same port: the family keeps the "any" entries apart.
+  check(dp->addExpose(ExposeEntry{IPPROTO_TCP, {}, 6000, ip("fd00:88::2"), 8080, 7}));
+  check(dp->addExpose(ExposeEntry{IPPROTO_UDP, ip("fd00:18::1"), 6001, ip("fd00:88::2"), 53, 8}));
+  EXPECT_FALSE(dp->addExpose(ExposeEntry{IPPROTO_TCP, ip("198.18.0.1"), 6002, ip("fd00:88::2"),
+                                         80, 9}))
+      << "a host address of the other family";
+  auto exposes = dp->listExposes();
+  ASSERT_TRUE(exposes) << exposes.error().str();
+  ASSERT_EQ(exposes->size(), 3u);
+  EXPECT_EQ((*exposes)[0], (ExposeEntry{IPPROTO_TCP, {}, 6000, ip("10.88.0.2"), 8080, 7}));
+  EXPECT_EQ((*exposes)[1], (ExposeEntry{IPPROTO_TCP, {}, 6000, ip("fd00:88::2"), 8080, 7}));
+  EXPECT_EQ((*exposes)[2], (ExposeEntry{IPPROTO_UDP, ip("fd00:18::1"), 6001, ip("fd00:88::2"),
+                                        53, 8}));
+  // Local addresses and endpoints go to the gw_*_v6 twins, listed with the IPv4 ones.
+  check(dp->addLocalAddress(ip("fd00:18::1")));
+  std::array<uint8_t, 6> peer{2, 0, 0, 0, 0, 2};
+  std::array<uint8_t, 6> host{2, 0, 0, 0, 0, 1};
+  check(dp->addEndpoint(ip("fd00:88::2"), endpoint_, peer, host));
+  check(dp->addMasquerade(*IpPrefix::parse("fd00:88::/64"), 0));
+  check(dp->addMasquerade(*IpPrefix::parse("2001:db8::1/128"), endpoint_, true));
+  auto local = dp->listLocalAddresses();
+  ASSERT_TRUE(local);
+  EXPECT_EQ(*local, (std::vector<IpAddress>{ip("10.88.0.1"), ip("198.18.0.1"), ip("fd00:18::1")}));
+  auto endpoints = dp->listEndpoints();
+  ASSERT_TRUE(endpoints);
+  EXPECT_EQ(*endpoints, (std::vector<EndpointEntry>{{ip("fd00:88::2"), endpoint_, peer, host}}));
+  auto masq = dp->listMasquerades();
+  ASSERT_TRUE(masq);
+  EXPECT_EQ(*masq, (std::vector<MasqueradeEntry>{{*IpPrefix::parse("10.88.0.0/16"), 0},
+                                                 {*IpPrefix::parse("2001:db8::1/128"), endpoint_,
+                                                  true},
+                                                 {*IpPrefix::parse("fd00:88::/64"), 0}}));
+  // The raw keys are what the BPF side matches on.
+  gw_expose_key k{};
+  std::memcpy(k.daddr.bytes, ip("fd00:18::1").bytes.data(), 16);
+  k.dport = htons(6001);
+  k.proto = IPPROTO_UDP;
+  k.family = GW_AF_INET6;
+  gw_expose_value v{};
+  ASSERT_EQ(bpf_map_lookup_elem(dp->mapFd("gw_expose_v4"), &k, &v), 0);
+  EXPECT_EQ(std::memcmp(v.target_addr.bytes, ip("fd00:88::2").bytes.data(), 16), 0);
+  gw_addr local6{};
+  std::memcpy(local6.bytes, ip("fd00:18::1").bytes.data(), 16);
+  uint32_t one = 0;
+  ASSERT_EQ(bpf_map_lookup_elem(dp->mapFd("gw_local_v6"), &local6, &one), 0);
+  EXPECT_EQ(one, 1u);
+
+  check(dp->deleteExpose({IPPROTO_TCP, AF_INET6, {}, 6000}));
+  EXPECT_EQ(dp->listExposes().value_or(std::vector<ExposeEntry>{}).size(), 2u)
+      << "the IPv4 entry of the port stays";
+  check(dp->deleteEndpoint(ip("fd00:88::2")));
+  check(dp->deleteLocalAddress(ip("fd00:18::1")));
+  check(dp->deleteMasquerade(*IpPrefix::parse("fd00:88::/64")));
+  EXPECT_TRUE(dp->listEndpoints().value_or(std::vector<EndpointEntry>{{}}).empty());
+  EXPECT_EQ(dp->listMasquerades().value_or(std::vector<MasqueradeEntry>{}).size(), 2u);
+  check(dp->setUplinkAddress6({}));
+  EXPECT_EQ(dp->config6().value_or(std::pair<IpAddress, IpAddress>{}).first, IpAddress{});
 }
 
 TEST_F(DatapathTopology, XdpModes) {

@@ -23,6 +23,11 @@ Status FakeDatapath::attachUplink(int, const IpAddress&) {
   return {};
 }
 
+Status FakeDatapath::setUplinkAddress6(const IpAddress& addr) {
+  uplinkAddr6_ = addr;
+  return {};
+}
+
 Status FakeDatapath::attachEndpoint(int ifindex) {
   endpointPrograms_.insert(ifindex);
   return {};
@@ -65,7 +70,8 @@ Result<std::vector<int>> FakeDatapath::listEndpointAttachments() {
   return std::vector<int>(endpointPrograms_.begin(), endpointPrograms_.end());
 }
 
-Status FakeDatapath::setHairpinAddress(const IpAddress&) {
+Status FakeDatapath::setHairpinAddress(const IpAddress& addr) {
+  (addr.isV6() ? hairpin6_ : hairpin_) = addr;
   return {};
 }
 
@@ -90,7 +96,10 @@ Status FakeDatapath::addExpose(const ExposeEntry& entry) {
   if (++addExposeCalls_ == failAddExposeAt_) {
     return injected("addExpose port " + std::to_string(entry.hostPort));
   }
-  exposes_[{entry.proto, entry.hostAddr, entry.hostPort}] = entry;
+  if (entry.hostAddr.family != 0 && entry.hostAddr.family != entry.family()) {
+    return std::unexpected(Error{EINVAL, "expose: host address of another family"});
+  }
+  exposes_[entry.key()] = entry;
   return {};
 }
 
@@ -105,12 +114,11 @@ Result<std::vector<ExposeEntry>> FakeDatapath::listExposes() {
   return out;
 }
 
-Status FakeDatapath::deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort,
-                                  FlowsOfRule flows) {
+Status FakeDatapath::deleteExpose(const ExposeKey& key, FlowsOfRule flows) {
   ++deleteExposeCalls_;
   deleteExposeFlows_.push_back(flows);
-  if (exposes_.erase({proto, hostAddr, hostPort}) == 0) {
-    return std::unexpected(Error{ENOENT, "expose " + std::to_string(hostPort)});
+  if (exposes_.erase(key) == 0) {
+    return std::unexpected(Error{ENOENT, "expose " + std::to_string(key.hostPort)});
   }
   return {};
 }
@@ -212,9 +220,11 @@ Status FakeDatapath::teardown() {
   return {};
 }
 
-size_t FakeDatapath::exposeCount(uint8_t proto, uint16_t first, uint16_t last) const {
+size_t FakeDatapath::exposeCount(uint8_t proto, uint16_t first, uint16_t last,
+                                 int family) const {
   return static_cast<size_t>(std::ranges::count_if(exposes_, [&](const auto& kv) {
-    return kv.first.proto == proto && kv.first.hostPort >= first && kv.first.hostPort <= last;
+    return kv.first.proto == proto && kv.first.hostPort >= first && kv.first.hostPort <= last &&
+           kv.first.family == family;
   }));
 }
 

@@ -24,15 +24,6 @@
 
 namespace gw::test {
 
-// The expose map's key.
-struct ExposeKey {
-  uint8_t proto = 0;
-  IpAddress hostAddr;  // family 0: any local address
-  uint16_t hostPort = 0;
-
-  auto operator<=>(const ExposeKey&) const = default;
-};
-
 struct FakeEndpoint {
   int hostIfindex = 0;
   std::array<uint8_t, 6> peerMac{};
@@ -42,6 +33,7 @@ struct FakeEndpoint {
 class FakeDatapath final : public Datapath {
  public:
   Status attachUplink(int ifindex, const IpAddress& uplinkAddr) override;
+  Status setUplinkAddress6(const IpAddress& addr) override;
   XdpMode uplinkXdpMode() const override { return XdpMode::Off; }
   bool adopted() const override { return adopted_; }
   Status attachEndpoint(int ifindex) override;
@@ -57,8 +49,7 @@ class FakeDatapath final : public Datapath {
   Status deleteLocalAddress(const IpAddress& addr) override;
   Result<std::vector<IpAddress>> listLocalAddresses() override;
   Status addExpose(const ExposeEntry& entry) override;
-  Status deleteExpose(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort,
-                      FlowsOfRule flows = FlowsOfRule::Remove) override;
+  Status deleteExpose(const ExposeKey& key, FlowsOfRule flows = FlowsOfRule::Remove) override;
   Result<std::vector<ExposeEntry>> listExposes() override;
   Status addMasquerade(const IpPrefix& source, int outIfindex,
                        bool endpointIndependent = false) override;
@@ -75,8 +66,8 @@ class FakeDatapath final : public Datapath {
   Status resetRuleStats(uint32_t ruleId) override;
   Status teardown() override;
 
-  // The entries of `proto` whose host port is in [first, last].
-  size_t exposeCount(uint8_t proto, uint16_t first, uint16_t last) const;
+  // The entries of `proto` and `family` whose host port is in [first, last].
+  size_t exposeCount(uint8_t proto, uint16_t first, uint16_t last, int family = AF_INET) const;
 
   bool adopted_ = false; // maps of an earlier run (what a start lacks is then a repair)
   // What the services made.
@@ -86,6 +77,9 @@ class FakeDatapath final : public Datapath {
   std::map<IpAddress, FakeEndpoint> endpoints_;
   std::set<int> endpointPrograms_;  // ifindexes with the endpoint program attached
   std::set<IpAddress> localAddresses_;
+  IpAddress uplinkAddr6_;  // setUplinkAddress6
+  IpAddress hairpin_;      // setHairpinAddress, IPv4
+  IpAddress hairpin6_;     // setHairpinAddress, IPv6
   // Counters by rule id, as tests set them; resetRuleStats zeroes one.
   std::map<uint32_t, RuleStats> ruleStats_;
   std::vector<uint32_t> resets_;  // resetRuleStats calls, in order

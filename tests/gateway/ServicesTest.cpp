@@ -23,7 +23,6 @@
 namespace gw {
 namespace {
 
-using test::ExposeKey;
 
 IpAddress ip(std::string_view text) {
   return IpAddress::parse(text).value();
@@ -84,12 +83,24 @@ api::ExposeRequest withHostIp(api::ExposeRequest r, std::string_view addr) {
   return r;
 }
 
+api::ExposeRequest withFamily(api::ExposeRequest r, IpFamilies family) {
+  r.family = family;
+  return r;
+}
+
 api::UnexposeQuery unexpose(std::string_view ports, Proto proto = Proto::Tcp) {
   return {.port = parsePortRange(ports, "host port").value(), .proto = proto};
 }
 
 constexpr uint8_t kTcp = IPPROTO_TCP;
 constexpr uint8_t kUdp = IPPROTO_UDP;
+
+ExposeKey v4Key(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) {
+  return {proto, AF_INET, hostAddr, hostPort};
+}
+ExposeKey v6Key(uint8_t proto, const IpAddress& hostAddr, uint16_t hostPort) {
+  return {proto, AF_INET6, hostAddr, hostPort};
+}
 
 // The daemon's composition (gateway/Gateway.cpp) over fakes.
 class ServicesTest : public ::testing::Test {
@@ -166,8 +177,8 @@ TEST_F(ExposeRules, AHostIpClashesWithAnyAddressButNotWithAnotherHostIp) {
   EXPECT_TRUE(failsWith(exposes_.add(withHostIp(expose("9100", "10.0.0.6:80"), "192.0.2.10")),
                         ErrorKind::Conflict, "clashes"));
   EXPECT_EQ(dp_.exposes_.size(), 3u);
-  EXPECT_TRUE(dp_.exposes_.contains({kTcp, ip("192.0.2.11"), 9000}));
-  EXPECT_TRUE(dp_.exposes_.contains({kTcp, IpAddress{}, 9100}));
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, ip("192.0.2.11"), 9000)));
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, IpAddress{}, 9100)));
 }
 
 TEST_F(ExposeRules, UnexposeOfAPortOnTwoHostIpsTakesTheHostIpToChoose) {
@@ -182,7 +193,7 @@ TEST_F(ExposeRules, UnexposeOfAPortOnTwoHostIpsTakesTheHostIpToChoose) {
   choose.hostIp = ip("192.0.2.11");
   ASSERT_TRUE(exposes_.remove(choose));
   EXPECT_EQ(dp_.exposes_.size(), 1u);
-  EXPECT_TRUE(dp_.exposes_.contains({kTcp, ip("192.0.2.10"), 9000}));
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, ip("192.0.2.10"), 9000)));
   // One left: no choice needed.
   ASSERT_TRUE(exposes_.remove(unexpose("9000")));
   EXPECT_TRUE(dp_.exposes_.empty());
@@ -228,8 +239,8 @@ TEST_F(ExposeRules, AManagedNamespaceTargetIsItsAddress) {
   auto added = addExpose(expose("8080", "web:80"));
   EXPECT_EQ(added.targetAddr, ip("10.88.0.2"));
   EXPECT_EQ(added.path, ServingPath::Ebpf);
-  ASSERT_TRUE(dp_.exposes_.contains({kTcp, IpAddress{}, 8080}));
-  EXPECT_EQ((dp_.exposes_[{kTcp, IpAddress{}, 8080}].targetAddr), web.address);
+  ASSERT_TRUE(dp_.exposes_.contains(v4Key(kTcp, IpAddress{}, 8080)));
+  EXPECT_EQ((dp_.exposes_[v4Key(kTcp, IpAddress{}, 8080)].targetAddr), web.address);
   EXPECT_EQ(state_.exposes.back().targetNs, "web");
 }
 
@@ -338,11 +349,15 @@ TEST_F(ExposeRules, TheProxyServesModeProxyProxyProtocolAndIpv6) {
   auto v2 = expose("8081", "10.0.0.5:81");
   v2.proxyProtocol = ProxyProtocol::V2;
   EXPECT_EQ(addExpose(v2).path, ServingPath::Proxy);
+  // An IPv6 target: IPv6 clients through eBPF (NAT66), IPv4 ones through the proxy, as
+  // eBPF translates within a family.
   auto v6 = addExpose(expose("8082", "[fd00::5]:82"));
   EXPECT_EQ(v6.path, ServingPath::Proxy);
-  EXPECT_NE(v6.why.find("IPv6"), std::string::npos) << v6.why;
-
-  EXPECT_TRUE(dp_.exposes_.empty());
+  EXPECT_NE(v6.why.find("IPv4"), std::string::npos) << v6.why;
+  ASSERT_EQ(v6.families.size(), 2u);
+  EXPECT_EQ(v6.families[1].path, ServingPath::Ebpf);
+  ASSERT_EQ(dp_.exposes_.size(), 1u);
+  EXPECT_EQ(dp_.exposes_.at(v6Key(kTcp, {}, 8082)).targetAddr, ip("fd00::5"));
   ASSERT_EQ(proxy_.listeners_.size(), 3u);
   const auto& first = proxy_.listeners_.at(proxy_.listenerOn(8080).value());
   EXPECT_EQ(first.listenAddr, "0.0.0.0");
@@ -380,8 +395,9 @@ TEST_F(ExposeRules, WithoutTheDataPathAutoFallsBackToTheProxyAndEbpfIsUnavailabl
 
 TEST_F(ExposeRules, ImpossibleCombinationsAreInvalid) {
   // Not a missing component: no data path would ever serve these.
-  EXPECT_TRUE(failsWith(exposes_.add(withMode(expose("8080", "[fd00::5]:80"), ExposeMode::Ebpf)),
-                        ErrorKind::Invalid, "IPv4 only"));
+  auto v4Only = withMode(expose("8080", "[fd00::5]:80"), ExposeMode::Ebpf);
+  v4Only.family = IpFamilies::V4;
+  EXPECT_TRUE(failsWith(exposes_.add(v4Only), ErrorKind::Invalid, "no IPv4 address"));
   auto v2 = withMode(expose("8080", "10.0.0.5:80"), ExposeMode::Ebpf);
   v2.proxyProtocol = ProxyProtocol::V2;
   EXPECT_TRUE(failsWith(exposes_.add(v2), ErrorKind::Invalid, "--proxy-protocol"));
@@ -396,8 +412,9 @@ TEST_F(ExposeRules, UdpThroughTheProxyIsRefused) {
   EXPECT_TRUE(failsWith(
       exposes_.add(withMode(expose("5353", "10.0.0.5:53", Proto::Udp), ExposeMode::Proxy)),
       ErrorKind::Invalid, "TCP only"));
-  EXPECT_TRUE(failsWith(exposes_.add(expose("5353", "[fd00::5]:53", Proto::Udp)),
-                        ErrorKind::Invalid, "TCP only"));
+  auto v4Clients = expose("5353", "[fd00::5]:53", Proto::Udp);
+  v4Clients.family = IpFamilies::V4;
+  EXPECT_TRUE(failsWith(exposes_.add(v4Clients), ErrorKind::Invalid, "TCP only"));
   unloadDatapath();
   EXPECT_TRUE(failsWith(exposes_.add(expose("5353", "10.0.0.5:53", Proto::Udp)), ErrorKind::Invalid,
                         "TCP only"));
@@ -409,7 +426,7 @@ TEST_F(ExposeRules, ARangeWritesOneEntryPerPort) {
   auto added = addExpose(expose("7000-7009", "10.0.0.5:8000-8009"));
   EXPECT_EQ(dp_.exposes_.size(), 10u);
   for (uint16_t i = 0; i < 10; ++i) {
-    ExposeKey key{kTcp, IpAddress{}, static_cast<uint16_t>(7000 + i)};
+    ExposeKey key{kTcp, AF_INET, IpAddress{}, static_cast<uint16_t>(7000 + i)};
     ASSERT_TRUE(dp_.exposes_.contains(key)) << 7000 + i;
     EXPECT_EQ(dp_.exposes_[key].targetPort, 8000 + i);
     EXPECT_EQ(dp_.exposes_[key].ruleId, added.id);
@@ -613,36 +630,36 @@ TEST_F(ExposeRules, ReconcileRemovesMapEntriesThatNoStateNames) {
   ExposeEntry ghostUdp{ipProto(Proto::Udp), IpAddress{}, 7000, ip("10.0.0.9"), 90, 43};
   ExposeEntry ghostHostIp{ipProto(Proto::Tcp), ip("198.18.0.1"), 7000, ip("10.0.0.9"), 90, 44};
   for (const auto& g : {ghost, ghostUdp, ghostHostIp}) {
-    dp_.exposes_[{g.proto, g.hostAddr, g.hostPort}] = g;
+    dp_.exposes_[v4Key(g.proto, g.hostAddr, g.hostPort)] = g;
   }
   exposes_.reconcile();
   EXPECT_EQ(dp_.exposes_.size(), 2u) << "only the state's two ports stay";
-  EXPECT_TRUE(dp_.exposes_.contains({ipProto(Proto::Tcp), IpAddress{}, 7000}));
-  EXPECT_TRUE(dp_.exposes_.contains({ipProto(Proto::Tcp), IpAddress{}, 7001}));
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(ipProto(Proto::Tcp), IpAddress{}, 7000)));
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(ipProto(Proto::Tcp), IpAddress{}, 7001)));
 }
 
 TEST_F(ExposeRules, ReconcileRestoresWhatTheMapLacksAndRewritesWhatDiffers) {
   addExpose(expose("7000-7001", "10.0.0.5:80-81"));
   addExpose(withMode(expose("7100", "10.0.0.5:80"), ExposeMode::Proxy));
   dp_.adopted_ = true;
-  ExposeEntry right = dp_.exposes_.at({kTcp, IpAddress{}, 7000});
-  dp_.exposes_.erase({kTcp, IpAddress{}, 7001});
-  dp_.exposes_[{kTcp, IpAddress{}, 7000}].targetPort = 9999;  // an older rule's target
+  ExposeEntry right = dp_.exposes_.at(v4Key(kTcp, IpAddress{}, 7000));
+  dp_.exposes_.erase(v4Key(kTcp, IpAddress{}, 7001));
+  dp_.exposes_[v4Key(kTcp, IpAddress{}, 7000)].targetPort = 9999;  // an older rule's target
   exposes_.reconcile();
   ASSERT_EQ(dp_.exposes_.size(), 2u) << "the proxied expose has no map entry";
-  EXPECT_EQ(dp_.exposes_.at({kTcp, IpAddress{}, 7000}), right);
-  EXPECT_EQ(dp_.exposes_.at({kTcp, IpAddress{}, 7001}).targetPort, 81);
+  EXPECT_EQ(dp_.exposes_.at(v4Key(kTcp, IpAddress{}, 7000)), right);
+  EXPECT_EQ(dp_.exposes_.at(v4Key(kTcp, IpAddress{}, 7001)).targetPort, 81);
 }
 
 TEST_F(ExposeRules, AMapThatCannotBeReadIsStillWrittenAndNothingIsRemoved) {
   addExpose(expose("7000", "10.0.0.5:80"));
   ExposeEntry ghost{kTcp, IpAddress{}, 7500, ip("10.0.0.9"), 90, 42};
-  dp_.exposes_[{kTcp, IpAddress{}, 7500}] = ghost;
-  dp_.exposes_.erase({kTcp, IpAddress{}, 7000});
+  dp_.exposes_[v4Key(kTcp, IpAddress{}, 7500)] = ghost;
+  dp_.exposes_.erase(v4Key(kTcp, IpAddress{}, 7000));
   dp_.failList_ = true;
   exposes_.reconcile();
-  EXPECT_TRUE(dp_.exposes_.contains({kTcp, IpAddress{}, 7000}));
-  EXPECT_TRUE(dp_.exposes_.contains({kTcp, IpAddress{}, 7500})) << "not seen, not removed";
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, IpAddress{}, 7000)));
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, IpAddress{}, 7500))) << "not seen, not removed";
 }
 
 // ---- namespaces
@@ -711,9 +728,10 @@ TEST_F(NamespaceRules, AddGivesAnIpv6AddressFromTheDefaultUlaPool) {
   EXPECT_EQ(json["address6"], "fd00:88::2");
   EXPECT_EQ(json["prefix6"], "fd00:88::2/64");
   EXPECT_EQ(json["gateway6"], "fd00:88::1");
-  // The data path stays IPv4: no IPv6 endpoint or masquerade.
-  EXPECT_FALSE(dp_.endpoints_.contains(ip("fd00:88::2")));
-  EXPECT_EQ(dp_.masquerades_.size(), 1u);
+  // The data path has both: the IPv6 endpoint and the IPv6 pool's masquerade (NAT66).
+  EXPECT_TRUE(dp_.endpoints_.contains(ip("fd00:88::2")));
+  EXPECT_EQ(dp_.masquerades_.size(), 2u);
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("fd00:88::/64")));
 }
 
 TEST_F(NamespaceRules, NoIpv6GivesNoneAndTheJsonHasNoIpv6Fields) {
@@ -910,7 +928,7 @@ TEST_F(NamespaceRules, AFailingDataPathStepLeavesNothing) {
   // The subnet of a namespace still using it keeps its masquerade.
   EXPECT_FALSE(namespaces_.add({.name = "b"}));
   EXPECT_TRUE(dp_.masquerades_.contains(prefix("10.88.0.0/16")));
-  EXPECT_EQ(dp_.endpoints_.size(), 1u);
+  EXPECT_EQ(dp_.endpoints_.size(), 2u); // its IPv4 and IPv6 addresses
   EXPECT_EQ(state_.namespaces.size(), 1u);
 }
 
@@ -1007,7 +1025,8 @@ TEST_F(NamespaceRules, ReconcileWiresWhatTheStateNames) {
   EXPECT_EQ(topology_.wired_.size(), 2u);
   EXPECT_TRUE(dp_.endpoints_.contains(ip("10.88.0.2")));
   EXPECT_TRUE(dp_.endpoints_.contains(ip("10.50.0.2")));
-  EXPECT_EQ(dp_.masquerades_.size(), 2u);
+  EXPECT_TRUE(dp_.endpoints_.contains(ip("fd00:88::2")));
+  EXPECT_EQ(dp_.masquerades_.size(), 3u); // the point-to-point one has no IPv6 (no --subnet6)
   EXPECT_EQ(state_.namespaces, saved.namespaces);
   EXPECT_EQ(store_.commits_, 4);  // two an ns add (intent, done); reconciling changes none
 }
@@ -1047,8 +1066,9 @@ TEST_F(NamespaceRules, ReconcileRemovesEndpointsAndProgramsThatNoNamespaceHas) {
   dp_.endpoints_.erase(ip("10.88.0.2"));
   dp_.endpoints_[ip("10.88.0.3")].hostIfindex = 98;
   ASSERT_TRUE(namespaces_.reconcile());
-  ASSERT_EQ(dp_.endpoints_.size(), 2u);
+  ASSERT_EQ(dp_.endpoints_.size(), 4u);
   EXPECT_EQ(dp_.endpoints_.at(ip("10.88.0.2")).hostIfindex, linkA);
+  EXPECT_EQ(dp_.endpoints_.at(ip("fd00:88::2")).hostIfindex, linkA);
   EXPECT_EQ(dp_.endpoints_.at(ip("10.88.0.3")).hostIfindex, linkB);
   EXPECT_EQ(dp_.endpointPrograms_, (std::set<int>{linkA, linkB}));
 }
@@ -1072,16 +1092,189 @@ TEST_F(NamespaceRules, ACrashMidNsAddLeavesNoEntryOnceEveryServiceReconciled) {
   ASSERT_TRUE(namespaces_.reconcile());
   masquerades_.reconcile();
   exposes_.reconcile();
-  EXPECT_EQ(dp_.endpoints_.size(), 1u);
+  EXPECT_EQ(dp_.endpoints_.size(), 2u);
   EXPECT_TRUE(dp_.endpoints_.contains(ip("10.88.0.2")));
-  EXPECT_EQ(dp_.masquerades_, (std::map<IpPrefix, int>{{prefix("10.88.0.0/16"), 0}}));
+  EXPECT_TRUE(dp_.endpoints_.contains(ip("fd00:88::2")));
+  EXPECT_EQ(dp_.masquerades_, (std::map<IpPrefix, int>{{prefix("10.88.0.0/16"), 0},
+                                                       {prefix("fd00:88::/64"), 0}}));
   EXPECT_EQ(dp_.endpointPrograms_, (std::set<int>{topology_.links_.at("gw-b").index}));
-  EXPECT_EQ(dp_.exposes_.size(), 1u);
+  EXPECT_EQ(dp_.exposes_.size(), 2u); // b's expose, on both families
 }
+
+// ---- IPv6 exposes: both families by default, as Docker's -p
+
+TEST_F(ExposeRules, ANamespaceTargetAnswersOnBothFamiliesByDefault) {
+  auto web = addNamespace("web");
+  auto added = addExpose(expose("6001", "web:8080"));
+  EXPECT_EQ(added.family, IpFamilies::Both);
+  ASSERT_EQ(added.families.size(), 2u);
+  EXPECT_EQ(added.families[0].family, IpFamilies::V4);
+  EXPECT_EQ(added.families[0].path, ServingPath::Ebpf);
+  EXPECT_EQ(added.families[1].family, IpFamilies::V6);
+  EXPECT_EQ(added.families[1].path, ServingPath::Ebpf);
+  EXPECT_EQ(added.families[1].targetAddr, ip("fd00:88::2"));
+  ASSERT_EQ(dp_.exposes_.size(), 2u);
+  EXPECT_EQ(dp_.exposes_.at(v4Key(kTcp, {}, 6001)).targetAddr, web.address);
+  const ExposeEntry& v6 = dp_.exposes_.at(v6Key(kTcp, {}, 6001));
+  EXPECT_EQ(v6.targetAddr, ip("fd00:88::2"));
+  EXPECT_EQ(v6.targetPort, 8080);
+  EXPECT_EQ(v6.ruleId, added.id) << "one rule, one id, both families";
+  EXPECT_EQ(state_.exposes.back().targetAddr6, ip("fd00:88::2"));
+  // The listing says which path serves each family.
+  auto listed = api::toJson(exposes_.list().at(0));
+  EXPECT_EQ(listed["family"], "both");
+  EXPECT_EQ(listed["families"][1]["family"], "6");
+  EXPECT_EQ(listed["families"][1]["path"], "ebpf");
+  EXPECT_EQ(listed["families"][1]["targetAddr"], "fd00:88::2");
+  // Unexpose takes both.
+  ASSERT_TRUE(exposes_.remove(unexpose("6001")));
+  EXPECT_TRUE(dp_.exposes_.empty());
+}
+
+TEST_F(ExposeRules, FamilyFourOrSixInstallsThatFamilyAlone) {
+  addNamespace("web");
+  addExpose(withFamily(expose("6001", "web:8080"), IpFamilies::V4));
+  addExpose(withFamily(expose("6002", "web:8080", Proto::Udp), IpFamilies::V6));
+  EXPECT_EQ(dp_.exposeCount(kTcp, 6001, 6001, AF_INET), 1u);
+  EXPECT_EQ(dp_.exposeCount(kTcp, 6001, 6001, AF_INET6), 0u);
+  EXPECT_EQ(dp_.exposeCount(kUdp, 6002, 6002, AF_INET), 0u);
+  EXPECT_EQ(dp_.exposeCount(kUdp, 6002, 6002, AF_INET6), 1u);
+  EXPECT_EQ(state_.exposes[1].family, IpFamilies::V6);
+}
+
+TEST_F(ExposeRules, ANamespaceWithoutIpv6AnswersOnIpv4AndSaysWhyNotIpv6) {
+  auto added = namespaces_.add({.name = "old", .noIpv6 = true});
+  ASSERT_TRUE(added) << added.error().str();
+  auto both = addExpose(expose("6001", "old:80"));
+  ASSERT_EQ(both.families.size(), 2u);
+  EXPECT_EQ(both.families[1].path, ServingPath::None);
+  EXPECT_NE(both.families[1].why.find("IPv6"), std::string::npos) << both.families[1].why;
+  EXPECT_EQ(dp_.exposes_.size(), 1u);
+  // Asked by name, a family that cannot be served is refused.
+  EXPECT_TRUE(failsWith(exposes_.add(withFamily(expose("6002", "old:80"), IpFamilies::V6)),
+                        ErrorKind::Invalid, "IPv6"));
+}
+
+TEST_F(ExposeRules, AnIpv6HostIpLimitsTheRuleToIpv6) {
+  topology_.addHostAddress("uplink0", prefix("fd00:18::1/64"));
+  addNamespace("web");
+  auto added = addExpose(withHostIp(expose("6001", "web:8080"), "fd00:18::1"));
+  EXPECT_EQ(added.family, IpFamilies::V6);
+  ASSERT_EQ(dp_.exposes_.size(), 1u);
+  EXPECT_EQ(dp_.exposes_.at(v6Key(kTcp, ip("fd00:18::1"), 6001)).targetAddr, ip("fd00:88::2"));
+  // The same port on an IPv4 address does not clash with it.
+  addExpose(withHostIp(expose("6001", "web:8080"), "192.0.2.10"));
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, ip("192.0.2.10"), 6001)));
+  // An IPv6 --host-ip with --family 4 contradicts itself; one the host lacks serves nobody.
+  EXPECT_TRUE(failsWith(exposes_.add(withFamily(withHostIp(expose("6002", "web:8080"),
+                                                           "fd00:18::1"),
+                                                IpFamilies::V4)),
+                        ErrorKind::Invalid, "--family 4"));
+  EXPECT_TRUE(failsWith(exposes_.add(withHostIp(expose("6003", "web:8080"), "fd00:99::1")),
+                        ErrorKind::Invalid, "not an address of the gateway host"));
+  ASSERT_TRUE(exposes_.remove({.port = parsePortRange("6001", "").value(),
+                               .hostIp = ip("fd00:18::1")}));
+  EXPECT_FALSE(dp_.exposes_.contains(v6Key(kTcp, ip("fd00:18::1"), 6001)));
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, ip("192.0.2.10"), 6001)));
+}
+
+TEST_F(ExposeRules, AnIpv6TargetTakesTheEbpfPathForIpv6Clients) {
+  auto added = addExpose(withFamily(expose("6001", "[fd00:88::5]:8080", Proto::Udp),
+                                    IpFamilies::V6));
+  EXPECT_EQ(added.path, ServingPath::Ebpf);
+  EXPECT_EQ(added.targetAddr, ip("fd00:88::5"));
+  EXPECT_TRUE(proxy_.listeners_.empty());
+  EXPECT_EQ(dp_.exposes_.at(v6Key(kUdp, {}, 6001)).targetAddr, ip("fd00:88::5"));
+  // --mode proxy keeps it on the proxy (IPv4 clients; IPv6 ones only at an IPv6 --host-ip).
+  auto proxied = addExpose(withMode(expose("6002", "[fd00:88::5]:8080"), ExposeMode::Proxy));
+  EXPECT_EQ(proxied.path, ServingPath::Proxy);
+  EXPECT_EQ(proxied.families.at(1).path, ServingPath::None);
+  EXPECT_FALSE(dp_.exposes_.contains(v6Key(kTcp, {}, 6002)));
+  // DNAT to the gateway host's own IPv6 loopback goes nowhere: the proxy serves it (IPv4).
+  EXPECT_TRUE(failsWith(exposes_.add(withFamily(expose("6003", "[::1]:80"), IpFamilies::V6)),
+                        ErrorKind::Invalid, "IPv6 --host-ip"));
+  auto loopback = addExpose(expose("6004", "[::1]:80"));
+  EXPECT_EQ(loopback.path, ServingPath::Proxy);
+  EXPECT_FALSE(dp_.exposes_.contains(v6Key(kTcp, {}, 6004)));
+}
+
+TEST_F(ExposeRules, ReconcileReinstallsBothFamiliesAndRemovesIpv6Strays) {
+  addNamespace("web");
+  addExpose(expose("6001", "web:8080"));
+  dp_.adopted_ = true;
+  dp_.exposes_.erase(v6Key(kTcp, {}, 6001)); // lost by a crash
+  ExposeEntry stray{kTcp, {}, 6500, ip("fd00:88::9"), 80, 99};
+  dp_.exposes_[stray.key()] = stray;
+  exposes_.reconcile();
+  EXPECT_EQ(dp_.exposes_.size(), 2u);
+  EXPECT_TRUE(dp_.exposes_.contains(v6Key(kTcp, {}, 6001)));
+  EXPECT_FALSE(dp_.exposes_.contains(stray.key()));
+}
+
+TEST_F(ExposeRules, AStateRecordFromBeforeIpv6LoadsAsIpv4Only) {
+  auto state = fromJson(R"({"version": 1, "nextRuleId": 4, "bridges": [], "namespaces": [],
+      "masquerades": [], "exposes": [{"id": 3, "proto": "tcp", "hostPort": 6001,
+      "hostPortEnd": 6001, "target": "web:8080", "targetNs": "web",
+      "targetAddr": "10.88.0.2", "targetPort": 8080}]})",
+                        "state.json");
+  ASSERT_TRUE(state) << state.error().str();
+  EXPECT_EQ(state->exposes.at(0).family, IpFamilies::V4);
+  EXPECT_FALSE(state->exposes.at(0).targetAddr6);
+  state_ = *state;
+  exposes_.reconcile();
+  EXPECT_EQ(dp_.exposes_.size(), 1u);
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, {}, 6001)));
+}
+
+TEST_F(NamespaceRules, NsAddAndDelInstallAndRemoveTheIpv6EndpointAndMasquerade) {
+  addNamespace("a");
+  addNamespace("b");
+  EXPECT_TRUE(dp_.endpoints_.contains(ip("fd00:88::3")));
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("fd00:88::/64")));
+  EXPECT_EQ(dp_.hairpin6_, ip("fd00:88::1")) << "the namespaces' IPv6 gateway";
+  EXPECT_TRUE(dp_.localAddresses_.contains(ip("fd00:88::1"))) << "the bridge's IPv6 address";
+  ASSERT_TRUE(namespaces_.remove("a"));
+  EXPECT_FALSE(dp_.endpoints_.contains(ip("fd00:88::2")));
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("fd00:88::/64"))) << "b still uses the pool";
+  ASSERT_TRUE(namespaces_.remove("b"));
+  EXPECT_TRUE(dp_.endpoints_.empty());
+  EXPECT_TRUE(dp_.masquerades_.empty());
+  EXPECT_FALSE(dp_.localAddresses_.contains(ip("fd00:88::1"))) << "gone with the bridge";
+  // --no-ipv6: IPv4 alone.
+  ASSERT_TRUE(namespaces_.add({.name = "c", .noIpv6 = true}));
+  EXPECT_EQ(dp_.endpoints_.size(), 1u);
+  EXPECT_EQ(dp_.masquerades_.size(), 1u);
+}
+
+TEST_F(NamespaceRules, TheHostsIpv6AddressesGoToTheLocalMapButNotLinkLocalOnes) {
+  topology_.addHostAddress("uplink0", prefix("fd00:18::1/64"));
+  topology_.addHostAddress("uplink0", prefix("fe80::1/64"));
+  topology_.addHostAddress("lo", prefix("::1/128"));
+  ASSERT_TRUE(namespaces_.syncLocalAddresses());
+  EXPECT_TRUE(dp_.localAddresses_.contains(ip("fd00:18::1")));
+  EXPECT_FALSE(dp_.localAddresses_.contains(ip("fe80::1")));
+  EXPECT_FALSE(dp_.localAddresses_.contains(ip("::1")));
+  dp_.localAddresses_.insert(ip("fd00:77::1")); // an earlier run's, the host no longer has
+  ASSERT_TRUE(namespaces_.syncLocalAddresses());
+  EXPECT_FALSE(dp_.localAddresses_.contains(ip("fd00:77::1")));
+}
+
 
 // ---- masquerade
 
 using MasqueradeRules = ServicesTest;
+
+TEST_F(MasqueradeRules, AnIpv6PrefixIsMasqueradedAndListed) {
+  auto added = masquerades_.add({.source = prefix("fd00:99::5/64")});
+  ASSERT_TRUE(added) << added.error().str();
+  EXPECT_EQ(added->source, prefix("fd00:99::/64"));
+  EXPECT_TRUE(dp_.masquerades_.contains(prefix("fd00:99::/64")));
+  auto list = masquerades_.list();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(api::toJson(list[0])["source"], "fd00:99::/64");
+  ASSERT_TRUE(masquerades_.remove({.source = prefix("fd00:99::/64")}));
+  EXPECT_TRUE(dp_.masquerades_.empty());
+}
 
 TEST_F(MasqueradeRules, AddListRemove) {
   auto added = masquerades_.add({.source = prefix("10.1.2.3/16")});
@@ -1114,8 +1307,6 @@ TEST_F(MasqueradeRules, RefusalsHaveTheirKinds) {
   ASSERT_TRUE(masquerades_.add({.source = prefix("10.1.0.0/16")}));
   EXPECT_TRUE(failsWith(masquerades_.add({.source = prefix("10.1.0.0/16")}), ErrorKind::Conflict,
                         "already exists"));
-  EXPECT_TRUE(failsWith(masquerades_.add({.source = prefix("fd00::/64")}), ErrorKind::Invalid,
-                        "not an IPv4 CIDR"));
   EXPECT_TRUE(failsWith(masquerades_.add({.source = prefix("10.3.0.0/16"), .outIf = "eth9"}),
                         ErrorKind::NotFound, "--out eth9"));
   unloadDatapath();
@@ -1130,14 +1321,16 @@ TEST_F(MasqueradeRules, TheAutomaticEntriesOfNamespacesComeFirst) {
   addNamespace("b");
   addNamespace("p", "10.50.0.0/30");
   auto list = masquerades_.list();
-  ASSERT_EQ(list.size(), 3u);
+  ASSERT_EQ(list.size(), 4u);
   EXPECT_EQ(list[0].source, prefix("10.88.0.0/16"));
   EXPECT_TRUE(list[0].automatic);
   EXPECT_EQ(list[0].out, "uplink0");
-  EXPECT_EQ(list[1].source, prefix("10.50.0.0/30"));
+  EXPECT_EQ(list[1].source, prefix("fd00:88::/64"));
   EXPECT_TRUE(list[1].automatic);
-  EXPECT_EQ(list[2].source, prefix("10.1.0.0/16"));
-  EXPECT_FALSE(list[2].automatic);
+  EXPECT_EQ(list[2].source, prefix("10.50.0.0/30"));
+  EXPECT_TRUE(list[2].automatic);
+  EXPECT_EQ(list[3].source, prefix("10.1.0.0/16"));
+  EXPECT_FALSE(list[3].automatic);
   // Those go with `ns del`.
   EXPECT_TRUE(failsWith(masquerades_.remove({.source = prefix("10.88.0.0/16")}),
                         ErrorKind::NotFound, "ns del"));
@@ -1170,7 +1363,8 @@ TEST_F(MasqueradeRules, ReconcileRemovesEntriesNoStateNamesAndRestoresTheOthers)
   dp_.masquerades_[prefix("10.1.0.0/16")] = 0;
   masquerades_.reconcile();
   EXPECT_EQ(dp_.masquerades_, (std::map<IpPrefix, int>{{prefix("10.1.0.0/16"), eth1.index},
-                                                       {prefix("10.88.0.0/16"), 0}}));
+                                                       {prefix("10.88.0.0/16"), 0},
+                                                       {prefix("fd00:88::/64"), 0}}));
 }
 
 TEST_F(MasqueradeRules, EndpointIndependentFilteringIsKeptAndRestored) {
@@ -1199,7 +1393,8 @@ TEST_F(MasqueradeRules, AHandAddedRuleForANamespaceSubnetKeepsItsOut) {
   addNamespace("a");
   ASSERT_TRUE(masquerades_.add({.source = prefix("10.88.0.0/16"), .outIf = "eth1"}));
   masquerades_.reconcile();
-  EXPECT_EQ(dp_.masquerades_, (std::map<IpPrefix, int>{{prefix("10.88.0.0/16"), eth1.index}}));
+  EXPECT_EQ(dp_.masquerades_, (std::map<IpPrefix, int>{{prefix("10.88.0.0/16"), eth1.index},
+                                                       {prefix("fd00:88::/64"), 0}}));
 }
 
 TEST_F(MasqueradeRules, AMapThatCannotBeReadIsStillWrittenAndNothingIsRemoved) {
