@@ -14,8 +14,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kUplink6 = "fd00:18::1";
-constexpr const char* kExternal6 = "fd00:18::2";
+constexpr const char* kUplink6 = kUplinkAddr6;
+constexpr const char* kExternal6 = kExternalAddr6;
 // Beyond the outside host: a network it routes to over a 1280-byte link.
 constexpr const char* kFarRouter6 = "fd00:19::1";
 constexpr const char* kFar6 = "fd00:19::2";
@@ -86,10 +86,11 @@ protected:
     if (HasFatalFailure()) {
       return;
     }
-    // The uplink's IPv6 side, before gatewayd starts (it reads the uplink's addresses then).
-    auto r = sh("ip -n " + gwh() + " addr replace " + kUplink6 + "/64 dev up0 nodad && ip -n " +
-                ext() + " addr replace " + kExternal6 + "/64 dev eth0 nodad");
-    ASSERT_TRUE(r.ok()) << r.err;
+    addUplink6(); // before gatewayd starts: it reads the uplink's addresses then
+    // The outside host's first neighbour solicitation for the uplink's IPv6 address goes out
+    // only after a second (its first packet there waits): resolve it here, not in a test.
+    auto r = shIn(ext(), std::string("ping -6 -c1 -W5 ") + kUplink6);
+    ASSERT_TRUE(r.ok()) << r.out << r.err;
   }
 
   // python3 http.server on [::]:port (dual-stack), serving "whoami" = ns; log kept per server.
