@@ -52,12 +52,14 @@ ip netns add demo-gwh
 ip netns add demo-ext
 ip -n demo-gwh link add up0 type veth peer name eth0 netns demo-ext
 ip -n demo-gwh addr add 198.18.0.1/24 dev up0
+ip -n demo-gwh addr add fd00:18::1/64 dev up0 nodad
 ip -n demo-gwh link set up0 up
 ip -n demo-gwh link set lo up
 ip -n demo-ext addr add 198.18.0.2/24 dev eth0
+ip -n demo-ext addr add fd00:18::2/64 dev eth0 nodad
 ip -n demo-ext link set eth0 up
 ip -n demo-ext link set lo up
-echo "demo-gwh up0 198.18.0.1/24 <-> demo-ext eth0 198.18.0.2/24"
+echo "demo-gwh up0 198.18.0.1/24 fd00:18::1/64 <-> demo-ext eth0 198.18.0.2/24 fd00:18::2/64"
 
 step "gatewayd serves the gateway host (--netns demo-gwh)"
 "$GATEWAYD" --uplink up0 --netns demo-gwh --socket "$SOCK" --state-dir "$WORK/state" \
@@ -85,7 +87,7 @@ ip netns exec demo-p2p ping -c1 -W2 198.18.0.1 | grep -E 'bytes from|loss'
 step "Two servers, both on port 8080, in demo-netns1 and demo-netns2"
 for ns in demo-netns1 demo-netns2; do
   mkdir -p "$WORK/www-$ns" && echo "hello from $ns" >"$WORK/www-$ns/index.html"
-  ip netns exec "$ns" python3 -u -m http.server 8080 --directory "$WORK/www-$ns" \
+  ip netns exec "$ns" python3 -u -m http.server 8080 --bind :: --directory "$WORK/www-$ns" \
     >"$WORK/$ns.log" 2>&1 &
   PIDS+=($!)
   wait_for 10 ip netns exec "$ns" curl -s -o /dev/null http://127.0.0.1:8080/
@@ -112,12 +114,23 @@ ip netns exec demo-netns1 curl -s -m5 http://198.18.0.1:6000/
 
 step "Masquerade: a namespace reaches the outside with the uplink address as its source"
 mkdir -p "$WORK/www-ext" && echo "hello from the outside" >"$WORK/www-ext/index.html"
-ip netns exec demo-ext python3 -u -m http.server 9090 --directory "$WORK/www-ext" \
+ip netns exec demo-ext python3 -u -m http.server 9090 --bind :: --directory "$WORK/www-ext" \
   >"$WORK/ext.log" 2>&1 &
 PIDS+=($!)
 wait_for 10 ip netns exec demo-ext curl -s -o /dev/null http://127.0.0.1:9090/
 ip netns exec demo-netns1 ping -c1 -W2 198.18.0.2 | grep -E 'bytes from|loss'
 ip netns exec demo-netns1 curl -s -m5 http://198.18.0.2:9090/
+echo "the outside server saw:"; tail -n1 "$WORK/ext.log"
+
+step "The same over IPv6: the exposes answer on the uplink's IPv6 address too (eBPF DNAT6)"
+echo "\$ curl http://[fd00:18::1]:6000/"; ip netns exec demo-ext curl -s -m5 'http://[fd00:18::1]:6000/'
+echo "\$ curl http://[fd00:18::1]:6001/"; ip netns exec demo-ext curl -s -m5 'http://[fd00:18::1]:6001/'
+echo "demo-netns1's server saw the real client address:"; tail -n1 "$WORK/demo-netns1.log"
+echo "\$ (gateway host) curl http://[::1]:6000/"
+ip netns exec demo-gwh curl -s -m5 'http://[::1]:6000/'
+echo "and NAT66: demo-netns1 reaches the outside over IPv6 from the uplink's IPv6 address"
+ip netns exec demo-netns1 ping -6 -c1 -W2 fd00:18::2 | grep -E 'bytes from|loss'
+ip netns exec demo-netns1 curl -s -m5 'http://[fd00:18::2]:9090/'
 echo "the outside server saw:"; tail -n1 "$WORK/ext.log"
 
 step "Connection tracking and counters"
@@ -126,6 +139,7 @@ gwctl stats
 
 step "No netfilter rule anywhere in the gateway host"
 echo "\$ nft list ruleset | wc -l"; ip netns exec demo-gwh nft list ruleset | wc -l
+echo "\$ ip6tables-save | grep -vc '^#'"; ip netns exec demo-gwh ip6tables-save | grep -vc '^#' || true
 
 step "Remove one namespace again"
 gwctl ns del demo-p2p
