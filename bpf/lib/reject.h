@@ -103,15 +103,15 @@ static __always_inline int reject_swap_mac(struct __sk_buff *skb)
 /*
  * TCP: the packet becomes a RST. With an ACK on the refused segment the RST takes its
  * sequence number from that ACK; otherwise it has sequence 0 and acknowledges everything the
- * segment occupied (data, SYN, FIN). A RST is never answered.
+ * segment occupied (data, SYN, FIN). A RST is never answered. Fills `rst` (zeroed by the
+ * caller) for either family; -1: no answer.
  */
-static __always_inline int reject_tcp_rst(struct __sk_buff *skb, const struct gw_pkt *p)
+static __always_inline int reject_rst_hdr(struct __sk_buff *skb, const struct gw_pkt *p,
+					  struct tcphdr *rst)
 {
-	struct gw_pseudo4 ph = {};
 	struct gw_tcp_seq in;
-	struct gw_rst4 r;
 	__u32 l4_len = p->tot_len - (p->l4_off - p->l3_off);
-	__u32 hdr_len, seg_len, psum, hsum;
+	__u32 hdr_len, seg_len;
 
 	if (p->tcp_flags & GW_TCP_RST)
 		return -1;
@@ -125,19 +125,29 @@ static __always_inline int reject_tcp_rst(struct __sk_buff *skb, const struct gw
 		seg_len++;
 	if (p->tcp_flags & GW_TCP_FIN)
 		seg_len++;
+	rst->source = p->dport;
+	rst->dest = p->sport;
+	rst->doff = sizeof(*rst) / 4;
+	rst->rst = 1;
+	if (p->tcp_flags & GW_TCP_ACK) {
+		rst->seq = in.ack_seq;
+	} else {
+		rst->ack_seq = bpf_htonl(bpf_ntohl(in.seq) + seg_len);
+		rst->ack = 1;
+	}
+	return 0;
+}
+
+static __always_inline int reject_tcp_rst(struct __sk_buff *skb, const struct gw_pkt *p)
+{
+	struct gw_pseudo4 ph = {};
+	struct gw_rst4 r;
+	__u32 psum, hsum;
 
 	__builtin_memset(&r, 0, sizeof(r));
+	if (reject_rst_hdr(skb, p, &r.tcp))
+		return -1;
 	reject_ip_hdr(&r.ip, IPPROTO_TCP, sizeof(r), p->daddr.v4, p->saddr.v4);
-	r.tcp.source = p->dport;
-	r.tcp.dest = p->sport;
-	r.tcp.doff = sizeof(r.tcp) / 4;
-	r.tcp.rst = 1;
-	if (p->tcp_flags & GW_TCP_ACK) {
-		r.tcp.seq = in.ack_seq;
-	} else {
-		r.tcp.ack_seq = bpf_htonl(bpf_ntohl(in.seq) + seg_len);
-		r.tcp.ack = 1;
-	}
 
 	ph.saddr = p->daddr.v4;
 	ph.daddr = p->saddr.v4;
@@ -236,36 +246,13 @@ static __always_inline __u32 reject_pseudo6(struct ipv6hdr *ip, __u32 len, __u8 
 
 static __always_inline int reject_tcp_rst6(struct __sk_buff *skb, const struct gw_pkt *p)
 {
-	struct gw_tcp_seq in;
 	struct gw_rst6 r;
-	__u32 l4_len = p->tot_len - (p->l4_off - p->l3_off);
-	__u32 hdr_len, seg_len, psum, hsum;
-
-	if (p->tcp_flags & GW_TCP_RST)
-		return -1;
-	if (bpf_skb_load_bytes(skb, p->l4_off + offsetof(struct tcphdr, seq), &in, sizeof(in)))
-		return -1;
-	hdr_len = (in.doff_res >> 4) * 4;
-	if (hdr_len > l4_len)
-		return -1;
-	seg_len = l4_len - hdr_len;
-	if (p->tcp_flags & GW_TCP_SYN)
-		seg_len++;
-	if (p->tcp_flags & GW_TCP_FIN)
-		seg_len++;
+	__u32 psum, hsum;
 
 	__builtin_memset(&r.tcp, 0, sizeof(r.tcp));
+	if (reject_rst_hdr(skb, p, &r.tcp))
+		return -1;
 	reject_ip6_hdr(&r.ip, IPPROTO_TCP, sizeof(r.tcp), &p->daddr, &p->saddr);
-	r.tcp.source = p->dport;
-	r.tcp.dest = p->sport;
-	r.tcp.doff = sizeof(r.tcp) / 4;
-	r.tcp.rst = 1;
-	if (p->tcp_flags & GW_TCP_ACK) {
-		r.tcp.seq = in.ack_seq;
-	} else {
-		r.tcp.ack_seq = bpf_htonl(bpf_ntohl(in.seq) + seg_len);
-		r.tcp.ack = 1;
-	}
 	psum = reject_pseudo6(&r.ip, sizeof(r.tcp), IPPROTO_TCP);
 	hsum = csum_fold32(reject_sum(&r.tcp, sizeof(r.tcp)));
 	r.tcp.check = (__u16)psum; /* the CHECKSUM_PARTIAL seed, as for IPv4 */

@@ -287,13 +287,15 @@ static __always_inline bool tc_hairpin_source(__u8 family, const struct gw_confi
 
 	if (family == GW_AF_INET6) {
 		cfg6 = gw_config6_get();
-		if (!cfg6)
-			return false;
-		*out = gw_addr_is_zero(&cfg6->hairpin_addr) ? cfg6->uplink_addr : cfg6->hairpin_addr;
-	} else {
-		gw_addr_v4(out, cfg->hairpin_addr.v4 ? cfg->hairpin_addr.v4 : cfg->uplink_addr.v4);
+		if (cfg6 && !gw_addr_is_zero(&cfg6->hairpin_addr)) {
+			*out = cfg6->hairpin_addr;
+			return true;
+		}
+	} else if (cfg->hairpin_addr.v4) {
+		gw_addr_v4(out, cfg->hairpin_addr.v4);
+		return true;
 	}
-	return !gw_addr_is_zero(out);
+	return masq_source(family, cfg, out);
 }
 
 /*
