@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 # The .deb: `cpack -G DEB` in a build dir (after building it). Installs gatewayd (/usr/sbin),
-# gwctl (/usr/bin), the BPF objects (/usr/share/gateway/bpf, from bpf/CMakeLists.txt), the
-# systemd unit, /etc/gateway/gatewayd.conf as a conffile and bash completion for gwctl.
+# gwctl (/usr/bin), the CNI plugin gateway-portmap (/usr/lib/cni, from cni/CMakeLists.txt),
+# the BPF objects (/usr/share/gateway/bpf, from bpf/CMakeLists.txt), the systemd unit,
+# /etc/gateway/gatewayd.conf as a conffile and bash completion for gwctl.
 # The service is not enabled or started on install: the uplink must be set in the config first.
 # Upgrades reload a running gatewayd (SIGUSR2: it executes the new binary, which adopts the
 # pinned data path and the listening sockets: flows and proxied connections keep going).

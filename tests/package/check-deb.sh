@@ -30,6 +30,7 @@ has() { # has MODE_PREFIX PATH: the path is in the package, with a mode starting
 }
 has -rwxr-xr-x usr/sbin/gatewayd
 has -rwxr-xr-x usr/bin/gwctl
+has -rwxr-xr-x usr/lib/cni/gateway-portmap
 has -rw-r--r-- usr/lib/systemd/system/gatewayd.service
 has -rw-r--r-- etc/gateway/gatewayd.conf
 has -rw-r--r-- usr/share/bash-completion/completions/gwctl
@@ -54,7 +55,7 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 dpkg-deb -x "$deb" "$tmp/root"
-for bin in usr/sbin/gatewayd usr/bin/gwctl; do
+for bin in usr/sbin/gatewayd usr/bin/gwctl usr/lib/cni/gateway-portmap; do
   while read -r so; do
     pkg=$(dpkg -S "$so" 2>/dev/null | head -1 | cut -d: -f1) || true
     [ -n "$pkg" ] || continue
