@@ -24,7 +24,8 @@ std::optional<std::string> nonEmpty(const EnvLookup& env, const char* name) {
 bool validContainerId(std::string_view id) {
   auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
   return !id.empty() && alnum(id.front()) &&
-         std::ranges::all_of(id, [&](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; });
+         std::ranges::all_of(
+             id, [&](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; });
 }
 
 // The kernel's rules for a link name (the spec's for CNI_IFNAME).

@@ -88,7 +88,9 @@ CniResult<std::string> add(const Config& config, const Environment& env, const C
 
 CniResult<std::string> del(const Config& config, const Environment& env, const Connect& connect) {
   auto deleted = connect(config.socket).deleteOwner(ownerOf(config, env));
-  if (!deleted) {
+  // A gatewayd without owners holds none to remove (its ADD failed): DEL must not block the
+  // container's removal on it.
+  if (!deleted && deleted.error().fault != Fault::Unsupported) {
     return std::unexpected(
         fromGateway(deleted.error(), "removing the published ports", Code::TryAgainLater));
   }
@@ -144,6 +146,9 @@ CniResult<std::string> status(const Config& config, const Connect& connect) {
 CniResult<std::string> gc(const Config& config, const Connect& connect) {
   auto& gateway = connect(config.socket);
   auto owners = gateway.ownersAll(config.name);
+  if (!owners && owners.error().fault == Fault::Unsupported) {
+    return std::string{}; // no owners there to collect
+  }
   if (!owners) {
     return std::unexpected(fromGateway(owners.error(), "listing owners", Code::TryAgainLater));
   }

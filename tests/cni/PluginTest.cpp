@@ -210,8 +210,12 @@ TEST(CniDel, GatewayDownIsTryAgainLater) {
   h.gateway.failWith = Fault::Unreachable;
   h.vars = attachmentEnv("DEL");
   EXPECT_EQ(errorOf(h.run(config().dump()))["code"], 11);
+  h.gateway.failWith = Fault::Internal;
+  EXPECT_EQ(errorOf(h.run(config().dump()))["code"], 104);
+  // A gatewayd without owner support has none of this container's: DEL succeeds.
   h.gateway.failWith = Fault::Unsupported;
-  EXPECT_EQ(errorOf(h.run(config().dump()))["code"], 102);
+  auto o = h.run(config().dump());
+  EXPECT_EQ(o.exitCode, 0) << o.out;
 }
 
 TEST(CniCheck, MatchesMissingAndExtra) {
@@ -326,6 +330,18 @@ TEST(CniGc, ReportsWhatItCouldNotRemove) {
   EXPECT_EQ(e["code"], 104);
   EXPECT_NE(e["details"].get<std::string>().find("a/eth0"), std::string::npos) << e;
   EXPECT_FALSE(h.gateway.owners.contains(b)); // the rest still went
+}
+
+TEST(CniGc, NothingToCollectWithoutOwnerSupport) {
+  Harness h;
+  h.gateway.failWith = Fault::Unsupported;
+  h.vars = {{"CNI_COMMAND", "GC"}};
+  auto c = config("1.1.0");
+  c["cni.dev/valid-attachments"] = Json::array();
+  auto o = h.run(c.dump());
+  EXPECT_EQ(o.exitCode, 0) << o.out;
+  h.gateway.failWith = Fault::Unreachable;
+  EXPECT_EQ(errorOf(h.run(c.dump()))["code"], 11);
 }
 
 TEST(CniGc, NeedsTheListAnd110) {
