@@ -134,6 +134,15 @@ void addApiRoutes(Router& r, ApiEndpoints e) {
   }));
 
   r.add("GET", kOwnersPath, [e](const Call&) { return jsonResponse(200, toJson(e.exposes.owners())); });
+  r.add("PUT", std::string(kOwnersPath) + "/{}", mutation([e](const Call& c) {
+    auto owner = parseExposeOwner(c.param);
+    if (!owner) {
+      return errorResponse(owner.error());
+    }
+    return serveDecoded<std::vector<ExposeRequest>>(
+        c.body, "expose",
+        [&](const auto& batch) { return e.exposes.replaceOwner(*owner, batch, c.caller); }, 200);
+  }));
   r.add("DELETE", std::string(kOwnersPath) + "/{}", mutation([e](const Call& c) {
     auto owner = parseExposeOwner(c.param);
     if (!owner) {

@@ -599,6 +599,64 @@ std::vector<api::OwnerInfo> ExposeService::owners() const {
   return out;
 }
 
+Result<std::vector<api::ExposeAdded>> ExposeService::replaceOwner(
+    const ExposeOwner& owner, std::vector<api::ExposeRequest> batch, api::Caller caller) {
+  State& state = ctx_.state;
+  std::vector<ExposeRecord> old;
+  for (const auto& e : state.exposes) {
+    if (e.owner == owner) {
+      if (auto r = mayPublish(e, caller); !r) {
+        return std::unexpected(r.error());
+      }
+      old.push_back(e);
+    }
+  }
+  for (auto& request : batch) {
+    request.owner = owner;
+  }
+  // The old rules leave the maps and the state first, so the new ones may take their ports.
+  auto reapplyOld = [&](size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      if (auto again = apply(old[i]); !again) {
+        log::warn("owner ", owner.text, ": expose ", old[i].id, " not restored: ",
+                  again.error().str());
+      }
+    }
+  };
+  for (size_t i = 0; i < old.size(); ++i) {
+    if (auto r = unapply(old[i], FlowsOfRule::Remove); !r) {
+      reapplyOld(i);
+      return std::unexpected(r.error());
+    }
+  }
+  std::erase_if(state.exposes, [&](const ExposeRecord& e) { return e.owner == owner; });
+  size_t before = state.exposes.size();
+  auto undo = [&] {
+    while (state.exposes.size() > before) {
+      (void)unapply(state.exposes.back());
+      state.exposes.pop_back();
+    }
+    state.exposes.insert(state.exposes.end(), old.begin(), old.end());
+    reapplyOld(old.size());
+  };
+  std::vector<api::ExposeAdded> out;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    auto r = addOne(batch[i], caller);
+    if (!r) {
+      undo();
+      return fail(r.error().kind, "expose #" + std::to_string(i + 1) + " of " + owner.text +
+                                      ": " + r.error().str() + " (nothing changed)");
+    }
+    out.push_back(std::move(*r));
+  }
+  if (auto saved = ctx_.store.commit(state); !saved) {
+    undo();
+    return std::unexpected(saved.error());
+  }
+  log::info("owner ", owner.text, ": ", old.size(), " rule(s) replaced by ", batch.size());
+  return out;
+}
+
 Result<api::OwnerDeleted> ExposeService::removeOwner(const ExposeOwner& owner,
                                                      api::Caller caller) {
   State& state = ctx_.state;

@@ -46,5 +46,33 @@ TEST_F(OwnerTest, AnOwnersRulesSurviveARestartAndGoTogether) {
   EXPECT_EQ(gwctlJson({"list"}).size(), 1u) << "nothing half-made";
 }
 
+// The plugin's ADD over the API: PUT /v1/owners/OWNER with the whole set, twice, the second
+// replacing the first; a clash with another rule's port changes nothing.
+TEST_F(OwnerTest, PutReplacesAnOwnersSet) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  auto put = [&](const std::string& body) {
+    return run({"curl", "-s", "-o", "/dev/stderr", "-w", "%{http_code}", "--unix-socket",
+                socket_, "-X", "PUT", "-H", "Content-Type: application/json", "--data", body,
+                "http://gateway/v1/owners/cni%2Fabc%2Feth0"});
+  };
+  auto first = put(R"([{"hostPort":"6000","target":")" + n1 + R"(:8080"}])");
+  EXPECT_EQ(first.out, "200") << first.err;
+  auto second = put(R"([{"hostPort":"6000","target":")" + n1 + R"(:8080"},)" +
+                    R"({"hostPort":"6001","target":")" + n1 + R"(:53","proto":"udp"}])");
+  EXPECT_EQ(second.out, "200") << second.err;
+  ASSERT_TRUE(gwctl({"expose", "6002", n1 + ":9000"}).ok());
+  auto clash = put(R"([{"hostPort":"6002","target":")" + n1 + R"(:8080"}])");
+  EXPECT_EQ(clash.out, "409") << clash.err;
+  auto list = gwctlJson({"list"});
+  ASSERT_EQ(list.size(), 3u) << list.dump();
+  size_t owned = 0;
+  for (const auto& e : list) {
+    owned += e.value("owner", "") == "cni/abc/eth0" ? 1 : 0;
+  }
+  EXPECT_EQ(owned, 2u);
+}
+
 } // namespace
 } // namespace gw::test

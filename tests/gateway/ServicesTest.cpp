@@ -246,6 +246,28 @@ TEST_F(ExposeRules, AnOwnersRulesAreListedAndRemovedTogether) {
   addExpose(expose("7000", "10.0.0.5:80"));
 }
 
+// ADD, and ADD again: the owner's set is replaced as a whole; a clash with another owner's
+// port changes nothing.
+TEST_F(ExposeRules, AnOwnersSetIsReplacedAllOrNothing) {
+  const ExposeOwner a = parseExposeOwner("cni/abc/eth0").value();
+  ASSERT_TRUE(exposes_.replaceOwner(a, {expose("7000", "10.0.0.5:80")}));
+  auto again = exposes_.replaceOwner(a, {expose("7000", "10.0.0.5:80"),
+                                         expose("7001", "10.0.0.5:53", Proto::Udp)});
+  ASSERT_TRUE(again) << again.error().str();
+  EXPECT_EQ(state_.exposes.size(), 2u);
+  EXPECT_EQ(exposes_.owners().at(0).ids.size(), 2u);
+  addExpose(expose("7002", "10.0.0.6:80")); // someone else's port
+  auto clash = exposes_.replaceOwner(a, {expose("7000", "10.0.0.5:80"), expose("7002", "10.0.0.5:81")});
+  ASSERT_FALSE(clash);
+  EXPECT_NE(clash.error().str().find("nothing changed"), std::string::npos) << clash.error().str();
+  EXPECT_EQ(state_.exposes.size(), 3u);
+  EXPECT_EQ(dp_.exposes_.size(), 3u) << "the owner's two rules are served again";
+  store_.failNext_ = true;
+  EXPECT_FALSE(exposes_.replaceOwner(a, {expose("7005", "10.0.0.5:80")}));
+  EXPECT_EQ(state_.exposes.size(), 3u);
+  EXPECT_EQ(dp_.exposes_.size(), 3u);
+}
+
 TEST_F(ExposeRules, AFailedCommitOfAnOwnersRemovalKeepsItsRules) {
   const ExposeOwner a = parseExposeOwner("cni/abc/eth0").value();
   addExpose(withOwner(expose("7000-7001", "10.0.0.5:80-81"), a.text));
