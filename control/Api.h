@@ -28,6 +28,7 @@ enum class Caller {
 inline constexpr const char* kStatusPath = "/v1/status";
 inline constexpr const char* kNamespacesPath = "/v1/namespaces"; // DELETE: /v1/namespaces/NAME
 inline constexpr const char* kExposesPath = "/v1/exposes";
+inline constexpr const char* kOwnersPath = "/v1/owners";
 inline constexpr const char* kMasqueradePath = "/v1/masquerade";
 inline constexpr const char* kConntrackPath = "/v1/conntrack";
 inline constexpr const char* kStatsPath = "/v1/stats";
@@ -202,6 +203,8 @@ struct ExposeRequest {
   // The families the rule answers on (none given: both); an IPv6 --host-ip (or an IPv4 one)
   // limits it to that family.
   std::optional<IpFamilies> family{};
+  // Rules added and removed as a set (GET/DELETE /v1/owners); none: the caller's own.
+  std::optional<ExposeOwner> owner{};
 };
 constexpr auto fieldsOf(const ExposeRequest*) {
   using T = ExposeRequest;
@@ -211,7 +214,8 @@ constexpr auto fieldsOf(const ExposeRequest*) {
                     Field{"hostIp", &T::hostIp, Need::Optional, "--host-ip"},
                     Field{"mode", &T::mode, Need::Optional},
                     Field{"proxyProtocol", &T::proxyProtocol, Need::Optional},
-                    Field{"family", &T::family, Need::Optional, "--family"}};
+                    Field{"family", &T::family, Need::Optional, "--family"},
+                    Field{"owner", &T::owner, Need::Optional, "--owner"}};
 }
 
 // How one address family of an expose is served (ExposeAdded/ExposeInfo "families").
@@ -271,6 +275,7 @@ struct ExposeInfo {
   uint64_t drops = 0;
   IpFamilies family = IpFamilies::V4;     // the families it answers on
   std::vector<FamilyServing> families{}; // which path serves each, and why
+  std::optional<ExposeOwner> owner{};
 };
 constexpr auto fieldsOf(const ExposeInfo*) {
   using T = ExposeInfo;
@@ -290,10 +295,32 @@ constexpr auto fieldsOf(const ExposeInfo*) {
                     Field{"connections", &T::connections},
                     Field{"drops", &T::drops},
                     Field{"family", &T::family, Need::Optional},
-                    Field{"families", &T::families, Need::Optional}};
+                    Field{"families", &T::families, Need::Optional},
+                    Field{"owner", &T::owner, Need::Optional}};
 }
 
 using ExposeListQuery = ListQuery<ExposeCursor>;
+
+// GET /v1/owners: every owner with the ids of its exposes (ascending).
+struct OwnerInfo {
+  ExposeOwner owner{};
+  std::vector<uint32_t> ids{};
+};
+constexpr auto fieldsOf(const OwnerInfo*) {
+  using T = OwnerInfo;
+  return std::tuple{Field{"owner", &T::owner}, Field{"ids", &T::ids}};
+}
+
+// DELETE /v1/owners/OWNER: every expose of the owner gone (none is not an error), their
+// conntrack flows with them.
+struct OwnerDeleted {
+  ExposeOwner owner{};
+  uint32_t deleted = 0;
+};
+constexpr auto fieldsOf(const OwnerDeleted*) {
+  using T = OwnerDeleted;
+  return std::tuple{Field{"owner", &T::owner}, Field{"deleted", &T::deleted}};
+}
 using ExposePage = Page<ExposeInfo, ExposeCursor>;
 
 // DELETE /v1/exposes?port=P[-END]&proto=tcp|udp

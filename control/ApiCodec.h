@@ -66,6 +66,7 @@ inline Json toJsonValue(ServingPath v) { return std::string(toString(v)); }
 inline Json toJsonValue(Wiring v) { return std::string(toString(v)); }
 inline Json toJsonValue(Filtering v) { return std::string(toString(v)); }
 inline Json toJsonValue(IpFamilies v) { return std::string(toString(v)); }
+inline Json toJsonValue(const ExposeOwner& v) { return v.text; }
 inline Json toJsonValue(NatKind v) { return v.str(); }
 template <class V>
 Json toJsonValue(const std::vector<V>& v);
@@ -272,6 +273,7 @@ GW_API_PARSED_FROM_JSON(ServingPath, parseServingPath)
 GW_API_PARSED_FROM_JSON(Wiring, parseWiring)
 GW_API_PARSED_FROM_JSON(Filtering, parseFiltering)
 GW_API_PARSED_FROM_JSON(IpFamilies, parseIpFamilies)
+GW_API_PARSED_FROM_JSON(ExposeOwner, parseExposeOwner)
 GW_API_PARSED_FROM_JSON(NatKind, parseNatKind)
 #undef GW_API_PARSED_FROM_JSON
 

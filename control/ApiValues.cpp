@@ -211,6 +211,28 @@ std::string_view toString(IpFamilies families) {
   return textOf(kIpFamilies, families);
 }
 
+Result<ExposeOwner> parseExposeOwner(std::string_view text) {
+  constexpr size_t kMax = 253;
+  auto allowed = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("._:/@+=-").find(c) != std::string_view::npos;
+  };
+  if (text.empty() || text.size() > kMax) {
+    return invalid("owner '" + std::string(text.substr(0, kMax)) + "': expected 1 to " +
+                   std::to_string(kMax) + " characters");
+  }
+  if (text.front() == '-') {
+    return invalid("owner '" + std::string(text) + "': must not start with '-'");
+  }
+  for (char c : text) {
+    if (!allowed(c)) {
+      return invalid("owner '" + std::string(text) +
+                     "': only letters, digits and ._:/@+=- are allowed");
+    }
+  }
+  return ExposeOwner{std::string(text)};
+}
+
 bool includes(IpFamilies families, int family) {
   switch (families) {
   case IpFamilies::Both:

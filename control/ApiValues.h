@@ -67,6 +67,15 @@ std::string_view toString(IpFamilies families);              // "both", "4", "6"
 // Whether `families` holds `family` (AF_INET or AF_INET6).
 bool includes(IpFamilies families, int family);
 
+// Who owns an expose, for those that add and remove rules as a set (the CNI plugin:
+// "cni/CONTAINERID/IFNAME"): 1-253 characters of [A-Za-z0-9._:/@+=-], not starting with '-'.
+struct ExposeOwner {
+  std::string text;
+  bool operator==(const ExposeOwner&) const = default;
+  auto operator<=>(const ExposeOwner&) const = default;
+};
+Result<ExposeOwner> parseExposeOwner(std::string_view text);
+
 // Which path serves an expose.
 enum class ServingPath { Ebpf, Proxy, None };
 Result<ServingPath> parseServingPath(std::string_view text);

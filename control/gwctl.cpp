@@ -42,8 +42,10 @@ commands:
   expose HOSTPORT[-END] TARGET [--proto tcp|udp] [--host-ip IP] [--mode auto|ebpf|proxy]
          [--proxy-protocol v2]            TARGET: NS:PORT[-END], IP:PORT[-END] or [IPv6]:PORT[-END]
          [--family 4|6|both]              the client families it answers on (default both)
+         [--owner OWNER]                  rules removed together by `unexpose --owner`
   expose --file FILE|-                    many at once: lines "HOSTPORT TARGET [tcp|udp]"
   unexpose HOSTPORT[-END] [--proto tcp|udp] [--host-ip IP] [--keep-flows]
+  unexpose --owner OWNER                  every rule of OWNER and its flows
   list                                    list exposes: which path serves each family, counters
   masquerade add CIDR [--out IFNAME] [--filtering endpoint-independent] | del CIDR | list
   conntrack [list] [--proto P] [--src IP] [--dst IP] [--port N]
@@ -608,17 +610,25 @@ int exposeCommand(const Globals& g, const std::vector<std::string>& args) {
     return exposeBatch(g, args[1]);
   }
   po::options_description o;
-  std::string port, target, proto, hostIp, mode, proxyProtocol, family;
+  std::string port, target, proto, hostIp, mode, proxyProtocol, family, owner;
   o.add_options()("port", po::value(&port)->required())("target", po::value(&target)->required())(
       "proto", po::value(&proto)->default_value("tcp"))("host-ip", po::value(&hostIp))(
       "mode", po::value(&mode)->default_value("auto"))(
-      "proxy-protocol", po::value(&proxyProtocol))("family", po::value(&family));
+      "proxy-protocol", po::value(&proxyProtocol))("family", po::value(&family))(
+      "owner", po::value(&owner));
   po::positional_options_description p;
   p.add("port", 1).add("target", 1);
   parseSub(args, o, p);
   auto request = exposeRequest("", port, target, proto, hostIp, mode, proxyProtocol, family);
   if (!request) {
     return 1;
+  }
+  if (!owner.empty()) {
+    auto o = parsed(gw::parseExposeOwner(owner));
+    if (!o) {
+      return 1;
+    }
+    request->owner = *o;
   }
   auto r = change<api::ExposeAdded>(g, "POST", api::kExposesPath, api::toJson(*request),
                                     exposesInPlace({*request}, true));
@@ -637,7 +647,41 @@ int exposeCommand(const Globals& g, const std::vector<std::string>& args) {
   });
 }
 
+// `unexpose --owner OWNER`: every rule of the owner, all or none; none left is fine.
+int unexposeOwner(const Globals& g, const std::string& text) {
+  auto owner = parsed(gw::parseExposeOwner(text));
+  if (!owner) {
+    return 1;
+  }
+  auto r = change<api::OwnerDeleted>(
+      g, "DELETE", std::string(api::kOwnersPath) + "/" + gw::http::percentEncode(owner->text),
+      nullptr,
+      [owner = *owner](const Globals& g) {
+        auto list = fetchListing<api::ExposeInfo>(g, api::kExposesPath, "", false);
+        if (!list) {
+          return unreadable(list.error());
+        }
+        for (const auto& e : list->items) {
+          if (e.owner == owner) {
+            return notInPlace("rule " + std::to_string(e.id) + " of " + owner.text +
+                              " is still listed");
+          }
+        }
+        return inPlace("nothing of " + owner.text + " is exposed",
+                       api::toJson(api::OwnerDeleted{.owner = owner, .deleted = 0}));
+      });
+  if (!r) {
+    return r.error();
+  }
+  return printJsonOr(g, r->raw, [&] {
+    std::cout << "unexposed " << r->value.deleted << " rules of " << owner->text << "\n";
+  });
+}
+
 int unexposeCommand(const Globals& g, const std::vector<std::string>& args) {
+  if (args.size() == 2 && args[0] == "--owner") {
+    return unexposeOwner(g, args[1]);
+  }
   po::options_description o;
   std::string port, proto, hostIp;
   bool keepFlows = false;
@@ -715,6 +759,9 @@ int listCommand(const Globals& g, const std::vector<std::string>& args) {
     for (const auto& e : r->items) {
       if (e.families.empty()) {
         std::cout << "  rule " << e.id << ": " << e.why << "\n";
+      }
+      if (e.owner) {
+        std::cout << "  rule " << e.id << " owner: " << e.owner->text << "\n";
       }
       for (const auto& f : e.families) {
         std::cout << "  rule " << e.id << " IPv" << gw::toString(f.family) << ": " << f.why

@@ -77,6 +77,7 @@ struct ExposeRecord {
   IpFamilies family = IpFamilies::V4;
   // The IPv6 address of a namespace target (targetAddr holds its IPv4 one), for IPv6 clients.
   std::optional<IpAddress> targetAddr6{};
+  std::optional<ExposeOwner> owner{}; // rules added and removed as a set (the CNI plugin)
 
   PortRange hostPorts() const { return {hostPort, hostPortEnd}; }
   PortRange targetPorts() const { return hostPorts().startingAt(targetPort); }
@@ -97,7 +98,8 @@ constexpr auto fieldsOf(const ExposeRecord*) {
                     api::Field{"mode", &T::mode, Need::Optional},
                     api::Field{"proxyProtocol", &T::proxyProtocol, Need::Optional},
                     api::Field{"family", &T::family, Need::Optional},
-                    api::Field{"targetAddr6", &T::targetAddr6, Need::Optional}};
+                    api::Field{"targetAddr6", &T::targetAddr6, Need::Optional},
+                    api::Field{"owner", &T::owner, Need::Optional}};
 }
 
 struct MasqueradeRecord {

@@ -133,6 +133,24 @@ void addApiRoutes(Router& r, ApiEndpoints e) {
         query, "query", [&](const auto& q) { return e.exposes.remove(q, c.caller); });
   }));
 
+  r.add("GET", kOwnersPath, [e](const Call&) { return jsonResponse(200, toJson(e.exposes.owners())); });
+  r.add("PUT", std::string(kOwnersPath) + "/{}", mutation([e](const Call& c) {
+    auto owner = parseExposeOwner(c.param);
+    if (!owner) {
+      return errorResponse(owner.error());
+    }
+    return serveDecoded<std::vector<ExposeRequest>>(
+        c.body, "expose",
+        [&](const auto& batch) { return e.exposes.replaceOwner(*owner, batch, c.caller); }, 200);
+  }));
+  r.add("DELETE", std::string(kOwnersPath) + "/{}", mutation([e](const Call& c) {
+    auto owner = parseExposeOwner(c.param);
+    if (!owner) {
+      return errorResponse(owner.error());
+    }
+    return reply(e.exposes.removeOwner(*owner, c.caller));
+  }));
+
   r.add("GET", kMasqueradePath,
         [e](const Call&) { return jsonResponse(200, toJson(e.masquerades.list())); });
   r.add("POST", kMasqueradePath, rootOnly("adding a masquerade", [e](const Call& c) {

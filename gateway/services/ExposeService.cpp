@@ -459,6 +459,7 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
   e.mode = request.mode;
   e.proxyProtocol = request.proxyProtocol;
   e.family = family;
+  e.owner = request.owner;
   if (e.mode == ExposeMode::Proxy && e.proto != Proto::Tcp) {
     return invalid("the proxy serves TCP only: --proto udp needs the eBPF data path");
   }
@@ -583,6 +584,120 @@ Result<api::ExposeDeleted> ExposeService::remove(const api::UnexposeQuery& query
   return api::ExposeDeleted{.id = e.id, .hostPort = ports, .proto = e.proto, .deleted = true};
 }
 
+std::vector<api::OwnerInfo> ExposeService::owners() const {
+  std::map<ExposeOwner, std::vector<uint32_t>> byOwner;
+  for (const auto& e : ctx_.state.exposes) {
+    if (e.owner) {
+      byOwner[*e.owner].push_back(e.id);
+    }
+  }
+  std::vector<api::OwnerInfo> out;
+  for (auto& [owner, ids] : byOwner) {
+    std::ranges::sort(ids);
+    out.push_back({.owner = owner, .ids = std::move(ids)});
+  }
+  return out;
+}
+
+Result<std::vector<api::ExposeAdded>> ExposeService::replaceOwner(
+    const ExposeOwner& owner, std::vector<api::ExposeRequest> batch, api::Caller caller) {
+  State& state = ctx_.state;
+  std::vector<ExposeRecord> old;
+  for (const auto& e : state.exposes) {
+    if (e.owner == owner) {
+      if (auto r = mayPublish(e, caller); !r) {
+        return std::unexpected(r.error());
+      }
+      old.push_back(e);
+    }
+  }
+  for (auto& request : batch) {
+    request.owner = owner;
+  }
+  // The old rules leave the maps and the state first, so the new ones may take their ports.
+  auto reapplyOld = [&](size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      if (auto again = apply(old[i]); !again) {
+        log::warn("owner ", owner.text, ": expose ", old[i].id, " not restored: ",
+                  again.error().str());
+      }
+    }
+  };
+  for (size_t i = 0; i < old.size(); ++i) {
+    if (auto r = unapply(old[i], FlowsOfRule::Remove); !r) {
+      reapplyOld(i);
+      return std::unexpected(r.error());
+    }
+  }
+  std::erase_if(state.exposes, [&](const ExposeRecord& e) { return e.owner == owner; });
+  size_t before = state.exposes.size();
+  auto undo = [&] {
+    while (state.exposes.size() > before) {
+      (void)unapply(state.exposes.back());
+      state.exposes.pop_back();
+    }
+    state.exposes.insert(state.exposes.end(), old.begin(), old.end());
+    reapplyOld(old.size());
+  };
+  std::vector<api::ExposeAdded> out;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    auto r = addOne(batch[i], caller);
+    if (!r) {
+      undo();
+      return fail(r.error().kind, "expose #" + std::to_string(i + 1) + " of " + owner.text +
+                                      ": " + r.error().str() + " (nothing changed)");
+    }
+    out.push_back(std::move(*r));
+  }
+  if (auto saved = ctx_.store.commit(state); !saved) {
+    undo();
+    return std::unexpected(saved.error());
+  }
+  log::info("owner ", owner.text, ": ", old.size(), " rule(s) replaced by ", batch.size());
+  return out;
+}
+
+Result<api::OwnerDeleted> ExposeService::removeOwner(const ExposeOwner& owner,
+                                                     api::Caller caller) {
+  State& state = ctx_.state;
+  std::vector<ExposeRecord> gone;
+  for (const auto& e : state.exposes) {
+    if (e.owner == owner) {
+      if (auto r = mayPublish(e, caller); !r) {
+        return std::unexpected(r.error());
+      }
+      gone.push_back(e);
+    }
+  }
+  if (gone.empty()) {
+    return api::OwnerDeleted{.owner = owner, .deleted = 0}; // again, or never: not an error
+  }
+  // Out of the maps first (and their flows, UDP too), then out of the state in one commit;
+  // a failed commit serves them again, as the error says nothing changed.
+  auto restore = [&](size_t applied) {
+    for (size_t i = 0; i < applied; ++i) {
+      if (auto again = apply(gone[i]); !again) {
+        log::warn("owner ", owner.text, ": expose ", gone[i].id, " not restored: ",
+                  again.error().str());
+      }
+    }
+  };
+  for (size_t i = 0; i < gone.size(); ++i) {
+    if (auto r = unapply(gone[i], FlowsOfRule::Remove); !r) {
+      restore(i);
+      return std::unexpected(r.error());
+    }
+  }
+  std::erase_if(state.exposes, [&](const ExposeRecord& e) { return e.owner == owner; });
+  if (auto r = ctx_.store.commit(state); !r) {
+    state.exposes.insert(state.exposes.end(), gone.begin(), gone.end());
+    restore(gone.size());
+    return std::unexpected(r.error());
+  }
+  log::info("unexpose owner ", owner.text, ": ", gone.size(), " rule(s)");
+  return api::OwnerDeleted{.owner = owner, .deleted = static_cast<uint32_t>(gone.size())};
+}
+
 std::vector<api::ExposeInfo> ExposeService::list(const DatapathStats* known) {
   std::vector<const ExposeRecord*> all;
   all.reserve(ctx_.state.exposes.size());
@@ -652,7 +767,8 @@ std::vector<api::ExposeInfo> ExposeService::infos(const std::vector<const Expose
                    .connections = c.connections,
                    .drops = c.drops,
                    .family = e.family,
-                   .families = familiesOf(e)});
+                   .families = familiesOf(e),
+                   .owner = e.owner});
   }
   return out;
 }

@@ -38,6 +38,17 @@ public:
   // The host ends of hand-wired namespaces' links that carry the endpoint program for exposes.
   std::set<int> handWiredLinks() const;
   std::vector<api::ExposeInfo> list(const DatapathStats* known = nullptr);
+  // Every owner (GET /v1/owners) and the ids of its rules.
+  std::vector<api::OwnerInfo> owners() const;
+  // Makes `batch` the rules of `owner` (each request's owner is set to it): the owner's rules
+  // before go (with their flows), the batch comes, all or nothing (the CNI plugin's ADD,
+  // retried too).
+  Result<std::vector<api::ExposeAdded>> replaceOwner(const ExposeOwner& owner,
+                                                     std::vector<api::ExposeRequest> batch,
+                                                     api::Caller caller = api::Caller::Root);
+  // Removes every rule of `owner` and their flows, all or none; none there is not an error.
+  Result<api::OwnerDeleted> removeOwner(const ExposeOwner& owner,
+                                        api::Caller caller = api::Caller::Root);
   // One page, in ExposeCursor order (proto, host address, first port).
   api::ExposePage page(const api::ExposeListQuery& query);
 

@@ -22,6 +22,18 @@ TEST(Rules, PortRangesMapOneToOne) {
   }
 }
 
+TEST(Rules, OwnersAreShortPrintableNames) {
+  EXPECT_EQ(parseExposeOwner("cni/0123abcd/eth0").value().text, "cni/0123abcd/eth0");
+  EXPECT_TRUE(parseExposeOwner("k8s:pod@ns+x=1_2.3"));
+  for (std::string_view bad : {"", "-rm", "a b", "a\nb", "caf\xc3\xa9", "x;y"}) {
+    auto r = parseExposeOwner(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().str().find("owner"), std::string::npos) << r.error().str();
+  }
+  EXPECT_FALSE(parseExposeOwner(std::string(254, 'a')));
+  EXPECT_TRUE(parseExposeOwner(std::string(253, 'a')));
+}
+
 TEST(Rules, TargetsAreANamespaceAnIpv4OrABracketedIpv6) {
   auto ns = parseTarget("netns2:8080");
   ASSERT_TRUE(ns);

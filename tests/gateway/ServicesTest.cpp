@@ -211,6 +211,73 @@ TEST_F(ExposeRules, UnexposeRemovesTheRulesFlowsUnlessKeepFlows) {
   EXPECT_EQ(dp_.deleteExposeFlows_.back(), FlowsOfRule::Remove);
 }
 
+api::ExposeRequest withOwner(api::ExposeRequest r, std::string_view owner) {
+  r.owner = parseExposeOwner(owner).value();
+  return r;
+}
+
+// The CNI plugin's way: rules added with an owner go away together, their flows with them;
+// other owners' and unowned rules stay; an owner with nothing left is no error (DEL again).
+TEST_F(ExposeRules, AnOwnersRulesAreListedAndRemovedTogether) {
+  const ExposeOwner a = parseExposeOwner("cni/abc/eth0").value();
+  ASSERT_TRUE(exposes_.addBatch({withOwner(expose("7000", "10.0.0.5:80"), a.text),
+                                 withOwner(expose("7001", "10.0.0.5:53", Proto::Udp), a.text)}));
+  addExpose(withOwner(expose("7002", "10.0.0.6:80"), "cni/def/eth0"));
+  addExpose(expose("7003", "10.0.0.7:80"));
+  auto owners = exposes_.owners();
+  ASSERT_EQ(owners.size(), 2u);
+  EXPECT_EQ(owners[0].owner, a);
+  EXPECT_EQ(owners[0].ids.size(), 2u);
+  auto listed = exposes_.list();
+  ASSERT_EQ(listed.size(), 4u);
+  EXPECT_EQ(listed[0].owner, a);
+  EXPECT_FALSE(listed[3].owner);
+
+  auto gone = exposes_.removeOwner(a, api::Caller::Root);
+  ASSERT_TRUE(gone) << gone.error().str();
+  EXPECT_EQ(gone->deleted, 2u);
+  EXPECT_EQ(state_.exposes.size(), 2u);
+  EXPECT_EQ(dp_.deleteExposeFlows_.back(), FlowsOfRule::Remove);
+  auto again = exposes_.removeOwner(a, api::Caller::Root);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->deleted, 0u);
+  EXPECT_EQ(exposes_.owners().size(), 1u);
+  // its ports are free again
+  addExpose(expose("7000", "10.0.0.5:80"));
+}
+
+// ADD, and ADD again: the owner's set is replaced as a whole; a clash with another owner's
+// port changes nothing.
+TEST_F(ExposeRules, AnOwnersSetIsReplacedAllOrNothing) {
+  const ExposeOwner a = parseExposeOwner("cni/abc/eth0").value();
+  ASSERT_TRUE(exposes_.replaceOwner(a, {expose("7000", "10.0.0.5:80")}));
+  auto again = exposes_.replaceOwner(a, {expose("7000", "10.0.0.5:80"),
+                                         expose("7001", "10.0.0.5:53", Proto::Udp)});
+  ASSERT_TRUE(again) << again.error().str();
+  EXPECT_EQ(state_.exposes.size(), 2u);
+  EXPECT_EQ(exposes_.owners().at(0).ids.size(), 2u);
+  addExpose(expose("7002", "10.0.0.6:80")); // someone else's port
+  auto clash = exposes_.replaceOwner(a, {expose("7000", "10.0.0.5:80"), expose("7002", "10.0.0.5:81")});
+  ASSERT_FALSE(clash);
+  EXPECT_NE(clash.error().str().find("nothing changed"), std::string::npos) << clash.error().str();
+  EXPECT_EQ(state_.exposes.size(), 3u);
+  EXPECT_EQ(dp_.exposes_.size(), 3u) << "the owner's two rules are served again";
+  store_.failNext_ = true;
+  EXPECT_FALSE(exposes_.replaceOwner(a, {expose("7005", "10.0.0.5:80")}));
+  EXPECT_EQ(state_.exposes.size(), 3u);
+  EXPECT_EQ(dp_.exposes_.size(), 3u);
+}
+
+TEST_F(ExposeRules, AFailedCommitOfAnOwnersRemovalKeepsItsRules) {
+  const ExposeOwner a = parseExposeOwner("cni/abc/eth0").value();
+  addExpose(withOwner(expose("7000-7001", "10.0.0.5:80-81"), a.text));
+  store_.failNext_ = true;
+  EXPECT_TRUE(failsWith(exposes_.removeOwner(a, api::Caller::Root), ErrorKind::Internal,
+                        "injected failure"));
+  EXPECT_EQ(state_.exposes.size(), 1u);
+  EXPECT_EQ(dp_.exposes_.size(), 2u) << "served again";
+}
+
 TEST_F(ExposeRules, TheClashMessageNamesTheNewRangeFirstAndTheExistingOneSecond) {
   addExpose(expose("8075-8085", "10.0.0.5:75-85"));
   EXPECT_TRUE(failsWith(exposes_.add(expose("8080-8090", "10.0.0.6:80-90")), ErrorKind::Conflict,
