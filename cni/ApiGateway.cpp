@@ -18,9 +18,23 @@ std::unexpected<GatewayError> fault(Fault f, std::string message) {
   return std::unexpected(GatewayError{f, std::move(message)});
 }
 
-std::string ownerPath(const Owner& o) {
-  return strformat("{}/{}/{}/{}", kOwnersPath, http::percentEncode(o.network),
-                     http::percentEncode(o.containerId), http::percentEncode(o.ifName));
+// "cni/NETWORK/CONTAINERID/IFNAME", checked as gatewayd checks owners; a part with '/'
+// would not read back.
+GatewayResult<ExposeOwner> ownerOf(const Owner& o) {
+  for (const std::string* part : {&o.network, &o.containerId, &o.ifName}) {
+    if (part->empty() || part->find('/') != std::string::npos) {
+      return fault(Fault::Rejected, "'" + *part + "': an empty attachment part or one with '/'");
+    }
+  }
+  auto owner = parseExposeOwner("cni/" + o.network + "/" + o.containerId + "/" + o.ifName);
+  if (!owner) {
+    return fault(Fault::Rejected, owner.error().str());
+  }
+  return *owner;
+}
+
+std::string ownerPath(const ExposeOwner& owner) {
+  return std::string(api::kOwnersPath) + "/" + http::percentEncode(owner.text);
 }
 
 std::string bracketed(const IpAddress& a) { return a.isV6() ? "[" + a.str() + "]" : a.str(); }
@@ -78,16 +92,19 @@ ApiGateway::ApiGateway(std::string socket, std::chrono::milliseconds timeout)
 
 GatewayResult<void> ApiGateway::addOwnerExposes(const Owner& owner,
                                                 const std::vector<OwnedExpose>& exposes) {
-  Json body;
-  body["exposes"] = Json::array();
+  auto o = ownerOf(owner);
+  if (!o) {
+    return std::unexpected(o.error());
+  }
+  Json body = Json::array();
   for (const auto& e : exposes) {
     auto r = request(e);
     if (!r) {
       return std::unexpected(r.error());
     }
-    body["exposes"].push_back(api::toJson(*r));
+    body.push_back(api::toJson(*r));
   }
-  auto answer = call(socket_, timeout_, "PUT", ownerPath(owner), body.dump());
+  auto answer = call(socket_, timeout_, "PUT", ownerPath(*o), body.dump());
   if (!answer) {
     return std::unexpected(answer.error());
   }
@@ -95,7 +112,11 @@ GatewayResult<void> ApiGateway::addOwnerExposes(const Owner& owner,
 }
 
 GatewayResult<void> ApiGateway::deleteOwner(const Owner& owner) {
-  auto answer = call(socket_, timeout_, "DELETE", ownerPath(owner));
+  auto o = ownerOf(owner);
+  if (!o) {
+    return std::unexpected(o.error());
+  }
+  auto answer = call(socket_, timeout_, "DELETE", ownerPath(*o));
   if (!answer) {
     return std::unexpected(answer.error());
   }
@@ -103,21 +124,32 @@ GatewayResult<void> ApiGateway::deleteOwner(const Owner& owner) {
 }
 
 GatewayResult<std::vector<OwnedExpose>> ApiGateway::listOwner(const Owner& owner) {
-  auto answer = call(socket_, timeout_, "GET", ownerPath(owner));
+  auto o = ownerOf(owner);
+  if (!o) {
+    return std::unexpected(o.error());
+  }
+  // Owner support first (404 on a gatewayd without it), then the rules naming the owner.
+  if (auto owners = call(socket_, timeout_, "GET", api::kOwnersPath); !owners) {
+    return std::unexpected(owners.error());
+  }
+  auto answer = call(socket_, timeout_, "GET", api::kExposesPath);
   if (!answer) {
     return std::unexpected(answer.error());
   }
-  if (!answer->is_object() || !(*answer)["exposes"].is_array()) {
-    return fault(Fault::Internal, "GET " + ownerPath(owner) + ": no \"exposes\" array");
+  if (!answer->is_array()) {
+    return fault(Fault::Internal, std::string("GET ") + api::kExposesPath + ": not an array");
   }
   std::vector<OwnedExpose> out;
-  for (const auto& item : (*answer)["exposes"]) {
-    auto info = api::fromJson<api::ExposeInfo>(item, "owner expose");
+  for (const auto& item : *answer) {
+    auto info = api::fromJson<api::ExposeInfo>(item, "expose");
     if (!info) {
       return fault(Fault::Internal, info.error().str());
     }
+    if (info->owner != *o) {
+      continue;
+    }
     OwnedExpose e;
-    if (!info->hostIp.empty()) {
+    if (!info->hostIp.empty() && info->hostIp != "*") { // "*": every host address
       auto addr = IpAddress::parse(info->hostIp);
       if (!addr) {
         return fault(Fault::Internal, addr.error().str());
@@ -134,22 +166,29 @@ GatewayResult<std::vector<OwnedExpose>> ApiGateway::listOwner(const Owner& owner
 }
 
 GatewayResult<std::vector<Owner>> ApiGateway::ownersAll(const std::string& network) {
-  auto target = std::string(kOwnersPath) + "?network=" + http::percentEncode(network);
-  auto answer = call(socket_, timeout_, "GET", target);
+  auto answer = call(socket_, timeout_, "GET", api::kOwnersPath);
   if (!answer) {
     return std::unexpected(answer.error());
   }
-  if (!answer->is_array()) {
-    return fault(Fault::Internal, "GET " + target + ": not an array");
+  auto owners = api::fromJson<std::vector<api::OwnerInfo>>(*answer, "owners");
+  if (!owners) {
+    return fault(Fault::Internal, owners.error().str());
   }
+  // Ours are "cni/NETWORK/CONTAINERID/IFNAME"; other owners are not the plugin's to judge.
+  std::string prefix = "cni/" + network + "/";
   std::vector<Owner> out;
-  for (const auto& item : *answer) {
-    if (!item.is_object() || !item["network"].is_string() || !item["containerId"].is_string() ||
-        !item["ifName"].is_string()) {
-      return fault(Fault::Internal, "GET " + target + ": an owner is malformed: " + item.dump());
+  for (const auto& info : *owners) {
+    const std::string& text = info.owner.text;
+    if (!text.starts_with(prefix)) {
+      continue;
     }
-    out.push_back(Owner{item["network"].get<std::string>(), item["containerId"].get<std::string>(),
-                        item["ifName"].get<std::string>()});
+    std::string rest = text.substr(prefix.size());
+    auto slash = rest.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == rest.size() ||
+        rest.find('/', slash + 1) != std::string::npos) {
+      continue;
+    }
+    out.push_back(Owner{network, rest.substr(0, slash), rest.substr(slash + 1)});
   }
   return out;
 }

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
-// The Gateway over gatewayd's control socket. Owner routes (proposed; gatewayd does not serve
-// them yet, and never answers 404 on them once it does, so a 404 means "no owner support"):
-//   PUT    /v1/owners/NETWORK/CONTAINERID/IFNAME  {"exposes":[ExposeRequest...]}  all or nothing,
-//          replacing the owner's set; 409 when a host port is taken
-//   GET    /v1/owners/NETWORK/CONTAINERID/IFNAME  {"exposes":[ExposeInfo...]} ([] for none)
-//   DELETE /v1/owners/NETWORK/CONTAINERID/IFNAME  removes them and their conntrack entries;
-//          200 when there were none
-//   GET    /v1/owners?network=NETWORK             [{"network","containerId","ifName"}...]
-// status() is GET /v1/status, which gatewayd serves today.
+// The Gateway over gatewayd's control socket. An attachment is the expose owner
+// "cni/NETWORK/CONTAINERID/IFNAME" (one path segment, percent-encoded); gatewayd's owner routes
+// never answer 404, so a 404 means a gatewayd without owner support:
+//   PUT    /v1/owners/OWNER  [ExposeRequest...]  all or nothing, replacing the owner's set;
+//          409 when a host port is taken
+//   DELETE /v1/owners/OWNER  removes them and their conntrack entries; 200 when none
+//   GET    /v1/owners        [{"owner","ids"}...]: the network's owners are read from it
+//   GET    /v1/exposes       the owner's rules are those naming it
+// status() is GET /v1/status.
 #pragma once
 
 #include <chrono>
@@ -16,8 +16,6 @@
 #include "cni/Gateway.h"
 
 namespace gw::cni {
-
-inline constexpr const char* kOwnersPath = "/v1/owners";
 
 class ApiGateway final : public Gateway {
 public:
