@@ -14,6 +14,7 @@ packages=(
   iproute2 iputils-ping curl python3 iperf3 wrk socat haproxy ethtool
   iputils-tracepath traceroute # PMTU and hop-by-hop paths through NAT66 (tests)
   coturn # RFC 5780 NAT behaviour discovery (turnserver, turnutils_natdiscovery)
+  containernetworking-plugins # bridge + host-local, chained before gateway-portmap (tests)
   iptables nftables procps util-linux
   # benchmark charts
   gnuplot-nox
