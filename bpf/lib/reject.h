@@ -101,6 +101,40 @@ static __always_inline int reject_swap_mac(struct __sk_buff *skb)
 }
 
 /*
+ * Sends a RST built in `r` (IP header of ip_len, then TCP) back: the packet cut to it, the
+ * MACs swapped, and its checksum finished from the seed (see the comment at the top):
+ * ~seed + (seed + seed + header) = pseudo + header when the skb is not CHECKSUM_PARTIAL.
+ */
+static __always_inline int reject_put_rst(struct __sk_buff *skb, const struct gw_pkt *p,
+					  void *r, __u32 len, __u32 ip_len, __u32 psum, __u32 hsum)
+{
+	if (bpf_skb_change_tail(skb, p->l3_off + len, 0))
+		return -1;
+	if (reject_swap_mac(skb))
+		return -1;
+	if (bpf_skb_store_bytes(skb, p->l3_off, r, len, 0))
+		return -1;
+	if (bpf_l4_csum_replace(skb, p->l3_off + ip_len + offsetof(struct tcphdr, check), 0,
+				psum + psum + hsum, 0))
+		return -1;
+	return 0;
+}
+
+/* Sends an ICMP(v6) error back: the quote_len bytes at l3 kept, `hdr` put before them. */
+static __always_inline int reject_put_icmp(struct __sk_buff *skb, const struct gw_pkt *p,
+					   void *hdr, __u32 hdr_len, __u32 quote_len)
+{
+	/* keep the quote, then open room for the new headers between Ethernet and it */
+	if (bpf_skb_change_tail(skb, p->l3_off + quote_len, 0))
+		return -1;
+	if (bpf_skb_adjust_room(skb, hdr_len, BPF_ADJ_ROOM_MAC, 0))
+		return -1;
+	if (reject_swap_mac(skb))
+		return -1;
+	return bpf_skb_store_bytes(skb, p->l3_off, hdr, hdr_len, 0) ? -1 : 0;
+}
+
+/*
  * TCP: the packet becomes a RST. With an ACK on the refused segment the RST takes its
  * sequence number from that ACK; otherwise it has sequence 0 and acknowledges everything the
  * segment occupied (data, SYN, FIN). A RST is never answered. Fills `rst` (zeroed by the
@@ -156,18 +190,7 @@ static __always_inline int reject_tcp_rst(struct __sk_buff *skb, const struct gw
 	psum = csum_fold32(reject_sum(&ph, sizeof(ph)));
 	hsum = csum_fold32(reject_sum(&r.tcp, sizeof(r.tcp)));
 	r.tcp.check = (__u16)psum; /* the CHECKSUM_PARTIAL seed: pseudo header only */
-
-	if (bpf_skb_change_tail(skb, p->l3_off + sizeof(r), 0))
-		return -1;
-	if (reject_swap_mac(skb))
-		return -1;
-	if (bpf_skb_store_bytes(skb, p->l3_off, &r, sizeof(r), 0))
-		return -1;
-	/* not PARTIAL: ~seed + (seed + seed + header) = pseudo + header, the full checksum */
-	if (bpf_l4_csum_replace(skb, p->l3_off + sizeof(r.ip) + offsetof(struct tcphdr, check), 0,
-				psum + psum + hsum, 0))
-		return -1;
-	return 0;
+	return reject_put_rst(skb, p, &r, sizeof(r), sizeof(r.ip), psum, hsum);
 }
 
 /* Anything else: ICMP destination unreachable (administratively prohibited) to the sender. */
@@ -189,15 +212,7 @@ static __always_inline int reject_icmp_unreach(struct __sk_buff *skb, const stru
 	sum = csum_fold32(reject_sum(&u.icmp, sizeof(u.icmp)));
 	sum += csum_fold32(reject_sum(&q, sizeof(q)));
 	u.icmp.checksum = ~csum_fold32(sum);
-
-	/* keep the quote, then open room for the new headers between Ethernet and it */
-	if (bpf_skb_change_tail(skb, p->l3_off + sizeof(q), 0))
-		return -1;
-	if (bpf_skb_adjust_room(skb, sizeof(u), BPF_ADJ_ROOM_MAC, 0))
-		return -1;
-	if (reject_swap_mac(skb))
-		return -1;
-	return bpf_skb_store_bytes(skb, p->l3_off, &u, sizeof(u), 0) ? -1 : 0;
+	return reject_put_icmp(skb, p, &u, sizeof(u), sizeof(q));
 }
 
 /*
@@ -256,17 +271,7 @@ static __always_inline int reject_tcp_rst6(struct __sk_buff *skb, const struct g
 	psum = reject_pseudo6(&r.ip, sizeof(r.tcp), IPPROTO_TCP);
 	hsum = csum_fold32(reject_sum(&r.tcp, sizeof(r.tcp)));
 	r.tcp.check = (__u16)psum; /* the CHECKSUM_PARTIAL seed, as for IPv4 */
-
-	if (bpf_skb_change_tail(skb, p->l3_off + sizeof(r), 0))
-		return -1;
-	if (reject_swap_mac(skb))
-		return -1;
-	if (bpf_skb_store_bytes(skb, p->l3_off, &r, sizeof(r), 0))
-		return -1;
-	if (bpf_l4_csum_replace(skb, p->l3_off + sizeof(r.ip) + offsetof(struct tcphdr, check), 0,
-				psum + psum + hsum, 0))
-		return -1;
-	return 0;
+	return reject_put_rst(skb, p, &r, sizeof(r), sizeof(r.ip), psum, hsum);
 }
 
 static __always_inline int reject_icmp6_unreach(struct __sk_buff *skb, const struct gw_pkt *p)
@@ -288,14 +293,7 @@ static __always_inline int reject_icmp6_unreach(struct __sk_buff *skb, const str
 	sum += csum_fold32(reject_sum(&u.type, sizeof(u) - sizeof(u.ip)));
 	sum += csum_fold32(reject_sum(quote, sizeof(quote)));
 	u.checksum = ~csum_fold32(sum);
-
-	if (bpf_skb_change_tail(skb, p->l3_off + sizeof(quote), 0))
-		return -1;
-	if (bpf_skb_adjust_room(skb, sizeof(u), BPF_ADJ_ROOM_MAC, 0))
-		return -1;
-	if (reject_swap_mac(skb))
-		return -1;
-	return bpf_skb_store_bytes(skb, p->l3_off, &u, sizeof(u), 0) ? -1 : 0;
+	return reject_put_icmp(skb, p, &u, sizeof(u), sizeof(quote));
 }
 
 /* tc_reject for IPv6 (a global function of its own: each answer's buffers in its frame). */
