@@ -331,13 +331,16 @@ struct UnexposeQuery {
   std::optional<IpAddress> hostIp{};
   // The rule's conntrack flows go on reaching the old target until they expire.
   bool keepFlows = false;
+  // Chooses between rules of one port that answer on different families.
+  std::optional<IpFamilies> family{};
 };
 constexpr auto fieldsOf(const UnexposeQuery*) {
   using T = UnexposeQuery;
   return std::tuple{Field{"port", &T::port, Need::Required, "host port"},
                     Field{"proto", &T::proto, Need::Optional},
                     Field{"hostIp", &T::hostIp, Need::Optional, "--host-ip"},
-                    Field{"keepFlows", &T::keepFlows, Need::Optional, "--keep-flows"}};
+                    Field{"keepFlows", &T::keepFlows, Need::Optional, "--keep-flows"},
+                    Field{"family", &T::family, Need::Optional, "--family"}};
 }
 
 struct ExposeDeleted {

@@ -44,7 +44,7 @@ commands:
          [--family 4|6|both]              the client families it answers on (default both)
          [--owner OWNER]                  rules removed together by `unexpose --owner`
   expose --file FILE|-                    many at once: lines "HOSTPORT TARGET [tcp|udp]"
-  unexpose HOSTPORT[-END] [--proto tcp|udp] [--host-ip IP] [--keep-flows]
+  unexpose HOSTPORT[-END] [--proto tcp|udp] [--host-ip IP] [--family 4|6] [--keep-flows]
   unexpose --owner OWNER                  every rule of OWNER and its flows
   list                                    list exposes: which path serves each family, counters
   masquerade add CIDR [--out IFNAME] [--filtering endpoint-independent] | del CIDR | list
@@ -683,11 +683,11 @@ int unexposeCommand(const Globals& g, const std::vector<std::string>& args) {
     return unexposeOwner(g, args[1]);
   }
   po::options_description o;
-  std::string port, proto, hostIp;
+  std::string port, proto, hostIp, family;
   bool keepFlows = false;
   o.add_options()("port", po::value(&port)->required())(
       "proto", po::value(&proto)->default_value("tcp"))("host-ip", po::value(&hostIp))(
-      "keep-flows", po::bool_switch(&keepFlows));
+      "keep-flows", po::bool_switch(&keepFlows))("family", po::value(&family));
   po::positional_options_description p;
   p.add("port", 1);
   parseSub(args, o, p);
@@ -704,6 +704,13 @@ int unexposeCommand(const Globals& g, const std::vector<std::string>& args) {
     }
     query.hostIp = *addr;
   }
+  if (!family.empty()) {
+    auto f = parsed(gw::parseIpFamilies(family));
+    if (!f) {
+      return 1;
+    }
+    query.family = *f;
+  }
   auto r = change<api::ExposeDeleted>(
       g, "DELETE", api::kExposesPath + queryOf(query), nullptr, [query](const Globals& g) {
         auto list = fetchListing<api::ExposeInfo>(g, api::kExposesPath, "", false);
@@ -711,7 +718,11 @@ int unexposeCommand(const Globals& g, const std::vector<std::string>& args) {
           return unreadable(list.error());
         }
         for (const auto& e : list->items) {
-          if (e.proto == query.proto && e.hostPort == query.port &&
+          bool asked = !query.family || *query.family == gw::IpFamilies::Both ||
+                       std::ranges::any_of(e.families, [&](const api::FamilyServing& f) {
+                         return f.family == *query.family && f.path != gw::ServingPath::None;
+                       });
+          if (asked && e.proto == query.proto && e.hostPort == query.port &&
               (!query.hostIp || e.hostIp == query.hostIp->str())) {
             return notInPlace(hostSide(e.proto, e.hostIp, e.hostPort) + " -> " + e.target +
                               " is still listed");

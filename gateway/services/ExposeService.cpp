@@ -150,11 +150,25 @@ Result<IpAddress> ExposeService::resolveTarget(const TargetSpec& target) {
   return notFound("target namespace " + target.ns + " has no IPv4 address");
 }
 
-Status ExposeService::checkPortFree(Proto proto, const PortRange& ports,
-                                    const std::optional<IpAddress>& hostIp) {
+// Whether rules a and b answer on a common family (a path serves it for both): only then do
+// they compete for a host port (IPv4 and IPv6 entries are separate keys in every map).
+bool ExposeService::shareAFamily(const ExposeRecord& a, const ExposeRecord& b) const {
+  for (int family : {AF_INET, AF_INET6}) {
+    if (servingPath(a, family).path != ServingPath::None &&
+        servingPath(b, family).path != ServingPath::None) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Status ExposeService::checkPortFree(const ExposeRecord& candidate) {
+  Proto proto = candidate.proto;
+  PortRange ports = candidate.hostPorts();
+  const std::optional<IpAddress>& hostIp = candidate.hostIp;
   for (const auto& e : ctx_.state.exposes) {
     if (e.proto == proto && e.hostPorts().overlaps(ports) &&
-        (!e.hostIp || !hostIp || e.hostIp == hostIp)) {
+        (!e.hostIp || !hostIp || e.hostIp == hostIp) && shareAFamily(e, candidate)) {
       return conflict("host port " + ports.str() + "/" + std::string(protoName(proto)) +
                       " clashes with the expose of " + e.hostPorts().str() + " to " + e.target);
     }
@@ -503,7 +517,7 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
   if (auto r = mayPublish(e, caller); !r) {
     return std::unexpected(r.error());
   }
-  if (auto r = checkPortFree(e.proto, ports, e.hostIp); !r) {
+  if (auto r = checkPortFree(e); !r) {
     return std::unexpected(r.error());
   }
   e.id = allocateRuleId();
@@ -536,18 +550,33 @@ Result<api::ExposeDeleted> ExposeService::remove(const api::UnexposeQuery& query
   State& state = ctx_.state;
   const PortRange& ports = query.port;
   std::string name(protoName(query.proto));
+  auto servesAsked = [&](const ExposeRecord& e) {
+    if (!query.family) {
+      return true;
+    }
+    for (int f : {AF_INET, AF_INET6}) {
+      if (includes(*query.family, f) && servingPath(e, f).path != ServingPath::None) {
+        return true;
+      }
+    }
+    return false;
+  };
   auto matches = [&](const ExposeRecord& e) {
     return e.proto == query.proto && e.hostPorts() == ports &&
-           (!query.hostIp || e.hostIp == query.hostIp);
+           (!query.hostIp || e.hostIp == query.hostIp) && servesAsked(e);
   };
   auto found = std::ranges::find_if(state.exposes, matches);
   if (found != state.exposes.end() && !query.hostIp) {
     // One port exposed on two host addresses: which one goes is the caller's to say.
     auto other = std::ranges::find_if(std::next(found), state.exposes.end(), matches);
     if (other != state.exposes.end()) {
-      return conflict("host port " + ports.str() + "/" + name + " is exposed on " +
-                      hostIpOf(*found) + " and on " + hostIpOf(*other) +
-                      ": choose one with --host-ip");
+      if (found->hostIp != other->hostIp) {
+        return conflict("host port " + ports.str() + "/" + name + " is exposed on " +
+                        hostIpOf(*found) + " and on " + hostIpOf(*other) +
+                        ": choose one with --host-ip");
+      }
+      return conflict("host port " + ports.str() + "/" + name +
+                      " has a rule for each family: choose one with --family 4 or 6");
     }
   }
   if (found == state.exposes.end() && query.hostIp) {

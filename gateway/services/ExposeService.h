@@ -101,8 +101,9 @@ private:
   std::vector<api::ExposeInfo> infos(const std::vector<const ExposeRecord*>& records,
                                      const DatapathStats* known);
   Result<IpAddress> resolveTarget(const TargetSpec& target);
-  Status checkPortFree(Proto proto, const PortRange& ports,
-                       const std::optional<IpAddress>& hostIp);
+  bool shareAFamily(const ExposeRecord& a, const ExposeRecord& b) const;
+  // Refuses a host port another rule holds in a family both answer on, or a local socket holds.
+  Status checkPortFree(const ExposeRecord& candidate);
   uint32_t allocateRuleId();
 
   ServiceContext& ctx_;

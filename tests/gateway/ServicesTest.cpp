@@ -278,6 +278,25 @@ TEST_F(ExposeRules, AFailedCommitOfAnOwnersRemovalKeepsItsRules) {
   EXPECT_EQ(dp_.exposes_.size(), 2u) << "served again";
 }
 
+// IPv4 and IPv6 entries are separate keys: one port may hold a rule per family (the CNI
+// plugin's dual-stack container: one expose to its IPv4 address, one to its IPv6 address).
+TEST_F(ExposeRules, RulesOfOnePortInDifferentFamiliesDoNotClash) {
+  auto v6 = expose("7000", "[fd00::5]:80");
+  v6.family = IpFamilies::V6;
+  addExpose(expose("7000", "10.0.0.5:80"));
+  addExpose(v6);
+  EXPECT_TRUE(failsWith(exposes_.add(expose("7000", "10.0.0.6:80")), ErrorKind::Conflict,
+                        "clashes"));
+  EXPECT_TRUE(failsWith(exposes_.add(v6), ErrorKind::Conflict, "clashes"));
+  EXPECT_TRUE(failsWith(exposes_.remove(unexpose("7000")), ErrorKind::Conflict, "--family"));
+  auto only6 = unexpose("7000");
+  only6.family = IpFamilies::V6;
+  ASSERT_TRUE(exposes_.remove(only6));
+  ASSERT_EQ(state_.exposes.size(), 1u);
+  EXPECT_TRUE(state_.exposes[0].targetAddr.isV4());
+  ASSERT_TRUE(exposes_.remove(unexpose("7000")));
+}
+
 TEST_F(ExposeRules, TheClashMessageNamesTheNewRangeFirstAndTheExistingOneSecond) {
   addExpose(expose("8075-8085", "10.0.0.5:75-85"));
   EXPECT_TRUE(failsWith(exposes_.add(expose("8080-8090", "10.0.0.6:80-90")), ErrorKind::Conflict,
