@@ -69,6 +69,7 @@ struct ExposeRecord {
   std::string target;              // as the user wrote it
   std::string targetNs;            // "" when the target was an IP or a namespace path
   std::string targetNetnsPath;     // a namespace file (/proc/PID/ns/net): resolved at each start
+  uint64_t targetNetnsCookie = 0;  // its namespace's when added: a /proc path's identity
   IpAddress targetAddr;
   uint16_t targetPort = 0;
   ExposeMode mode = ExposeMode::Auto;
@@ -96,6 +97,7 @@ constexpr auto fieldsOf(const ExposeRecord*) {
                     api::Field{"target", &T::target},
                     api::Field{"targetNs", &T::targetNs, Need::Optional},
                     api::Field{"targetNetnsPath", &T::targetNetnsPath, Need::Optional},
+                    api::Field{"targetNetnsCookie", &T::targetNetnsCookie, Need::Optional},
                     api::Field{"targetAddr", &T::targetAddr},
                     api::Field{"targetPort", &T::targetPort},
                     api::Field{"mode", &T::mode, Need::Optional},

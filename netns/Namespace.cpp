@@ -178,11 +178,11 @@ Result<NamespaceId> namespaceId(const std::string& nameOrPath) {
   if (!fd) {
     return std::unexpected(fd.error());
   }
-  struct stat st {};
-  if (fstat(fd->get(), &st) != 0) {
-    return sysError("fstat namespace " + nameOrPath);
+  auto cookie = namespaceCookie(fd->get());
+  if (!cookie) {
+    return std::unexpected(cookie.error());
   }
-  return NamespaceId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+  return NamespaceId{*cookie};
 }
 
 Result<UniqueFd> openNamespace(const std::string& name) {

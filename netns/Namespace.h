@@ -30,10 +30,9 @@ Result<UniqueFd> openNamespace(const std::string& name);
 // path, when it is something else (a plain file, a directory, a mount namespace); NotFound
 // when it does not exist.
 Result<UniqueFd> openNamespaceAt(const std::string& path);
-// What tells two namespace files apart: the same (dev, inode) is the same namespace.
+// What tells namespaces apart: the cookie, never reused (an inode number is, once freed).
 struct NamespaceId {
-  uint64_t dev = 0;
-  uint64_t ino = 0;
+  uint64_t cookie = 0;
   bool operator==(const NamespaceId&) const = default;
 };
 Result<NamespaceId> namespaceId(const std::string& nameOrPath);

@@ -180,6 +180,13 @@ Status ExposeService::resolvePath(ExposeRecord& e) {
   if (!id) {
     return std::unexpected(id.error());
   }
+  // A process's path names whatever process has that PID now: not the namespace it was.
+  if (e.targetNetnsPath.starts_with("/proc/") && e.targetNetnsCookie != 0 &&
+      id->cookie != e.targetNetnsCookie) {
+    return fail(ErrorKind::NotFound, e.targetNetnsPath +
+                                         " is another namespace now (its process is gone, "
+                                         "the PID taken again)");
+  }
   if (e.targetAddr != kNamespaceLoopback) { // the proxy connects from inside: nothing to find
     auto found = resolveHandWired(e.targetNetnsPath);
     if (!found) {
@@ -504,7 +511,7 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
   if (request.proto == Proto::Icmp) {
     return invalid("--proto 'icmp': expected tcp or udp");
   }
-  std::optional<NamespaceId> pathId;
+  NamespaceId pathId{};
   if (!spec.netnsPath.empty()) {
     auto id = topology_.namespaceId(spec.netnsPath);
     if (!id) {
@@ -516,7 +523,6 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
       if (auto theirs = topology_.namespaceId(n.name); theirs && *theirs == *id) {
         spec.ns = n.name;
         spec.netnsPath.clear();
-        pathId.reset();
         break;
       }
     }
@@ -555,6 +561,7 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
   e.target = spec.text;
   e.targetNs = spec.ns;
   e.targetNetnsPath = spec.netnsPath;
+  e.targetNetnsCookie = e.targetNetnsPath.empty() ? 0 : pathId.cookie;
   e.targetAddr = spec.addr.value_or(IpAddress{});
   e.targetPort = spec.ports.first;
   e.mode = request.mode;
@@ -613,6 +620,7 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
   if (e.id == 0) {
     return conflict("no free rule id: too many exposes");
   }
+  forget(e.id); // nothing of an earlier rule with this id
   if (Datapath* dp = ctx_.datapath.dp; dp != nullptr) {
     // A reused id starts from zero, not from the counters of the rule that had it before.
     (void)dp->resetRuleStats(e.id);
@@ -621,8 +629,8 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
     return within(r.error(), "expose " + ports.str());
   }
   ctx_.state.exposes.push_back(e);
-  if (pathId) {
-    pathIds_[e.id] = *pathId;
+  if (!e.targetNetnsPath.empty()) {
+    pathIds_[e.id] = pathId;
   }
   log::info("expose ", protoName(e.proto), " ", hostIpOf(e), ":", ports.str(), " -> ", e.target,
             " (", e.targetAddr.str(), ") rule ", e.id, " via ", toString(serving.path));

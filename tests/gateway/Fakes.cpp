@@ -298,7 +298,7 @@ Result<NamespaceId> FakeTopology::namespaceId(const std::string& nameOrPath) {
     return notFound("namespace " + nameOrPath + " not found");
   }
   const std::string& id = it->second.sameAs.empty() ? nameOrPath : it->second.sameAs;
-  return NamespaceId{0, std::hash<std::string>{}(id)};
+  return NamespaceId{std::hash<std::string>{}(id)};
 }
 
 Result<std::vector<IpPrefix>> FakeTopology::namespaceAddresses(const std::string& ns,

@@ -319,6 +319,14 @@ TEST_F(ExposeRules, ANetnsPathTargetIsFoundAsAHandWiredNamespace) {
                         ErrorKind::NotFound, "/proc/78/ns/net"));
 }
 
+TEST_F(ExposeRules, TheProxyEntersANetnsPathTarget) {
+  handMade("/proc/77/ns/net", {"192.0.2.77/24"});
+  addExpose(withMode(expose("8080", "/proc/77/ns/net:80"), ExposeMode::Proxy));
+  const auto& spec = proxy_.listeners_.at(proxy_.listenerOn(8080).value());
+  EXPECT_EQ(spec.targetNetns, "/proc/77/ns/net");
+  EXPECT_EQ(spec.targetAddr, "127.0.0.1");
+}
+
 TEST_F(ExposeRules, ANetnsPathOfAManagedNamespaceIsThatNamespace) {
   auto web = addNamespace("web");
   topology_.namespaces_["/run/elsewhere/web"].sameAs = "web";
@@ -637,6 +645,33 @@ TEST_F(ExposeRules, WhenEveryRuleIdIsTakenAnotherExposeIsAConflict) {
                         "no free rule id"));
   EXPECT_TRUE(dp_.exposes_.empty());
   EXPECT_EQ(state_.exposes.size(), size_t{GW_RULE_MAX - 1});
+}
+
+TEST_F(ExposeRules, AStartFindsANetnsPathAgainButNotAReusedPid) {
+  handMade("/proc/77/ns/net", {"192.0.2.77/24"});
+  handMade("/run/cni/abc", {"192.0.2.78/24"});
+  addExpose(expose("7000", "/proc/77/ns/net:80"));
+  addExpose(expose("7001", "/run/cni/abc:80"));
+  EXPECT_NE(state_.exposes[0].targetNetnsCookie, 0u);
+  // As after a restart: the map is empty, the namespaces are found again by their paths.
+  dp_.exposes_.clear();
+  topology_.namespaces_["/run/cni/abc"].addresses = {prefix("192.0.2.79/24")};
+  ExposeService restarted{ctx_, topology_, proxy_};
+  restarted.reconcile();
+  EXPECT_EQ(dp_.exposes_.size(), 2u);
+  EXPECT_EQ(state_.exposes[1].targetAddr, ip("192.0.2.79")) << "resolved again";
+
+  // PID 77 now belongs to another process, in another namespace: not that one's port.
+  topology_.namespaces_["/proc/77/ns/net"].sameAs = "someone-else";
+  dp_.exposes_.clear();
+  ExposeService again{ctx_, topology_, proxy_};
+  again.reconcile();
+  auto listed = again.list();
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].path, ServingPath::None);
+  EXPECT_NE(listed[0].why.find("another namespace now"), std::string::npos) << listed[0].why;
+  EXPECT_EQ(listed[1].path, ServingPath::Ebpf);
+  EXPECT_EQ(dp_.exposes_.size(), 1u);
 }
 
 TEST_F(ExposeRules, ReconcileAppliesTheStateAndTeardownRemovesIt) {
