@@ -52,7 +52,8 @@ Result<PortRange> parsePortRange(std::string_view text, std::string_view what) {
 Result<TargetSpec> parseTarget(std::string_view text) {
   size_t colon = text.rfind(':');
   if (colon == std::string_view::npos || colon == 0) {
-    return invalid("target '" + std::string(text) + "': expected NS:PORT, IP:PORT or [IPv6]:PORT");
+    return invalid("target '" + std::string(text) +
+                   "': expected NS:PORT, /NETNS/PATH:PORT, IP:PORT or [IPv6]:PORT");
   }
   TargetSpec spec;
   spec.text = std::string(text);
@@ -62,6 +63,22 @@ Result<TargetSpec> parseTarget(std::string_view text) {
     return std::unexpected(ports.error());
   }
   spec.ports = *ports;
+  if (isNetnsPath(host)) {
+    // Opened and checked to be a network namespace by gatewayd; here only its shape.
+    if (host.find('\0') != std::string_view::npos) {
+      return invalid("target: namespace path holds a NUL byte");
+    }
+    if (host.size() > kMaxNetnsPath) {
+      return invalid("target: namespace path '" + std::string(host.substr(0, 64)) +
+                     "...' is longer than " + std::to_string(kMaxNetnsPath) + " bytes");
+    }
+    if (host.ends_with('/')) {
+      return invalid("target '" + std::string(text) + "': '" + std::string(host) +
+                     "' is a directory, not a network namespace file");
+    }
+    spec.netnsPath = std::string(host);
+    return spec;
+  }
   if (host.starts_with('[') && host.ends_with(']')) {
     auto addr = IpAddress::parse(host.substr(1, host.size() - 2));
     if (!addr || !addr->isV6()) {

@@ -30,16 +30,24 @@ struct PortRange {
 // "6000" or "6000-6009"; `what` names the field in errors.
 Result<PortRange> parsePortRange(std::string_view text, std::string_view what);
 
-// "NS:PORT[-END]" (a named namespace), "IPv4:PORT[-END]" or "[IPv6]:PORT[-END]".
+// "NS:PORT[-END]" (a named namespace), "/PATH:PORT[-END]" (a network namespace file:
+// /proc/PID/ns/net, a bind mount of one), "IPv4:PORT[-END]" or "[IPv6]:PORT[-END]".
 struct TargetSpec {
   std::string text; // as the user wrote it
   std::string ns;
+  std::string netnsPath; // absolute; "" unless the target is a namespace file
   std::optional<IpAddress> addr;
   PortRange ports;
+
+  // The namespace to open: its name or its path; "" for an address.
+  const std::string& netns() const { return ns.empty() ? netnsPath : ns; }
 
   bool operator==(const TargetSpec&) const = default;
 };
 Result<TargetSpec> parseTarget(std::string_view text);
+// Whether a target's namespace is a path (it starts with '/'), not a name.
+inline bool isNetnsPath(std::string_view netns) { return netns.starts_with('/'); }
+constexpr size_t kMaxNetnsPath = 1024; // longer is no namespace file we expect
 
 enum class Proto : uint8_t { Tcp = 6, Udp = 17, Icmp = 1 }; // the IPPROTO_ numbers
 

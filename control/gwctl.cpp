@@ -41,6 +41,7 @@ commands:
   ns list                                 list managed namespaces
   expose HOSTPORT[-END] TARGET [--proto tcp|udp] [--host-ip IP] [--mode auto|ebpf|proxy]
          [--proxy-protocol v2]            TARGET: NS:PORT[-END], IP:PORT[-END] or [IPv6]:PORT[-END]
+                                          or /NETNS/PATH:PORT[-END] (e.g. /proc/PID/ns/net:80)
          [--family 4|6|both]              the client families it answers on (default both)
          [--owner OWNER]                  rules removed together by `unexpose --owner`
   expose --file FILE|-                    many at once: lines "HOSTPORT TARGET [tcp|udp]"

@@ -67,7 +67,9 @@ struct ExposeRecord {
   uint16_t hostPortEnd = 0;
   std::optional<IpAddress> hostIp; // nullopt: every address of the gateway host
   std::string target;              // as the user wrote it
-  std::string targetNs;            // "" when the target was an IP
+  std::string targetNs;            // "" when the target was an IP or a namespace path
+  std::string targetNetnsPath;     // a namespace file (/proc/PID/ns/net): resolved at each start
+  uint64_t targetNetnsCookie = 0;  // its namespace's when added: a /proc path's identity
   IpAddress targetAddr;
   uint16_t targetPort = 0;
   ExposeMode mode = ExposeMode::Auto;
@@ -80,6 +82,8 @@ struct ExposeRecord {
   std::optional<ExposeOwner> owner{}; // rules added and removed as a set (the CNI plugin)
 
   PortRange hostPorts() const { return {hostPort, hostPortEnd}; }
+  // The namespace the target is in, by name or path; "" for an address target.
+  const std::string& netns() const { return targetNs.empty() ? targetNetnsPath : targetNs; }
   PortRange targetPorts() const { return hostPorts().startingAt(targetPort); }
   bool operator==(const ExposeRecord&) const = default;
 };
@@ -93,6 +97,8 @@ constexpr auto fieldsOf(const ExposeRecord*) {
                     api::Field{"hostIp", &T::hostIp, Need::Optional},
                     api::Field{"target", &T::target},
                     api::Field{"targetNs", &T::targetNs, Need::Optional},
+                    api::Field{"targetNetnsPath", &T::targetNetnsPath, Need::Optional},
+                    api::Field{"targetNetnsCookie", &T::targetNetnsCookie, Need::Optional},
                     api::Field{"targetAddr", &T::targetAddr},
                     api::Field{"targetPort", &T::targetPort},
                     api::Field{"mode", &T::mode, Need::Optional},

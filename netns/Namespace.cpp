@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -145,7 +147,48 @@ bool namespaceExists(const std::string& name) {
   return lstat(pathOf(name).c_str(), &st) == 0;
 }
 
+Result<UniqueFd> openNamespaceAt(const std::string& path) {
+  if (path.empty() || path.front() != '/' || path.find('\0') != std::string::npos) {
+    return invalid("namespace path '" + path + "' is not an absolute path");
+  }
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    int err = errno;
+    return fail(err == ENOENT ? ErrorKind::NotFound : ErrorKind::Invalid,
+                "namespace " + path + ": " + std::strerror(err), err);
+  }
+  struct statfs fs {};
+  if (fstatfs(fd.get(), &fs) != 0) {
+    return sysError("fstatfs " + path);
+  }
+  if (fs.f_type != NSFS_MAGIC) {
+    return fail(ErrorKind::Invalid, path + " is not a network namespace (not a namespace file)",
+                EINVAL);
+  }
+  int type = ioctl(fd.get(), NS_GET_NSTYPE);
+  if (type != CLONE_NEWNET) {
+    return fail(ErrorKind::Invalid,
+                path + " is not a network namespace (a namespace of another kind)", EINVAL);
+  }
+  return fd;
+}
+
+Result<NamespaceId> namespaceId(const std::string& nameOrPath) {
+  auto fd = openNamespace(nameOrPath);
+  if (!fd) {
+    return std::unexpected(fd.error());
+  }
+  auto cookie = namespaceCookie(fd->get());
+  if (!cookie) {
+    return std::unexpected(cookie.error());
+  }
+  return NamespaceId{*cookie};
+}
+
 Result<UniqueFd> openNamespace(const std::string& name) {
+  if (!name.empty() && name.front() == '/') {
+    return openNamespaceAt(name);
+  }
   if (auto ok = validateNamespaceName(name); !ok) {
     return std::unexpected(ok.error());
   }

@@ -24,7 +24,18 @@ Result<std::vector<std::string>> listNamespaces();
 bool namespaceExists(const std::string& name);
 
 // An fd for setns(); fails if the file is not a live namespace (e.g. a stale, unmounted file).
+// A name starting with '/' is a path, as openNamespaceAt.
 Result<UniqueFd> openNamespace(const std::string& name);
+// Any network namespace file (/proc/PID/ns/net, a bind mount of one): Invalid, naming the
+// path, when it is something else (a plain file, a directory, a mount namespace); NotFound
+// when it does not exist.
+Result<UniqueFd> openNamespaceAt(const std::string& path);
+// What tells namespaces apart: the cookie, never reused (an inode number is, once freed).
+struct NamespaceId {
+  uint64_t cookie = 0;
+  bool operator==(const NamespaceId&) const = default;
+};
+Result<NamespaceId> namespaceId(const std::string& nameOrPath);
 // The calling thread's namespace (threads can sit in different namespaces).
 Result<UniqueFd> openCurrentNamespace();
 // The namespace's unique, never reused cookie (SO_NETNS_COOKIE of a socket made inside it).

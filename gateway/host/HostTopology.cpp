@@ -64,12 +64,18 @@ Result<std::vector<HostAddress>> HostTopology::hostAddresses(int family) {
   return out;
 }
 
-Result<std::vector<IpPrefix>> HostTopology::namespaceAddresses(const std::string& ns) {
+Result<NamespaceId> HostTopology::namespaceId(const std::string& nameOrPath) {
+  return gw::namespaceId(nameOrPath);
+}
+
+Result<std::vector<IpPrefix>> HostTopology::namespaceAddresses(const std::string& ns,
+                                                               int family) {
+  // The socket is made inside by a guard that returns this thread to where it was.
   auto inside = Netlink::openIn(ns);
   if (!inside) {
     return std::unexpected(inside.error());
   }
-  auto addrs = listAddresses(*inside, AF_INET);
+  auto addrs = listAddresses(*inside, family);
   if (!addrs) {
     return std::unexpected(addrs.error());
   }

@@ -16,7 +16,8 @@ public:
   Result<LinkState> link(const std::string& name) override;
   Result<LinkState> linkIn(const std::string& ns, const std::string& name) override;
   Result<std::vector<HostAddress>> hostAddresses(int family) override;
-  Result<std::vector<IpPrefix>> namespaceAddresses(const std::string& ns) override;
+  Result<NamespaceId> namespaceId(const std::string& nameOrPath) override;
+  Result<std::vector<IpPrefix>> namespaceAddresses(const std::string& ns, int family) override;
   Status ensureBridge(const BridgeRecord& bridge, Rollback* rollback) override;
   Status wireNamespace(const NamespaceRecord& ns, Rollback* rollback) override;
   Status unwireNamespace(const NamespaceRecord& ns) override;

@@ -183,7 +183,8 @@ Result<Group*> Proxy::Impl::groupFor(const std::string& netns) {
   UniqueFd nsFd;
   int fd = gatewayNs.get();
   if (!netns.empty()) {
-    if (auto valid = validateNamespaceName(netns); !valid) {
+    // A path (/proc/PID/ns/net) is opened as one; a name must be a valid one.
+    if (auto valid = netns.front() == '/' ? Status{} : validateNamespaceName(netns); !valid) {
       return std::unexpected(valid.error());
     }
     auto opened = openNamespace(netns);

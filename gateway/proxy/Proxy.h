@@ -48,7 +48,7 @@ Status checkInheritedListener(int fd, const std::string& address);
 struct ProxyListenerSpec {
   std::string listenAddr = "0.0.0.0"; // numeric IPv4/IPv6
   uint16_t listenPort = 0;            // 0 = pick one (see boundPort)
-  std::string targetNetns;            // name under /run/netns; "" = the gateway's namespace
+  std::string targetNetns;            // a name under /run/netns or a path; "" = the gateway's
   std::string targetAddr;             // numeric, as seen inside targetNetns
   // Tried once when targetAddr refuses: ::1 behind 127.0.0.1, so a server listening on
   // IPv6 loopback only is reached too. "" = none.

@@ -40,11 +40,14 @@ ExposeService::Serving ExposeService::servingPath(const ExposeRecord& e, int fam
   if (!includes(e.family, family)) {
     return {ServingPath::None, "--family " + std::string(toString(e.family)) + ": not on " + name};
   }
+  if (auto it = unresolved_.find(e.id); e.id != 0 && it != unresolved_.end()) {
+    return {ServingPath::None, it->second, ErrorKind::Unavailable};
+  }
   // A namespace target not resolved yet (NS:PORT) has its IPv4 address. DNAT to [::1] goes
   // nowhere (the kernel drops it as martian): the proxy serves such a target.
   auto target = ebpfTarget(e, family);
   bool hasTarget = (target && *target != kLoopback6) ||
-                   (family == AF_INET && !e.targetNs.empty() && !e.targetAddr.isV6());
+                   (family == AF_INET && !e.netns().empty() && !e.targetAddr.isV6());
   std::string proxyWhy;
   if (e.mode == ExposeMode::Proxy) {
     proxyWhy = "--mode proxy";
@@ -111,43 +114,130 @@ bool ExposeService::proxied(const ExposeRecord& e) const {
          servingPath(e, AF_INET6).path == ServingPath::Proxy;
 }
 
-Result<IpAddress> ExposeService::resolveTarget(const TargetSpec& target) {
+Result<ExposeService::Resolved> ExposeService::resolveTarget(const TargetSpec& target) {
   if (target.addr) {
-    return *target.addr;
+    return Resolved{*target.addr, std::nullopt};
   }
   if (const auto* managed = ctx_.state.findNamespace(target.ns); managed != nullptr) {
-    return managed->address.addr;
+    return Resolved{managed->address.addr,
+                    managed->address6 ? std::optional(managed->address6->addr) : std::nullopt};
   }
-  if (!topology_.namespaceExists(target.ns)) {
+  if (!target.ns.empty() && !topology_.namespaceExists(target.ns)) {
     return notFound("target namespace " + target.ns + " does not exist");
   }
-  // A namespace wired by hand: its address on a subnet the gateway host is attached to.
-  auto theirs = topology_.namespaceAddresses(target.ns);
-  if (!theirs) {
-    return std::unexpected(theirs.error());
-  }
-  auto ours = topology_.hostAddresses(AF_INET);
-  if (!ours) {
-    return std::unexpected(ours.error());
-  }
-  std::optional<IpAddress> fallback;
-  for (const auto& a : *theirs) {
-    if (a.addr.bytes[0] == 127) {
-      continue;
+  return resolveHandWired(target.netns());
+}
+
+Result<ExposeService::Resolved> ExposeService::resolveHandWired(const std::string& netns) {
+  auto pick = [&](int family) -> Result<std::optional<IpAddress>> {
+    auto theirs = topology_.namespaceAddresses(netns, family);
+    if (!theirs) {
+      return std::unexpected(theirs.error());
     }
-    for (const auto& o : *ours) {
-      if (o.prefix.addr.bytes[0] != 127 && o.prefix.network().contains(a.addr)) {
-        return a.addr;
+    auto ours = topology_.hostAddresses(family);
+    if (!ours) {
+      return std::unexpected(ours.error());
+    }
+    auto unusable = [](const IpAddress& a) {
+      const auto& b = a.bytes;
+      return a.isV4() ? b[0] == 127 : a == kLoopback6 || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+    };
+    std::optional<IpAddress> fallback;
+    for (const auto& a : *theirs) {
+      if (unusable(a.addr)) {
+        continue;
+      }
+      for (const auto& o : *ours) {
+        if (!unusable(o.prefix.addr) && o.prefix.network().contains(a.addr)) {
+          return a.addr;
+        }
+      }
+      if (!fallback) {
+        fallback = a.addr;
       }
     }
-    if (!fallback) {
-      fallback = a.addr;
+    return fallback;
+  };
+  auto v4 = pick(AF_INET);
+  if (!v4) {
+    return std::unexpected(v4.error());
+  }
+  auto v6 = pick(AF_INET6);
+  if (!v6) {
+    return std::unexpected(v6.error());
+  }
+  if (*v4) {
+    return Resolved{**v4, *v6};
+  }
+  if (*v6) {
+    return Resolved{**v6, std::nullopt};
+  }
+  return notFound("target namespace " + netns + " has no IPv4 or IPv6 address");
+}
+
+Status ExposeService::resolvePath(ExposeRecord& e) {
+  auto id = topology_.namespaceId(e.targetNetnsPath);
+  if (!id) {
+    return std::unexpected(id.error());
+  }
+  // A process's path names whatever process has that PID now: not the namespace it was.
+  if (e.targetNetnsPath.starts_with("/proc/") && e.targetNetnsCookie != 0 &&
+      id->cookie != e.targetNetnsCookie) {
+    return fail(ErrorKind::NotFound, e.targetNetnsPath +
+                                         " is another namespace now (its process is gone, "
+                                         "the PID taken again)");
+  }
+  if (e.targetAddr != kNamespaceLoopback) { // the proxy connects from inside: nothing to find
+    auto found = resolveHandWired(e.targetNetnsPath);
+    if (!found) {
+      return std::unexpected(found.error());
     }
+    e.targetAddr = found->addr;
+    e.targetAddr6 = includes(e.family, AF_INET6) ? found->addr6 : std::nullopt;
   }
-  if (fallback) {
-    return *fallback;
+  pathIds_[e.id] = *id;
+  return {};
+}
+
+void ExposeService::checkPaths() {
+  for (auto& e : ctx_.state.exposes) {
+    if (e.targetNetnsPath.empty()) {
+      continue;
+    }
+    if (auto it = unresolved_.find(e.id); it != unresolved_.end()) {
+      std::string why = it->second;
+      ExposeRecord again = e;
+      if (!resolvePath(again)) {
+        continue;
+      }
+      unresolved_.erase(it); // servingPath answers for it again
+      if (auto r = apply(again); !r) {
+        unresolved_[e.id] = why;
+        continue;
+      }
+      e = again;
+      log::info("expose ", e.hostPorts().str(), " -> ", e.target, ": served again (",
+                e.targetAddr.str(), ")");
+      continue;
+    }
+    auto id = topology_.namespaceId(e.targetNetnsPath);
+    auto known = pathIds_.find(e.id);
+    if (id && known != pathIds_.end() && *id == known->second) {
+      continue;
+    }
+    std::string why = "target namespace " + e.targetNetnsPath +
+                      (id ? " is another namespace now" : " is gone (" + id.error().str() + ")") +
+                      ": not served";
+    (void)unapply(e);
+    unresolved_[e.id] = why;
+    pathIds_.erase(e.id);
+    log::warn("expose ", e.hostPorts().str(), " -> ", e.target, ": ", why);
   }
-  return notFound("target namespace " + target.ns + " has no IPv4 address");
+}
+
+void ExposeService::forget(uint32_t id) {
+  pathIds_.erase(id);
+  unresolved_.erase(id);
 }
 
 // Whether rules a and b answer on a common family (a path serves it for both): only then do
@@ -213,9 +303,9 @@ Status ExposeService::applyProxy(const ExposeRecord& e) {
     ProxyListenerSpec spec;
     spec.listenAddr = e.hostIp ? e.hostIp->str() : "0.0.0.0";
     spec.listenPort = static_cast<uint16_t>(e.hostPort + i);
-    spec.targetNetns = e.targetNs;
+    spec.targetNetns = e.netns();
     spec.targetAddr = e.targetAddr.str();
-    if (!e.targetNs.empty() && e.targetAddr == kNamespaceLoopback) {
+    if (!e.netns().empty() && e.targetAddr == kNamespaceLoopback) {
       spec.fallbackAddr = "::1"; // a server on IPv6 loopback only
     }
     spec.targetPort = static_cast<uint16_t>(targets.first + i);
@@ -431,9 +521,25 @@ Result<std::vector<api::ExposeAdded>> ExposeService::addBatch(
 Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request,
                                                api::Caller caller) {
   const PortRange& ports = request.hostPort;
-  const TargetSpec& spec = request.target;
+  TargetSpec spec = request.target;
   if (request.proto == Proto::Icmp) {
     return invalid("--proto 'icmp': expected tcp or udp");
+  }
+  NamespaceId pathId{};
+  if (!spec.netnsPath.empty()) {
+    auto id = topology_.namespaceId(spec.netnsPath);
+    if (!id) {
+      return within(id.error(), "target " + spec.text);
+    }
+    pathId = *id;
+    // A path to a namespace gatewayd manages is that namespace, by its name.
+    for (const auto& n : ctx_.state.namespaces) {
+      if (auto theirs = topology_.namespaceId(n.name); theirs && *theirs == *id) {
+        spec.ns = n.name;
+        spec.netnsPath.clear();
+        break;
+      }
+    }
   }
   if (spec.ports.size() != ports.size()) {
     return invalid("host ports " + ports.str() + " and target ports " + spec.ports.str() +
@@ -468,6 +574,8 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
   e.hostIp = request.hostIp;
   e.target = spec.text;
   e.targetNs = spec.ns;
+  e.targetNetnsPath = spec.netnsPath;
+  e.targetNetnsCookie = e.targetNetnsPath.empty() ? 0 : pathId.cookie;
   e.targetAddr = spec.addr.value_or(IpAddress{});
   e.targetPort = spec.ports.first;
   e.mode = request.mode;
@@ -493,19 +601,22 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
       return fail(s.refusal, s.why);
     }
   }
-  if (proxied(e) && !spec.ns.empty()) {
+  if (proxied(e) && !spec.netns().empty()) {
     // The proxy connects from inside the namespace: loopback there reaches servers bound to
     // 127.0.0.1 as well as to 0.0.0.0, and ::1 is tried when 127.0.0.1 refuses.
-    if (!topology_.namespaceExists(spec.ns)) {
+    if (!spec.ns.empty() && !topology_.namespaceExists(spec.ns)) {
       return notFound("target namespace " + spec.ns + " does not exist");
     }
     e.targetAddr = kNamespaceLoopback;
   } else {
     auto resolved = resolveTarget(spec);
     if (!resolved) {
-      return std::unexpected(resolved.error());
+      return within(resolved.error(), "target " + spec.text);
     }
-    e.targetAddr = *resolved;
+    e.targetAddr = resolved->addr;
+    if (!spec.netns().empty() && !e.targetAddr6 && includes(family, AF_INET6)) {
+      e.targetAddr6 = resolved->addr6; // a namespace wired by hand: its IPv6 address too
+    }
     // DNAT to the gateway host's own loopback goes nowhere (the kernel drops it as martian).
     if (servingPath(e, AF_INET).path == ServingPath::Ebpf && e.targetAddr.isV4() &&
         e.targetAddr.bytes[0] == 127) {
@@ -524,6 +635,7 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
   if (e.id == 0) {
     return conflict("no free rule id: too many exposes");
   }
+  forget(e.id); // nothing of an earlier rule with this id
   if (Datapath* dp = ctx_.datapath.dp; dp != nullptr) {
     // A reused id starts from zero, not from the counters of the rule that had it before.
     (void)dp->resetRuleStats(e.id);
@@ -532,6 +644,9 @@ Result<api::ExposeAdded> ExposeService::addOne(const api::ExposeRequest& request
     return within(r.error(), "expose " + ports.str());
   }
   ctx_.state.exposes.push_back(e);
+  if (!e.targetNetnsPath.empty()) {
+    pathIds_[e.id] = pathId;
+  }
   log::info("expose ", protoName(e.proto), " ", hostIpOf(e), ":", ports.str(), " -> ", e.target,
             " (", e.targetAddr.str(), ") rule ", e.id, " via ", toString(serving.path));
   return api::ExposeAdded{.id = e.id,
@@ -609,6 +724,7 @@ Result<api::ExposeDeleted> ExposeService::remove(const api::UnexposeQuery& query
     }
     return std::unexpected(r.error());
   }
+  forget(e.id);
   log::info("unexpose ", name, " ", ports.str());
   return api::ExposeDeleted{.id = e.id, .hostPort = ports, .proto = e.proto, .deleted = true};
 }
@@ -728,6 +844,7 @@ Result<api::OwnerDeleted> ExposeService::removeOwner(const ExposeOwner& owner,
 }
 
 std::vector<api::ExposeInfo> ExposeService::list(const DatapathStats* known) {
+  checkPaths();
   std::vector<const ExposeRecord*> all;
   all.reserve(ctx_.state.exposes.size());
   for (const auto& e : ctx_.state.exposes) {
@@ -737,6 +854,7 @@ std::vector<api::ExposeInfo> ExposeService::list(const DatapathStats* known) {
 }
 
 api::ExposePage ExposeService::page(const api::ExposeListQuery& query) {
+  checkPaths();
   std::vector<const ExposeRecord*> all;
   all.reserve(ctx_.state.exposes.size());
   for (const auto& e : ctx_.state.exposes) {
@@ -854,7 +972,17 @@ void ExposeService::reconcile() {
   }
   std::set<Key> wanted;
   RepairLog restored("expose map entries of the state restored");
-  for (const auto& e : ctx_.state.exposes) {
+  for (auto& e : ctx_.state.exposes) {
+    if (!e.targetNetnsPath.empty()) {
+      unresolved_.erase(e.id);
+      if (auto r = resolvePath(e); !r) {
+        unresolved_[e.id] = "target namespace " + e.targetNetnsPath + ": " + r.error().str() +
+                            ": not served";
+        log::warn("expose ", e.hostPorts().str(), " -> ", e.target, ": ",
+                  unresolved_[e.id]);
+        continue; // no entries: what the map holds of it goes below
+      }
+    }
     auto entries = entriesOf(e);
     for (const auto& m : entries) {
       wanted.insert(keyOf(m));
@@ -903,6 +1031,8 @@ void ExposeService::teardown(std::vector<std::string>& problems) {
     }
   }
   ctx_.state.exposes.clear();
+  pathIds_.clear();
+  unresolved_.clear();
   proxy_.stop(false);
 }
 

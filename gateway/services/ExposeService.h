@@ -100,7 +100,23 @@ private:
   // The API's view of these exposes, with their counters (from `known` if given).
   std::vector<api::ExposeInfo> infos(const std::vector<const ExposeRecord*>& records,
                                      const DatapathStats* known);
-  Result<IpAddress> resolveTarget(const TargetSpec& target);
+  // The target's address: its own, a managed namespace's, or a hand-wired one's (resolveHandWired).
+  struct Resolved {
+    IpAddress addr;                 // IPv4 when the namespace has one, else IPv6
+    std::optional<IpAddress> addr6; // its IPv6 address beside an IPv4 one
+  };
+  Result<Resolved> resolveTarget(const TargetSpec& target);
+  // A namespace wired by hand (a name or a path): its addresses on subnets the gateway host is
+  // attached to, else any but loopback and link-local.
+  Result<Resolved> resolveHandWired(const std::string& netns);
+  // A namespace file's target found again (at start, and at a listing while it is not
+  // served): the process may be gone, or the path may name another namespace by now.
+  Status resolvePath(ExposeRecord& e);
+  // Path targets whose namespace went away stop being served (and say why); those that came
+  // back are served again.
+  void checkPaths();
+  void forget(uint32_t id);
+
   bool shareAFamily(const ExposeRecord& a, const ExposeRecord& b) const;
   // Refuses a host port another rule holds in a family both answer on, or a local socket holds.
   Status checkPortFree(const ExposeRecord& candidate);
@@ -110,6 +126,9 @@ private:
   Topology& topology_;
   ProxyControl& proxy_;
   std::map<uint32_t, std::vector<uint64_t>> listeners_; // rule id -> proxy listeners
+  // Path targets: the namespace the path named when resolved, and why one is not served.
+  std::map<uint32_t, NamespaceId> pathIds_;
+  std::map<uint32_t, std::string> unresolved_;
   bool groupMayPublishAny_ = false;
 };
 

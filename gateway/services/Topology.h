@@ -14,6 +14,7 @@
 #include "base/Rollback.h"
 #include "control/ApiValues.h"
 #include "gateway/State.h"
+#include "netns/Namespace.h" // NamespaceId: a plain value
 
 namespace gw {
 
@@ -34,14 +35,17 @@ public:
   virtual ~Topology() = default;
 
   virtual bool namespaceExists(const std::string& name) = 0;
+  // Which namespace a name or a path ('/...') is: the same id, the same namespace. Invalid when
+  // the path is no network namespace, NotFound when nothing is there.
+  virtual Result<NamespaceId> namespaceId(const std::string& nameOrPath) = 0;
   // A link of the gateway host; an ErrorKind::NotFound error when it does not exist.
   virtual Result<LinkState> link(const std::string& name) = 0;
   // A link inside namespace `ns`.
   virtual Result<LinkState> linkIn(const std::string& ns, const std::string& name) = 0;
   // The gateway host's addresses of `family` (AF_INET, AF_INET6, AF_UNSPEC = both).
   virtual Result<std::vector<HostAddress>> hostAddresses(int family) = 0;
-  // The IPv4 addresses inside namespace `ns`.
-  virtual Result<std::vector<IpPrefix>> namespaceAddresses(const std::string& ns) = 0;
+  // The addresses of `family` (AF_INET or AF_INET6) inside namespace `ns` (a name or a path).
+  virtual Result<std::vector<IpPrefix>> namespaceAddresses(const std::string& ns, int family) = 0;
 
   // Idempotent: each adopts what exists and, with a rollback, records an undo for what it made.
   virtual Status ensureBridge(const BridgeRecord& bridge, Rollback* rollback) = 0;

@@ -59,5 +59,37 @@ TEST(Rules, TargetsAreANamespaceAnIpv4OrABracketedIpv6) {
   EXPECT_FALSE(parseTarget("bad/name:80"));
 }
 
+TEST(Rules, TargetsCanBeANetnsPath) {
+  auto proc = parseTarget("/proc/1234/ns/net:80");
+  ASSERT_TRUE(proc) << proc.error().message;
+  EXPECT_EQ(proc->netnsPath, "/proc/1234/ns/net");
+  EXPECT_EQ(proc->netns(), "/proc/1234/ns/net");
+  EXPECT_TRUE(proc->ns.empty());
+  EXPECT_FALSE(proc->addr);
+  EXPECT_EQ(proc->ports.first, 80);
+  auto cni = parseTarget("/var/run/netns/cni-1a2b-3c:8080-8081");
+  ASSERT_TRUE(cni) << cni.error().message;
+  EXPECT_EQ(cni->netnsPath, "/var/run/netns/cni-1a2b-3c");
+  EXPECT_EQ(cni->ports.size(), 2u);
+  // A colon in the path: the port is after the last one.
+  auto colon = parseTarget("/run/a:b:443");
+  ASSERT_TRUE(colon);
+  EXPECT_EQ(colon->netnsPath, "/run/a:b");
+  EXPECT_EQ(parseTarget("netns2:80")->netns(), "netns2");
+
+  auto dir = parseTarget("/run/netns/:80");
+  ASSERT_FALSE(dir);
+  EXPECT_NE(dir.error().message.find("/run/netns/"), std::string::npos) << dir.error().message;
+  EXPECT_FALSE(parseTarget("/:80"));
+  EXPECT_FALSE(parseTarget("/proc/1/ns/net"));   // no port
+  EXPECT_FALSE(parseTarget("/proc/1/ns/net:0")); // not a port
+  EXPECT_FALSE(parseTarget("proc/1/ns/net:80")); // relative
+  EXPECT_FALSE(parseTarget(std::string_view("/run/a\0b:80", 9)));
+  auto tooLong = parseTarget("/" + std::string(kMaxNetnsPath, 'a') + ":80");
+  ASSERT_FALSE(tooLong);
+  EXPECT_NE(tooLong.error().message.find("longer than"), std::string::npos);
+  EXPECT_TRUE(parseTarget("/" + std::string(kMaxNetnsPath - 1, 'a') + ":80"));
+}
+
 } // namespace
 } // namespace gw

@@ -292,12 +292,22 @@ Result<std::vector<HostAddress>> FakeTopology::hostAddresses(int family) {
   return out;
 }
 
-Result<std::vector<IpPrefix>> FakeTopology::namespaceAddresses(const std::string& ns) {
+Result<NamespaceId> FakeTopology::namespaceId(const std::string& nameOrPath) {
+  auto it = namespaces_.find(nameOrPath);
+  if (it == namespaces_.end()) {
+    return notFound("namespace " + nameOrPath + " not found");
+  }
+  const std::string& id = it->second.sameAs.empty() ? nameOrPath : it->second.sameAs;
+  return NamespaceId{std::hash<std::string>{}(id)};
+}
+
+Result<std::vector<IpPrefix>> FakeTopology::namespaceAddresses(const std::string& ns,
+                                                               int family) {
   auto it = namespaces_.find(ns);
   if (it == namespaces_.end()) {
     return notFound("namespace " + ns + " not found");
   }
-  return it->second.addresses;
+  return family == AF_INET6 ? it->second.addresses6 : it->second.addresses;
 }
 
 Status FakeTopology::ensureBridge(const BridgeRecord& bridge, Rollback* rollback) {

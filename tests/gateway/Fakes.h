@@ -108,6 +108,7 @@ class FakeDatapath final : public Datapath {
 struct FakeNamespace {
   std::vector<IpPrefix> addresses;  // IPv4, loopback included if the test wants it
   std::vector<IpPrefix> addresses6; // made by wireNamespace
+  std::string sameAs;               // a path: the namespace of that name (a bind mount of it)
   std::map<std::string, LinkState> links;
 };
 
@@ -120,7 +121,8 @@ class FakeTopology final : public Topology {
   Result<LinkState> link(const std::string& name) override;
   Result<LinkState> linkIn(const std::string& ns, const std::string& name) override;
   Result<std::vector<HostAddress>> hostAddresses(int family) override;
-  Result<std::vector<IpPrefix>> namespaceAddresses(const std::string& ns) override;
+  Result<NamespaceId> namespaceId(const std::string& nameOrPath) override;
+  Result<std::vector<IpPrefix>> namespaceAddresses(const std::string& ns, int family) override;
   Status ensureBridge(const BridgeRecord& bridge, Rollback* rollback) override;
   // Makes the namespace with eth0, the veth's host end, and for point-to-point the host
   // address; then the bridge must exist for bridge wiring.

@@ -384,7 +384,59 @@ TEST_F(ExposeRules, AHandWiredNamespaceTargetIsItsAddressOnASubnetOfTheHost) {
   EXPECT_EQ(addExpose(expose("8081", "island:80")).targetAddr, ip("172.16.5.7"));
   handMade("empty", {"127.0.0.1/8"});
   EXPECT_TRUE(failsWith(exposes_.add(expose("8082", "empty:80")), ErrorKind::NotFound,
-                        "has no IPv4 address"));
+                        "has no IPv4 or IPv6 address"));
+}
+
+TEST_F(ExposeRules, ANetnsPathTargetIsFoundAsAHandWiredNamespace) {
+  handMade("/proc/77/ns/net", {"127.0.0.1/8", "192.0.2.77/24"});
+  topology_.namespaces_["/proc/77/ns/net"].addresses6 = {prefix("fe80::1/64"),
+                                                         prefix("2001:db8::77/64")};
+  auto added = addExpose(expose("8080", "/proc/77/ns/net:80"));
+  EXPECT_EQ(added.targetAddr, ip("192.0.2.77"));
+  EXPECT_EQ(added.path, ServingPath::Ebpf);
+  ASSERT_EQ(added.families.size(), 2u);
+  EXPECT_EQ(added.families[1].path, ServingPath::Ebpf);
+  EXPECT_EQ(added.families[1].targetAddr, ip("2001:db8::77")); // not the link-local one
+  EXPECT_EQ(state_.exposes.back().targetNetnsPath, "/proc/77/ns/net");
+  EXPECT_TRUE(state_.exposes.back().targetNs.empty());
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, IpAddress{}, 8080)));
+
+  EXPECT_TRUE(failsWith(exposes_.add(expose("8081", "/proc/78/ns/net:80")),
+                        ErrorKind::NotFound, "/proc/78/ns/net"));
+}
+
+TEST_F(ExposeRules, TheProxyEntersANetnsPathTarget) {
+  handMade("/proc/77/ns/net", {"192.0.2.77/24"});
+  addExpose(withMode(expose("8080", "/proc/77/ns/net:80"), ExposeMode::Proxy));
+  const auto& spec = proxy_.listeners_.at(proxy_.listenerOn(8080).value());
+  EXPECT_EQ(spec.targetNetns, "/proc/77/ns/net");
+  EXPECT_EQ(spec.targetAddr, "127.0.0.1");
+}
+
+TEST_F(ExposeRules, ANetnsPathOfAManagedNamespaceIsThatNamespace) {
+  auto web = addNamespace("web");
+  topology_.namespaces_["/run/elsewhere/web"].sameAs = "web";
+  auto added = addExpose(expose("8080", "/run/elsewhere/web:80"));
+  EXPECT_EQ(added.targetAddr, web.address);
+  EXPECT_EQ(state_.exposes.back().targetNs, "web");
+  EXPECT_TRUE(state_.exposes.back().targetNetnsPath.empty());
+}
+
+TEST_F(ExposeRules, ANetnsPathTargetWhoseNamespaceIsGoneIsNotServed) {
+  handMade("/proc/77/ns/net", {"192.0.2.77/24"});
+  addExpose(expose("8080", "/proc/77/ns/net:80"));
+  test::FakeNamespace saved = topology_.namespaces_["/proc/77/ns/net"];
+  topology_.namespaces_.erase("/proc/77/ns/net");
+  auto listed = exposes_.list();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].path, ServingPath::None);
+  EXPECT_NE(listed[0].why.find("/proc/77/ns/net is gone"), std::string::npos) << listed[0].why;
+  EXPECT_FALSE(dp_.exposes_.contains(v4Key(kTcp, IpAddress{}, 8080)));
+  // A namespace at that path again: served again.
+  topology_.namespaces_["/proc/77/ns/net"] = saved;
+  listed = exposes_.list();
+  EXPECT_EQ(listed[0].path, ServingPath::Ebpf) << listed[0].why;
+  EXPECT_TRUE(dp_.exposes_.contains(v4Key(kTcp, IpAddress{}, 8080)));
 }
 
 TEST_F(ExposeRules, AnUnknownTargetNamespaceIsNotFound) {
@@ -679,6 +731,33 @@ TEST_F(ExposeRules, WhenEveryRuleIdIsTakenAnotherExposeIsAConflict) {
                         "no free rule id"));
   EXPECT_TRUE(dp_.exposes_.empty());
   EXPECT_EQ(state_.exposes.size(), size_t{GW_RULE_MAX - 1});
+}
+
+TEST_F(ExposeRules, AStartFindsANetnsPathAgainButNotAReusedPid) {
+  handMade("/proc/77/ns/net", {"192.0.2.77/24"});
+  handMade("/run/cni/abc", {"192.0.2.78/24"});
+  addExpose(expose("7000", "/proc/77/ns/net:80"));
+  addExpose(expose("7001", "/run/cni/abc:80"));
+  EXPECT_NE(state_.exposes[0].targetNetnsCookie, 0u);
+  // As after a restart: the map is empty, the namespaces are found again by their paths.
+  dp_.exposes_.clear();
+  topology_.namespaces_["/run/cni/abc"].addresses = {prefix("192.0.2.79/24")};
+  ExposeService restarted{ctx_, topology_, proxy_};
+  restarted.reconcile();
+  EXPECT_EQ(dp_.exposes_.size(), 2u);
+  EXPECT_EQ(state_.exposes[1].targetAddr, ip("192.0.2.79")) << "resolved again";
+
+  // PID 77 now belongs to another process, in another namespace: not that one's port.
+  topology_.namespaces_["/proc/77/ns/net"].sameAs = "someone-else";
+  dp_.exposes_.clear();
+  ExposeService again{ctx_, topology_, proxy_};
+  again.reconcile();
+  auto listed = again.list();
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].path, ServingPath::None);
+  EXPECT_NE(listed[0].why.find("another namespace now"), std::string::npos) << listed[0].why;
+  EXPECT_EQ(listed[1].path, ServingPath::Ebpf);
+  EXPECT_EQ(dp_.exposes_.size(), 1u);
 }
 
 TEST_F(ExposeRules, ReconcileAppliesTheStateAndTeardownRemovesIt) {

@@ -35,6 +35,30 @@ struct NamespaceCleanup {
   ~NamespaceCleanup() { test::run({"ip", "netns", "del", name}); }
 };
 
+// Targets by path: any network namespace file opens; anything else is refused by its path.
+TEST(NamespaceTest, ANamespaceOpensByPathAndOtherFilesAreRefused) {
+  auto self = openNamespaceAt("/proc/self/ns/net");
+  ASSERT_TRUE(self) << self.error().str();
+  auto byName = openNamespace("/proc/thread-self/ns/net"); // a '/' name is a path
+  ASSERT_TRUE(byName) << byName.error().str();
+  auto a = namespaceId("/proc/self/ns/net");
+  auto b = namespaceId("/proc/thread-self/ns/net");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(*a, *b);
+  for (const char* bad : {"/etc/passwd", "/proc", "/proc/self/ns/mnt"}) {
+    auto r = openNamespaceAt(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().kind, ErrorKind::Invalid) << bad;
+    EXPECT_NE(r.error().str().find(std::string(bad) + " is not a network namespace"),
+              std::string::npos)
+        << r.error().str();
+  }
+  auto missing = openNamespaceAt("/proc/self/ns/nothing");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().kind, ErrorKind::NotFound);
+  EXPECT_FALSE(openNamespaceAt("relative/path"));
+}
+
 TEST(NamespaceTest, CreateListDeleteSeenByIproute2) {
   std::string name = nsName("cld");
   NamespaceCleanup cleanup{name};
