@@ -15,6 +15,9 @@ packages=(
   iputils-tracepath traceroute # PMTU and hop-by-hop paths through NAT66 (tests)
   coturn # RFC 5780 NAT behaviour discovery (turnserver, turnutils_natdiscovery)
   containernetworking-plugins # bridge + host-local, chained before gateway-portmap (tests)
+  golang-go golang-github-appc-cni-dev # a CNI runtime over Debian's libcni (tests/cni driver)
+  podman runc conmon catatonit busybox-static # Podman's CNI backend running a real container
+  python3-yaml # deploy/kubernetes manifests parsed in tests
   iptables nftables procps util-linux
   # benchmark charts
   gnuplot-nox
