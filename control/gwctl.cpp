@@ -47,7 +47,7 @@ commands:
   expose --file FILE|-                    many at once: lines "HOSTPORT TARGET [tcp|udp]"
   unexpose HOSTPORT[-END] [--proto tcp|udp] [--host-ip IP] [--family 4|6] [--keep-flows]
   unexpose --owner OWNER                  every rule of OWNER and its flows
-  list                                    list exposes: which path serves each family, counters
+  list [--owner OWNER]                    list exposes: which path serves each family, counters
   masquerade add CIDR [--out IFNAME] [--filtering endpoint-independent] | del CIDR | list
   conntrack [list] [--proto P] [--src IP] [--dst IP] [--port N]
   conntrack delete [--proto P] [--src IP] [--dst IP] [--port N]
@@ -742,12 +742,27 @@ int unexposeCommand(const Globals& g, const std::vector<std::string>& args) {
 }
 
 int listCommand(const Globals& g, const std::vector<std::string>& args) {
-  if (!args.empty()) {
-    return usageError("list takes no arguments");
+  std::optional<gw::ExposeOwner> owner;
+  if (args.size() == 2 && args[0] == "--owner") {
+    auto o = parsed(gw::parseExposeOwner(args[1]));
+    if (!o) {
+      return 2;
+    }
+    owner = *o;
+  } else if (!args.empty()) {
+    return usageError("list takes no arguments but --owner OWNER");
   }
   auto r = listing<api::ExposeInfo>(g, api::kExposesPath);
   if (!r) {
     return 1;
+  }
+  if (owner) {
+    std::erase_if(r->items, [&](const api::ExposeInfo& e) { return e.owner != owner; });
+    json kept = json::array();
+    for (const auto& e : r->items) {
+      kept.push_back(api::toJson(e));
+    }
+    r->json = kept.dump(2);
   }
   return printListingOr(g, *r, [&] {
     gw::Table t({"ID", "PROTO", "HOST", "TARGET", "ADDRESS", "PATH", "CONNS", "PACKETS", "BYTES"});

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "tests/control/ServiceFixture.h"
@@ -32,7 +33,14 @@ protected:
                 "exec " + binary + " < " + stdinFile});
   }
 
-  json bridgeConfig() const {
+  // dualStack: an IPv6 range beside the IPv4 one, as a dual-stack network has.
+  json bridgeConfig(bool dualStack = false) const {
+    json ranges = json::array({json::array({{{"subnet", "10.99.0.0/24"}}})});
+    json routes = json::array({{{"dst", "0.0.0.0/0"}}});
+    if (dualStack) {
+      ranges.push_back(json::array({{{"subnet", "fd00:99::/64"}}}));
+      routes.push_back({{"dst", "::/0"}});
+    }
     return {{"cniVersion", "1.0.0"},
             {"name", "gwtest"},
             {"type", "bridge"},
@@ -41,9 +49,9 @@ protected:
             {"ipMasq", false},
             {"ipam",
              {{"type", "host-local"},
-              {"subnet", "10.99.0.0/24"},
+              {"ranges", ranges},
               {"dataDir", dir_ + "/cni-ipam"},
-              {"routes", json::array({{{"dst", "0.0.0.0/0"}}})}}}};
+              {"routes", routes}}}};
   }
 
   json portmapConfig(const json& prevResult) const {
@@ -105,6 +113,52 @@ TEST_F(CniChainTest, AddPublishesThePortDelTakesItAway) {
   auto again = plugin(GATEWAY_PORTMAP_PATH, "DEL", portmapConfig(prev));
   EXPECT_TRUE(again.ok()) << again.out << again.err;
   auto bridgeDel = plugin(std::string(kCniPath) + "/bridge", "DEL", bridgeConfig());
+  EXPECT_TRUE(bridgeDel.ok()) << bridgeDel.out << bridgeDel.err;
+}
+
+// A dual-stack container: its IPv4 and its IPv6 address each get the host port (one rule per
+// family, which do not clash), reached from outside over both.
+TEST_F(CniChainTest, ADualStackContainerIsPublishedInBothFamilies) {
+  addUplink6(); // before gatewayd starts: it reads the uplink's addresses then
+  startDaemon();
+  containerNs_ = std::make_unique<TestNamespace>(prefix() + "ctr");
+  container_ = containerNs_->name();
+
+  auto bridge = plugin(std::string(kCniPath) + "/bridge", "ADD", bridgeConfig(true));
+  ASSERT_TRUE(bridge.ok()) << bridge.out << bridge.err;
+  json prev = json::parse(bridge.out);
+  ASSERT_EQ(prev.value("ips", json::array()).size(), 2u) << prev.dump();
+  auto added = plugin(GATEWAY_PORTMAP_PATH, "ADD", portmapConfig(prev));
+  ASSERT_TRUE(added.ok()) << added.out << added.err;
+
+  auto list = gwctlJson({"list"});
+  ASSERT_EQ(list.size(), 2u) << list.dump();
+  std::set<std::string> targets;
+  for (const auto& e : list) {
+    EXPECT_EQ(e.value("owner", ""), "cni/gwtest/" + containerId_ + "/eth0");
+    targets.insert(e.value("targetAddr", ""));
+  }
+  EXPECT_TRUE(targets.contains("10.99.0.2") && targets.contains("fd00:99::2")) << list.dump();
+
+  std::string root = dir_ + "/www-ctr";
+  std::filesystem::create_directories(root);
+  std::ofstream(root + "/whoami") << "container";
+  servers_.push_back(Child::spawn({"ip", "netns", "exec", container_, "python3", "-m",
+                                   "http.server", "80", "--bind", "::", "--directory", root}));
+  ASSERT_TRUE(waitFor([&] {
+    return shIn(container_, "curl -s -m1 -o /dev/null http://127.0.0.1:80/").ok();
+  }));
+  auto v4 = shIn(ext(), std::string("curl -s -m5 http://") + kUplinkAddr + ":8080/whoami");
+  EXPECT_EQ(v4.out, "container") << v4.err;
+  auto v6 = shIn(ext(), std::string("curl -s -m5 http://[") + kUplinkAddr6 + "]:8080/whoami");
+  EXPECT_EQ(v6.out, "container") << v6.err;
+
+  auto check = plugin(GATEWAY_PORTMAP_PATH, "CHECK", portmapConfig(prev));
+  EXPECT_TRUE(check.ok()) << check.out << check.err;
+  auto del = plugin(GATEWAY_PORTMAP_PATH, "DEL", portmapConfig(prev));
+  ASSERT_TRUE(del.ok()) << del.out << del.err;
+  EXPECT_TRUE(gwctlJson({"list"}).empty());
+  auto bridgeDel = plugin(std::string(kCniPath) + "/bridge", "DEL", bridgeConfig(true));
   EXPECT_TRUE(bridgeDel.ok()) << bridgeDel.out << bridgeDel.err;
 }
 

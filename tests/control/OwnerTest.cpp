@@ -26,6 +26,13 @@ TEST_F(OwnerTest, AnOwnersRulesSurviveARestartAndGoTogether) {
     return n;
   };
   EXPECT_EQ(owned(), 2u);
+  auto filtered = gwctlJson({"list", "--owner", owner});
+  ASSERT_EQ(filtered.size(), 2u) << filtered.dump();
+  EXPECT_EQ(filtered[0].value("owner", ""), owner);
+  auto table = gwctl({"list", "--owner", owner});
+  EXPECT_EQ(table.out.find(":6002"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(":6001"), std::string::npos) << table.out;
+  EXPECT_EQ(gwctl({"list", "--owner", "not ok"}).status, 2);
   ASSERT_EQ(restartDaemon(15), 0);
   EXPECT_EQ(owned(), 2u) << "the state keeps the owner";
 
