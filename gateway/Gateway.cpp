@@ -86,6 +86,13 @@ Result<std::unique_ptr<Gateway>> Gateway::start(const GatewayConfig& config) {
   }
   gw->uplinkAddr_ = addrs->front().prefix.addr;
   gw->uplinkAddr6_ = firstGlobal6(gw->host_, uplink->index);
+  // Opened before the addresses are read into the maps: a change in between is not lost.
+  if (auto watch = AddressWatch::open(); watch) {
+    gw->addressWatch_ = std::move(*watch);
+  } else {
+    log::warn("address changes not followed (the host's addresses are read at start and at "
+              "ns add/del only): ", watch.error().str());
+  }
   if (auto r = gw->startDatapath(); !r) {
     if (config.datapath == DatapathPolicy::Ebpf) {
       return unavailable("the eBPF data path did not load (--datapath ebpf): " + r.error().str());
@@ -118,6 +125,46 @@ Status Gateway::reconcile() {
   masquerades_.reconcile();
   exposes_.reconcile();
   return namespaces_.syncLocalAddresses();
+}
+
+void Gateway::tick() {
+  if (addressWatch_ && addressWatch_->changed()) {
+    followAddresses();
+  }
+}
+
+void Gateway::followAddresses() {
+  if (auto r = namespaces_.syncLocalAddresses(); !r) {
+    log::warn("the gateway host's addresses changed; local address map not updated: ",
+              r.error().str());
+  }
+  if (dp_ == nullptr) {
+    return;
+  }
+  if (auto addrs = listAddresses(host_, AF_INET, uplinkIndex_); addrs && !addrs->empty() &&
+                                                               addrs->front().prefix.addr !=
+                                                                   uplinkAddr_) {
+    IpAddress now = addrs->front().prefix.addr;
+    if (auto r = dp_->setUplinkAddress(now); !r) {
+      log::warn("uplink address ", now.str(), " not set in the data path: ", r.error().str());
+    } else if (auto h = dp_->setHairpinAddress(now); !h) {
+      log::warn("hairpin address ", now.str(), " not set: ", h.error().str());
+    } else {
+      log::info("uplink ", config_.uplink, " address ", uplinkAddr_.str(), " -> ", now.str(),
+                ": masquerade and hairpin follow");
+      uplinkAddr_ = now;
+    }
+  }
+  if (IpAddress now6 = firstGlobal6(host_, uplinkIndex_); now6 != uplinkAddr6_) {
+    if (auto r = dp_->setUplinkAddress6(now6); !r) {
+      log::warn("uplink IPv6 address not set in the data path: ", r.error().str());
+    } else {
+      log::info("uplink ", config_.uplink, " IPv6 address ",
+                uplinkAddr6_.isV6() ? uplinkAddr6_.str() : std::string("(none)"), " -> ",
+                now6.isV6() ? now6.str() : std::string("(none)"));
+      uplinkAddr6_ = now6;
+    }
+  }
 }
 
 Status Gateway::recordHost() {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "gateway/services/MasqueradeService.h"
 #include "gateway/services/MetricsService.h"
 #include "gateway/services/NamespaceService.h"
+#include "netns/Address.h"
 #include "netns/Netlink.h"
 
 namespace gw {
@@ -80,6 +82,8 @@ public:
     proxy_.releaseListeners();
   }
   size_t proxiedConnections() { return proxy_.activeConnections().value_or(0); }
+  // Between requests, at least once a second: the host's addresses followed when they change.
+  void tick();
 
 private:
   Gateway(GatewayConfig config, Netlink host);
@@ -93,6 +97,9 @@ private:
   Status teardownAll();
   api::StatusInfo status();
   void addRoutes();
+  // An address of the gateway host came or went: the local-address maps and the uplink's
+  // addresses in the data path follow.
+  void followAddresses();
 
   GatewayConfig config_;
   Netlink host_;
@@ -101,6 +108,7 @@ private:
   int uplinkIndex_ = 0;
   IpAddress uplinkAddr_;
   IpAddress uplinkAddr6_; // the first global IPv6 address; unset: none
+  std::optional<AddressWatch> addressWatch_;
   std::unique_ptr<Datapath> dp_;
   DatapathRef datapath_;
   HostTopology topology_;

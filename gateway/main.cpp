@@ -354,7 +354,7 @@ int main(int argc, char** argv) {
   gw::Result<int> stopped;
   bool handedOver = false;
   while (true) {
-    stopped = server->serve(handler, [] {}, std::chrono::seconds(1));
+    stopped = server->serve(handler, [&] { (*gateway)->tick(); }, std::chrono::seconds(1));
     if (!stopped) {
       break;
     }

@@ -5,6 +5,8 @@
 #include <linux/if_addr.h>
 #include <linux/rtnetlink.h>
 
+#include <array>
+#include <cerrno>
 #include <optional>
 
 #include "netns/NlAttr.h"
@@ -92,6 +94,47 @@ Result<std::vector<AddressInfo>> listAddresses(Netlink& nl, int family, int ifin
     return std::unexpected(ok.error());
   }
   return out;
+}
+
+} // namespace gw
+
+namespace gw {
+
+Result<AddressWatch> AddressWatch::open() {
+  UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!fd) {
+    return sysError("open NETLINK_ROUTE socket for address changes");
+  }
+  sockaddr_nl local{};
+  local.nl_family = AF_NETLINK;
+  local.nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0) {
+    return sysError("bind netlink socket to the address groups");
+  }
+  return AddressWatch(std::move(fd));
+}
+
+bool AddressWatch::changed() {
+  bool any = false;
+  std::array<char, 8192> buffer{};
+  while (true) {
+    ssize_t n = ::recv(fd_.get(), buffer.data(), buffer.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      // ENOBUFS: notifications were lost; what they said is read again by the caller.
+      return any || errno == ENOBUFS;
+    }
+    if (n == 0) {
+      return any;
+    }
+    int left = static_cast<int>(n);
+    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buffer.data()); mnl_nlmsg_ok(nlh, left);
+         nlh = mnl_nlmsg_next(nlh, &left)) {
+      any = any || nlh->nlmsg_type == RTM_NEWADDR || nlh->nlmsg_type == RTM_DELADDR;
+    }
+  }
 }
 
 } // namespace gw

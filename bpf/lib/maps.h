@@ -279,23 +279,33 @@ static __always_inline bool gw_is_local(__u8 family, const union gw_addr *addr)
  * "any local address" entry (daddr 0) when daddr is ours. Packets (tc) and sockets of the
  * gateway host (sock.h) look exposes up here alike.
  */
-static __always_inline struct gw_expose_value *expose_lookup(__u8 family,
-							     const union gw_addr *daddr,
-							     __be16 dport, __u8 proto)
+/* The rule for exactly this address (a loopback rule: only the host itself asks for it). */
+static __always_inline struct gw_expose_value *expose_lookup_exact(__u8 family,
+								   const union gw_addr *daddr,
+								   __be16 dport, __u8 proto)
 {
 	struct gw_expose_key k;
-	struct gw_expose_value *v;
 
 	__builtin_memset(&k, 0, sizeof(k));
 	k.daddr = *daddr;
 	k.dport = dport;
 	k.proto = proto;
 	k.family = family;
-	v = bpf_map_lookup_elem(&gw_expose_v4, &k);
+	return bpf_map_lookup_elem(&gw_expose_v4, &k);
+}
+
+static __always_inline struct gw_expose_value *expose_lookup(__u8 family,
+							     const union gw_addr *daddr,
+							     __be16 dport, __u8 proto)
+{
+	struct gw_expose_value *v;
+	union gw_addr any;
+
+	v = expose_lookup_exact(family, daddr, dport, proto);
 	if (v || !gw_is_local(family, daddr))
 		return v;
-	__builtin_memset(&k.daddr, 0, sizeof(k.daddr));
-	return bpf_map_lookup_elem(&gw_expose_v4, &k);
+	__builtin_memset(&any, 0, sizeof(any));
+	return expose_lookup_exact(family, &any, dport, proto);
 }
 
 static __always_inline struct gw_endpoint_value *gw_endpoint_get(__u8 family,

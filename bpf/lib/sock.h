@@ -25,15 +25,22 @@ static __always_inline int sock_redirect(struct bpf_sock_addr *ctx, bool count_c
 	proto = ctx->protocol;
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return 1;
-	/* only this host's destinations: its addresses, and loopback for the uplink address */
+	/*
+	 * Only this host's destinations: its addresses, and loopback: a rule on that loopback
+	 * address (a runtime's -p 127.0.0.1:PORT), else what the uplink address answers.
+	 */
+	gw_addr_v4(&daddr, ctx->user_ip4);
 	if ((bpf_ntohl(ctx->user_ip4) & GW_LOOPBACK_MASK) == GW_LOOPBACK_NET) {
-		gw_addr_v4(&daddr, cfg->uplink_addr.v4);
+		v = expose_lookup_exact(GW_AF_INET, &daddr, (__be16)ctx->user_port, proto);
+		if (!v) {
+			gw_addr_v4(&daddr, cfg->uplink_addr.v4);
+			v = expose_lookup(GW_AF_INET, &daddr, (__be16)ctx->user_port, proto);
+		}
 	} else {
-		gw_addr_v4(&daddr, ctx->user_ip4);
 		if (!gw_is_local(GW_AF_INET, &daddr))
 			return 1;
+		v = expose_lookup(GW_AF_INET, &daddr, (__be16)ctx->user_port, proto);
 	}
-	v = expose_lookup(GW_AF_INET, &daddr, (__be16)ctx->user_port, proto);
 	if (!v)
 		return 1;
 	orig = bpf_sk_storage_get(&gw_sock_orig_v4, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
@@ -117,15 +124,19 @@ static __always_inline int sock_redirect6(struct bpf_sock_addr *ctx, bool count_
 		return 1;
 	sock_user_ip6(ctx, &asked);
 	if (gw_addr_is_loopback6(&asked)) {
-		daddr = cfg6->uplink_addr;
-		if (gw_addr_is_zero(&daddr))
-			return 1;
+		/* a rule on [::1] itself, else what the uplink's IPv6 address answers */
+		v = expose_lookup_exact(GW_AF_INET6, &asked, (__be16)ctx->user_port, proto);
+		if (!v) {
+			daddr = cfg6->uplink_addr;
+			if (gw_addr_is_zero(&daddr))
+				return 1;
+			v = expose_lookup(GW_AF_INET6, &daddr, (__be16)ctx->user_port, proto);
+		}
 	} else {
-		daddr = asked;
-		if (!gw_is_local(GW_AF_INET6, &daddr))
+		if (!gw_is_local(GW_AF_INET6, &asked))
 			return 1;
+		v = expose_lookup(GW_AF_INET6, &asked, (__be16)ctx->user_port, proto);
 	}
-	v = expose_lookup(GW_AF_INET6, &daddr, (__be16)ctx->user_port, proto);
 	if (!v)
 		return 1;
 	orig = bpf_sk_storage_get(&gw_sock_orig_v6, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);

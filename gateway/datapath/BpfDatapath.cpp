@@ -84,6 +84,15 @@ Status BpfDatapath::setUplinkAddress6(const IpAddress& addr) {
   return rules_->setUplinkAddress6(addr);
 }
 
+Status BpfDatapath::setUplinkAddress(const IpAddress& addr) {
+  std::lock_guard lock(mu_);
+  int ifindex = attachments_->uplinkIfindex();
+  if (ifindex == 0) {
+    return fail("no uplink attached");
+  }
+  return rules_->setUplink(ifindex, addr, config_.fibRedirect);
+}
+
 Result<std::pair<IpAddress, IpAddress>> BpfDatapath::config6() const {
   std::lock_guard lock(mu_);
   auto c = rules_->config6();

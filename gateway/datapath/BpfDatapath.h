@@ -44,6 +44,7 @@ public:
   // gw_config. Calling it again (or after a restart) replaces the programs in place.
   Status attachUplink(int ifindex, const IpAddress& uplinkAddr) override;
   Status setUplinkAddress6(const IpAddress& addr) override;
+  Status setUplinkAddress(const IpAddress& addr) override;
   Status detachUplink();
   // The XDP mode the uplink actually got (Auto resolves to Native or Off).
   XdpMode uplinkXdpMode() const override;

@@ -136,6 +136,8 @@ public:
   // IPv6 exposes on any address answer besides gw_local_v6. Unset (family 0): none, so IPv6
   // masquerade has no source.
   virtual Status setUplinkAddress6(const IpAddress& addr) = 0;
+  // The uplink's IPv4 address changed (gw_config.uplink_addr: the masquerade source).
+  virtual Status setUplinkAddress(const IpAddress& addr) = 0;
   // The XDP mode the uplink actually got (Auto resolves to Native or Off).
   virtual XdpMode uplinkXdpMode() const = 0;
   // Whether maps were adopted from pins of an earlier run.

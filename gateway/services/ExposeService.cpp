@@ -268,6 +268,14 @@ Status ExposeService::checkPortFree(const ExposeRecord& candidate) {
     if (!used) {
       return std::unexpected(used.error());
     }
+    if (*used && candidate.owner) {
+      // A runtime reserves its published ports itself (Podman's conmon holds a socket on
+      // each while the container lives, and asks again at `network reload`): the socket is
+      // the owner's, not a server the rule would hide.
+      log::info("host port ", port, "/", protoName(proto), " of ", candidate.owner->text,
+                " is held by a local socket (the runtime's reservation): published over it");
+      continue;
+    }
     if (*used) {
       return conflict("host port " + std::to_string(port) + "/" +
                       std::string(protoName(proto)) +

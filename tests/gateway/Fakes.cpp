@@ -28,6 +28,10 @@ Status FakeDatapath::setUplinkAddress6(const IpAddress& addr) {
   return {};
 }
 
+Status FakeDatapath::setUplinkAddress(const IpAddress&) {
+  return {};
+}
+
 Status FakeDatapath::attachEndpoint(int ifindex) {
   endpointPrograms_.insert(ifindex);
   return {};

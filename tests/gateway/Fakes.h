@@ -34,6 +34,7 @@ class FakeDatapath final : public Datapath {
  public:
   Status attachUplink(int ifindex, const IpAddress& uplinkAddr) override;
   Status setUplinkAddress6(const IpAddress& addr) override;
+  Status setUplinkAddress(const IpAddress& addr) override;
   XdpMode uplinkXdpMode() const override { return XdpMode::Off; }
   bool adopted() const override { return adopted_; }
   Status attachEndpoint(int ifindex) override;
