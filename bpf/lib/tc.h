@@ -327,7 +327,36 @@ static __always_inline int tc_to_mapping(struct __sk_buff *skb, const struct gw_
 }
 
 /*
- * A new connection to an exposed port: DNAT, plus SNAT to hairpin_addr when it loops back.
+ * Whether `target` is reached back through the link the packet came in on: a client and its
+ * target behind one bridge (containers a CNI bridge plugin wired, the program on the bridge
+ * device), whose replies would go port to port and never cross a program. A global function:
+ * the FIB lookup's 64 bytes get their own stack frame.
+ */
+__noinline int tc_target_behind_ingress(struct __sk_buff *skb, const struct gw_pkt *p,
+					const union gw_addr *target)
+{
+	struct bpf_fib_lookup fib = {};
+	long ret;
+
+	if (!skb || !p || !target)
+		return 0;
+	if (p->family == GW_AF_INET6) {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_dst, target, 16);
+	} else {
+		fib.family = AF_INET;
+		fib.ipv4_dst = target->v4;
+	}
+	fib.ifindex = gw_ctx_u32(skb, ifindex);
+	ret = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (ret != BPF_FIB_LKUP_RET_SUCCESS && ret != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return 0;
+	return fib.ifindex == gw_ctx_u32(skb, ifindex);
+}
+
+/*
+ * A new connection to an exposed port: DNAT, plus SNAT to hairpin_addr when it loops back
+ * (to the client itself, or to a target behind the link it came in on).
  * Runs at ingress hooks only (uplink, namespace links).
  */
 static __always_inline int tc_expose(struct __sk_buff *skb, const struct gw_pkt *p,
@@ -346,7 +375,8 @@ static __always_inline int tc_expose(struct __sk_buff *skb, const struct gw_pkt 
 	xlat = *key;
 	xlat.daddr = v->target_addr;
 	xlat.dport = v->target_port;
-	if (hook->hairpin && gw_addr_eq(&v->target_addr, &p->saddr)) {
+	if (hook->hairpin && (gw_addr_eq(&v->target_addr, &p->saddr) ||
+			      tc_target_behind_ingress(skb, p, &xlat.daddr))) {
 		if (!tc_hairpin_source(p->family, cfg, &xlat.saddr))
 			return tc_drop(GW_REASON_DROP_CT_INSERT, v->rule_id);
 		return tc_ct_open(skb, p, key, &xlat, GW_NAT_DNAT | GW_NAT_SNAT, v->rule_id,
