@@ -157,6 +157,7 @@ protected:
     if (r.ok()) {
       auto key = podman({"inspect", "--format", "{{.NetworkSettings.SandboxKey}}", id});
       sandbox_ = trimmed(key.out);
+      EXPECT_TRUE(sandbox_.starts_with("/run/netns/")) << "SandboxKey " << key.out << key.err;
     }
     return r.ok() ? id : "";
   }
@@ -341,7 +342,8 @@ TEST_F(CniPodmanTest, RunPublishesThePortsRmTakesThemAway) {
   EXPECT_NE(shIn(ext(), "curl -s -m2 " + uplink + ":8080/whoami").out, kPage);
   auto ps = podman({"ps", "-a", "-q"});
   EXPECT_TRUE(ps.ok() && trimmed(ps.out).empty()) << ps.out << ps.err;
-  EXPECT_TRUE(nodeSockets().find("conmon") == std::string::npos) << nodeSockets();
+  EXPECT_TRUE(waitFor([&] { return nodeSockets().find("conmon") == std::string::npos; }))
+      << "conmon still holds ports:\n" << nodeSockets();
 
   // What `podman rm` leaves is Podman's; the rest must be gone already.
   EXPECT_TRUE(waitFor([&] { return ourProcesses().empty(); }))
