@@ -157,6 +157,7 @@ class Bench:
         self.seq = 0
         self.installed = 0
         self.servers = {}  # node kind -> (cid, netns path, prevResult, address)
+        self.extra = {}  # mappings beside the containers' (the flows phase's)
         self.records = {"probes": [], "background": [], "conn": [], "checks": []}
 
     # ---------------------------------------------------------------- configs
@@ -249,6 +250,7 @@ class Bench:
         return sum(1 for line in r.stdout.splitlines() if line.startswith("-A CNI-HOSTPORT-DNAT"))
 
     def expect_count(self, node, want, when):
+        want += self.extra.get(node.kind, 0)
         got = self.count(node)
         self.records["checks"].append({"node": node.kind, "when": when, "want": want,
                                        "got": got})
@@ -280,10 +282,10 @@ class Bench:
         for node in self.nodes:
             self.expect_count(node, n, f"after growing to {n}")
 
-    def probe(self, node, size, k):
-        ns, cid = self.new_container(f"probe-{node.kind}-{size}-{k}")
+    def probe(self, node, size, k, phase="clean"):
+        ns, cid = self.new_container(f"probe-{node.kind}-{size}-{k}-{phase}")
         path = f"/run/netns/{ns}"
-        rec = {"node": node.kind, "size": size, "k": k}
+        rec = {"node": node.kind, "size": size, "k": k, "phase": phase}
         try:
             b = self.bridge(node, "ADD", cid, path)
             rec["bridge_add_ms"] = b["ms"]
@@ -291,25 +293,25 @@ class Bench:
             maps = mapping(PROBE_PORT + k)
             rec["add_ms"] = self.port(node, "ADD", cid, path, prev, maps)["ms"]
             if k == 0:
-                self.expect_count(node, size + 1, f"size {size}, after a probe's ADD")
+                self.expect_count(node, size + 1, f"size {size} ({phase}), after a probe's ADD")
             rec["del_ms"] = self.port(node, "DEL", cid, path, prev, maps)["ms"]
             if k == 0:
-                self.expect_count(node, size, f"size {size}, after a probe's DEL")
+                self.expect_count(node, size, f"size {size} ({phase}), after a probe's DEL")
             rec["bridge_del_ms"] = self.bridge(node, "DEL", cid, path)["ms"]
         finally:
             L.run(["ip", "netns", "del", ns], check=False)
         self.records["probes"].append(rec)
         return rec
 
-    def probes(self, size):
-        for k in range(self.a.probes):
+    def probes(self, size, count, phase="clean"):
+        for k in range(count):
             order = self.nodes if k % 2 == 0 else list(reversed(self.nodes))
             for node in order:
-                self.probe(node, size, k)
+                self.probe(node, size, k, phase)
         for node in self.nodes:
             rs = [r for r in self.records["probes"] if r["node"] == node.kind and
-                  r["size"] == size]
-            L.log(f"  {node.kind} @ {size}: ADD {L.median([r['add_ms'] for r in rs]):.1f} ms, "
+                  r["size"] == size and r["phase"] == phase]
+            L.log(f"  {node.kind} @ {size} ({phase}): ADD {L.median([r['add_ms'] for r in rs]):.1f} ms, "
                   f"DEL {L.median([r['del_ms'] for r in rs]):.1f} ms")
 
     def reachable(self, node):
@@ -346,6 +348,43 @@ class Bench:
             for setup in setups[rep % 3:] + setups[:rep % 3]:
                 self.conn_run(setup, size, rep)
 
+    def flows(self):
+        """Entries in each node's connection tracking: gatewayd's BPF table, the kernel's."""
+        out = {}
+        r = self.gwctl("-j", "stats", check=False)
+        try:
+            out["gateway"] = int(json.loads(r.stdout)["conntrack"]["entries"])
+        except (ValueError, KeyError, TypeError):
+            out["gateway"] = None
+        r = L.run(L.nsx(self.pm.topo.gwh, "cat", "/proc/sys/net/netfilter/nf_conntrack_count"),
+                  check=False)
+        out["portmap"] = int(r.stdout) if r.stdout.strip().isdigit() else None
+        return out
+
+    def flows_phase(self, size, count):
+        """Probes again while the connection tables hold a wrk run's flows: gatewayd's DEL
+        flushes the flows of the rules it removes, which walks its whole table. The flows
+        come through a mapping that stays while the probes run (the conn/s runs' own
+        mappings took their flows along at their DEL)."""
+        cid, netns, prev, addr = self.servers["portmap"]
+        gcid, gnetns, gprev, gaddr = self.servers["gateway"]
+        self.gwctl("expose", str(CONN_PORT), f"{gaddr}:{SERVER_PORT}", "--mode", "ebpf")
+        self.port(self.pm, "ADD", cid, netns, prev, mapping(CONN_PORT))
+        self.extra["portmap"] = 1
+        try:
+            for node in self.nodes:
+                if not L.wait_until(lambda: self.reachable(node), 5, 0.1):
+                    raise RuntimeError(f"{node.kind} node: the flows' mapping is not reachable")
+                L.wrk(node.topo, L.UPLINK_ADDR, CONN_PORT, self.a.duration, self.a.conns,
+                      close=True, client_ns=node.topo.ext)
+            self.records["flows"] = self.flows()
+            L.log(f"  flows in the tables: {self.records['flows']}")
+            self.probes(size, count, "flows")
+        finally:
+            self.gwctl("unexpose", str(CONN_PORT), check=False)
+            self.port(self.pm, "DEL", cid, netns, prev, mapping(CONN_PORT), check=False)
+            self.extra.clear()
+
     # ---------------------------------------------------------------- cleanup
 
     def cleanup(self):
@@ -369,27 +408,34 @@ class Bench:
 # ---------------------------------------------------------------- output
 
 
+def probe_stats(rec, size, phase):
+    e = {}
+    for kind in ("gateway", "portmap"):
+        rs = [r for r in rec["probes"] if r["node"] == kind and r["size"] == size
+              and "del_ms" in r and r["phase"] == phase]
+        if not rs:
+            continue
+        both = [r["add_ms"] + r["del_ms"] for r in rs]
+        e[kind] = {f"{what}_{p}": pct([r[f"{what}_ms"] for r in rs], q)
+                   for what in ("add", "del", "bridge_add", "bridge_del")
+                   for p, q in (("p50", 50), ("p90", 90))}
+        e[kind]["add_del_p50"] = pct(both, 50)
+        e[kind]["add_del_p90"] = pct(both, 90)
+        e[kind]["probes"] = len(rs)
+    return e
+
+
 def summarize(a, rec, floor_ms):
     s = {"sizes": {}, "conn": {}, "background": {}}
     for size in a.sizes:
-        e = {}
-        for kind in ("gateway", "portmap"):
-            rs = [r for r in rec["probes"] if r["node"] == kind and r["size"] == size
-                  and "del_ms" in r]
-            if not rs:
-                continue
-            both = [r["add_ms"] + r["del_ms"] for r in rs]
-            e[kind] = {f"{what}_{p}": pct([r[f"{what}_ms"] for r in rs], q)
-                       for what in ("add", "del", "bridge_add", "bridge_del")
-                       for p, q in (("p50", 50), ("p90", 90))}
-            e[kind]["add_del_p50"] = pct(both, 50)
-            e[kind]["add_del_p90"] = pct(both, 90)
-            e[kind]["probes"] = len(rs)
-        s["sizes"][str(size)] = e
+        s["sizes"][str(size)] = probe_stats(rec, size, "clean")
+    s["flows"] = {"entries": rec.get("flows"), "size": a.sizes[-1],
+                  "probes": probe_stats(rec, a.sizes[-1], "flows")}
     for b in rec["background"]:
         s["background"].setdefault(b["node"], []).append(
             {"from": b["from"], "to": b["to"], "seconds": b["seconds"],
              "add_ms_p50": pct(b["add_ms"], 50),
+             "add_ms_first10": L.median(b["add_ms"][:max(1, len(b["add_ms"]) // 10)]),
              "add_ms_last10": L.median(b["add_ms"][-max(1, len(b["add_ms"]) // 10):])})
     for size in a.conn_sizes:
         e = {}
@@ -426,6 +472,11 @@ def targets(a, s):
             r = last["add_del_p50"] / first["add_del_p50"]
             fig = (f"{first['add_del_p50']:.1f} ms at {int(sizes[0]):,} → "
                    f"{last['add_del_p50']:.1f} ms at {int(sizes[-1]):,} (×{r:.2f})")
+            bg = s["background"].get(kind, [])
+            if bg:
+                fig += (f"; background ADDs {ms(bg[0]['add_ms_first10'])} ms (first 10% of "
+                        f"{bg[0]['from']:,}→{bg[0]['to']:,}) → {ms(bg[-1]['add_ms_last10'])} ms "
+                        f"(last 10% of {bg[-1]['from']:,}→{bg[-1]['to']:,})")
             if kind == "gateway":
                 rows.append((f"{label} ADD+DEL flat in the number of containers (≤ ×"
                              f"{FLAT_FACTOR} from the smallest to the largest size)", fig,
@@ -467,10 +518,16 @@ def render(a, s, rec, started, took, command):
           "| N | gateway-portmap ADD | DEL | ADD+DEL | portmap ADD | DEL | ADD+DEL | "
           "portmap / ours |",
           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for n in a.sizes:
-        e = s["sizes"].get(str(n), {})
+    rows = [(f"{n:,}", s["sizes"].get(str(n), {})) for n in a.sizes]
+    fl = s["flows"]
+    if fl["probes"]:
+        ent = fl["entries"] or {}
+        rows.append((f"{fl['size']:,} + a wrk run's flows ({L.fmt(ent.get('gateway'))} in "
+                     f"gatewayd's table, {L.fmt(ent.get('portmap'))} in the kernel's)",
+                     fl["probes"]))
+    for label, e in rows:
         g, p = e.get("gateway"), e.get("portmap")
-        cells = [f"{n:,}"]
+        cells = [label]
         for x in (g, p):
             if not x:
                 cells += ["—"] * 3
@@ -588,9 +645,11 @@ def main():
         for n in a.sizes:
             L.log(f"size {n}")
             b.grow(n)
-            b.probes(n)
+            b.probes(n, a.probes)
             if n in a.conn_sizes:
                 b.conns(n)
+                if n == a.sizes[-1]:
+                    b.flows_phase(n, max(3, a.probes // 2))
     except (RuntimeError, subprocess.TimeoutExpired) as e:
         failure = str(e)
         L.log(f"failed: {failure}")
