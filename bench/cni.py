@@ -662,14 +662,18 @@ def main():
         b.cleanup()
         subprocess.run(["rm", "-rf", work])
     took = time.monotonic() - t0
+    os.makedirs(a.out, exist_ok=True)
+    stamp = started.strftime("%Y-%m-%d-%H%M%S")
+    base = os.path.join(a.out, f"cni-{stamp}{'-quick' if q else ''}")
+    with open(base + ".json", "w") as f:  # first: the raw figures survive a bug below
+        json.dump({"date": started.isoformat(timespec="seconds"), "command": command,
+                   "machine": L.machine_info(), "parameters": vars(a), "runs": b.records,
+                   "failure": failure}, f, indent=1, sort_keys=True)
     s = summarize(a, b.records, getattr(b, "floor_ms", None))
     text = render(a, s, b.records, started, took, command)
     if failure:
         text += f"\n**The run failed**: {failure}\n"
     print(text)
-    os.makedirs(a.out, exist_ok=True)
-    stamp = started.strftime("%Y-%m-%d-%H%M%S")
-    base = os.path.join(a.out, f"cni-{stamp}{'-quick' if q else ''}")
     with open(base + ".md", "w") as f:
         f.write(text)
     with open(base + ".json", "w") as f:
