@@ -535,8 +535,9 @@ def render(a, s, rec, started, took, command, info, busy):
     fl = s["flows"]
     if fl["probes"]:
         ent = fl["entries"] or {}
-        rows.append((f"{fl['size']:,} + a wrk run's flows ({L.fmt(ent.get('gateway'))} in "
-                     f"gatewayd's table, {L.fmt(ent.get('portmap'))} in the kernel's)",
+        rows.append((f"{fl['size']:,} + a wrk run's flows ({L.fmt(ent.get('gateway'))} entries "
+                     f"in gatewayd's table, two a flow; {L.fmt(ent.get('portmap'))} connections "
+                     "in the kernel's)",
                      fl["probes"]))
     for label, e in rows:
         g, p = e.get("gateway"), e.get("portmap")
