@@ -639,14 +639,6 @@ def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--driver":
         driver_main()
         return
-    if len(sys.argv) == 3 and sys.argv[1] == "--render":
-        # The tables again from a run's JSON (e.g. after a change to how they are computed).
-        path = sys.argv[2]
-        with open(path) as f:
-            doc = json.load(f)
-        doc.pop("summary", None)
-        publish(doc, path.removesuffix(".json"), "quick" not in path and not doc.get("failure"))
-        return
     p = argparse.ArgumentParser(description="CNI ADD/DEL latency and conn/s: gateway-portmap vs "
                                 "portmap")
     p.add_argument("--quick", action="store_true",
@@ -663,6 +655,14 @@ def main():
     p.add_argument("--render", metavar="RUN.json",
                    help="only write the tables again from a run's raw figures (alone)")
     a = p.parse_args()
+    if a.render:
+        # The tables again from a run's JSON (e.g. after a change to how they are computed).
+        with open(a.render) as f:
+            doc = json.load(f)
+        doc.pop("summary", None)
+        publish(doc, a.render.removesuffix(".json"),
+                not a.no_copy and "quick" not in a.render and not doc.get("failure"))
+        return
     q = a.quick
     a.sizes = [int(x) for x in (a.sizes or ("0,10" if q else "0,100,1000")).split(",") if x]
     a.probes = a.probes or (5 if q else 20)
