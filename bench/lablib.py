@@ -19,7 +19,9 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NS_RE = re.compile(r"^gwb(\d+)(x|g|s1|s2)$")
+# lab.py/scale.py: x g s1 s2; cni.py also: px pg (the portmap node), d (a dummy sandbox), cN
+# (containers).
+NS_RE = re.compile(r"^gwb(\d+)(x|g|s1|s2|px|pg|d|c\d+)$")
 CLIENT_CPU = "0"  # load generators
 SERVER_CPU = "1"  # servers; on a 2-vCPU machine the NAT path runs in softirq wherever it lands
 
@@ -169,7 +171,7 @@ def pid_is_lab(pid):
             cmdline = f.read().decode(errors="replace")
     except OSError:
         return False
-    return "lab.py" in cmdline or "scale.py" in cmdline
+    return any(name in cmdline for name in ("lab.py", "scale.py", "cni.py"))
 
 
 def sweep_leftovers():
