@@ -70,6 +70,7 @@ public:
   Status addExpose(const ExposeEntry& entry) override;
   // Also deletes that rule's conntrack flows (both halves).
   Status deleteExpose(const ExposeKey& key, FlowsOfRule flows = FlowsOfRule::Remove) override;
+  Status deleteFlowsTo(const std::vector<ExposeKey>& keys) override;
   Result<std::vector<ExposeEntry>> listExposes() override;
 
   // outIfindex 0 = the uplink.
@@ -113,6 +114,7 @@ public:
 private:
   explicit BpfDatapath(DatapathConfig config);
   Status teardownLocked();
+  Status flushFlowsTo(const std::vector<ExposeKey>& keys); // under mu_
 
   DatapathConfig config_;
   // Declared before what borrows from it: destroyed last.

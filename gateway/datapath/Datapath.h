@@ -174,6 +174,9 @@ public:
   // Also deletes that rule's conntrack flows (both halves), unless `flows` keeps them (they
   // then go on reaching the old target until they expire). Absent: an ENOENT error.
   virtual Status deleteExpose(const ExposeKey& key, FlowsOfRule flows = FlowsOfRule::Remove) = 0;
+  // The DNAT flows whose first packet was addressed to any of these ports, in one walk of the
+  // conntrack table (a range rule's or a container's ports together: one walk, not one each).
+  virtual Status deleteFlowsTo(const std::vector<ExposeKey>& keys) = 0;
 
   // An IPv4 or IPv6 prefix (both families share the LPM map). outIfindex 0 = the uplink.
   // endpointIndependent: RFC 4787 endpoint-independent filtering for these sources' mappings.

@@ -446,15 +446,25 @@ void ExposeService::removeListeners(const ExposeRecord& e, bool drain) {
   }
 }
 
-Status ExposeService::unapply(const ExposeRecord& e, FlowsOfRule flows) {
+Status ExposeService::unapply(const ExposeRecord& e, FlowsOfRule flows,
+                              std::vector<ExposeKey>* flowsGone) {
   removeListeners(e, true);
   Datapath* dp = ctx_.datapath.dp;
   if (dp == nullptr) {
     return {};
   }
+  std::vector<ExposeKey> keys;
   for (const auto& entry : entriesOf(e)) {
-    auto r = dp->deleteExpose(entry.key(), flows);
+    auto r = dp->deleteExpose(entry.key(), FlowsOfRule::Keep);
     if (!r && r.error().code != ENOENT) {
+      return r;
+    }
+    keys.push_back(entry.key());
+  }
+  if (flows == FlowsOfRule::Remove && flowsGone != nullptr) {
+    flowsGone->insert(flowsGone->end(), keys.begin(), keys.end());
+  } else if (flows == FlowsOfRule::Remove) {
+    if (auto r = dp->deleteFlowsTo(keys); !r) {
       return r;
     }
   }
@@ -469,6 +479,14 @@ Status ExposeService::unapply(const ExposeRecord& e, FlowsOfRule flows) {
     }
   }
   return {};
+}
+
+Status ExposeService::deleteFlowsTo(const std::vector<ExposeKey>& keys) {
+  Datapath* dp = ctx_.datapath.dp;
+  if (dp == nullptr || keys.empty()) {
+    return {};
+  }
+  return dp->deleteFlowsTo(keys);
 }
 
 Status ExposeService::mayPublish(const ExposeRecord& e, api::Caller caller) const {
@@ -776,11 +794,16 @@ Result<std::vector<api::ExposeAdded>> ExposeService::replaceOwner(
       }
     }
   };
+  std::vector<ExposeKey> flowsGone;
   for (size_t i = 0; i < old.size(); ++i) {
-    if (auto r = unapply(old[i], FlowsOfRule::Remove); !r) {
+    if (auto r = unapply(old[i], FlowsOfRule::Remove, &flowsGone); !r) {
       reapplyOld(i);
       return std::unexpected(r.error());
     }
+  }
+  if (auto r = deleteFlowsTo(flowsGone); !r) {
+    reapplyOld(old.size());
+    return std::unexpected(r.error());
   }
   std::erase_if(state.exposes, [&](const ExposeRecord& e) { return e.owner == owner; });
   size_t before = state.exposes.size();
@@ -835,11 +858,16 @@ Result<api::OwnerDeleted> ExposeService::removeOwner(const ExposeOwner& owner,
       }
     }
   };
+  std::vector<ExposeKey> flowsGone; // one walk of the conntrack table for all their ports
   for (size_t i = 0; i < gone.size(); ++i) {
-    if (auto r = unapply(gone[i], FlowsOfRule::Remove); !r) {
+    if (auto r = unapply(gone[i], FlowsOfRule::Remove, &flowsGone); !r) {
       restore(i);
       return std::unexpected(r.error());
     }
+  }
+  if (auto r = deleteFlowsTo(flowsGone); !r) {
+    restore(gone.size());
+    return std::unexpected(r.error());
   }
   std::erase_if(state.exposes, [&](const ExposeRecord& e) { return e.owner == owner; });
   if (auto r = ctx_.store.commit(state); !r) {

@@ -94,7 +94,11 @@ private:
   void removeListeners(const ExposeRecord& e, bool drain);
   // The proxy's listeners close and their connections drain; the data path's flows go too
   // unless `flows` keeps them.
-  Status unapply(const ExposeRecord& e, FlowsOfRule flows = FlowsOfRule::Remove);
+  // With `flowsGone`, the ports whose flows are to go are appended there, for the caller to
+  // delete many rules' flows in one walk of the conntrack table (deleteFlowsTo).
+  Status unapply(const ExposeRecord& e, FlowsOfRule flows = FlowsOfRule::Remove,
+                 std::vector<ExposeKey>* flowsGone = nullptr);
+  Status deleteFlowsTo(const std::vector<ExposeKey>& keys);
   // The expose map entries of `e` (one per port and family the eBPF path serves).
   std::vector<ExposeEntry> entriesOf(const ExposeRecord& e) const;
   // The API's view of these exposes, with their counters (from `known` if given).

@@ -127,6 +127,11 @@ Status FakeDatapath::deleteExpose(const ExposeKey& key, FlowsOfRule flows) {
   return {};
 }
 
+Status FakeDatapath::deleteFlowsTo(const std::vector<ExposeKey>& keys) {
+  flowsDeletedTo_.push_back(keys);
+  return {};
+}
+
 Status FakeDatapath::addMasquerade(const IpPrefix& source, int outIfindex,
                                    bool endpointIndependent) {
   if (failAddMasquerade_) {

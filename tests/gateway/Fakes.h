@@ -51,6 +51,7 @@ class FakeDatapath final : public Datapath {
   Result<std::vector<IpAddress>> listLocalAddresses() override;
   Status addExpose(const ExposeEntry& entry) override;
   Status deleteExpose(const ExposeKey& key, FlowsOfRule flows = FlowsOfRule::Remove) override;
+  Status deleteFlowsTo(const std::vector<ExposeKey>& keys) override;
   Result<std::vector<ExposeEntry>> listExposes() override;
   Status addMasquerade(const IpPrefix& source, int outIfindex,
                        bool endpointIndependent = false) override;
@@ -94,6 +95,7 @@ class FakeDatapath final : public Datapath {
   int addExposeCalls_ = 0;
   int deleteExposeCalls_ = 0;
   std::vector<FlowsOfRule> deleteExposeFlows_; // what each deleteExpose was told of its flows
+  std::vector<std::vector<ExposeKey>> flowsDeletedTo_; // each deleteFlowsTo's ports
   int flushCalls_ = 0;
   std::vector<FlowFilter> deleteFlowsCalls_;
 

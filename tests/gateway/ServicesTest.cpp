@@ -206,9 +206,13 @@ TEST_F(ExposeRules, UnexposeRemovesTheRulesFlowsUnlessKeepFlows) {
   ASSERT_TRUE(exposes_.remove(keep));
   EXPECT_EQ(dp_.deleteExposeFlows_,
             (std::vector<FlowsOfRule>{FlowsOfRule::Keep, FlowsOfRule::Keep}));
-  addExpose(expose("7000", "10.0.0.5:7000"));
-  ASSERT_TRUE(exposes_.remove(unexpose("7000")));
-  EXPECT_EQ(dp_.deleteExposeFlows_.back(), FlowsOfRule::Remove);
+  EXPECT_TRUE(dp_.flowsDeletedTo_.empty());
+  addExpose(expose("7000-7001", "10.0.0.5:7000-7001"));
+  ASSERT_TRUE(exposes_.remove(unexpose("7000-7001")));
+  // A range's ports in one walk of the conntrack table.
+  ASSERT_EQ(dp_.flowsDeletedTo_.size(), 1u);
+  EXPECT_EQ(dp_.flowsDeletedTo_.back(),
+            (std::vector<ExposeKey>{v4Key(kTcp, {}, 7000), v4Key(kTcp, {}, 7001)}));
 }
 
 api::ExposeRequest withOwner(api::ExposeRequest r, std::string_view owner) {
@@ -237,7 +241,9 @@ TEST_F(ExposeRules, AnOwnersRulesAreListedAndRemovedTogether) {
   ASSERT_TRUE(gone) << gone.error().str();
   EXPECT_EQ(gone->deleted, 2u);
   EXPECT_EQ(state_.exposes.size(), 2u);
-  EXPECT_EQ(dp_.deleteExposeFlows_.back(), FlowsOfRule::Remove);
+  ASSERT_EQ(dp_.flowsDeletedTo_.size(), 1u) << "one walk for the owner's rules";
+  EXPECT_EQ(dp_.flowsDeletedTo_.back(),
+            (std::vector<ExposeKey>{v4Key(kTcp, {}, 7000), v4Key(kUdp, {}, 7001)}));
   auto again = exposes_.removeOwner(a, api::Caller::Root);
   ASSERT_TRUE(again);
   EXPECT_EQ(again->deleted, 0u);
