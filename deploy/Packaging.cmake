@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # The .deb: `cpack -G DEB` in a build dir (after building it). Installs gatewayd (/usr/sbin),
 # gwctl (/usr/bin), the CNI plugin gateway-portmap (/usr/lib/cni, from cni/CMakeLists.txt),
+# its installer gateway-cni-setup (/usr/sbin; the Kubernetes DaemonSet's, deploy/kubernetes/),
 # the BPF objects (/usr/share/gateway/bpf, from bpf/CMakeLists.txt), the systemd unit,
 # /etc/gateway/gatewayd.conf as a conffile and bash completion for gwctl.
 # The service is not enabled or started on install: the uplink must be set in the config first.

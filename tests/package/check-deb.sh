@@ -31,6 +31,7 @@ has() { # has MODE_PREFIX PATH: the path is in the package, with a mode starting
 has -rwxr-xr-x usr/sbin/gatewayd
 has -rwxr-xr-x usr/bin/gwctl
 has -rwxr-xr-x usr/lib/cni/gateway-portmap
+has -rwxr-xr-x usr/sbin/gateway-cni-setup
 has -rw-r--r-- usr/lib/systemd/system/gatewayd.service
 has -rw-r--r-- etc/gateway/gatewayd.conf
 has -rw-r--r-- usr/share/bash-completion/completions/gwctl
@@ -55,7 +56,8 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 dpkg-deb -x "$deb" "$tmp/root"
-for bin in usr/sbin/gatewayd usr/bin/gwctl usr/lib/cni/gateway-portmap; do
+for bin in usr/sbin/gatewayd usr/bin/gwctl usr/lib/cni/gateway-portmap \
+  usr/sbin/gateway-cni-setup; do
   while read -r so; do
     pkg=$(dpkg -S "$so" 2>/dev/null | head -1 | cut -d: -f1) || true
     [ -n "$pkg" ] || continue
