@@ -26,7 +26,8 @@ GatewayResult<ExposeOwner> ownerOf(const Owner& o) {
       return fault(Fault::Rejected, "'" + *part + "': an empty attachment part or one with '/'");
     }
   }
-  auto owner = parseExposeOwner("cni/" + o.network + "/" + o.containerId + "/" + o.ifName);
+  auto owner = parseExposeOwner(std::string(ExposeOwner::kCniPrefix) + o.network + "/" +
+                                o.containerId + "/" + o.ifName);
   if (!owner) {
     return fault(Fault::Rejected, owner.error().str());
   }

@@ -118,8 +118,17 @@ CniResult<std::string> stringField(const Json& j, const char* key, bool required
 }
 
 bool atLeast11(std::string_view version) { return version == "1.1.0"; }
+bool before04(std::string_view version) { return version.starts_with("0.3."); }
 
 } // namespace
+
+std::string supportedVersionsText() {
+  std::string out;
+  for (auto v : kSupportedVersions) {
+    out += (out.empty() ? "" : ", ") + std::string(v);
+  }
+  return out;
+}
 
 CniResult<Command> parseCommand(const EnvLookup& env) {
   auto text = nonEmpty(env, "CNI_COMMAND");
@@ -204,7 +213,12 @@ CniResult<Config> parseConfig(Command command, std::string_view stdinText) {
   c.cniVersion = *version;
   if (std::ranges::find(kSupportedVersions, c.cniVersion) == std::end(kSupportedVersions)) {
     return error(Code::IncompatibleVersion,
-                 "cniVersion '" + c.cniVersion + "' is not supported (0.4.0, 1.0.0, 1.1.0)");
+                 "cniVersion '" + c.cniVersion + "' is not supported (" +
+                     supportedVersionsText() + ")");
+  }
+  if (command == Command::Check && before04(c.cniVersion)) {
+    return error(Code::IncompatibleVersion,
+                 strformat("cniVersion {} has no CHECK (0.4.0 does)", c.cniVersion));
   }
   if ((command == Command::Status || command == Command::Gc) && !atLeast11(c.cniVersion)) {
     return error(Code::IncompatibleVersion,

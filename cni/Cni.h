@@ -23,7 +23,11 @@ namespace gw::cni {
 using Json = nlohmann::ordered_json;
 
 inline constexpr std::string_view kLatestVersion = "1.1.0";
-inline constexpr std::string_view kSupportedVersions[] = {"0.4.0", "1.0.0", "1.1.0"};
+// 0.3.x: flannel's and older runtimes' configs (no CHECK before 0.4.0).
+inline constexpr std::string_view kSupportedVersions[] = {"0.3.0", "0.3.1", "0.4.0", "1.0.0",
+                                                          "1.1.0"};
+// "0.3.0, 0.3.1, ...": for messages.
+std::string supportedVersionsText();
 inline constexpr const char* kDefaultSocket = "/run/gateway/gateway.sock";
 
 // The spec's well-known codes, then ours (100+).

@@ -251,7 +251,7 @@ Result<Conflist> parseConflist(const std::string& file, const std::string& text)
   }
   if (std::ranges::find(kSupportedVersions, list.cniVersion) == std::end(kSupportedVersions)) {
     return refuse(file, "cniVersion '" + list.cniVersion +
-                            "': gateway-portmap speaks 0.4.0, 1.0.0 and 1.1.0 (raise the "
+                            "': gateway-portmap speaks " + supportedVersionsText() + " (raise the "
                             "conflist's cniVersion where its plugins allow)");
   }
   auto plugins = j.find("plugins");

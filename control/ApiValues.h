@@ -81,6 +81,10 @@ struct ExposeOwner {
   std::string text;
   bool operator==(const ExposeOwner&) const = default;
   auto operator<=>(const ExposeOwner&) const = default;
+  // The CNI plugin's owners, "cni/NETWORK/CONTAINERID/IFNAME": attachments of network
+  // namespaces, which no reboot keeps (gatewayd drops them at its first start after one).
+  static constexpr std::string_view kCniPrefix = "cni/";
+  bool isCniAttachment() const { return text.starts_with(kCniPrefix); }
 };
 Result<ExposeOwner> parseExposeOwner(std::string_view text);
 

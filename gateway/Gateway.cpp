@@ -5,6 +5,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <set>
+
 #include "base/Failpoint.h"
 #include "base/Log.h"
 #include "control/Api.h"
@@ -20,6 +23,14 @@ namespace gw {
 namespace {
 
 using nlohmann::json;
+
+// This boot's id: a reboot changes it. "" when unreadable (nothing is then dropped).
+std::string currentBootId() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
 
 constexpr const char* kVersion = "0.1.0";
 
@@ -77,8 +88,15 @@ Result<std::unique_ptr<Gateway>> Gateway::start(const GatewayConfig& config) {
   }
   gw->uplinkIndex_ = uplink->index;
   gw->state_ = std::move(*state);
+  auto previous = loadHostRecord(config.stateDir); // before recordHost() replaces it
   if (auto r = gw->recordHost(); !r) {
     return std::unexpected(r.error());
+  }
+  if (previous && *previous && !(*previous)->bootId.empty() &&
+      (*previous)->bootId != currentBootId()) {
+    if (auto r = gw->dropAttachmentsOfEarlierBoot(); !r) {
+      return std::unexpected(r.error());
+    }
   }
   auto addrs = listAddresses(gw->host_, AF_INET, uplink->index);
   if (!addrs || addrs->empty()) {
@@ -172,8 +190,35 @@ Status Gateway::recordHost() {
   if (!cookie) {
     return std::unexpected(cookie.error());
   }
-  return store_.recordHost(
-      HostRecord{.netns = config_.netns, .netnsCookie = *cookie, .uplink = config_.uplink});
+  return store_.recordHost(HostRecord{.netns = config_.netns,
+                                      .netnsCookie = *cookie,
+                                      .uplink = config_.uplink,
+                                      .bootId = currentBootId()});
+}
+
+// The containers the CNI plugin published are gone with the boot that ran them (their network
+// namespaces with it); their rules would hold host ports, and DNAT to addresses the runtime
+// hands to other containers now.
+Status Gateway::dropAttachmentsOfEarlierBoot() {
+  std::set<std::string> owners;
+  for (const auto& e : state_.exposes) {
+    if (e.owner && e.owner->isCniAttachment()) {
+      owners.insert(e.owner->text);
+    }
+  }
+  if (owners.empty()) {
+    return {};
+  }
+  size_t before = state_.exposes.size();
+  std::erase_if(state_.exposes,
+                [](const ExposeRecord& e) { return e.owner && e.owner->isCniAttachment(); });
+  if (auto r = store_.commit(state_); !r) {
+    return r;
+  }
+  log::warn("started after a reboot: ", before - state_.exposes.size(), " rule(s) of ",
+            owners.size(), " container attachment(s) of the earlier boot dropped (",
+            *owners.begin(), owners.size() > 1 ? ", ..." : "", ")");
+  return {};
 }
 
 Status Gateway::startDatapath() {

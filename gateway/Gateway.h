@@ -90,6 +90,7 @@ private:
 
   Status startDatapath();
   Status recordHost(); // where --cleanup acts later
+  Status dropAttachmentsOfEarlierBoot();
   // --cleanup: into the namespace host.json names, refusing any other.
   static Status enterRecordedHost(const GatewayConfig& config);
   Status reconcile();

@@ -131,13 +131,15 @@ struct HostRecord {
   std::string netns;        // --netns; "" = gatewayd's own namespace
   uint64_t netnsCookie = 0; // SO_NETNS_COOKIE: never reused, unlike a name or an inode
   std::string uplink;
+  std::string bootId; // /proc/sys/kernel/random/boot_id at that start; "" before it was kept
 
   bool operator==(const HostRecord&) const = default;
 };
 constexpr auto fieldsOf(const HostRecord*) {
   using T = HostRecord;
   return std::tuple{api::Field{"netns", &T::netns}, api::Field{"netnsCookie", &T::netnsCookie},
-                    api::Field{"uplink", &T::uplink}};
+                    api::Field{"uplink", &T::uplink},
+                    api::Field{"bootId", &T::bootId, api::Need::Optional}};
 }
 
 // nullopt when there is no host.json (a state from before it was written, or none).

@@ -387,6 +387,8 @@ TEST_P(LibcniTest, OtherContainer) {
   Checks c;
   c.expect(httpReaches(b.name(), kUplinkAddr, 8080, a.name()), "tcp via the node's address");
   c.expect(udpReaches(b.name(), kUplinkAddr, 5353, a.name()), "udp via the node's address");
+  // The bridge's own address (host-local's gateway, made after gatewayd started).
+  c.expect(httpReaches(b.name(), "10.99.0.1", 8080, a.name()), "tcp via the bridge's address");
   record("another container via the node's address", c);
 }
 

@@ -35,7 +35,7 @@ TEST(CniVersion, AnswersWhateverTheEnvironmentHolds) {
     EXPECT_EQ(o.exitCode, 0);
     auto j = Json::parse(o.out);
     EXPECT_EQ(j["cniVersion"], "1.1.0");
-    EXPECT_EQ(j["supportedVersions"], Json::parse(R"(["0.4.0","1.0.0","1.1.0"])"));
+    EXPECT_EQ(j["supportedVersions"], Json::parse(R"(["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"])"));
     EXPECT_TRUE(h.sockets.empty()) << "VERSION contacted gatewayd";
   }
 }
@@ -94,6 +94,27 @@ TEST(CniAdd, PrevResultPassedBackUnchanged) {
     ASSERT_EQ(o.exitCode, 0) << o.out;
     EXPECT_EQ(o.out, prev.dump() + "\n");
   }
+}
+
+// flannel's 0.3.1 (prevResult ips with "version", as 0.3.x results are): published as at
+// 1.0.0; CHECK came with 0.4.0, so at 0.3.1 it is refused by version.
+TEST(CniAdd, FlannelAt031) {
+  auto prev = Json::parse(R"({"cniVersion": "0.3.1",
+    "interfaces": [{"name": "cni0"}, {"name": "eth0", "sandbox": "/var/run/netns/x"}],
+    "ips": [{"version": "4", "address": "10.244.1.7/24", "gateway": "10.244.1.1",
+             "interface": 1}]})");
+  Harness h;
+  h.vars = attachmentEnv("ADD");
+  auto o = h.run(addConfig(podmanMappings(), prev, "0.3.1").dump());
+  ASSERT_EQ(o.exitCode, 0) << o.out;
+  EXPECT_EQ(o.out, prev.dump() + "\n");
+  EXPECT_EQ(h.gateway.owners[podmanOwner()].size(), 3u);
+  Harness check;
+  check.vars = attachmentEnv("CHECK");
+  auto c = check.run(addConfig(podmanMappings(), prev, "0.3.1").dump());
+  EXPECT_EQ(c.exitCode, 1);
+  EXPECT_NE(c.out.find("has no CHECK"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("\"code\":1"), std::string::npos) << c.out;
 }
 
 TEST(CniAdd, ResultGetsCniVersionWhenPrevResultHasNone) {
@@ -373,7 +394,7 @@ TEST(CniBinary, VersionAndErrorExit) {
   };
   auto [rc, out] = runBinary("CNI_COMMAND=VERSION", "");
   EXPECT_EQ(rc, 0);
-  EXPECT_EQ(Json::parse(out)["supportedVersions"].size(), 3u);
+  EXPECT_EQ(Json::parse(out)["supportedVersions"].size(), 5u);
   auto [rc2, out2] = runBinary("", R"({"cniVersion":"1.0.0"})");
   EXPECT_NE(rc2, 0);
   auto e = Json::parse(out2);

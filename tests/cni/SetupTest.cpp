@@ -203,8 +203,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Refusal{"Array", "[]", "not a JSON object"},
         Refusal{"NoVersion", R"({"name":"n","plugins":[{"type":"bridge"}]})", "\"cniVersion\""},
-        Refusal{"OldVersion", R"({"cniVersion":"0.3.1","name":"n","plugins":[{"type":"bridge"}]})",
-                "cniVersion '0.3.1'"},
+        Refusal{"OldVersion", R"({"cniVersion":"0.2.0","name":"n","plugins":[{"type":"bridge"}]})",
+                "cniVersion '0.2.0'"},
         Refusal{"NoName", R"({"cniVersion":"1.0.0","plugins":[{"type":"bridge"}]})", "\"name\""},
         Refusal{"NoPlugins", R"({"cniVersion":"1.0.0","name":"n","plugins":[]})", "\"plugins\""},
         Refusal{"UntypedPlugin",
@@ -218,11 +218,16 @@ INSTANTIATE_TEST_SUITE_P(
                 "plugins[1] (portmap), plugins[2] (gateway-portmap)"}),
     [](const auto& info) { return std::string(info.param.name); });
 
-TEST_F(SetupTest, RealFlannelAt031IsRefused) {
+// flannel's stock conflist (cniVersion 0.3.1): ours takes portmap's place, and back.
+TEST_F(SetupTest, RealFlannelAt031IsChained) {
   std::string before = place("10-flannel-0.3.1.conflist", "10-flannel.conflist");
   auto report = install(options_);
-  ASSERT_FALSE(report);
-  EXPECT_NE(report.error().str().find("cniVersion '0.3.1'"), std::string::npos);
+  ASSERT_TRUE(report) << report.error().str();
+  Json after = json("10-flannel.conflist");
+  ASSERT_EQ(after["plugins"].size(), 2u) << after.dump();
+  EXPECT_EQ(after["plugins"][1]["type"], "gateway-portmap");
+  EXPECT_EQ(after["plugins"][1]["capabilities"]["portMappings"], true);
+  ASSERT_TRUE(uninstall(options_));
   EXPECT_EQ(slurp(conf("10-flannel.conflist")), before);
 }
 

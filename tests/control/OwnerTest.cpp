@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Exposes with an owner (the CNI plugin's rules): listed with it, kept across a restart,
 // removed together by `gwctl unexpose --owner`, again without error.
+#include <fstream>
+
 #include "tests/control/ServiceFixture.h"
 
 namespace gw::test {
@@ -79,6 +81,36 @@ TEST_F(OwnerTest, PutReplacesAnOwnersSet) {
     owned += e.value("owner", "") == "cni/abc/eth0" ? 1 : 0;
   }
   EXPECT_EQ(owned, 2u);
+}
+
+// After a reboot the CNI plugin's containers are gone (their namespaces with the boot): the
+// first start drops their rules (host.json names the boot it was written in); other owners'
+// and unowned rules stay, and a restart within one boot keeps everything.
+TEST_F(OwnerTest, ContainerRulesOfAnEarlierBootAreDropped) {
+  startDaemon();
+  std::string n1 = nsName("n1");
+  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
+  ASSERT_TRUE(gwctl({"expose", "6000", n1 + ":8080", "--owner", "cni/net/c0ffee/eth0"}).ok());
+  ASSERT_TRUE(gwctl({"expose", "6001", n1 + ":8081", "--owner", "deploy/web"}).ok());
+  ASSERT_TRUE(gwctl({"expose", "6002", n1 + ":8082"}).ok());
+  ASSERT_EQ(restartDaemon(15), 0);
+  EXPECT_EQ(gwctlJson({"list"}).size(), 3u) << "the same boot: kept";
+
+  ASSERT_EQ(stopDaemon(), 0);
+  std::string hostFile = dir_ + "/state/host.json";
+  auto host = json::parse(readFile(hostFile));
+  ASSERT_EQ(host.value("bootId", ""), readFile("/proc/sys/kernel/random/boot_id").substr(0, 36));
+  host["bootId"] = "00000000-0000-0000-0000-000000000000"; // as an earlier boot wrote it
+  std::ofstream(hostFile) << host.dump();
+  startDaemon();
+  auto list = gwctlJson({"list"});
+  ASSERT_EQ(list.size(), 2u) << list.dump();
+  EXPECT_EQ(list[0].value("owner", ""), "deploy/web");
+  EXPECT_FALSE(list[1].contains("owner") && !list[1]["owner"].is_null()) << list.dump();
+  EXPECT_NE(readFile(log_).find("1 container attachment(s) of the earlier boot dropped"),
+            std::string::npos);
+  // Its port is free for this boot's containers.
+  EXPECT_TRUE(gwctl({"expose", "6000", n1 + ":8080", "--owner", "cni/net/beef/eth0"}).ok());
 }
 
 } // namespace
