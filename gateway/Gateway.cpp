@@ -149,6 +149,13 @@ void Gateway::tick() {
   if (addressWatch_ && addressWatch_->changed()) {
     followAddresses();
   }
+  // A /proc/PID/ns/net target's process may end at any time: noticed within seconds, not at
+  // the next listing.
+  auto now = std::chrono::steady_clock::now();
+  if (now - pathsCheckedAt_ >= std::chrono::seconds(2)) {
+    pathsCheckedAt_ = now;
+    exposes_.checkPaths();
+  }
 }
 
 void Gateway::followAddresses() {

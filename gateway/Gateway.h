@@ -110,6 +110,7 @@ private:
   IpAddress uplinkAddr_;
   IpAddress uplinkAddr6_; // the first global IPv6 address; unset: none
   std::optional<AddressWatch> addressWatch_;
+  std::chrono::steady_clock::time_point pathsCheckedAt_{};
   std::unique_ptr<Datapath> dp_;
   DatapathRef datapath_;
   HostTopology topology_;

@@ -18,6 +18,9 @@ namespace gw {
 
 class ExposeService {
 public:
+  // Path targets whose namespace went away stop being served (and say why, in the log and the
+  // listing); those that came back are served again. At each listing, and from gatewayd's tick.
+  void checkPaths();
   ExposeService(ServiceContext& ctx, Topology& topology, ProxyControl& proxy)
       : ctx_(ctx), topology_(topology), proxy_(proxy) {}
 
@@ -116,9 +119,6 @@ private:
   // A namespace file's target found again (at start, and at a listing while it is not
   // served): the process may be gone, or the path may name another namespace by now.
   Status resolvePath(ExposeRecord& e);
-  // Path targets whose namespace went away stop being served (and say why); those that came
-  // back are served again.
-  void checkPaths();
   void forget(uint32_t id);
 
   bool shareAFamily(const ExposeRecord& a, const ExposeRecord& b) const;

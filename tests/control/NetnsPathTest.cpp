@@ -131,6 +131,10 @@ TEST_F(NetnsPathTest, AProcessNamespaceIsServedOnBothFamiliesAcrossARestartUntil
 
   // The process ends and its namespace with it: listed as not served, saying why.
   sleeper_.stop(9);
+  // Noticed by gatewayd itself (logged), before anyone lists.
+  EXPECT_TRUE(waitFor([&] {
+    return readFile(log_).find(path + " is gone") != std::string::npos;
+  })) << readFile(log_);
   bool gone = waitFor([&] { return ruleOn(6200)["path"] == "none"; });
   rule = ruleOn(6200);
   EXPECT_TRUE(gone) << rule.dump();
