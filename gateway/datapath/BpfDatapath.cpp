@@ -10,10 +10,6 @@
 #include "gateway/datapath/RuleMaps.h"
 #include "bpf/gw_abi.h"
 
-#include <algorithm>
-#include <set>
-#include <tuple>
-
 namespace gw {
 BpfDatapath::BpfDatapath(DatapathConfig config) : config_(std::move(config)) {}
 
@@ -191,25 +187,7 @@ Status BpfDatapath::deleteFlowsTo(const std::vector<ExposeKey>& keys) {
 // Flows through these ports: DNAT flows whose first packet was addressed to one. Matching on
 // the port rather than the rule id keeps the other ports of a range rule alive.
 Status BpfDatapath::flushFlowsTo(const std::vector<ExposeKey>& keys) {
-  if (keys.empty()) {
-    return {};
-  }
-  // (proto, port, family) first: most flows are ruled out by one set lookup.
-  std::set<std::tuple<uint8_t, uint16_t, int>> ports;
-  for (const auto& k : keys) {
-    ports.emplace(k.proto, k.hostPort, k.family);
-  }
-  auto deleted = conntrack_->deleteIf([&](const Flow& f) {
-    if (!(f.nat & GW_NAT_DNAT) ||
-        !ports.contains({f.proto, f.orig.dport, static_cast<int>(f.orig.dst.family)})) {
-      return false;
-    }
-    return std::ranges::any_of(keys, [&](const ExposeKey& key) {
-      return f.proto == key.proto && f.orig.dport == key.hostPort &&
-             f.orig.dst.family == key.family &&
-             (key.hostAddr.family == 0 || f.orig.dst == key.hostAddr);
-    });
-  });
+  auto deleted = conntrack_->deleteDnatTo(keys);
   if (!deleted) {
     return std::unexpected(deleted.error());
   }

@@ -4,6 +4,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,6 +13,8 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <set>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
@@ -218,6 +221,53 @@ Result<FlowPage> ConntrackTable::listPage(const FlowFilter& filter,
 
 Result<size_t> ConntrackTable::deleteIf(const std::function<bool(const Flow&)>& pred) {
   return deleteFlowsWhere(objects_.mapFd("gw_ct_v4"), monotonicNs(), pred);
+}
+
+Result<size_t> ConntrackTable::deleteDnatTo(const std::vector<ExposeKey>& keys) {
+  if (keys.empty()) {
+    return 0;
+  }
+  // (proto, port, family) first: most entries are ruled out by one set lookup.
+  std::set<std::tuple<uint8_t, uint16_t, uint8_t>> ports;
+  for (const auto& k : keys) {
+    ports.emplace(k.proto, k.hostPort, k.family == AF_INET6 ? GW_AF_INET6 : GW_AF_INET);
+  }
+  auto addressedTo = [&](const gw_ct_key& key) {
+    return std::ranges::any_of(keys, [&](const ExposeKey& k) {
+      if (k.proto != key.proto || k.hostPort != ntohs(key.dport) ||
+          (k.family == AF_INET6) != (key.family == GW_AF_INET6)) {
+        return false;
+      }
+      return k.hostAddr.family == 0 ||
+             std::memcmp(k.hostAddr.bytes.data(), key.daddr.bytes,
+                         k.hostAddr.family == AF_INET ? 4 : 16) == 0;
+    });
+  };
+  int fd = objects_.mapFd("gw_ct_v4");
+  std::vector<FlowKeys> picked;
+  auto walked = forEachEntry<gw_ct_key, gw_ct_entry>(
+      fd, [&](const gw_ct_key& key, const gw_ct_entry& entry) {
+        if (entry.dir != GW_CT_DIR_ORIG || !(entry.nat & GW_NAT_DNAT) ||
+            !ports.contains({key.proto, ntohs(key.dport), key.family}) || !addressedTo(key)) {
+          return;
+        }
+        FlowKeys flow;
+        flow.keys[flow.count++] = key;
+        flow.keys[flow.count++] = entry.peer;
+        picked.push_back(flow);
+      });
+  if (!walked) {
+    return std::unexpected(walked.error());
+  }
+  size_t deleted = 0;
+  for (const auto& flow : picked) {
+    auto gone = deleteHalves(fd, flow);
+    if (!gone) {
+      return std::unexpected(gone.error());
+    }
+    deleted += *gone ? 1 : 0;
+  }
+  return deleted;
 }
 
 Result<std::vector<ConntrackTable::Expired>> ConntrackTable::findExpired(

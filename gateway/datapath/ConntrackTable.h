@@ -39,6 +39,10 @@ public:
                             size_t limit) const;
   // Deletes both halves of every flow `pred` picks; returns the flows deleted.
   Result<size_t> deleteIf(const std::function<bool(const Flow&)>& pred);
+  // Deletes both halves of every DNAT flow whose first packet was addressed to one of these
+  // ports, from one walk that pairs and builds nothing (a container's DEL on a big table):
+  // the orig half names its peer.
+  Result<size_t> deleteDnatTo(const std::vector<ExposeKey>& keys);
 
   // A flow garbage collection picked: its entries' keys and how long they must stay idle.
   struct Expired {
