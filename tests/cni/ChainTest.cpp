@@ -152,6 +152,9 @@ TEST_F(CniChainTest, ADualStackContainerIsPublishedInBothFamilies) {
   EXPECT_EQ(v4.out, "container") << v4.err;
   auto v6 = shIn(ext(), std::string("curl -s -m5 http://[") + kUplinkAddr6 + "]:8080/whoami");
   EXPECT_EQ(v6.out, "container") << v6.err;
+  // The node itself, at its loopback in both families (no route_localnet, no netfilter).
+  EXPECT_EQ(shIn(gwh(), "curl -s -m5 http://127.0.0.1:8080/whoami").out, "container");
+  EXPECT_EQ(shIn(gwh(), "curl -s -m5 'http://[::1]:8080/whoami'").out, "container");
 
   auto check = plugin(GATEWAY_PORTMAP_PATH, "CHECK", portmapConfig(prev));
   EXPECT_TRUE(check.ok()) << check.out << check.err;
