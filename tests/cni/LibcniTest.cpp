@@ -69,7 +69,8 @@ private:
 struct Container {
   std::unique_ptr<TestNamespace> ns;
   std::string id;
-  std::string ip; // from the ADD result
+  std::string ip;  // from the ADD result
+  std::string ip6; // its IPv6 address, from the same result
   std::string name() const { return ns->name(); }
   std::string netnsPath() const { return "/run/netns/" + ns->name(); }
 };
@@ -85,9 +86,12 @@ protected:
         << "cni-driver was not built (no Go): run deploy/install-deps.sh and reconfigure";
     ASSERT_TRUE(std::filesystem::exists(std::string(kCniPath) + "/bridge"))
         << "containernetworking-plugins missing: run deploy/install-deps.sh";
-    // A second node address (hostIP scenarios); ip_forward as the bridge plugin sets it.
+    // A second node address (hostIP scenarios); forwarding as the bridge plugin sets it; the
+    // uplink's IPv6 address (the network is dual-stack) before gatewayd starts.
+    addUplink6();
     auto r = sh("ip -n " + gwh() + " addr add " + kSecondaryAddr + "/24 dev up0" +
-                " && ip netns exec " + gwh() + " sysctl -qw net.ipv4.ip_forward=1");
+                " && ip netns exec " + gwh() + " sysctl -qw net.ipv4.ip_forward=1" +
+                " net.ipv6.conf.all.forwarding=1");
     ASSERT_TRUE(r.ok()) << r.err;
     std::filesystem::create_directories(dir_ + "/cni-cache");
     writeConflist();
@@ -110,11 +114,13 @@ protected:
                    {"isGateway", true},
                    {"ipMasq", false},
                    {"hairpinMode", true}, // as Podman configures it
+                   // Dual-stack: an IPv4 and an IPv6 range, a default route for each.
                    {"ipam",
                     {{"type", "host-local"},
-                     {"subnet", "10.99.0.0/24"},
+                     {"ranges", json::array({json::array({{{"subnet", "10.99.0.0/24"}}}),
+                                             json::array({{{"subnet", "fd00:99::/64"}}})})},
                      {"dataDir", dir_ + "/cni-ipam"},
-                     {"routes", json::array({{{"dst", "0.0.0.0/0"}}})}}}};
+                     {"routes", json::array({{{"dst", "0.0.0.0/0"}}, {{"dst", "::/0"}}})}}}};
     json port = ours() ? json{{"type", "gateway-portmap"},
                               {"capabilities", {{"portMappings", true}}},
                               {"socket", socket_}}
@@ -181,12 +187,14 @@ protected:
     std::string root = dir_ + "/www-" + c.name();
     std::filesystem::create_directories(root);
     std::ofstream(root + "/whoami") << c.name();
+    // Both on [::], which takes IPv4 too (v4-mapped).
     servers_.push_back(Child::spawn({"ip", "netns", "exec", c.name(), "python3", "-m",
-                                     "http.server", "80", "--bind", "0.0.0.0", "--directory",
+                                     "http.server", "80", "--bind", "::", "--directory",
                                      root}));
     std::string echo = "import socket\n"
-                       "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-                       "s.bind(('0.0.0.0', 53))\n"
+                       "s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
+                       "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n"
+                       "s.bind(('::', 53))\n"
                        "while True:\n"
                        "    d, a = s.recvfrom(2048)\n"
                        "    s.sendto(b'" + c.name() + ":' + d, a)\n";
@@ -204,9 +212,11 @@ protected:
     auto r = driverOn("add", c, mappings);
     EXPECT_TRUE(r.ok()) << "ADD " << c.id << ": " << r.out << r.err;
     auto result = json::parse(r.out, nullptr, false);
-    if (r.ok() && result.is_object() && result.contains("ips") && !result["ips"].empty()) {
-      auto addr = result["ips"][0].value("address", "");
-      c.ip = addr.substr(0, addr.find('/'));
+    if (r.ok() && result.is_object() && result.contains("ips") && result["ips"].is_array()) {
+      for (const auto& ip : result["ips"]) {
+        auto addr = ip.value("address", "");
+        (addr.find(':') == std::string::npos ? c.ip : c.ip6) = addr.substr(0, addr.find('/'));
+      }
     }
     EXPECT_FALSE(c.ip.empty()) << "no address in the ADD result: " << r.out;
     startServers(c);
@@ -216,17 +226,21 @@ protected:
   // GET /whoami (the body, "" on failure) with curl's total timeout `seconds`.
   static std::string http(const std::string& ns, const std::string& addr, int port,
                           int seconds = 2) {
-    auto r = shIn(ns, "curl -s -m" + std::to_string(seconds) + " http://" + addr + ":" +
-                          std::to_string(port) + "/whoami");
+    std::string host = addr.find(':') == std::string::npos ? addr : "[" + addr + "]";
+    auto r = shIn(ns, "curl -s -m" + std::to_string(seconds) + " 'http://" + host + ":" +
+                          std::to_string(port) + "/whoami'");
     return r.ok() ? r.out : std::string();
   }
   // One datagram to addr:port from `srcPort` (0: any); the answer within `seconds` or "".
   static std::string udp(const std::string& ns, const std::string& addr, int port,
                          const std::string& payload, int srcPort = 0, double seconds = 1) {
+    bool v6 = addr.find(':') != std::string::npos;
     std::string script = "import socket,sys\n"
-                         "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                         "s = socket.socket(socket." + std::string(v6 ? "AF_INET6" : "AF_INET") +
+                         ", socket.SOCK_DGRAM)\n"
                          "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-                         "s.bind(('0.0.0.0', " + std::to_string(srcPort) + "))\n"
+                         "s.bind(('" + std::string(v6 ? "::" : "0.0.0.0") + "', " +
+                         std::to_string(srcPort) + "))\n"
                          "s.settimeout(" + std::to_string(seconds) + ")\n"
                          "s.connect(('" + addr + "', " + std::to_string(port) + "))\n"
                          "s.send(b'" + payload + "')\n"
@@ -267,11 +281,12 @@ protected:
     std::string escaped = std::regex_replace(ip, std::regex(R"(\.)"), R"(\.)");
     return std::regex_search(text, std::regex(escaped + "(?![0-9])"));
   }
-  // The address host-local gave `id` (its reservation files are named by address).
+  // The IPv4 address host-local gave `id` (its reservation files are named by address).
   std::string ipamAddressOf(const std::string& id) {
     std::error_code ec;
     for (const auto& f : std::filesystem::directory_iterator(dir_ + "/cni-ipam/" + kNetwork, ec)) {
-      if (readFile(f.path()).find(id) != std::string::npos) {
+      if (f.path().filename().string().find(':') == std::string::npos &&
+          readFile(f.path()).find(id) != std::string::npos) {
         return f.path().filename().string();
       }
     }
@@ -399,6 +414,25 @@ TEST_P(LibcniTest, Hairpin) {
   c.expect(httpReaches(a.name(), kUplinkAddr, 8080, a.name()), "tcp to its own published port");
   c.expect(udpReaches(a.name(), kUplinkAddr, 5353, a.name()), "udp to its own published port");
   record("hairpin (its own published port)", c);
+}
+
+// The network is dual-stack: the same mappings over IPv6, from outside, from the node at
+// [::1] (which portmap cannot serve: no route_localnet for IPv6), from another container and
+// from the container itself.
+TEST_P(LibcniTest, Ipv6) {
+  auto& a = attach("a", webAndDns());
+  ASSERT_FALSE(HasFatalFailure());
+  auto& b = attach("b", json::array());
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_FALSE(a.ip6.empty()) << "host-local gave no IPv6 address";
+  Checks c;
+  c.expect(httpReaches(ext(), kUplinkAddr6, 8080, a.name()), "tcp via the uplink's IPv6 address");
+  c.expect(udpReaches(ext(), kUplinkAddr6, 5353, a.name()), "udp via the uplink's IPv6 address");
+  c.expect(httpReaches(gwh(), "::1", 8080, a.name()), "[::1] from the node");
+  c.expect(httpReaches(b.name(), kUplinkAddr6, 8080, a.name()),
+           "another container via the node's IPv6 address");
+  c.expect(httpReaches(a.name(), kUplinkAddr6, 8080, a.name()), "hairpin over IPv6");
+  record("IPv6: remote tcp+udp, [::1] from the node, another container, hairpin", c);
 }
 
 TEST_P(LibcniTest, TwoContainersOneHostPort) {
