@@ -41,10 +41,20 @@ exit 0
 ]=])
 file(WRITE ${GW_DEB_SCRIPTS}/prerm [=[#!/bin/sh
 set -e
-# Removal stops the daemon; the data path stays until `gatewayd --cleanup` (see README).
-if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
-  systemctl stop gatewayd.service >/dev/null || true
-  systemctl disable gatewayd.service >/dev/null 2>&1 || true
+# Removal stops the daemon and removes what it made (links, namespaces, programs, pins, state):
+# the binary that can do that goes with the package. An upgrade keeps everything.
+if [ "$1" = remove ]; then
+  if [ -d /run/systemd/system ]; then
+    systemctl stop gatewayd.service >/dev/null || true
+    systemctl disable gatewayd.service >/dev/null 2>&1 || true
+  fi
+  if [ -d /var/lib/gateway ]; then
+    conf=
+    [ -r /etc/gateway/gatewayd.conf ] && conf="--config /etc/gateway/gatewayd.conf"
+    # shellcheck disable=SC2086
+    /usr/sbin/gatewayd $conf --cleanup ||
+      echo "gateway: gatewayd --cleanup failed; what it names is left behind" >&2
+  fi
 fi
 exit 0
 ]=])

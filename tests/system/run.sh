@@ -186,8 +186,9 @@ ct systemctl enable --now gatewayd || { ct journalctl -u gatewayd --no-pager | t
 # Type=notify: `enable --now` returns once READY=1 came, so the API answers at once.
 ct gwctl status >"$work/status.txt" 2>&1 || fail "gwctl status right after enable --now: $(cat "$work/status.txt")"
 cat "$work/status.txt"
-grep -q 'running' "$work/status.txt" || fail "status is not running (eBPF data path not loaded?)"
-grep -q 'pins' "$work/status.txt" || fail "status does not say where the pins live"
+grep -q '^data path  eBPF' "$work/status.txt" || fail "the eBPF data path is not loaded"
+grep -q '^pins ' "$work/status.txt" || fail "status does not say where the pins live"
+ct systemctl show -p StatusText --value gatewayd
 ct runuser -u alice -- gwctl status >/dev/null 2>&1 || fail "gwctl status as a member of group gwadmin"
 ct runuser -u bob -- gwctl status >/dev/null 2>&1 && fail "gwctl status as bob (no member) worked"
 ct stat -c '%G %a' /run/gateway/gateway.sock | grep -qx 'gwadmin 660' ||
