@@ -21,8 +21,8 @@ tphase=$t0
 phase() { # phase NAME: prints the time the previous phase took
   local now
   now=$(date +%s.%N)
-  printf '== %-40s (previous phase %.1f s, total %.1f s)\n' "$1" \
-    "$(echo "$now - $tphase" | bc)" "$(echo "$now - $t0" | bc)"
+  awk -v n="$1" -v a="$now" -v p="$tphase" -v z="$t0" \
+    'BEGIN {printf "== %-40s (previous phase %.1f s, total %.1f s)\n", n, a - p, a - z}'
   tphase=$now
 }
 failures=0
@@ -31,7 +31,7 @@ die() { echo "FAIL: $*"; exit 1; }
 skip() { echo "SKIP: $*"; exit 77; }
 
 [ "$(id -u)" = 0 ] || skip "needs root (systemd-nspawn)"
-for tool in debootstrap systemd-nspawn zstd nsenter cpack bc; do
+for tool in debootstrap systemd-nspawn zstd nsenter cpack bpftool; do
   command -v "$tool" >/dev/null || die "$tool is missing: run deploy/install-deps.sh"
 done
 
