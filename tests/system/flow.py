@@ -3,7 +3,8 @@
 #   flow.py serve PORT                    echo server (one thread per connection)
 #   flow.py client HOST PORT COUNTFILE    one connection: a round trip every 0.1 s, the count of
 #                                         round trips written to COUNTFILE; "FAIL ..." and exit 1
-#                                         when the connection breaks. Ends after 600 s.
+#                                         when the connection breaks. Ends after 600 s or
+#                                         when COUNTFILE.stop exists.
 import socket
 import sys
 import threading
@@ -44,7 +45,8 @@ def client(host, port, countfile):
     c.settimeout(10)
     n = 0
     end = time.monotonic() + 600
-    while time.monotonic() < end:
+    import os
+    while time.monotonic() < end and not os.path.exists(countfile + ".stop"):
         try:
             c.sendall(b"ping %d\n" % n)
             got = b""

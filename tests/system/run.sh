@@ -55,11 +55,11 @@ depends=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | awk 'NF {print $1}' | sort 
 # --- the root: debootstrap once, then a cached tarball ---
 phase "root (debootstrap or cache)"
 mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' |
-  awk '$2 == "bookworm" {print $1; exit}')
+  awk '$2 == "bookworm" && !m {m = $1} END {print m}')
 mirror=${mirror:-http://deb.debian.org/debian/}
 include="systemd,dbus,iproute2,procps,python3-minimal,bash-completion,passwd,$depends"
 key=$( (echo "v1 $mirror $include"; cat /etc/apt/sources.list /etc/apt/sources.list.d/* \
-  2>/dev/null) | sha256sum | cut -c1-16)
+  2>/dev/null || true) | sha256sum | cut -c1-16)
 tarball=$cache/bookworm-$key.tar.zst
 if [ ! -s "$tarball" ]; then
   echo "debootstrap bookworm from $mirror (cache key $key)"
@@ -124,7 +124,14 @@ for _ in $(seq 100); do
 done
 [ -n "$leader" ] || { cat "$work/nspawn.log"; skip "the container does not boot here"; }
 ct() { nsenter -t "$leader" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C "$@"; }
-booted=$(timeout 60 nsenter -t "$leader" -a systemctl is-system-running --wait 2>&1 || true)
+# is-system-running --wait needs the bus, which comes up a moment after PID 1.
+booted=
+end=$((SECONDS + 60))
+while [ $SECONDS -lt $end ]; do
+  booted=$(timeout 60 nsenter -t "$leader" -a systemctl is-system-running --wait 2>&1 || true)
+  case $booted in running | degraded) break ;; esac
+  sleep 0.2
+done
 case $booted in
   running | degraded) echo "container $machine (PID $leader) is $booted" ;;
   *) cat "$work/nspawn.log"; skip "the container's systemd did not come up: '$booted'" ;;
@@ -151,7 +158,6 @@ ct ip netns exec out ip addr add 10.77.0.2/24 dev eth0
 ct ip netns exec out ip link set eth0 up
 ct ip netns exec out ip link set lo up
 
-clients=()
 payload=/sys/fs/cgroup/unified$own/payload
 [ -d "$payload" ] || payload=/sys/fs/cgroup$own/payload
 # What a full teardown must return to: links, namespaces, tc/XDP, pins, mounts, state.
@@ -160,7 +166,9 @@ snapshot() {
     echo "# links"; ct ip -o link show | awk '{print $2}' | sed 's/@.*//' | sort
     echo "# netns"; ct ip netns list | awk '{print $1}' | sort
     echo "# tc/xdp"; nsenter -t "$leader" -n bpftool net show 2>/dev/null | grep -v '^$' || true
-    echo "# cgroup bpf"; bpftool cgroup tree "$payload" 2>/dev/null | sed 1d || true
+    # systemd's own per-unit programs (sd_fw_*, sd_devices) come and go with units: not ours.
+    echo "# cgroup bpf"; bpftool cgroup tree "$payload" 2>/dev/null |
+      awk '/^\// {path = $1; next} NR > 1 && $NF !~ /^sd_/ {print path, $2, $NF}' || true
     echo "# pins"; ct sh -c 'ls -R /sys/fs/bpf/gateway /run/gateway/bpffs 2>/dev/null; true'
     echo "# mounts"; ct awk '{print $5, $9}' /proc/self/mountinfo | grep -Ev '^/run/user' | sort
     echo "# state"; ct sh -c 'ls -A /var/lib/gateway 2>/dev/null; true'
@@ -170,7 +178,7 @@ before=$(snapshot)
 
 # --- install ---
 phase "install (apt install ./gateway_*.deb)"
-ct apt-get install -y -q --no-download "/root/$(basename "$deb")" >"$work/apt-install.log" 2>&1 ||
+ct apt-get install -y -q "/root/$(basename "$deb")" >"$work/apt-install.log" 2>&1 ||
   { cat "$work/apt-install.log"; die "apt install ./$(basename "$deb")"; }
 ct systemctl is-enabled gatewayd >/dev/null 2>&1 && fail "the package enabled the service"
 ct systemctl is-active gatewayd >/dev/null 2>&1 && fail "the package started the service"
@@ -203,10 +211,9 @@ ct gwctl expose 6001 app:8080 --mode proxy >/dev/null || fail "expose 6001 (prox
 ct gwctl list
 # flow NAME PORT: a long-lived connection from the outside namespace through the uplink
 flow() {
-  rm -f "$root/root/$1.count"
+  rm -f "$root/root/$1.count" "$root/root/$1.count.stop"
   ct ip netns exec out python3 /root/flow.py client 10.77.0.1 "$2" "/root/$1.count" \
     >/dev/null 2>&1 &
-  clients+=($!)
   waitfor 10 "flow $1 (port $2) makes round trips" flowcount "$1" 3
 }
 flowcount() { # flowcount NAME MIN: the flow has made at least MIN round trips and is alive
@@ -267,7 +274,7 @@ alive ebpf "systemctl reload"
 
 phase "upgrade: apt install ./newer.deb"
 pid=$(mainpid)
-ct apt-get install -y -q --no-download "/root/$(basename "$newdeb")" >"$work/apt-upgrade.log" 2>&1 ||
+ct apt-get install -y -q "/root/$(basename "$newdeb")" >"$work/apt-upgrade.log" 2>&1 ||
   { cat "$work/apt-upgrade.log"; fail "apt install ./$(basename "$newdeb")"; }
 [ "$(ct dpkg-query -W -f '${Version}' gateway)" = "$newversion" ] || fail "not upgraded"
 ct grep -qx 'uplink = gwup' /etc/gateway/gatewayd.conf || fail "the conffile edit was lost"
@@ -307,9 +314,12 @@ ct systemd-analyze security --no-pager gatewayd >"$work/security.txt" 2>&1 || tr
 grep -i 'overall exposure' "$work/security.txt" || fail "systemd-analyze security: $(tail -3 "$work/security.txt")"
 
 phase "teardown: gwctl down"
-kill "${clients[@]}" 2>/dev/null || true
+touch "$root/root/ebpf.count.stop" "$root/root/proxy.count.stop" # the clients end
 ct gwctl down >/dev/null || fail "gwctl down"
-waitfor 15 "gatewayd stops after gwctl down" sh -c "! nsenter -t $leader -a systemctl is-active gatewayd"
+# inactive, not failed (Restart=on-failure would start it again); processes still draining
+# proxied connections of an earlier reload are stopped with it
+waitfor 20 "gatewayd stops after gwctl down" sh -c \
+  "[ \"\$(nsenter -t $leader -a systemctl show -p ActiveState --value gatewayd)\" = inactive ]"
 [ "$(ct systemctl show -p ActiveState --value gatewayd)" = inactive ] ||
   fail "after gwctl down the unit is $(ct systemctl show -p ActiveState --value gatewayd) (not inactive: would restart)"
 after=$(snapshot)
