@@ -63,7 +63,7 @@ if [ "$1" = remove ]; then
     conf=
     [ -r /etc/gateway/gatewayd.conf ] && conf="--config /etc/gateway/gatewayd.conf"
     # shellcheck disable=SC2086
-    /usr/sbin/gatewayd $conf --cleanup ||
+    gatewayd $conf --cleanup ||
       echo "gateway: gatewayd --cleanup failed; what it names is left behind" >&2
   fi
 fi

@@ -31,7 +31,7 @@ die() { echo "FAIL: $*"; exit 1; }
 skip() { echo "SKIP: $*"; exit 77; }
 
 [ "$(id -u)" = 0 ] || skip "needs root (systemd-nspawn)"
-for tool in debootstrap systemd-nspawn zstd nsenter cpack bpftool; do
+for tool in debootstrap systemd-nspawn zstd nsenter cpack bpftool lintian; do
   command -v "$tool" >/dev/null || die "$tool is missing: run deploy/install-deps.sh"
 done
 
@@ -51,6 +51,12 @@ sed -i "s/^Version: .*/Version: $newversion/" "$debdir/new/DEBIAN/control"
 dpkg-deb --root-owner-group -b "$debdir/new" "$debdir/gateway_${newversion}_amd64.deb" >/dev/null
 newdeb=$debdir/gateway_${newversion}_amd64.deb
 depends=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | awk 'NF {print $1}' | sort -u | paste -sd,)
+
+# --- lintian: Debian's package checker; errors and warnings fail (overrides: deploy/) ---
+phase "lintian"
+lintian --tag-display-limit 0 "$deb" >"$debdir/lintian.txt" 2>&1 || true
+cat "$debdir/lintian.txt"
+grep -qE '^[EW]: ' "$debdir/lintian.txt" && fail "lintian: errors or warnings above"
 
 # --- the root: debootstrap once, then a cached tarball ---
 phase "root (debootstrap or cache)"
@@ -308,6 +314,26 @@ for b in bad[:10]:
     print("  bad line:", b)
 sys.exit(1 if bad or not seen.get("info") else 0)
 EOF
+
+phase "hardening"
+# What the unit's directives make of the running process (tests/system exercises the rest:
+# Restart=, RuntimeDirectoryPreserve= by adopting the pins, StateDirectory=, ExecReload=).
+st=$(ct cat "/proc/$(mainpid)/status")
+grep -qP '^NoNewPrivs:\t1$' <<<"$st" || fail "NoNewPrivileges= not in effect"
+grep -qP '^Seccomp:\t2$' <<<"$st" || fail "no seccomp filter (SystemCallFilter=, RestrictAddressFamilies=)"
+want=0
+for cap in 0 1 3 10 12 13 14 21 24 38 39; do want=$((want | (1 << cap))); done
+# (within what the container has: this machine's bounding set lacks CAP_SYS_RESOURCE)
+outer=$((16#$(awk '$1 == "CapBnd:" {print $2}' "/proc/$leader/status")))
+want=$((want & outer))
+have=$((16#$(awk '$1 == "CapBnd:" {print $2}' <<<"$st")))
+[ "$have" = "$want" ] || fail "CapBnd $(printf %x $have), the unit's set is $(printf %x $want)"
+if [ $((outer & (1 << 24))) -ne 0 ]; then
+  ct grep -q '^Max locked memory *unlimited' "/proc/$(mainpid)/limits" || fail "LimitMEMLOCK="
+else
+  echo "  LimitMEMLOCK=infinity not checked: no CAP_SYS_RESOURCE here to raise it"
+fi
+[ "$(ct stat -c %a /var/lib/gateway)" = 700 ] || fail "StateDirectoryMode= 0700"
 
 phase "systemd-analyze security"
 ct systemd-analyze security --no-pager gatewayd >"$work/security.txt" 2>&1 || true
