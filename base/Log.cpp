@@ -24,17 +24,6 @@ const char* name(Level level) {
   return "?";
 }
 
-// syslog priority of a level, as a "<N>" prefix journald reads off a stream line.
-int priority(Level level) {
-  switch (level) {
-  case Level::Debug: return 7;
-  case Level::Info: return 6;
-  case Level::Warn: return 4;
-  case Level::Error: return 3;
-  }
-  return 6;
-}
-
 // Under systemd stderr is a journal stream ($JOURNAL_STREAM names its device:inode): lines
 // prefixed "<N>" get priority N there (`journalctl -p warning`), not all "info".
 bool toJournal() {
@@ -52,6 +41,20 @@ bool toJournal() {
 }
 
 } // namespace
+
+const char* journalPrefix(Level level) {
+  static const char* const prefixes[] = {"<7>", "<6>", "<4>", "<3>"};
+  if (!toJournal()) {
+    return "";
+  }
+  switch (level) {
+  case Level::Debug: return prefixes[0];
+  case Level::Info: return prefixes[1];
+  case Level::Warn: return prefixes[2];
+  case Level::Error: return prefixes[3];
+  }
+  return "";
+}
 
 void setLevel(Level level) { gLevel = level; }
 
@@ -76,11 +79,7 @@ void write(Level level, const std::string& line) {
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
   // One fprintf per event keeps lines whole when threads log at once.
-  char prefix[8] = "";
-  if (toJournal()) {
-    std::snprintf(prefix, sizeof prefix, "<%d>", priority(level));
-  }
-  std::fprintf(stderr, "%s%s.%03dZ %s %s\n", prefix, stamp, static_cast<int>(ms.count()),
+  std::fprintf(stderr, "%s%s.%03dZ %s %s\n", journalPrefix(level), stamp, static_cast<int>(ms.count()),
                name(level), line.c_str());
 }
 

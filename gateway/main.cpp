@@ -95,7 +95,8 @@ void raiseFileLimit() {
 }
 
 int die(const std::string& message) {
-  std::fprintf(stderr, "gatewayd: %s\n", message.c_str());
+  std::fprintf(stderr, "%sgatewayd: %s\n", gw::log::journalPrefix(gw::log::Level::Error),
+               message.c_str());
   return 1;
 }
 
