@@ -98,8 +98,10 @@ sysd=$(awk -F: '$2 == "name=systemd" {print $3}' /proc/self/cgroup)
 cleanup() {
   local rc=$?
   set +e
-  if [ -n "$nspawnpid" ] && kill -0 "$nspawnpid" 2>/dev/null; then
-    kill -TERM "$nspawnpid" # nspawn asks the container's systemd to power off
+  # The container keeps nothing: SIGKILL to its PID 1 ends every process in it at once (a
+  # clean poweroff can hang in systemd-shutdown, outliving nspawn), and nspawn then exits.
+  [ -n "$leader" ] && kill -KILL "$leader" 2>/dev/null
+  if [ -n "$nspawnpid" ]; then
     for _ in $(seq 100); do kill -0 "$nspawnpid" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$nspawnpid" 2>/dev/null && kill -KILL "$nspawnpid"
     wait "$nspawnpid" 2>/dev/null
@@ -197,13 +199,13 @@ ct apt-get install -y -q "/root/$(basename "$deb")" >"$work/apt-install.log" 2>&
   { cat "$work/apt-install.log"; die "apt install ./$(basename "$deb")"; }
 ct systemctl is-enabled gatewayd >/dev/null 2>&1 && fail "the package enabled the service"
 ct systemctl is-active gatewayd >/dev/null 2>&1 && fail "the package started the service"
+
+phase "truthful state without a data path"
 ct sed -i 's/^uplink = .*/uplink = gwup/; s/^#group = gateway/group = gwadmin/' \
   /etc/gateway/gatewayd.conf
 ct groupadd gwadmin
 ct useradd -m -G gwadmin alice
 ct useradd -m bob
-
-phase "truthful state without a data path"
 # A --bpffs that cannot be made (an explicit one never falls back): `--datapath ebpf` must
 # fail the start (never READY=1), `auto` starts degraded and says so in systemd's Status.
 dropin() {
@@ -214,13 +216,15 @@ dropin() {
 dropin "--bpffs /proc/gateway-nope --datapath ebpf"
 ct systemctl start gatewayd 2>/dev/null && fail "--datapath ebpf without a data path started"
 ct systemctl stop gatewayd
-ct journalctl -u gatewayd --no-pager -o cat | grep -q 'did not load (--datapath ebpf)' ||
-  fail "the failed start's reason is not in the journal"
+journal=$(ct journalctl -u gatewayd --no-pager -o cat)
+grep -q 'did not load (--datapath ebpf)' <<<"$journal" ||
+  fail "the failed start's reason is not in the journal: $journal"
 dropin "--bpffs /proc/gateway-nope --datapath auto"
-ct systemctl reset-failed gatewayd
+ct systemctl reset-failed gatewayd 2>/dev/null || true
 ct systemctl start gatewayd || fail "--datapath auto did not start degraded"
-ct systemctl show -p StatusText --value gatewayd | tee /dev/stderr | grep -q 'DEGRADED' ||
-  fail "systemd's Status does not say DEGRADED"
+status=$(ct systemctl show -p StatusText --value gatewayd)
+echo "  Status: $status"
+grep -q 'DEGRADED' <<<"$status" || fail "systemd's Status does not say DEGRADED"
 rc=0; ct gwctl status >/dev/null || rc=$?
 [ $rc = 3 ] || fail "gwctl status of a degraded gatewayd exits $rc, not 3"
 ct gwctl down >/dev/null || fail "gwctl down (degraded)"
