@@ -18,11 +18,15 @@ mkdir -p "$work" "$cache"
 
 t0=$(date +%s.%N)
 tphase=$t0
-phase() { # phase NAME: prints the time the previous phase took
+pname=
+timings=
+phase() { # phase NAME: starts a phase; the time each took is printed at the end
   local now
   now=$(date +%s.%N)
-  awk -v n="$1" -v a="$now" -v p="$tphase" -v z="$t0" \
-    'BEGIN {printf "== %-40s (previous phase %.1f s, total %.1f s)\n", n, a - p, a - z}'
+  [ -z "$pname" ] || timings+=$(awk -v n="$pname" -v a="$now" -v p="$tphase" \
+    'BEGIN {printf "  %-40s %5.1f s\n", n, a - p}')$'\n'
+  echo "== $1"
+  pname=$1
   tphase=$now
 }
 failures=0
@@ -122,6 +126,10 @@ cleanup() {
   done
   [ $left = 0 ] || echo "warning: cgroups of the container left under /sys/fs/cgroup/*$own"
   [ "${GW_SYSTEM_KEEP:-0}" = 1 ] || rm -rf "$root"
+  phase "(end)" >/dev/null
+  echo "phase timings:"
+  printf '%s' "$timings"
+  awk -v a="$(date +%s.%N)" -v z="$t0" 'BEGIN {printf "  %-40s %5.1f s\n", "total", a - z}'
   exit $rc
 }
 trap cleanup EXIT
