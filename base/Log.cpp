@@ -4,7 +4,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace gw::log {
 namespace {
@@ -21,7 +24,37 @@ const char* name(Level level) {
   return "?";
 }
 
+// Under systemd stderr is a journal stream ($JOURNAL_STREAM names its device:inode): lines
+// prefixed "<N>" get priority N there (`journalctl -p warning`), not all "info".
+bool toJournal() {
+  static const bool journal = [] {
+    const char* env = std::getenv("JOURNAL_STREAM");
+    struct stat st{};
+    if (env == nullptr || ::fstat(STDERR_FILENO, &st) != 0) {
+      return false;
+    }
+    unsigned long long dev = 0, ino = 0;
+    return std::sscanf(env, "%llu:%llu", &dev, &ino) == 2 && dev == st.st_dev &&
+           ino == st.st_ino;
+  }();
+  return journal;
+}
+
 } // namespace
+
+const char* journalPrefix(Level level) {
+  static const char* const prefixes[] = {"<7>", "<6>", "<4>", "<3>"};
+  if (!toJournal()) {
+    return "";
+  }
+  switch (level) {
+  case Level::Debug: return prefixes[0];
+  case Level::Info: return prefixes[1];
+  case Level::Warn: return prefixes[2];
+  case Level::Error: return prefixes[3];
+  }
+  return "";
+}
 
 void setLevel(Level level) { gLevel = level; }
 
@@ -46,8 +79,8 @@ void write(Level level, const std::string& line) {
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
   // One fprintf per event keeps lines whole when threads log at once.
-  std::fprintf(stderr, "%s.%03dZ %s %s\n", stamp, static_cast<int>(ms.count()), name(level),
-               line.c_str());
+  std::fprintf(stderr, "%s%s.%03dZ %s %s\n", journalPrefix(level), stamp, static_cast<int>(ms.count()),
+               name(level), line.c_str());
 }
 
 } // namespace gw::log

@@ -14,6 +14,9 @@ void setLevel(Level level);
 bool parseLevel(std::string_view text, Level& out);
 bool enabled(Level level);
 void write(Level level, const std::string& line);
+// "<N>" (syslog priority) when stderr is systemd's journal stream, else "": for lines written
+// to stderr by other means, so that the journal files them at their level too.
+const char* journalPrefix(Level level);
 
 template <class... Args>
 void emit(Level level, const Args&... args) {

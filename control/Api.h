@@ -90,6 +90,8 @@ struct StatusInfo {
   uint64_t exposes = 0;
   DatapathInfo datapath{};
   std::string state{}; // "running", or "degraded" while the eBPF data path is not loaded
+  // Why the pins are not in the default --bpffs (then `bpffs` is the fallback), else absent.
+  std::optional<std::string> bpffsFallback{};
 };
 constexpr auto fieldsOf(const StatusInfo*) {
   using T = StatusInfo;
@@ -105,7 +107,8 @@ constexpr auto fieldsOf(const StatusInfo*) {
                     Field{"bridges", &T::bridges},
                     Field{"exposes", &T::exposes},
                     Field{"datapath", &T::datapath},
-                    Field{"state", &T::state, Need::Optional}};
+                    Field{"state", &T::state, Need::Optional},
+                    Field{"bpffsFallback", &T::bpffsFallback, Need::Optional}};
 }
 
 // POST /v1/namespaces

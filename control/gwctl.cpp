@@ -1057,6 +1057,8 @@ int statusCommand(const Globals& g, const std::vector<std::string>& args) {
               << (s.datapath.loaded ? "eBPF, XDP " + s.datapath.xdp.value_or("?")
                                     : "not loaded: " + s.datapath.error.value_or("?"))
               << "\n"
+              << "pins       " << (s.bpffs.empty() ? "(none: --bpffs '')" : s.bpffs)
+              << (s.bpffsFallback ? " (" + *s.bpffsFallback + ")" : std::string()) << "\n"
               << "uptime     " << s.uptimeSeconds << " s\n";
     if (s.state == "degraded") {
       std::cout << "state      DEGRADED: without the eBPF data path TCP exposes go through the "

@@ -14,6 +14,17 @@ install(FILES ${GW_DEPLOY_DIR}/gatewayd.conf DESTINATION /etc/gateway)
 install(FILES ${GW_DEPLOY_DIR}/gwctl.bash-completion
         DESTINATION share/bash-completion/completions RENAME gwctl)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION share/doc/gateway)
+# What Debian policy (and lintian) asks of every package: copyright, a changelog (gzip -9n,
+# reproducible), and the overrides of lintian's tags that do not fit (each justified there).
+install(FILES ${GW_DEPLOY_DIR}/copyright DESTINATION share/doc/gateway)
+install(FILES ${GW_DEPLOY_DIR}/lintian-overrides DESTINATION share/lintian/overrides
+        RENAME gateway)
+file(WRITE ${CMAKE_BINARY_DIR}/deb/changelog
+     "gateway (${PROJECT_VERSION}) unstable; urgency=medium\n\n"
+     "  * Built from the gateway source tree (see /usr/share/doc/gateway/README.md).\n\n"
+     " -- gateway maintainers <maintainers@example.invalid>  Tue, 01 Dec 2026 00:00:00 +0000\n")
+execute_process(COMMAND gzip -9nf ${CMAKE_BINARY_DIR}/deb/changelog)
+install(FILES ${CMAKE_BINARY_DIR}/deb/changelog.gz DESTINATION share/doc/gateway)
 
 # Maintainer scripts, written into the build dir.
 set(GW_DEB_SCRIPTS ${CMAKE_BINARY_DIR}/deb)
@@ -41,10 +52,20 @@ exit 0
 ]=])
 file(WRITE ${GW_DEB_SCRIPTS}/prerm [=[#!/bin/sh
 set -e
-# Removal stops the daemon; the data path stays until `gatewayd --cleanup` (see README).
-if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
-  systemctl stop gatewayd.service >/dev/null || true
-  systemctl disable gatewayd.service >/dev/null 2>&1 || true
+# Removal stops the daemon and removes what it made (links, namespaces, programs, pins, state):
+# the binary that can do that goes with the package. An upgrade keeps everything.
+if [ "$1" = remove ]; then
+  if [ -d /run/systemd/system ]; then
+    systemctl stop gatewayd.service >/dev/null || true
+    systemctl disable gatewayd.service >/dev/null 2>&1 || true
+  fi
+  if [ -d /var/lib/gateway ]; then
+    conf=
+    [ -r /etc/gateway/gatewayd.conf ] && conf="--config /etc/gateway/gatewayd.conf"
+    # shellcheck disable=SC2086
+    gatewayd $conf --cleanup ||
+      echo "gateway: gatewayd --cleanup failed; what it names is left behind" >&2
+  fi
 fi
 exit 0
 ]=])
@@ -68,10 +89,12 @@ set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT "gateway maintainers <maintainers@example.invalid>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
     "NAT and port-forward gateway for Linux network namespaces (eBPF)")
+# Lines of at most 80 characters (Debian policy 3.4.1); CPack indents the continuation lines.
 set(CPACK_PACKAGE_DESCRIPTION
-    "gatewayd wires network namespaces to a host with veth pairs and bridges (netlink), \
-forwards host ports into them and masquerades them out of an uplink with an eBPF data path \
-that keeps forwarding across daemon restarts. gwctl is its command line client.")
+    "gatewayd wires network namespaces to a host with veth pairs and bridges
+(netlink), forwards host ports into them and masquerades them out of an
+uplink with an eBPF data path that keeps forwarding across daemon restarts.
+gwctl is its command line client.")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)

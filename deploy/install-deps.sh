@@ -18,6 +18,9 @@ packages=(
   golang-go golang-github-appc-cni-dev # a CNI runtime over Debian's libcni (tests/cni driver)
   podman runc conmon catatonit busybox-static # Podman's CNI backend running a real container
   python3-yaml # deploy/kubernetes manifests parsed in tests
+  # tests/system: a Debian 12 root booted under systemd-nspawn (cached as a zstd tarball)
+  # runs the .deb as a real service; lintian checks the package
+  debootstrap systemd-container lintian zstd
   iptables nftables procps util-linux
   # benchmark charts
   gnuplot-nox

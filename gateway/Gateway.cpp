@@ -234,6 +234,15 @@ Status Gateway::startDatapath() {
   }
   if (!config_.bpffs.empty()) {
     auto mounted = ensureBpffs(config_.bpffs);
+    if (!mounted && config_.bpffs == kDefaultBpffs) {
+      // The default location cannot be made here (a read-only /sys without /sys/fs/bpf):
+      // the pins go to gatewayd's own bpffs, and every later start finds them there.
+      bpffsFallback_ = std::string(kDefaultBpffs) + " cannot be used: " +
+                       mounted.error().str() + "; pins in " + kFallbackBpffs + " instead";
+      log::warn("bpffs: ", bpffsFallback_);
+      config_.bpffs = kFallbackBpffs;
+      mounted = ensureBpffs(config_.bpffs);
+    }
     if (!mounted) {
       return std::unexpected(mounted.error());
     }
@@ -416,9 +425,13 @@ Status Gateway::cleanup(const GatewayConfig& config) {
   }
   std::unique_ptr<Gateway> gw(new Gateway(config, std::move(*host)));
   gw->state_ = std::move(*state);
-  if (!config.bpffs.empty()) {
-    if (auto pinned = isBpffs(config.bpffs); pinned && *pinned) {
-      DatapathConfig dc{.bpffsDir = config.bpffs, .xdp = XdpMode::Off, .timeouts = {}};
+  if (config.bpffs == kDefaultBpffs && !isBpffs(config.bpffs).value_or(false) &&
+      isBpffs(kFallbackBpffs).value_or(false)) {
+    gw->config_.bpffs = kFallbackBpffs; // where startDatapath put the pins (see there)
+  }
+  if (!gw->config_.bpffs.empty()) {
+    if (auto pinned = isBpffs(gw->config_.bpffs); pinned && *pinned) {
+      DatapathConfig dc{.bpffsDir = gw->config_.bpffs, .xdp = XdpMode::Off, .timeouts = {}};
       if (auto dp = BpfDatapath::open(dc); dp) {
         gw->dp_ = std::move(*dp);
         gw->datapath_ = DatapathRef{gw->dp_.get(), {}};
@@ -453,6 +466,9 @@ api::StatusInfo Gateway::status() {
   s.socket = config_.socketPath;
   s.stateDir = config_.stateDir;
   s.bpffs = config_.bpffs;
+  if (!bpffsFallback_.empty()) {
+    s.bpffsFallback = bpffsFallback_;
+  }
   s.uptimeSeconds = std::chrono::duration_cast<std::chrono::seconds>(
                         std::chrono::steady_clock::now() - started_)
                         .count();
@@ -468,6 +484,17 @@ api::StatusInfo Gateway::status() {
     s.datapath.error = datapath_.error;
   }
   return s;
+}
+
+std::string Gateway::summary() {
+  auto s = status();
+  std::string text = s.datapath.loaded
+                         ? "eBPF data path, pins in " + (s.bpffs.empty() ? "(none)" : s.bpffs)
+                         : "DEGRADED: eBPF data path not loaded: " + s.datapath.error.value_or("?");
+  if (s.bpffsFallback) {
+    text += " (" + *s.bpffsFallback + ")";
+  }
+  return text;
 }
 
 void Gateway::addRoutes() {

@@ -34,6 +34,12 @@ enum class DatapathPolicy {
   Ebpf, // refuse to start
 };
 
+// --bpffs's default. Where it cannot be made (a container whose /sys is read-only and has no
+// /sys/fs/bpf) the pins go to kFallbackBpffs instead, a bpffs gatewayd mounts there (the
+// unit's RuntimeDirectoryPreserve keeps /run/gateway across restarts); status and the log say so.
+inline constexpr const char* kDefaultBpffs = "/sys/fs/bpf/gateway";
+inline constexpr const char* kFallbackBpffs = "/run/gateway/bpffs";
+
 struct GatewayConfig {
   std::string uplink;
   std::string netns; // "" = the namespace gatewayd was started in
@@ -70,6 +76,8 @@ public:
   }
   // Set after `gwctl down` was served: the daemon should exit.
   bool finished() const { return finished_; }
+  // For systemd's STATUS=: the data path's state and where its pins live.
+  std::string summary();
   // Folds the state journal into state.json: a clean stop leaves one file to read.
   Status saveSnapshot() { return store_.compact(state_); }
 
@@ -103,6 +111,7 @@ private:
   void followAddresses();
 
   GatewayConfig config_;
+  std::string bpffsFallback_; // why the pins are in kFallbackBpffs, "" when they are not
   Netlink host_;
   State state_;
   StateStore store_;

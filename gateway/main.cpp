@@ -95,7 +95,8 @@ void raiseFileLimit() {
 }
 
 int die(const std::string& message) {
-  std::fprintf(stderr, "gatewayd: %s\n", message.c_str());
+  std::fprintf(stderr, "%sgatewayd: %s\n", gw::log::journalPrefix(gw::log::Level::Error),
+               message.c_str());
   return 1;
 }
 
@@ -156,8 +157,9 @@ int main(int argc, char** argv) {
        "control socket path")
       ("state-dir", po::value(&config.stateDir)->default_value("/var/lib/gateway"),
        "directory for state.json")
-      ("bpffs", po::value(&config.bpffs)->default_value("/sys/fs/bpf/gateway"),
-       "bpffs directory for pinned maps and programs")
+      ("bpffs", po::value(&config.bpffs)->default_value(gw::kDefaultBpffs),
+       "bpffs directory for pinned maps and programs (the default falls back to "
+       "/run/gateway/bpffs where /sys/fs/bpf cannot be used)")
       ("xdp", po::value(&xdpText)->default_value("auto"), "XDP mode: auto|native|generic|off")
       ("group", po::value(&group),
        "group whose members may read everything and expose services of managed namespaces")
@@ -321,7 +323,8 @@ int main(int argc, char** argv) {
   }
   gw::log::info("gatewayd serving ", config.socketPath, " uplink ", config.uplink,
                 config.netns.empty() ? std::string() : " netns " + config.netns);
-  notifySystemd("READY=1\nSTATUS=serving " + config.socketPath);
+  // Degraded (--datapath auto without eBPF) is ready but says so: `systemctl status` shows it.
+  notifySystemd("READY=1\nSTATUS=serving " + config.socketPath + "; " + (*gateway)->summary());
   if (*inherited) {
     // The socket already listens: what the old process stopped accepting waits in its backlog.
     gw::signalReady((*inherited)->ready);

@@ -22,7 +22,7 @@ Status makeDirs(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
-    return fail("mkdir -p " + dir, ec.value());
+    return fail("mkdir -p " + dir + ": " + ec.message(), ec.value());
   }
   return {};
 }

@@ -35,6 +35,9 @@ has -rwxr-xr-x usr/sbin/gateway-cni-setup
 has -rw-r--r-- usr/lib/systemd/system/gatewayd.service
 has -rw-r--r-- etc/gateway/gatewayd.conf
 has -rw-r--r-- usr/share/bash-completion/completions/gwctl
+has -rw-r--r-- usr/share/doc/gateway/copyright
+has -rw-r--r-- usr/share/doc/gateway/changelog.gz
+has -rw-r--r-- usr/share/lintian/overrides/gateway
 for prog in uplink_tc endpoint_tc uplink_xdp sock_cgroup passthrough map_count; do
   has -rw-r--r-- "usr/share/gateway/bpf/$prog.bpf.o"
 done
