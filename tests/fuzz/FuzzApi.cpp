@@ -53,7 +53,9 @@ void parseUserText(std::string_view text) {
     check(again && again->first == r->first && again->last == r->last, "range round trip");
   }
   if (auto t = parseTarget(text); t) {
-    check(t->addr.has_value() != !t->ns.empty(), "a target is an address or a namespace");
+    int kinds = (t->addr ? 1 : 0) + (t->ns.empty() ? 0 : 1) + (t->netnsPath.empty() ? 0 : 1);
+    check(kinds == 1, "a target is an address, a namespace name or a namespace path");
+    check(t->netnsPath.empty() || isNetnsPath(t->netnsPath), "a namespace path is absolute");
     check(!t->addr || t->addr->isV4() || (text.starts_with('[') && t->addr->isV6()),
           "address targets are IPv4 or bracketed IPv6");
   }

@@ -61,6 +61,17 @@ std::string readRegression(const char* name, const char* target = "api") {
 
 // Was: j.value("version", 0) threw nlohmann::type_error outside fromJson's try, so a state file
 // with "version": "1" terminated gatewayd instead of naming the file.
+// regressions/api/target-netns-path: the fuzz invariant knew only addresses and names; a
+// target by namespace path (/proc/PID/ns/net:PORT) is the third kind, and only that.
+TEST(FuzzRegressions, ANetnsPathTargetIsItsOwnKind) {
+  auto t = parseTarget("/proc/1/ns/net:80");
+  ASSERT_TRUE(t) << t.error().str();
+  EXPECT_EQ(t->netnsPath, "/proc/1/ns/net");
+  EXPECT_TRUE(t->ns.empty());
+  EXPECT_FALSE(t->addr);
+  EXPECT_EQ(t->netns(), "/proc/1/ns/net");
+}
+
 TEST(FuzzRegressions, StateVersionOfWrongTypeIsAnError) {
   for (const char* name : {"state-version-string", "state-version-huge-float"}) {
     auto state = fromJson(readRegression(name), "state file x");
