@@ -385,6 +385,25 @@ else
   echo "  LimitMEMLOCK=infinity not checked: no CAP_SYS_RESOURCE here to raise it"
 fi
 [ "$(ct stat -c %a /var/lib/gateway)" = 700 ] || fail "StateDirectoryMode= 0700"
+# The rest of the unit's directives as the running unit has them (the seccomp ones are in the
+# filter checked above; RestrictNamespaces=net is exercised by the managed namespace's ns add).
+props=$(ct systemctl show -p MemoryDenyWriteExecute,LockPersonality,RestrictRealtime \
+  -p RestrictSUIDSGID,RestrictNamespaces,TimeoutStopUSec,StartLimitIntervalUSec \
+  -p StartLimitBurst,RestrictAddressFamilies,After gatewayd)
+for want in MemoryDenyWriteExecute=yes LockPersonality=yes RestrictRealtime=yes \
+  RestrictSUIDSGID=yes RestrictNamespaces=net TimeoutStopUSec=15s StartLimitIntervalUSec=1min \
+  StartLimitBurst=5; do
+  grep -qx "$want" <<<"$props" || fail "unit: $want not in effect ($(grep "^${want%%=*}=" <<<"$props"))"
+done
+grep -q '^RestrictAddressFamilies=.*AF_NETLINK' <<<"$props" || fail "RestrictAddressFamilies="
+grep -q '^After=.*network-online.target' <<<"$props" || fail "After=network-online.target"
+# LimitNOFILE=1048576, within the hard limit the container has; gatewayd raises its soft one.
+lim=$(ct cat "/proc/$(mainpid)/limits")
+outerHard=$(awk '/^Max open files/ {print $5}' "/proc/$leader/limits")
+wantHard=$((outerHard < 1048576 ? outerHard : 1048576))
+read -r soft hard < <(awk '/^Max open files/ {print $4, $5}' <<<"$lim")
+[ "$hard" = "$wantHard" ] && [ "$soft" = "$hard" ] ||
+  fail "LimitNOFILE=: open files $soft/$hard, want $wantHard/$wantHard"
 
 phase "systemd-analyze security"
 ct systemd-analyze security --no-pager gatewayd >"$work/security.txt" 2>&1 || true
