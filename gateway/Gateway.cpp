@@ -166,9 +166,8 @@ void Gateway::followAddresses() {
   if (dp_ == nullptr) {
     return;
   }
-  if (auto addrs = listAddresses(host_, AF_INET, uplinkIndex_); addrs && !addrs->empty() &&
-                                                               addrs->front().prefix.addr !=
-                                                                   uplinkAddr_) {
+  auto addrs = listAddresses(host_, AF_INET, uplinkIndex_);
+  if (addrs && !addrs->empty() && addrs->front().prefix.addr != uplinkAddr_) {
     IpAddress now = addrs->front().prefix.addr;
     if (auto r = dp_->setUplinkAddress(now); !r) {
       log::warn("uplink address ", now.str(), " not set in the data path: ", r.error().str());

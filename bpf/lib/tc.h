@@ -340,6 +340,9 @@ __noinline int tc_target_behind_ingress(struct __sk_buff *skb, const struct gw_p
 
 	if (!skb || !p || !target)
 		return 0;
+	/* a managed namespace has a veth of its own: never the link a client came in on */
+	if (gw_endpoint_get(p->family, target))
+		return 0;
 	if (p->family == GW_AF_INET6) {
 		fib.family = AF_INET6;
 		__builtin_memcpy(fib.ipv6_dst, target, 16);

@@ -176,19 +176,17 @@ Status BpfDatapath::deleteExpose(const ExposeKey& key, FlowsOfRule flows) {
   if (flows == FlowsOfRule::Keep) {
     return {};
   }
-  return flushFlowsTo({key});
+  return deleteFlowsLocked({key});
 }
 
 Status BpfDatapath::deleteFlowsTo(const std::vector<ExposeKey>& keys) {
   std::lock_guard lock(mu_);
-  return flushFlowsTo(keys);
+  return deleteFlowsLocked(keys);
 }
 
-// Flows through these ports: DNAT flows whose first packet was addressed to one. Matching on
-// the port rather than the rule id keeps the other ports of a range rule alive.
-Status BpfDatapath::flushFlowsTo(const std::vector<ExposeKey>& keys) {
-  auto deleted = conntrack_->deleteDnatTo(keys);
-  if (!deleted) {
+// Matching on the port rather than the rule id keeps the other ports of a range rule alive.
+Status BpfDatapath::deleteFlowsLocked(const std::vector<ExposeKey>& keys) {
+  if (auto deleted = conntrack_->deleteDnatTo(keys); !deleted) {
     return std::unexpected(deleted.error());
   }
   return {};

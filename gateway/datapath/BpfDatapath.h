@@ -114,7 +114,7 @@ public:
 private:
   explicit BpfDatapath(DatapathConfig config);
   Status teardownLocked();
-  Status flushFlowsTo(const std::vector<ExposeKey>& keys); // under mu_
+  Status deleteFlowsLocked(const std::vector<ExposeKey>& keys); // under mu_
 
   DatapathConfig config_;
   // Declared before what borrows from it: destroyed last.

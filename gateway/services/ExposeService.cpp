@@ -446,8 +446,7 @@ void ExposeService::removeListeners(const ExposeRecord& e, bool drain) {
   }
 }
 
-Status ExposeService::unapply(const ExposeRecord& e, FlowsOfRule flows,
-                              std::vector<ExposeKey>* flowsGone) {
+Status ExposeService::unapply(const ExposeRecord& e, FlowsOfRule flows) {
   removeListeners(e, true);
   Datapath* dp = ctx_.datapath.dp;
   if (dp == nullptr) {
@@ -461,9 +460,7 @@ Status ExposeService::unapply(const ExposeRecord& e, FlowsOfRule flows,
     }
     keys.push_back(entry.key());
   }
-  if (flows == FlowsOfRule::Remove && flowsGone != nullptr) {
-    flowsGone->insert(flowsGone->end(), keys.begin(), keys.end());
-  } else if (flows == FlowsOfRule::Remove) {
+  if (flows == FlowsOfRule::Remove) {
     if (auto r = dp->deleteFlowsTo(keys); !r) {
       return r;
     }
@@ -481,12 +478,47 @@ Status ExposeService::unapply(const ExposeRecord& e, FlowsOfRule flows,
   return {};
 }
 
-Status ExposeService::deleteFlowsTo(const std::vector<ExposeKey>& keys) {
-  Datapath* dp = ctx_.datapath.dp;
-  if (dp == nullptr || keys.empty()) {
-    return {};
+Result<std::vector<ExposeRecord>> ExposeService::ownedBy(const ExposeOwner& owner,
+                                                        api::Caller caller) const {
+  std::vector<ExposeRecord> out;
+  for (const auto& e : ctx_.state.exposes) {
+    if (e.owner == owner) {
+      if (auto r = mayPublish(e, caller); !r) {
+        return std::unexpected(r.error());
+      }
+      out.push_back(e);
+    }
   }
-  return dp->deleteFlowsTo(keys);
+  return out;
+}
+
+void ExposeService::reapply(const std::vector<ExposeRecord>& records, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (auto again = apply(records[i]); !again) {
+      log::warn("owner ", records[i].owner ? records[i].owner->text : std::string("(none)"),
+                ": expose ", records[i].id, " not restored: ", again.error().str());
+    }
+  }
+}
+
+Status ExposeService::takeOutOfMaps(const std::vector<ExposeRecord>& records) {
+  std::vector<ExposeKey> keys; // one walk of the conntrack table for all their ports
+  for (size_t i = 0; i < records.size(); ++i) {
+    for (const auto& entry : entriesOf(records[i])) {
+      keys.push_back(entry.key());
+    }
+    if (auto r = unapply(records[i], FlowsOfRule::Keep); !r) {
+      reapply(records, i);
+      return r;
+    }
+  }
+  if (Datapath* dp = ctx_.datapath.dp; dp != nullptr && !keys.empty()) {
+    if (auto r = dp->deleteFlowsTo(keys); !r) {
+      reapply(records, records.size());
+      return r;
+    }
+  }
+  return {};
 }
 
 Status ExposeService::mayPublish(const ExposeRecord& e, api::Caller caller) const {
@@ -773,36 +805,16 @@ std::vector<api::OwnerInfo> ExposeService::owners() const {
 Result<std::vector<api::ExposeAdded>> ExposeService::replaceOwner(
     const ExposeOwner& owner, std::vector<api::ExposeRequest> batch, api::Caller caller) {
   State& state = ctx_.state;
-  std::vector<ExposeRecord> old;
-  for (const auto& e : state.exposes) {
-    if (e.owner == owner) {
-      if (auto r = mayPublish(e, caller); !r) {
-        return std::unexpected(r.error());
-      }
-      old.push_back(e);
-    }
+  auto owned = ownedBy(owner, caller);
+  if (!owned) {
+    return std::unexpected(owned.error());
   }
+  const std::vector<ExposeRecord>& old = *owned;
   for (auto& request : batch) {
     request.owner = owner;
   }
   // The old rules leave the maps and the state first, so the new ones may take their ports.
-  auto reapplyOld = [&](size_t n) {
-    for (size_t i = 0; i < n; ++i) {
-      if (auto again = apply(old[i]); !again) {
-        log::warn("owner ", owner.text, ": expose ", old[i].id, " not restored: ",
-                  again.error().str());
-      }
-    }
-  };
-  std::vector<ExposeKey> flowsGone;
-  for (size_t i = 0; i < old.size(); ++i) {
-    if (auto r = unapply(old[i], FlowsOfRule::Remove, &flowsGone); !r) {
-      reapplyOld(i);
-      return std::unexpected(r.error());
-    }
-  }
-  if (auto r = deleteFlowsTo(flowsGone); !r) {
-    reapplyOld(old.size());
+  if (auto r = takeOutOfMaps(old); !r) {
     return std::unexpected(r.error());
   }
   std::erase_if(state.exposes, [&](const ExposeRecord& e) { return e.owner == owner; });
@@ -813,7 +825,7 @@ Result<std::vector<api::ExposeAdded>> ExposeService::replaceOwner(
       state.exposes.pop_back();
     }
     state.exposes.insert(state.exposes.end(), old.begin(), old.end());
-    reapplyOld(old.size());
+    reapply(old, old.size());
   };
   std::vector<api::ExposeAdded> out;
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -836,43 +848,23 @@ Result<std::vector<api::ExposeAdded>> ExposeService::replaceOwner(
 Result<api::OwnerDeleted> ExposeService::removeOwner(const ExposeOwner& owner,
                                                      api::Caller caller) {
   State& state = ctx_.state;
-  std::vector<ExposeRecord> gone;
-  for (const auto& e : state.exposes) {
-    if (e.owner == owner) {
-      if (auto r = mayPublish(e, caller); !r) {
-        return std::unexpected(r.error());
-      }
-      gone.push_back(e);
-    }
+  auto owned = ownedBy(owner, caller);
+  if (!owned) {
+    return std::unexpected(owned.error());
   }
+  const std::vector<ExposeRecord>& gone = *owned;
   if (gone.empty()) {
     return api::OwnerDeleted{.owner = owner, .deleted = 0}; // again, or never: not an error
   }
   // Out of the maps first (and their flows, UDP too), then out of the state in one commit;
   // a failed commit serves them again, as the error says nothing changed.
-  auto restore = [&](size_t applied) {
-    for (size_t i = 0; i < applied; ++i) {
-      if (auto again = apply(gone[i]); !again) {
-        log::warn("owner ", owner.text, ": expose ", gone[i].id, " not restored: ",
-                  again.error().str());
-      }
-    }
-  };
-  std::vector<ExposeKey> flowsGone; // one walk of the conntrack table for all their ports
-  for (size_t i = 0; i < gone.size(); ++i) {
-    if (auto r = unapply(gone[i], FlowsOfRule::Remove, &flowsGone); !r) {
-      restore(i);
-      return std::unexpected(r.error());
-    }
-  }
-  if (auto r = deleteFlowsTo(flowsGone); !r) {
-    restore(gone.size());
+  if (auto r = takeOutOfMaps(gone); !r) {
     return std::unexpected(r.error());
   }
   std::erase_if(state.exposes, [&](const ExposeRecord& e) { return e.owner == owner; });
   if (auto r = ctx_.store.commit(state); !r) {
     state.exposes.insert(state.exposes.end(), gone.begin(), gone.end());
-    restore(gone.size());
+    reapply(gone, gone.size());
     return std::unexpected(r.error());
   }
   log::info("unexpose owner ", owner.text, ": ", gone.size(), " rule(s)");

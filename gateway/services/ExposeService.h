@@ -97,11 +97,13 @@ private:
   void removeListeners(const ExposeRecord& e, bool drain);
   // The proxy's listeners close and their connections drain; the data path's flows go too
   // unless `flows` keeps them.
-  // With `flowsGone`, the ports whose flows are to go are appended there, for the caller to
-  // delete many rules' flows in one walk of the conntrack table (deleteFlowsTo).
-  Status unapply(const ExposeRecord& e, FlowsOfRule flows = FlowsOfRule::Remove,
-                 std::vector<ExposeKey>* flowsGone = nullptr);
-  Status deleteFlowsTo(const std::vector<ExposeKey>& keys);
+  Status unapply(const ExposeRecord& e, FlowsOfRule flows = FlowsOfRule::Remove);
+  // An owner's rules, each one the caller may publish (else the refusal).
+  Result<std::vector<ExposeRecord>> ownedBy(const ExposeOwner& owner, api::Caller caller) const;
+  // Rules out of the maps, their flows in one walk of the conntrack table; on failure the
+  // ones taken out are applied again.
+  Status takeOutOfMaps(const std::vector<ExposeRecord>& records);
+  void reapply(const std::vector<ExposeRecord>& records, size_t n);
   // The expose map entries of `e` (one per port and family the eBPF path serves).
   std::vector<ExposeEntry> entriesOf(const ExposeRecord& e) const;
   // The API's view of these exposes, with their counters (from `known` if given).
