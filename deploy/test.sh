@@ -15,8 +15,10 @@ if [ "${1:-}" = "--asan" ]; then
   bash deploy/install-deps.sh
   # Only the rooms whose labels this pass runs: no BPF program tests (kernel code, no
   # userspace to sanitize), no packaging, no runs through real container runtimes.
+  # A unity build: the same code in half the compile time (headers parsed once per batch).
   cmake -S . -B build-asan -DGW_WERROR=ON -DGW_ASAN=ON -DGW_BUILD_BENCH=OFF \
-    -DGW_TEST_ROOMS="netns;gateway;control;cni;proxy;fuzz" -DCMAKE_BUILD_TYPE=Debug >/dev/null
+    -DGW_TEST_ROOMS="netns;gateway;control;cni;proxy;fuzz" -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=16 >/dev/null
   cmake --build build-asan -j"$(nproc)"
   cd build-asan
   # detect_leaks: LeakSanitizer under ptrace-less containers works; keep it on. The crash and
