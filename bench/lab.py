@@ -151,10 +151,13 @@ class Nftables(Setup):
 class Gateway(Setup):
     """gatewayd serving the gateway host namespace; exposes made with gwctl."""
 
-    def __init__(self, name, label, xdp, mode, relay="buffers"):
+    def __init__(self, name, label, xdp, mode, relay="buffers", hand_wired=False):
         self.name, self.label, self.xdp, self.mode = name, label, xdp, mode
         self.relay = relay
-        self.makes_servers = True
+        # hand_wired: the servers are the tutorial's namespaces, wired by hand as for iptables
+        # (gatewayd only exposes and masquerades); else gatewayd makes them (`ns add`).
+        self.hand_wired = hand_wired
+        self.makes_servers = not hand_wired
         self.masq = mode != "proxy"
         self.udp = mode != "proxy"
         # The IPv6 rows measure the eBPF path (DNAT6/NAT66); the proxies' rows stay IPv4.
@@ -183,8 +186,12 @@ class Gateway(Setup):
                 "--xdp", self.xdp, "--proxy-relay", self.relay)
         except RuntimeError as e:
             raise NotAvailable(str(e)) from e
-        for ns in (ctx.topo.s1, ctx.topo.s2):
-            self.gwctl(ctx, "ns", "add", ns)
+        if self.hand_wired:
+            self.gwctl(ctx, "masquerade", "add", L.SUBNET)
+            self.gwctl(ctx, "masquerade", "add", L.SUBNET6)
+        else:
+            for ns in (ctx.topo.s1, ctx.topo.s2):
+                self.gwctl(ctx, "ns", "add", ns)
         ctx.topo.tune([ctx.topo.s1, ctx.topo.s2])
         got = (ctx.topo.address(ctx.topo.s1), ctx.topo.address(ctx.topo.s2))
         if got != (f"{L.S1_ADDR}/16", f"{L.S2_ADDR}/16"):
@@ -272,6 +279,8 @@ def all_setups():
     return [
         Routing(), Iptables(), Nftables(),
         Gateway("ebpf-tc", "gateway eBPF (tc, --xdp off)", "off", "ebpf"),
+        Gateway("ebpf-hand", "gateway eBPF (tc, hand-wired namespaces)", "off", "ebpf",
+                hand_wired=True),
         Gateway("ebpf-xdp", "gateway eBPF (tc + XDP native)", "native", "ebpf"),
         Gateway("proxy", "gateway io_uring proxy (buffer ring)", "off", "proxy"),
         Gateway("proxy-splice", "gateway io_uring proxy (splice)", "off", "proxy", "splice"),

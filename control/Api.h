@@ -227,11 +227,13 @@ struct FamilyServing {
   ServingPath path = ServingPath::None;
   std::string why{};
   std::optional<IpAddress> targetAddr{}; // where that family's clients are sent
+  std::optional<Forwarding> forward{};   // eBPF: how they are handed to the target
 };
 constexpr auto fieldsOf(const FamilyServing*) {
   using T = FamilyServing;
   return std::tuple{Field{"family", &T::family}, Field{"path", &T::path}, Field{"why", &T::why},
-                    Field{"targetAddr", &T::targetAddr, Need::Optional}};
+                    Field{"targetAddr", &T::targetAddr, Need::Optional},
+                    Field{"forward", &T::forward, Need::Optional}};
 }
 
 // 201 of POST /v1/exposes

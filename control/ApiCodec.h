@@ -63,6 +63,7 @@ inline Json toJsonValue(Proto v) { return std::string(protoName(v)); }
 inline Json toJsonValue(ExposeMode v) { return std::string(toString(v)); }
 inline Json toJsonValue(ProxyProtocol v) { return std::string(toString(v)); }
 inline Json toJsonValue(ServingPath v) { return std::string(toString(v)); }
+inline Json toJsonValue(Forwarding v) { return std::string(toString(v)); }
 inline Json toJsonValue(Wiring v) { return std::string(toString(v)); }
 inline Json toJsonValue(Filtering v) { return std::string(toString(v)); }
 inline Json toJsonValue(IpFamilies v) { return std::string(toString(v)); }
@@ -270,6 +271,7 @@ GW_API_PARSED_FROM_JSON(Proto, parseProto)
 GW_API_PARSED_FROM_JSON(ExposeMode, parseExposeMode)
 GW_API_PARSED_FROM_JSON(ProxyProtocol, parseProxyProtocol)
 GW_API_PARSED_FROM_JSON(ServingPath, parseServingPath)
+GW_API_PARSED_FROM_JSON(Forwarding, parseForwarding)
 GW_API_PARSED_FROM_JSON(Wiring, parseWiring)
 GW_API_PARSED_FROM_JSON(Filtering, parseFiltering)
 GW_API_PARSED_FROM_JSON(IpFamilies, parseIpFamilies)

@@ -194,6 +194,20 @@ std::string_view toString(ProxyProtocol p) {
   return textOf(kProxyProtocols, p);
 }
 
+constexpr std::array<Spelling<Forwarding>, 2> kForwardings{
+    {{Forwarding::Peer, "peer"}, {Forwarding::Route, "route"}}};
+
+Result<Forwarding> parseForwarding(std::string_view text) {
+  if (auto f = valueOf(kForwardings, text)) {
+    return *f;
+  }
+  return invalid("forwarding '" + std::string(text) + "': expected peer or route");
+}
+
+std::string_view toString(Forwarding forwarding) {
+  return textOf(kForwardings, forwarding);
+}
+
 Result<ServingPath> parseServingPath(std::string_view text) {
   if (auto p = valueOf(kServingPaths, text)) {
     return *p;

@@ -93,6 +93,13 @@ enum class ServingPath { Ebpf, Proxy, None };
 Result<ServingPath> parseServingPath(std::string_view text);
 std::string_view toString(ServingPath path);
 
+// How the eBPF path hands a target its packets: `peer`, straight into the target namespace's
+// eth0 (bpf_redirect_peer on a veth whose other end is the gateway host's); `route`, through
+// the gateway host's routing (a FIB lookup, a bridge), slower.
+enum class Forwarding { Peer, Route };
+Result<Forwarding> parseForwarding(std::string_view text);
+std::string_view toString(Forwarding forwarding);
+
 // How a managed namespace is wired to the gateway host.
 // Which inbound packets a masquerade mapping lets through (RFC 4787 REQ-8): only replies from
 // the endpoint the source sent to (the default), or anything sent to its external endpoint.

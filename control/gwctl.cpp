@@ -795,6 +795,10 @@ int listCommand(const Globals& g, const std::vector<std::string>& args) {
                   << (f.targetAddr && f.path == gw::ServingPath::Ebpf
                           ? " (to " + f.targetAddr->str() + ")"
                           : std::string())
+                  << (f.forward == gw::Forwarding::Route
+                          ? "; through the gateway host's routing: no veth of its namespace "
+                            "ends on the gateway host"
+                          : std::string())
                   << "\n";
       }
     }

@@ -63,10 +63,25 @@ Gateway::Gateway(GatewayConfig config, Netlink host)
       topology_(host_), proxy_(proxyConfig(config_)),
       ctx_{state_, store_, datapath_, config_.uplink}, namespaces_(ctx_, topology_),
       exposes_(ctx_, topology_, proxy_),
-      masquerades_(ctx_, topology_, [this] { return namespaces_.subnets(); }), conntrack_(ctx_),
+      masquerades_(ctx_, topology_, [this] { return namespaces_.subnets(); }),
+      handWired_(ctx_, topology_,
+                 [this] {
+                   EndpointWants wants = exposes_.handWiredTargets();
+                   for (const auto& m : state_.masquerades) {
+                     wants.prefixes.push_back(m.source);
+                   }
+                   return wants;
+                 }),
+      conntrack_(ctx_),
       metrics_(ctx_, exposes_, conntrack_, proxy_), started_(std::chrono::steady_clock::now()) {
   exposes_.setGroupMayPublishAny(config_.groupMayPublishAny);
-  namespaces_.setOtherEndpointLinks([this] { return exposes_.handWiredLinks(); });
+  namespaces_.setOtherEndpointLinks([this] {
+    auto links = exposes_.handWiredLinks();
+    links.merge(handWired_.links());
+    return links;
+  });
+  namespaces_.setOtherEndpointAddresses([this] { return handWired_.addresses(); });
+  exposes_.setPeered([this](const IpAddress& addr) { return handWired_.peered(addr); });
   addRoutes();
 }
 
@@ -137,6 +152,8 @@ Result<std::unique_ptr<Gateway>> Gateway::start(const GatewayConfig& config) {
 }
 
 Status Gateway::reconcile() {
+  // First: the stray sweep of namespaces_ then knows these entries and programs for its own.
+  handWired_.refresh(true);
   if (auto r = namespaces_.reconcile(); !r) {
     return r;
   }
@@ -155,6 +172,7 @@ void Gateway::tick() {
   if (now - pathsCheckedAt_ >= std::chrono::seconds(2)) {
     pathsCheckedAt_ = now;
     exposes_.checkPaths();
+    handWired_.refresh(true);
   }
 }
 
@@ -312,6 +330,7 @@ Status Gateway::startDatapath() {
 Status Gateway::teardownAll() {
   conntrack_.stopMaintenance();
   std::vector<std::string> problems;
+  handWired_.teardown();
   exposes_.teardown(problems);
   namespaces_.teardown(problems);
   state_.masquerades.clear();

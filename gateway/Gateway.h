@@ -14,6 +14,7 @@
 #include "control/Http.h"
 #include "gateway/State.h"
 #include "gateway/api/Router.h"
+#include "gateway/services/HandWiredEndpoints.h"
 #include "gateway/datapath/Conntrack.h"
 #include "gateway/datapath/Datapath.h"
 #include "gateway/host/HostTopology.h"
@@ -72,7 +73,12 @@ public:
   static Status cleanup(const GatewayConfig& config);
 
   http::Response handle(const http::Request& request, Caller caller = Caller::Root) {
-    return router_.route(request, caller);
+    http::Response response = router_.route(request, caller);
+    // A change may cover a namespace wired by hand, or no longer: its fast path follows.
+    if (request.method != "GET" && response.status < 300 && !finished_) {
+      handWired_.refresh();
+    }
+    return response;
   }
   // Set after `gwctl down` was served: the daemon should exit.
   bool finished() const { return finished_; }
@@ -128,6 +134,7 @@ private:
   NamespaceService namespaces_;
   ExposeService exposes_;
   MasqueradeService masquerades_;
+  HandWiredEndpoints handWired_;
   ConntrackService conntrack_;
   MetricsService metrics_;
   Router router_;

@@ -4,6 +4,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/if.h>
 #include <linux/if_link.h>
+#include <linux/net_namespace.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 
@@ -47,6 +48,16 @@ LinkInfo parseLink(const nlmsghdr* nlh) {
     case IFLA_MASTER:
       if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) {
         info.master = static_cast<int>(mnl_attr_get_u32(attr));
+      }
+      break;
+    case IFLA_LINK:
+      if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) {
+        info.peerIndex = static_cast<int>(mnl_attr_get_u32(attr));
+      }
+      break;
+    case IFLA_LINK_NETNSID:
+      if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) {
+        info.peerNetnsId = static_cast<int32_t>(mnl_attr_get_u32(attr));
       }
       break;
     case IFLA_ADDRESS:
@@ -131,6 +142,34 @@ Result<std::vector<LinkInfo>> listLinks(Netlink& nl) {
   std::sort(links.begin(), links.end(),
             [](const LinkInfo& a, const LinkInfo& b) { return a.index < b.index; });
   return links;
+}
+
+Result<int> namespaceIdOf(Netlink& nl, int nsFd) {
+  NlRequest req;
+  nlmsghdr* nlh = mnl_nlmsg_put_header(req.data);
+  nlh->nlmsg_type = RTM_GETNSID;
+  auto* gen = static_cast<rtgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtgenmsg)));
+  gen->rtgen_family = AF_UNSPEC;
+  mnl_attr_put_u32(nlh, NETNSA_FD, static_cast<uint32_t>(nsFd));
+  int id = -1;
+  auto ok = nl.request(
+      nlh,
+      [&](const nlmsghdr* reply) {
+        if (reply->nlmsg_type != RTM_NEWNSID) {
+          return;
+        }
+        nl::forEachAttr(reply, sizeof(rtgenmsg), [&](const nlattr* attr) {
+          if (mnl_attr_get_type(attr) == NETNSA_NSID &&
+              mnl_attr_validate(attr, MNL_TYPE_U32) == 0) {
+            id = static_cast<int32_t>(mnl_attr_get_u32(attr));
+          }
+        });
+      },
+      "namespace id of fd " + std::to_string(nsFd));
+  if (!ok) {
+    return std::unexpected(ok.error());
+  }
+  return id;
 }
 
 Status createVeth(Netlink& nl, const std::string& name, const std::string& peerName,

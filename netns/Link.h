@@ -22,12 +22,19 @@ struct LinkInfo {
   bool up = false; // administratively up (IFF_UP)
   int master = 0;  // ifindex of the bridge it is enslaved to, 0 if none
   std::array<uint8_t, 6> mac{};
+  // A veth's other end: its ifindex (IFLA_LINK) and, when that end lives in another namespace,
+  // the id this namespace knows that one by (IFLA_LINK_NETNSID; see namespaceIdOf).
+  int peerIndex = 0;
+  int peerNetnsId = -1;
 };
 
 // ENODEV naming the link if it does not exist.
 Result<LinkInfo> getLink(Netlink& nl, const std::string& name);
 Result<LinkInfo> getLink(Netlink& nl, int index);
 Result<std::vector<LinkInfo>> listLinks(Netlink& nl);
+// The id under which nl's namespace knows namespace nsFd (RTM_GETNSID), what IFLA_LINK_NETNSID
+// of a link whose peer is there says; -1 when it has none.
+Result<int> namespaceIdOf(Netlink& nl, int nsFd);
 
 // Creates a veth pair; with peerNsFd >= 0 the peer is born inside that namespace.
 Status createVeth(Netlink& nl, const std::string& name, const std::string& peerName,

@@ -86,6 +86,91 @@ Result<std::vector<IpPrefix>> HostTopology::namespaceAddresses(const std::string
   return out;
 }
 
+Result<std::vector<std::string>> HostTopology::namespaceNames() {
+  return listNamespaces();
+}
+
+Result<std::map<int, int>> HostTopology::hostVeths() {
+  auto links = listLinks(host_);
+  if (!links) {
+    return std::unexpected(links.error());
+  }
+  std::map<int, int> out;
+  for (const auto& l : *links) {
+    if (l.kind == "veth" && l.peerNetnsId >= 0) {
+      out[l.index] = l.peerNetnsId;
+    }
+  }
+  return out;
+}
+
+Result<PeeredNamespace> HostTopology::peeredNamespace(const std::string& ns) {
+  auto here = openCurrentNamespace(); // the gateway host's: how the namespace names it
+  if (!here) {
+    return std::unexpected(here.error());
+  }
+  auto there = openNamespace(ns);
+  if (!there) {
+    return std::unexpected(there.error());
+  }
+  auto inside = Netlink::openIn(there->get());
+  if (!inside) {
+    return std::unexpected(inside.error());
+  }
+  auto links = listLinks(*inside); // first: listing a link with a peer here assigns the id
+  if (!links) {
+    return std::unexpected(links.error());
+  }
+  auto hostId = namespaceIdOf(*inside, here->get());
+  if (!hostId) {
+    return std::unexpected(hostId.error());
+  }
+  PeeredNamespace out;
+  if (*hostId < 0) {
+    return out; // nothing inside has a peer here
+  }
+  std::map<int, PeeredAddress> byLink; // the namespace's ifindex -> its veth, addr unset
+  for (const auto& l : *links) {
+    if (l.kind != "veth" || l.peerNetnsId != *hostId || l.peerIndex <= 0) {
+      continue;
+    }
+    // The host end must be a veth whose peer is this very link (a link id of the host's, not
+    // one that only happens to carry the same number).
+    auto host = getLink(host_, l.peerIndex);
+    if (!host || host->kind != "veth" || host->peerIndex != l.index || host->peerNetnsId < 0) {
+      continue;
+    }
+    byLink[l.index] = PeeredAddress{
+        .addr = {}, .hostIndex = host->index, .hostMac = host->mac, .peerMac = l.mac};
+  }
+  // After the host ends were read: reading one assigns the id the host knows this one by.
+  auto id = namespaceIdOf(host_, there->get());
+  if (!id) {
+    return std::unexpected(id.error());
+  }
+  out.id = *id;
+  if (byLink.empty()) {
+    return out;
+  }
+  auto addrs = listAddresses(*inside, AF_UNSPEC);
+  if (!addrs) {
+    return std::unexpected(addrs.error());
+  }
+  for (const auto& a : *addrs) {
+    auto it = byLink.find(a.ifindex);
+    // Link-local IPv6 is no target: each link has its own.
+    if (it == byLink.end() ||
+        (a.prefix.addr.isV6() && a.prefix.addr.bytes[0] == 0xfe &&
+         (a.prefix.addr.bytes[1] & 0xc0) == 0x80)) {
+      continue;
+    }
+    PeeredAddress p = it->second;
+    p.addr = a.prefix.addr;
+    out.addresses.push_back(p);
+  }
+  return out;
+}
+
 Status HostTopology::ensureBridge(const BridgeRecord& bridge, Rollback* rollback) {
   return gw::ensureBridge(host_, bridge, rollback);
 }

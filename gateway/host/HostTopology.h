@@ -18,6 +18,9 @@ public:
   Result<std::vector<HostAddress>> hostAddresses(int family) override;
   Result<NamespaceId> namespaceId(const std::string& nameOrPath) override;
   Result<std::vector<IpPrefix>> namespaceAddresses(const std::string& ns, int family) override;
+  Result<std::vector<std::string>> namespaceNames() override;
+  Result<PeeredNamespace> peeredNamespace(const std::string& ns) override;
+  Result<std::map<int, int>> hostVeths() override;
   Status ensureBridge(const BridgeRecord& bridge, Rollback* rollback) override;
   Status wireNamespace(const NamespaceRecord& ns, Rollback* rollback) override;
   Status unwireNamespace(const NamespaceRecord& ns) override;

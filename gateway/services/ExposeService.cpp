@@ -101,6 +101,8 @@ std::vector<api::FamilyServing> ExposeService::familiesOf(const ExposeRecord& e)
                          .why = s.why};
     if (s.path == ServingPath::Ebpf) {
       f.targetAddr = ebpfTarget(e, family);
+      bool peer = targetIsManaged(e) || (f.targetAddr && peered_ && peered_(*f.targetAddr));
+      f.forward = peer ? Forwarding::Peer : Forwarding::Route;
     } else if (s.path == ServingPath::Proxy) {
       f.targetAddr = e.targetAddr;
     }
@@ -382,6 +384,32 @@ std::optional<int> ExposeService::handWiredLink(const ExposeRecord& e,
     }
   }
   return std::nullopt;
+}
+
+EndpointWants ExposeService::handWiredTargets() const {
+  EndpointWants out;
+  if (!ctx_.datapath) {
+    return out;
+  }
+  for (const auto& e : ctx_.state.exposes) {
+    if (targetIsManaged(e) || unresolved_.contains(e.id)) {
+      continue;
+    }
+    bool any = false;
+    for (int family : {AF_INET, AF_INET6}) {
+      if (!includes(e.family, family) || servingPath(e, family).path != ServingPath::Ebpf) {
+        continue;
+      }
+      if (auto addr = ebpfTarget(e, family)) {
+        out.addresses.insert(*addr);
+        any = true;
+      }
+    }
+    if (any && !e.netns().empty()) {
+      out.namespaces.insert(e.netns());
+    }
+  }
+  return out;
 }
 
 std::set<int> ExposeService::handWiredLinks() const {

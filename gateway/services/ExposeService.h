@@ -3,6 +3,7 @@
 // the path that serves each (eBPF or the proxy), and their counters.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -11,6 +12,7 @@
 
 #include "control/Api.h"
 #include "gateway/services/Context.h"
+#include "gateway/services/HandWiredEndpoints.h"
 #include "gateway/services/ProxyControl.h"
 #include "gateway/services/Topology.h"
 
@@ -35,11 +37,17 @@ public:
   Result<api::ExposeDeleted> remove(const api::UnexposeQuery& query,
                                     api::Caller caller = api::Caller::Root);
   void setGroupMayPublishAny(bool may) { groupMayPublishAny_ = may; }
+  // Whether the eBPF path hands an address of a namespace gatewayd did not make its packets
+  // straight (HandWiredEndpoints), for the listing's `forward`.
+  void setPeered(std::function<bool(const IpAddress&)> peered) { peered_ = std::move(peered); }
   // Counters come from `known` when the caller has read them already.
   // Per expose served by the proxy: its listeners' counters summed.
   std::vector<api::ProxyStatsInfo> proxyStats();
   // The host ends of hand-wired namespaces' links that carry the endpoint program for exposes.
   std::set<int> handWiredLinks() const;
+  // The eBPF-served targets in namespaces gatewayd does not manage, and the namespaces the
+  // rules name (HandWiredEndpoints gives them the fast path).
+  EndpointWants handWiredTargets() const;
   std::vector<api::ExposeInfo> list(const DatapathStats* known = nullptr);
   // Every owner (GET /v1/owners) and the ids of its rules.
   std::vector<api::OwnerInfo> owners() const;
@@ -136,6 +144,7 @@ private:
   std::map<uint32_t, NamespaceId> pathIds_;
   std::map<uint32_t, std::string> unresolved_;
   bool groupMayPublishAny_ = false;
+  std::function<bool(const IpAddress&)> peered_;
 };
 
 } // namespace gw

@@ -445,6 +445,9 @@ void NamespaceService::removeStrays(
       links.insert(link->index);
     }
   }
+  if (otherEndpointAddresses_) {
+    addresses.merge(otherEndpointAddresses_());
+  }
   auto describe = [](const EndpointEntry& e) {
     return e.addr.str() + " via ifindex " + std::to_string(e.hostIfindex);
   };

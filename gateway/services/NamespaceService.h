@@ -37,6 +37,11 @@ public:
   // on all of them), and takes away those the host no longer has; and sets the IPv6 hairpin
   // source to the namespaces' IPv6 gateway.
   Status syncLocalAddresses();
+  // The endpoint addresses of namespaces gatewayd did not make (HandWiredEndpoints): the stray
+  // sweep leaves them.
+  void setOtherEndpointAddresses(std::function<std::set<IpAddress>()> addresses) {
+    otherEndpointAddresses_ = std::move(addresses);
+  }
   // Links outside the managed namespaces that carry the endpoint program on purpose (the
   // host ends of hand-wired namespaces with exposes): the stray sweep leaves them.
   void setOtherEndpointLinks(std::function<std::set<int>()> links) {
@@ -67,6 +72,7 @@ private:
   ServiceContext& ctx_;
   Topology& topology_;
   std::function<std::set<int>()> otherEndpointLinks_;
+  std::function<std::set<IpAddress>()> otherEndpointAddresses_;
   IpAddress hairpin6_; // the IPv6 hairpin address set last
 };
 

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,21 @@ struct HostAddress {
   std::string link;
 };
 
+// An address inside a namespace, on a veth whose other end is a link of the gateway host: what
+// bpf_redirect_peer needs to hand it packets (gw_endpoint_v4/v6).
+struct PeeredAddress {
+  IpAddress addr;
+  int hostIndex = 0;                 // the gateway host's end of the veth
+  std::array<uint8_t, 6> hostMac{}; // its MAC
+  std::array<uint8_t, 6> peerMac{}; // the namespace's end's
+  bool operator==(const PeeredAddress&) const = default;
+};
+
+struct PeeredNamespace {
+  int id = -1; // the id the gateway host knows it by (IFLA_LINK_NETNSID of its veths); -1 none
+  std::vector<PeeredAddress> addresses;
+};
+
 class Topology {
 public:
   virtual ~Topology() = default;
@@ -46,6 +62,14 @@ public:
   virtual Result<std::vector<HostAddress>> hostAddresses(int family) = 0;
   // The addresses of `family` (AF_INET or AF_INET6) inside namespace `ns` (a name or a path).
   virtual Result<std::vector<IpPrefix>> namespaceAddresses(const std::string& ns, int family) = 0;
+  // The named namespaces (`ip netns`, /run/netns).
+  virtual Result<std::vector<std::string>> namespaceNames() = 0;
+  // The global addresses of both families inside `ns` (a name or a path) that sit on a veth
+  // whose other end is a link of the gateway host.
+  virtual Result<PeeredNamespace> peeredNamespace(const std::string& ns) = 0;
+  // The gateway host's veths whose other end is in another namespace: ifindex -> the id of
+  // that namespace (PeeredNamespace::id).
+  virtual Result<std::map<int, int>> hostVeths() = 0;
 
   // Idempotent: each adopts what exists and, with a rollback, records an undo for what it made.
   virtual Status ensureBridge(const BridgeRecord& bridge, Rollback* rollback) = 0;

@@ -319,6 +319,25 @@ Result<std::vector<IpPrefix>> FakeTopology::namespaceAddresses(const std::string
   return family == AF_INET6 ? it->second.addresses6 : it->second.addresses;
 }
 
+Result<std::vector<std::string>> FakeTopology::namespaceNames() {
+  std::vector<std::string> out;
+  for (const auto& [name, ns] : namespaces_) {
+    if (!name.starts_with('/')) {
+      out.push_back(name);
+    }
+  }
+  return out;
+}
+
+Result<PeeredNamespace> FakeTopology::peeredNamespace(const std::string& ns) {
+  ++peeredScans_;
+  if (!namespaces_.contains(ns)) {
+    return notFound("namespace " + ns + " not found");
+  }
+  auto it = peered_.find(ns);
+  return it != peered_.end() ? it->second : PeeredNamespace{};
+}
+
 Status FakeTopology::ensureBridge(const BridgeRecord& bridge, Rollback* rollback) {
   if (failEnsureBridge_) {
     return injected("ensureBridge " + bridge.name);

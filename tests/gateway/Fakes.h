@@ -126,6 +126,9 @@ class FakeTopology final : public Topology {
   Result<std::vector<HostAddress>> hostAddresses(int family) override;
   Result<NamespaceId> namespaceId(const std::string& nameOrPath) override;
   Result<std::vector<IpPrefix>> namespaceAddresses(const std::string& ns, int family) override;
+  Result<std::vector<std::string>> namespaceNames() override;
+  Result<PeeredNamespace> peeredNamespace(const std::string& ns) override;
+  Result<std::map<int, int>> hostVeths() override { return veths_; }
   Status ensureBridge(const BridgeRecord& bridge, Rollback* rollback) override;
   // Makes the namespace with eth0, the veth's host end, and for point-to-point the host
   // address; then the bridge must exist for bridge wiring.
@@ -146,6 +149,9 @@ class FakeTopology final : public Topology {
   std::map<std::string, BridgeRecord> bridges_;   // made by ensureBridge
   std::map<std::string, NamespaceRecord> wired_;  // made by wireNamespace
   std::set<std::pair<Proto, uint16_t>> portsInUse_;
+  std::map<std::string, PeeredNamespace> peered_; // a namespace's veths into the host
+  std::map<int, int> veths_;                      // the host's veths: ifindex -> namespace id
+  int peeredScans_ = 0;                            // peeredNamespace calls
 
   int wireCalls_ = 0;
   int unwireCalls_ = 0;

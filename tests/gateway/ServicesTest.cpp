@@ -147,6 +147,13 @@ class ServicesTest : public ::testing::Test {
   MasqueradeService masquerades_{ctx_, topology_, [this] { return namespaces_.subnets(); }};
   ConntrackService conntrack_{ctx_};
   MetricsService metrics_{ctx_, exposes_, conntrack_, proxy_};
+  HandWiredEndpoints handWired_{ctx_, topology_, [this] {
+                                  EndpointWants w = exposes_.handWiredTargets();
+                                  for (const auto& m : state_.masquerades) {
+                                    w.prefixes.push_back(m.source);
+                                  }
+                                  return w;
+                                }};
 };
 
 // ---- exposes
@@ -351,6 +358,81 @@ TEST_F(ExposeRules, AHandWiredNamespaceHasTheEndpointProgramUntilItsLastExposeGo
   EXPECT_TRUE(dp_.endpointPrograms_.contains(veth)) << "8081 still goes there";
   ASSERT_TRUE(exposes_.remove(unexpose("8081")));
   EXPECT_FALSE(dp_.endpointPrograms_.contains(veth));
+}
+
+// A namespace wired by hand whose eth0 is a veth ending on the gateway host (id 7 there).
+void peer(test::FakeTopology& t, const std::string& ns, int hostIndex, std::string_view addr) {
+  t.veths_[hostIndex] = 7;
+  t.peered_[ns].id = 7;
+  t.peered_[ns].addresses.push_back(PeeredAddress{
+      .addr = ip(addr), .hostIndex = hostIndex, .hostMac = {2, 0, 0, 0, 0, 1},
+      .peerMac = {2, 0, 0, 0, 0, 2}});
+}
+
+TEST_F(ExposeRules, AHandWiredVethGetsThePeerPathWhileARuleCoversItsAddress) {
+  exposes_.setPeered([this](const IpAddress& a) { return handWired_.peered(a); });
+  handMade("manual", {"198.51.100.7/24"});
+  peer(topology_, "manual", 41, "198.51.100.7");
+  addExpose(expose("8080", "manual:80"));
+  handWired_.refresh();
+  ASSERT_TRUE(dp_.endpoints_.contains(ip("198.51.100.7")));
+  EXPECT_EQ(dp_.endpoints_[ip("198.51.100.7")].hostIfindex, 41);
+  EXPECT_EQ(dp_.endpoints_[ip("198.51.100.7")].peerMac, (std::array<uint8_t, 6>{2, 0, 0, 0, 0, 2}));
+  EXPECT_TRUE(dp_.endpointPrograms_.contains(41));
+  EXPECT_EQ(handWired_.links(), std::set<int>{41});
+  ASSERT_EQ(exposes_.list().size(), 1u);
+  EXPECT_EQ(exposes_.list()[0].families.at(0).forward, Forwarding::Peer);
+  // Nothing changed: the namespace is not looked into again.
+  int scans = topology_.peeredScans_;
+  handWired_.refresh();
+  EXPECT_EQ(topology_.peeredScans_, scans);
+  // Its veth replaced by hand: found again at its new host end.
+  topology_.veths_.erase(41);
+  topology_.peered_.erase("manual");
+  peer(topology_, "manual", 52, "198.51.100.7");
+  handWired_.refresh();
+  EXPECT_EQ(dp_.endpoints_[ip("198.51.100.7")].hostIfindex, 52);
+  EXPECT_EQ(handWired_.links(), std::set<int>{52});
+  EXPECT_FALSE(dp_.endpointPrograms_.contains(41));
+  // The last rule gone: entry and program go.
+  ASSERT_TRUE(exposes_.remove(unexpose("8080")));
+  handWired_.refresh();
+  EXPECT_FALSE(dp_.endpoints_.contains(ip("198.51.100.7")));
+  EXPECT_FALSE(dp_.endpointPrograms_.contains(52));
+}
+
+TEST_F(ExposeRules, AnAddressWithoutAVethToTheHostIsRoutedAndSaysSo) {
+  exposes_.setPeered([this](const IpAddress& a) { return handWired_.peered(a); });
+  handMade("manual", {"198.51.100.7/24"});
+  addExpose(expose("8080", "198.51.100.7:80"));
+  handWired_.refresh();
+  EXPECT_TRUE(dp_.endpoints_.empty());
+  EXPECT_EQ(exposes_.list()[0].families.at(0).forward, Forwarding::Route);
+  // Its veth came later (ip link add ... netns manual): a request's refresh does not look
+  // into namespaces that had none (there may be thousands), gatewayd's tick does.
+  peer(topology_, "manual", 41, "198.51.100.7");
+  handWired_.refresh();
+  EXPECT_TRUE(dp_.endpoints_.empty());
+  handWired_.refresh(true);
+  EXPECT_TRUE(dp_.endpoints_.contains(ip("198.51.100.7")));
+  EXPECT_EQ(exposes_.list()[0].families.at(0).forward, Forwarding::Peer);
+}
+
+TEST_F(ExposeRules, AMasqueradeCoversHandWiredAddressesButNeverAManagedOne) {
+  auto web = addNamespace("web");
+  handMade("manual", {"198.51.100.7/24"});
+  peer(topology_, "manual", 41, "198.51.100.7");
+  peer(topology_, "web", 42, "10.88.0.2"); // what a scan of a managed one would find
+  auto before = dp_.endpoints_[web.address];
+  ASSERT_TRUE(masquerades_.add(api::MasqueradeRequest{.source = prefix("198.51.100.0/24")}));
+  ASSERT_TRUE(masquerades_.add(api::MasqueradeRequest{.source = prefix("10.88.0.0/16")}));
+  handWired_.refresh();
+  EXPECT_EQ(dp_.endpoints_[ip("198.51.100.7")].hostIfindex, 41);
+  EXPECT_EQ(dp_.endpoints_[web.address].hostIfindex, before.hostIfindex);
+  EXPECT_EQ(handWired_.addresses(), std::set<IpAddress>{ip("198.51.100.7")});
+  handWired_.teardown();
+  EXPECT_FALSE(dp_.endpoints_.contains(ip("198.51.100.7")));
+  EXPECT_TRUE(dp_.endpoints_.contains(web.address));
 }
 
 TEST_F(ExposeRules, AGroupMemberPublishesOnlyTargetsInManagedNamespaces) {
