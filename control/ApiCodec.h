@@ -124,41 +124,60 @@ Json toJson(const T& v) {
 
 // A request body as JSON, refusing what a JSON parser takes silently: a key given twice in one
 // object (which of the two wins is not for us to guess) and a NUL byte in a key or string.
-inline Result<Json> parseStrictJson(std::string_view text, std::string_view what) {
+// Two linear passes, a SAX check then the plain parse: nlohmann's parse with a callback is
+// quadratic in an array's length (5.5 s for a batch of 65,535 exposes, 0.16 s without).
+namespace detail {
+struct StrictJsonCheck final : nlohmann::json_sax<Json> {
   std::vector<std::vector<std::string>> keys; // the keys seen, per open object
   std::string problem;
-  auto check = [&](int, Json::parse_event_t event, Json& parsed) {
-    if (!problem.empty()) {
+  bool stringOk(const std::string& s, const char* what) {
+    if (s.find('\0') != std::string::npos) {
+      problem = std::string("a ") + what + " holds a NUL byte";
       return false;
     }
-    switch (event) {
-    case Json::parse_event_t::object_start: keys.emplace_back(); break;
-    case Json::parse_event_t::object_end: keys.pop_back(); break;
-    case Json::parse_event_t::key: {
-      auto key = parsed.get<std::string>();
-      if (key.find('\0') != std::string::npos) {
-        problem = "a key holds a NUL byte";
-      } else if (!keys.empty() && std::ranges::find(keys.back(), key) != keys.back().end()) {
-        problem = "key '" + key + "' is given twice in one object";
-      } else if (!keys.empty()) {
-        keys.back().push_back(std::move(key));
-      }
-      break;
-    }
-    case Json::parse_event_t::value:
-      if (parsed.is_string() && parsed.get_ref<const std::string&>().find('\0') !=
-                                    std::string::npos) {
-        problem = "a string holds a NUL byte";
-      }
-      break;
-    default: break;
-    }
-    return problem.empty();
-  };
-  Json out = Json::parse(text, check, false);
-  if (!problem.empty()) {
-    return invalid(std::string(what) + ": " + problem);
+    return true;
   }
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t& val) override { return stringOk(val, "string"); }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override {
+    keys.emplace_back();
+    return true;
+  }
+  bool key(string_t& val) override {
+    if (!stringOk(val, "key")) {
+      return false;
+    }
+    if (std::ranges::find(keys.back(), val) != keys.back().end()) {
+      problem = "key '" + val + "' is given twice in one object";
+      return false;
+    }
+    keys.back().push_back(val);
+    return true;
+  }
+  bool end_object() override {
+    keys.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+};
+} // namespace detail
+
+inline Result<Json> parseStrictJson(std::string_view text, std::string_view what) {
+  detail::StrictJsonCheck check;
+  bool valid = Json::sax_parse(text, &check);
+  if (!check.problem.empty()) {
+    return invalid(std::string(what) + ": " + check.problem);
+  }
+  Json out = valid ? Json::parse(text, nullptr, false) : Json(Json::value_t::discarded);
   if (out.is_discarded()) {
     return invalid(std::string(what) + " is not valid JSON");
   }

@@ -17,7 +17,9 @@
 namespace gw::http {
 
 inline constexpr size_t kMaxHeaderBytes = 16 * 1024;
-inline constexpr size_t kMaxBodyBytes = 4 * 1024 * 1024; // a batch of 10,000 exposes fits
+inline constexpr size_t kMaxBodyBytes = 32 * 1024 * 1024; // every port of both protocols fits
+// What a client takes from its own server: the answer to such a batch, a rule each (~450 B).
+inline constexpr size_t kMaxResponseBodyBytes = 256 * 1024 * 1024;
 
 struct Request {
   std::string method;

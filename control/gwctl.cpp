@@ -9,8 +9,10 @@
 #include <functional>
 #include <sstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "control/Api.h"
@@ -521,15 +523,16 @@ Check exposesInPlace(std::vector<api::ExposeRequest> batch, bool single) {
     }
     json answers = json::array();
     std::string missing;
+    // One pass over the listing, not one per request: a batch may be every port.
+    std::map<std::tuple<gw::Proto, std::string, std::string>, const api::ExposeInfo*> listed;
+    for (const auto& e : list->items) {
+      listed[{e.proto, e.hostIp, e.hostPort.str()}] = &e;
+    }
     for (const auto& rq : batch) {
       std::string hostIp = rq.hostIp ? rq.hostIp->str() : "*";
       std::string where = hostSide(rq.proto, hostIp, rq.hostPort);
-      const api::ExposeInfo* found = nullptr;
-      for (const auto& e : list->items) {
-        if (e.proto == rq.proto && e.hostIp == hostIp && e.hostPort == rq.hostPort) {
-          found = &e;
-        }
-      }
+      auto it = listed.find({rq.proto, hostIp, rq.hostPort.str()});
+      const api::ExposeInfo* found = it != listed.end() ? it->second : nullptr;
       if (found == nullptr || found->target != rq.target.text) {
         missing = found == nullptr ? "nothing is exposed on " + where
                                    : where + " goes to " + found->target + ", not " +

@@ -3,7 +3,9 @@
 // the path that serves each (eBPF or the proxy), and their counters.
 #pragma once
 
+#include <array>
 #include <functional>
+#include <memory>
 #include <map>
 #include <optional>
 #include <set>
@@ -145,6 +147,19 @@ private:
   std::map<uint32_t, std::string> unresolved_;
   bool groupMayPublishAny_ = false;
   std::function<bool(const IpAddress&)> peered_;
+
+  // While a batch is applied: what each of its rules would otherwise look up again by a scan
+  // (the state's exposes on a port, the rule ids in use) or a dump (the host's addresses), so
+  // 131,070 rules cost a lookup each, not a pass over all the others.
+  struct BatchLookups {
+    std::array<std::vector<std::vector<size_t>>, 2> byPort; // [tcp, udp][port] -> state index
+    std::vector<bool> idsUsed;
+    std::optional<std::vector<HostAddress>> hostAddresses; // IPv4, read once
+  };
+  std::optional<BatchLookups> batch_;
+  // Starts batch_ for the state as it is; the returned guard ends it.
+  [[nodiscard]] std::shared_ptr<void> beginBatch();
+  void indexPorts(size_t stateIndex);
 };
 
 } // namespace gw

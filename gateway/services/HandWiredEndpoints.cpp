@@ -89,9 +89,14 @@ void HandWiredEndpoints::refresh(bool thorough) {
       managed.insert(ns.address6->addr);
     }
   }
+  // The uplink has its own programs: a peer behind it is the outside (the lab's client).
+  auto uplink = topology_.link(ctx_.uplink);
   std::map<IpAddress, PeeredAddress> want;
   for (const auto& [name, scan] : scans_) {
     for (const auto& a : scan.addresses) {
+      if (uplink && a.hostIndex == uplink->index) {
+        continue;
+      }
       bool covered = wants.addresses.contains(a.addr) ||
                      std::ranges::any_of(wants.prefixes, [&](const IpPrefix& p) {
                        return p.contains(a.addr);

@@ -418,6 +418,16 @@ TEST_F(ExposeRules, AnAddressWithoutAVethToTheHostIsRoutedAndSaysSo) {
   EXPECT_EQ(exposes_.list()[0].families.at(0).forward, Forwarding::Peer);
 }
 
+TEST_F(ExposeRules, APeerBehindTheUplinkIsTheOutsideNotAnEndpoint) {
+  // The uplink is a veth too (the lab's, a container's): its programs are the uplink's.
+  handMade("outside", {"192.0.2.77/24"});
+  peer(topology_, "outside", topology_.links_["uplink0"].index, "192.0.2.77");
+  addExpose(expose("8080", "outside:80"));
+  handWired_.refresh(true);
+  EXPECT_TRUE(dp_.endpoints_.empty());
+  EXPECT_TRUE(dp_.endpointPrograms_.empty());
+}
+
 TEST_F(ExposeRules, AMasqueradeCoversHandWiredAddressesButNeverAManagedOne) {
   auto web = addNamespace("web");
   handMade("manual", {"198.51.100.7/24"});
@@ -702,6 +712,34 @@ TEST_F(ExposeRules, ABatchIsAllOrNothing) {
   EXPECT_EQ(store_.commits_, 1);  // one commit for the batch
   EXPECT_EQ(store_.committed_->exposes.size(), 3u);
   EXPECT_EQ(dp_.exposes_.size(), 4u);
+}
+
+// A batch looks ports and rule ids up in its own index (beginBatch): the same answers as the
+// scan a single expose makes, against the state and against the batch's earlier rules.
+TEST_F(ExposeRules, ABatchFindsClashesWithTheStateAndItselfByIndex) {
+  addExpose(expose("9000-9009", "10.0.0.5:80-89"));
+  addExpose(expose("9100", "10.0.0.5:80", Proto::Udp));
+  addExpose(withHostIp(expose("9400", "10.0.0.5:80"), "192.0.2.10"));
+  EXPECT_TRUE(failsWith(exposes_.addBatch({expose("8999", "10.0.0.6:80"),
+                                           expose("9005", "10.0.0.6:80")}),
+                        ErrorKind::Conflict, "clashes with the expose of 9000-9009"));
+  EXPECT_TRUE(failsWith(exposes_.addBatch({expose("9200-9205", "10.0.0.6:80-85"),
+                                           expose("9203", "10.0.0.7:80")}),
+                        ErrorKind::Conflict, "#2"));
+  // Another proto, another host address: no clash.
+  auto ok = exposes_.addBatch({expose("9100", "10.0.0.6:80"),
+                               withHostIp(expose("9400", "10.0.0.6:80"), "192.0.2.11"),
+                               expose("9300", "10.0.0.6:80"), expose("9301", "10.0.0.6:80")});
+  ASSERT_TRUE(ok) << ok.error().str();
+  std::set<uint32_t> ids;
+  for (const auto& e : state_.exposes) {
+    ids.insert(e.id);
+  }
+  EXPECT_EQ(ids.size(), state_.exposes.size()) << "a rule id twice";
+  EXPECT_EQ(state_.exposes.size(), 7u);
+  // The index is the batch's alone: a single expose after it still sees every rule.
+  EXPECT_TRUE(failsWith(exposes_.add(expose("9301", "10.0.0.7:80")), ErrorKind::Conflict,
+                        "clashes with the expose of 9301"));
 }
 
 TEST_F(ExposeRules, AFailedCommitRollsBackTheEntries) {
