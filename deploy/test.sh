@@ -37,4 +37,4 @@ bash deploy/build.sh
 cd build
 # Tests that share the machine's state are RUN_SERIAL (service, cni, package, system, fuzz_run);
 # the rest run side by side.
-ctest --output-on-failure --timeout 300 -j"$(nproc)" "$@""
+ctest --output-on-failure --timeout 300 -j"$(nproc)" "$@"
