@@ -60,6 +60,10 @@ bool IpAddress::isV6() const {
   return family == AF_INET6;
 }
 
+bool IpAddress::isLinkLocal6() const {
+  return isV6() && bytes[0] == 0xfe && (bytes[1] & 0xc0) == 0x80;
+}
+
 size_t IpAddress::size() const {
   return isV4() ? 4 : isV6() ? 16 : 0;
 }

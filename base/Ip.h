@@ -23,6 +23,8 @@ struct IpAddress {
   uint32_t v4HostOrder() const;
   bool isV4() const;
   bool isV6() const;
+  // fe80::/10: each link has its own, so it is nobody's address to reach from elsewhere.
+  bool isLinkLocal6() const;
   // Bytes that carry the address: 4 or 16 (0 when unset).
   size_t size() const;
   // Highest valid prefix length: 32 or 128 (0 when unset).

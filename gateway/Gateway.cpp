@@ -48,8 +48,7 @@ IpAddress firstGlobal6(Netlink& host, int ifindex) {
     return {};
   }
   for (const auto& a : *addrs) {
-    const auto& b = a.prefix.addr.bytes;
-    if (!(b[0] == 0xfe && (b[1] & 0xc0) == 0x80)) {
+    if (!a.prefix.addr.isLinkLocal6()) {
       return a.prefix.addr;
     }
   }

@@ -158,10 +158,7 @@ Result<PeeredNamespace> HostTopology::peeredNamespace(const std::string& ns) {
   }
   for (const auto& a : *addrs) {
     auto it = byLink.find(a.ifindex);
-    // Link-local IPv6 is no target: each link has its own.
-    if (it == byLink.end() ||
-        (a.prefix.addr.isV6() && a.prefix.addr.bytes[0] == 0xfe &&
-         (a.prefix.addr.bytes[1] & 0xc0) == 0x80)) {
+    if (it == byLink.end() || a.prefix.addr.isLinkLocal6()) {
       continue;
     }
     PeeredAddress p = it->second;

@@ -141,8 +141,7 @@ Result<ExposeService::Resolved> ExposeService::resolveHandWired(const std::strin
       return std::unexpected(ours.error());
     }
     auto unusable = [](const IpAddress& a) {
-      const auto& b = a.bytes;
-      return a.isV4() ? b[0] == 127 : a == kLoopback6 || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+      return a.isV4() ? a.bytes[0] == 127 : a == kLoopback6 || a.isLinkLocal6();
     };
     std::optional<IpAddress> fallback;
     for (const auto& a : *theirs) {
@@ -254,15 +253,18 @@ bool ExposeService::shareAFamily(const ExposeRecord& a, const ExposeRecord& b) c
   return false;
 }
 
-std::shared_ptr<void> ExposeService::beginBatch() {
-  BatchLookups b;
-  for (auto& byPort : b.byPort) {
-    byPort.resize(65536);
+std::shared_ptr<void> ExposeService::beginBatch(size_t rules) {
+  if (rules <= 1) {
+    return nullptr;
   }
+  BatchLookups b;
   b.idsUsed.assign(GW_RULE_MAX, false);
   batch_ = std::move(b);
   for (size_t i = 0; i < ctx_.state.exposes.size(); ++i) {
     indexPorts(i);
+  }
+  if (auto addrs = topology_.hostAddresses(AF_INET); addrs) {
+    batch_->hostAddresses = std::move(*addrs);
   }
   return std::shared_ptr<void>(nullptr, [this](void*) { batch_.reset(); });
 }
@@ -272,9 +274,8 @@ void ExposeService::indexPorts(size_t stateIndex) {
   if (e.proto != Proto::Tcp && e.proto != Proto::Udp) {
     return;
   }
-  auto& byPort = batch_->byPort[e.proto == Proto::Udp ? 1 : 0];
-  for (unsigned port = e.hostPort; port <= e.hostPortEnd && port < byPort.size(); ++port) {
-    byPort[port].push_back(stateIndex);
+  for (unsigned port = e.hostPort; port <= e.hostPortEnd; ++port) {
+    batch_->byPort[BatchLookups::slot(e.proto, port)].push_back(stateIndex);
   }
   if (e.id < GW_RULE_MAX) {
     batch_->idsUsed[e.id] = true;
@@ -294,9 +295,12 @@ Status ExposeService::checkPortFree(const ExposeRecord& candidate) {
     return {};
   };
   if (batch_ && (proto == Proto::Tcp || proto == Proto::Udp)) {
-    const auto& byPort = batch_->byPort[proto == Proto::Udp ? 1 : 0];
     for (unsigned port = ports.first; port <= ports.last; ++port) {
-      for (size_t i : byPort[port]) {
+      auto it = batch_->byPort.find(BatchLookups::slot(proto, port));
+      if (it == batch_->byPort.end()) {
+        continue;
+      }
+      for (size_t i : it->second) {
         if (auto r = clash(ctx_.state.exposes[i]); !r) {
           return r;
         }
@@ -637,12 +641,7 @@ Result<std::vector<api::ExposeAdded>> ExposeService::addBatch(
   };
   std::vector<api::ExposeAdded> out;
   out.reserve(batch.size());
-  auto lookups = batch.size() > 1 ? beginBatch() : nullptr;
-  if (batch_) {
-    if (auto addrs = topology_.hostAddresses(AF_INET); addrs) {
-      batch_->hostAddresses = std::move(*addrs);
-    }
-  }
+  auto lookups = beginBatch(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
     auto r = addOne(batch[i], caller);
     if (!r) {
@@ -925,12 +924,7 @@ Result<std::vector<api::ExposeAdded>> ExposeService::replaceOwner(
   };
   std::vector<api::ExposeAdded> out;
   out.reserve(batch.size());
-  auto lookups = batch.size() > 1 ? beginBatch() : nullptr;
-  if (batch_) {
-    if (auto addrs = topology_.hostAddresses(AF_INET); addrs) {
-      batch_->hostAddresses = std::move(*addrs);
-    }
-  }
+  auto lookups = beginBatch(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
     auto r = addOne(batch[i], caller);
     if (!r) {

@@ -3,13 +3,13 @@
 // the path that serves each (eBPF or the proxy), and their counters.
 #pragma once
 
-#include <array>
 #include <functional>
 #include <memory>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "control/Api.h"
@@ -152,13 +152,18 @@ private:
   // (the state's exposes on a port, the rule ids in use) or a dump (the host's addresses), so
   // 131,070 rules cost a lookup each, not a pass over all the others.
   struct BatchLookups {
-    std::array<std::vector<std::vector<size_t>>, 2> byPort; // [tcp, udp][port] -> state index
+    // (proto, port) -> indexes in state.exposes; as big as the ports in use, not 2 x 65,536.
+    std::unordered_map<uint32_t, std::vector<size_t>> byPort;
+    static uint32_t slot(Proto proto, unsigned port) {
+      return (proto == Proto::Udp ? 1u << 16 : 0u) | port;
+    }
     std::vector<bool> idsUsed;
     std::optional<std::vector<HostAddress>> hostAddresses; // IPv4, read once
   };
   std::optional<BatchLookups> batch_;
-  // Starts batch_ for the state as it is; the returned guard ends it.
-  [[nodiscard]] std::shared_ptr<void> beginBatch();
+  // Starts batch_ for the state as it is when a batch has more than one rule; the returned
+  // guard ends it.
+  [[nodiscard]] std::shared_ptr<void> beginBatch(size_t rules);
   void indexPorts(size_t stateIndex);
 };
 

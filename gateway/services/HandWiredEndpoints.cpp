@@ -15,11 +15,9 @@ bool HandWiredEndpoints::stale(const Scan& scan, const std::map<int, int>& veths
       return true;
     }
   }
+  // A veth into it with none of its addresses: one it did not have, or whose address came
+  // later (set by hand).
   for (const auto& [index, id] : veths) {
-    // A veth into it that it did not have, or that had no address yet (set by hand later).
-    if (id == scan.id && !scan.veths.contains(index)) {
-      return true;
-    }
     if (id == scan.id && std::ranges::none_of(scan.addresses, [&](const PeeredAddress& a) {
           return a.hostIndex == index;
         })) {

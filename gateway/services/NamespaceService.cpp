@@ -650,8 +650,7 @@ Status NamespaceService::syncLocalAddresses() {
     // Loopback is the socket hooks' (host-local access), link-local is no exposed address.
     const auto& b = a.prefix.addr.bytes;
     bool loopback = a.prefix.addr.isV4() ? b[0] == 127 : a.prefix.addr == kLoopback6;
-    bool linkLocal = a.prefix.addr.isV6() && b[0] == 0xfe && (b[1] & 0xc0) == 0x80;
-    if (loopback || linkLocal) {
+    if (loopback || a.prefix.addr.isLinkLocal6()) {
       continue;
     }
     host.insert(a.prefix.addr);
