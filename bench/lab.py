@@ -48,6 +48,7 @@ class Setup:
     udp = True   # forwards UDP
     v6 = True    # has IPv6 rows (the IPv6 tests apply)
     v6_error = None  # why the IPv6 tests cannot run in this start (reported as their error)
+    device = None  # a device setting on every veth (--device), e.g. "gro"
     target = L.UPLINK_ADDR
     target6 = L.UPLINK_ADDR6
     ports = {"http": L.HOST_HTTP, "iperf": L.HOST_IPERF, "udp": L.HOST_UDP}
@@ -623,6 +624,10 @@ def main():
     p.add_argument("--build-dir", default=os.path.join(L.REPO, "build"))
     p.add_argument("--out", default=os.path.join(L.REPO, "bench", "results"))
     p.add_argument("--no-copy", action="store_true", help="do not update bench/RESULTS.md")
+    p.add_argument("--device", default="",
+                   help="comma-separated device settings to A/B: each selected setup also runs "
+                        "as SETUP+SETTING with SETTING on every veth of the topology; one of "
+                        f"{L.DEVICE_SETTINGS} or several joined by '+'")
     a = p.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/lab.py: run as root (it creates network namespaces)")
@@ -637,6 +642,14 @@ def main():
     if bad:
         sys.exit(f"unknown setups: {bad}; known: {list(known)}")
     ctx.setups = [known[x] for x in wanted]
+    for setting in [x for x in a.device.split(",") if x]:
+        if any(part not in L.DEVICE_SETTINGS for part in setting.split("+")):
+            sys.exit(f"unknown device setting {setting!r}; known: {L.DEVICE_SETTINGS}")
+        for name in wanted:
+            twin = {s.name: s for s in all_setups()}[name]
+            twin.name, twin.label = f"{name}+{setting}", f"{twin.label} + {setting}"
+            twin.device = setting
+            ctx.setups.append(twin)
     ctx.tests = [t for t in a.tests.split(",") if t]
     if any(t not in TESTS for t in ctx.tests):
         sys.exit(f"unknown tests in {ctx.tests}; known: {TESTS}")
@@ -682,7 +695,15 @@ def main():
                 try:
                     current[0] = setup
                     try:
+                        if setup.device:
+                            # As an admin would, before gatewayd: the links `ns add` makes
+                            # follow the uplink's BIG TCP size by themselves.
+                            ctx.topo.device_setting(setup.device)
                         setup.start(ctx)
+                        later = "+".join(x for x in (setup.device or "").split("+")
+                                         if x not in L.FOLLOWED_BY_GATEWAYD)
+                        if later and setup.makes_servers:
+                            ctx.topo.device_setting(later)
                         httpd = ctx.procs.start(
                             L.pinned(ctx.topo.s1, L.SERVER_CPU,
                                      os.path.join(ctx.bench_bin, "gw_httpd"), "--bind", "::",

@@ -42,6 +42,10 @@ SUBNET6 = "fd00:88::/64"
 # Ports inside server 1 and the host ports that are forwarded to them.
 HTTP_PORT, IPERF_PORT, UDP_PORT = 8080, 5201, 9001
 HOST_HTTP, HOST_IPERF, HOST_UDP = 6000, 6201, 6001
+# Device settings the lab can A/B (--device): veth GRO, GRO + UDP GRO forwarding, BIG TCP.
+DEVICE_SETTINGS = ("gro", "gro-fwd", "bigtcp")
+FOLLOWED_BY_GATEWAYD = ("bigtcp",)  # the links gatewayd makes take the uplink's BIG TCP size
+BIG_TCP_BYTES = 185000  # the kernel docs' example; above 65,536 is what makes it BIG TCP
 
 
 def log(msg):
@@ -171,7 +175,7 @@ def pid_is_lab(pid):
             cmdline = f.read().decode(errors="replace")
     except OSError:
         return False
-    return any(name in cmdline for name in ("lab.py", "scale.py", "cni.py"))
+    return any(name in cmdline for name in ("lab.py", "scale.py", "cni.py", "ctfull.py"))
 
 
 def sweep_leftovers():
@@ -290,6 +294,30 @@ class Topology:
         r = run(["ip", "-n", ns, "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"],
                 check=False)
         return re.findall(r"inet6 (\S+)", r.stdout)
+
+    def links(self, ns, kind):
+        r = run(["ip", "-n", ns, "-o", "link", "show", "type", kind], check=False)
+        return re.findall(r"^\d+: ([^@:]+)", r.stdout, re.M)
+
+    def device_setting(self, setting):
+        """Turns a device setting on for every veth and bridge of the topology (the lab's A/B of issue 13's
+        levers; a setup and its `+SETTING` twin run in the same repeat). SETTING is one of
+        DEVICE_SETTINGS or several joined by '+'."""
+        parts = setting.split("+")
+        for ns in self.all:
+            for dev in self.links(ns, "veth") + self.links(ns, "bridge"):
+                for part in parts:
+                    if part in ("gro", "gro-fwd"):
+                        features = ["gro", "on"]
+                        if part == "gro-fwd":
+                            features += ["rx-udp-gro-forwarding", "on"]
+                        run(nsx(ns, "ethtool", "-K", dev, *features))
+                    elif part == "bigtcp":
+                        run(nsx(ns, sys.executable, os.path.join(REPO, "bench", "tools",
+                                                                 "link_sizes.py"),
+                                dev, str(BIG_TCP_BYTES)))
+                    else:
+                        raise RuntimeError(f"unknown device setting {part!r}")
 
     def route_ext_to_servers(self, on):
         verb = "replace" if on else "del"

@@ -4,7 +4,7 @@
 
     python3 bench/scale.py [--counts 10,1000,10000] [--methods ...] [--duration 4]
 
-Each exposed port P = 10000 + i forwards to s1:8080 (gw_httpd). Methods:
+Each exposed port P = 10000 + i (from 65536 - N for N above 55,536) forwards to s1:8080 (gw_httpd). Methods:
   iptables        one `iptables -t nat -A PREROUTING ... -j DNAT` command per rule (a shell
                   loop inside the gateway namespace: no per-rule `ip netns exec` cost)
   iptables-restore  one `iptables-restore --noflush` of all rules
@@ -36,19 +36,25 @@ METHODS = ["iptables", "iptables-restore", "nft", "nft-map", "gateway", "gateway
 BASE_PORT = 10000
 
 
+def base_port(n):
+    """The first exposed port: 10000, or lower so that n ports fit below 65536 (every port
+    from 1 for 65,535 rules)."""
+    return min(BASE_PORT, 65536 - n)
+
+
 def iptables_lines(n):
-    return [f"iptables -w -t nat -A PREROUTING -i up0 -p tcp --dport {BASE_PORT + i} -j DNAT "
+    return [f"iptables -w -t nat -A PREROUTING -i up0 -p tcp --dport {base_port(n) + i} -j DNAT "
             f"--to-destination {L.S1_ADDR}:{L.HTTP_PORT}" for i in range(n)]
 
 
 def restore_text(n):
-    rules = [f"-A PREROUTING -i up0 -p tcp --dport {BASE_PORT + i} -j DNAT --to-destination "
+    rules = [f"-A PREROUTING -i up0 -p tcp --dport {base_port(n) + i} -j DNAT --to-destination "
              f"{L.S1_ADDR}:{L.HTTP_PORT}" for i in range(n)]
     return "*nat\n" + "\n".join(rules) + "\nCOMMIT\n"
 
 
 def nft_rules_text(n):
-    rules = "\n".join(f"    iifname \"up0\" tcp dport {BASE_PORT + i} dnat to "
+    rules = "\n".join(f"    iifname \"up0\" tcp dport {base_port(n) + i} dnat to "
                       f"{L.S1_ADDR}:{L.HTTP_PORT}" for i in range(n))
     return ("table ip gwscale {\n  chain prerouting {\n"
             "    type nat hook prerouting priority dstnat; policy accept;\n"
@@ -56,7 +62,7 @@ def nft_rules_text(n):
 
 
 def nft_map_text(n):
-    elems = ",\n      ".join(f"{BASE_PORT + i} : {L.S1_ADDR} . {L.HTTP_PORT}" for i in range(n))
+    elems = ",\n      ".join(f"{base_port(n) + i} : {L.S1_ADDR} . {L.HTTP_PORT}" for i in range(n))
     return ("table ip gwscale {\n  map portmap {\n"
             "    type inet_service : ipv4_addr . inet_service\n"
             f"    elements = {{ {elems} }}\n  }}\n"
@@ -151,13 +157,13 @@ class Runner:
                 # One request for all rules, as iptables-restore and nft -f load a ruleset.
                 script = (f"{shlex.quote(self.gwctl)} --socket {shlex.quote(self.sock)} "
                           "expose --file - >/dev/null\n")
-                stdin_text = "".join(f"{BASE_PORT + i} {self.topo.s1}:{L.HTTP_PORT}\n"
+                stdin_text = "".join(f"{base_port(n) + i} {self.topo.s1}:{L.HTTP_PORT}\n"
                                      for i in range(n))
             else:
                 gw = shlex.quote(self.gwctl)
                 sock = shlex.quote(self.sock)
                 script = "\n".join(
-                    f"{gw} --socket {sock} expose {BASE_PORT + i} {self.topo.s1}:{L.HTTP_PORT} "
+                    f"{gw} --socket {sock} expose {base_port(n) + i} {self.topo.s1}:{L.HTTP_PORT} "
                     "--mode ebpf >/dev/null" for i in range(n)) + "\n"
             secs, timed_out, err, rc = timed_script(g, script, self.a.install_timeout, self.work,
                                                     stdin_text)
@@ -178,13 +184,13 @@ class Runner:
                 got = rec.get("installed") or 0
                 if got > 0 and method != "iptables" and self.a.duration > 0:
                     rec["conn_at_installed"] = L.wrk(self.topo, L.UPLINK_ADDR,
-                                                     BASE_PORT + got - 1, self.a.duration,
+                                                     base_port(n) + got - 1, self.a.duration,
                                                      self.a.conns, close=True)
                 return rec
             if method == "iptables":
                 return rec  # same ruleset as iptables-restore: its connection rate stands for both
             if self.a.duration > 0:
-                res = L.wrk(self.topo, L.UPLINK_ADDR, BASE_PORT + n - 1, self.a.duration,
+                res = L.wrk(self.topo, L.UPLINK_ADDR, base_port(n) + n - 1, self.a.duration,
                             self.a.conns, close=True)
                 rec["conn"] = res
             return rec

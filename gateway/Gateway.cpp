@@ -59,7 +59,7 @@ IpAddress firstGlobal6(Netlink& host, int ifindex) {
 
 Gateway::Gateway(GatewayConfig config, Netlink host)
     : config_(std::move(config)), host_(std::move(host)), store_(config_.stateDir, config_.recover),
-      topology_(host_), proxy_(proxyConfig(config_)),
+      topology_(host_, config_.uplink), proxy_(proxyConfig(config_)),
       ctx_{state_, store_, datapath_, config_.uplink}, namespaces_(ctx_, topology_),
       exposes_(ctx_, topology_, proxy_),
       masquerades_(ctx_, topology_, [this] { return namespaces_.subnets(); }),

@@ -60,6 +60,16 @@ LinkInfo parseLink(const nlmsghdr* nlh) {
         info.peerNetnsId = static_cast<int32_t>(mnl_attr_get_u32(attr));
       }
       break;
+    case kIflaGsoIpv4MaxSize:
+      if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) {
+        info.gsoIpv4MaxSize = mnl_attr_get_u32(attr);
+      }
+      break;
+    case kIflaGroIpv4MaxSize:
+      if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) {
+        info.groIpv4MaxSize = mnl_attr_get_u32(attr);
+      }
+      break;
     case IFLA_ADDRESS:
       if (mnl_attr_get_payload_len(attr) == info.mac.size()) {
         std::memcpy(info.mac.data(), mnl_attr_get_payload(attr), info.mac.size());
@@ -231,13 +241,10 @@ Status setLinkMtu(Netlink& nl, int index, unsigned mtu) {
 }
 
 Status setLinkIpv4GsoGroMax(Netlink& nl, int index, uint32_t bytes) {
-  // From linux/if_link.h of 6.3; Debian 12's headers (6.1) lack them.
-  constexpr uint16_t kGsoIpv4MaxSize = 63; // IFLA_GSO_IPV4_MAX_SIZE
-  constexpr uint16_t kGroIpv4MaxSize = 64; // IFLA_GRO_IPV4_MAX_SIZE
   NlRequest req;
   nlmsghdr* nlh = putLinkHeader(req, RTM_NEWLINK, 0, index);
-  mnl_attr_put_u32(nlh, kGsoIpv4MaxSize, bytes);
-  mnl_attr_put_u32(nlh, kGroIpv4MaxSize, bytes);
+  mnl_attr_put_u32(nlh, kIflaGsoIpv4MaxSize, bytes);
+  mnl_attr_put_u32(nlh, kIflaGroIpv4MaxSize, bytes);
   return nl.request(nlh, "set link #" + std::to_string(index) + " IPv4 GSO/GRO max size " +
                              std::to_string(bytes));
 }

@@ -26,6 +26,10 @@ struct LinkInfo {
   // the id this namespace knows that one by (IFLA_LINK_NETNSID; see namespaceIdOf).
   int peerIndex = 0;
   int peerNetnsId = -1;
+  // The biggest IPv4 GSO packet the stack builds for it and GRO packet it makes (BIG TCP when
+  // above 65,536; kernel 6.3+, 0 on older kernels).
+  uint32_t gsoIpv4MaxSize = 0;
+  uint32_t groIpv4MaxSize = 0;
 };
 
 // ENODEV naming the link if it does not exist.
@@ -45,6 +49,11 @@ Status setLinkMtu(Netlink& nl, int index, unsigned mtu);
 // IPv4 BIG TCP (kernel 6.3+): GSO and GRO packets up to `bytes` (above 65,536 their IPv4
 // tot_len is 0). Debian 12's iproute2 cannot set these.
 Status setLinkIpv4GsoGroMax(Netlink& nl, int index, uint32_t bytes);
+// From linux/if_link.h of 6.3; Debian 12's headers (6.1) lack them.
+inline constexpr uint16_t kIflaGsoIpv4MaxSize = 63; // IFLA_GSO_IPV4_MAX_SIZE
+inline constexpr uint16_t kIflaGroIpv4MaxSize = 64; // IFLA_GRO_IPV4_MAX_SIZE
+// The most a packet is without BIG TCP.
+inline constexpr uint32_t kLegacyGsoMaxSize = 65536;
 // masterIndex 0 releases the link from its bridge.
 Status setLinkMaster(Netlink& nl, int index, int masterIndex);
 Status deleteLink(Netlink& nl, int index);

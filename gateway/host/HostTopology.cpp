@@ -168,6 +168,16 @@ Result<PeeredNamespace> HostTopology::peeredNamespace(const std::string& ns) {
   return out;
 }
 
+LinkSizing HostTopology::sizing() {
+  // Read at each wiring: an admin who raises the uplink's size, then adds (or restarts over)
+  // namespaces, gets BIG TCP through them. Lowering it is followed the same way.
+  auto uplink = getLink(host_, uplink_);
+  if (!uplink || uplink->gsoIpv4MaxSize < kLegacyGsoMaxSize) {
+    return {};
+  }
+  return LinkSizing{.ipv4GsoMax = uplink->gsoIpv4MaxSize};
+}
+
 Status HostTopology::ensureBridge(const BridgeRecord& bridge, Rollback* rollback) {
   return gw::ensureBridge(host_, bridge, rollback);
 }
@@ -181,7 +191,7 @@ Status HostTopology::wireNamespace(const NamespaceRecord& ns, Rollback* rollback
     }
     bridgeIndex = bridge->index;
   }
-  return gw::wireNamespace(host_, ns, bridgeIndex, rollback);
+  return gw::wireNamespace(host_, ns, bridgeIndex, sizing(), rollback);
 }
 
 Status HostTopology::unwireNamespace(const NamespaceRecord& ns) {

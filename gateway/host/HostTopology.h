@@ -2,6 +2,9 @@
 // The Topology of the gateway host, through netlink (netns/) and the wiring of Wiring.h.
 #pragma once
 
+#include <string>
+
+#include "gateway/host/Wiring.h"
 #include "gateway/services/Topology.h"
 #include "netns/Netlink.h"
 
@@ -9,8 +12,9 @@ namespace gw {
 
 class HostTopology final : public Topology {
 public:
-  // `host`: a netlink socket in the gateway host's namespace.
-  explicit HostTopology(Netlink& host) : host_(host) {}
+  // `host`: a netlink socket in the gateway host's namespace; `uplink`: the uplink's name, whose
+  // IPv4 GSO size (BIG TCP) the links we make follow.
+  HostTopology(Netlink& host, std::string uplink) : host_(host), uplink_(std::move(uplink)) {}
 
   bool namespaceExists(const std::string& name) override;
   Result<LinkState> link(const std::string& name) override;
@@ -29,7 +33,10 @@ public:
                          const std::optional<IpAddress>& hostIp) override;
 
 private:
+  LinkSizing sizing();
+
   Netlink& host_;
+  std::string uplink_;
 };
 
 } // namespace gw

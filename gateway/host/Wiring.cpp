@@ -66,6 +66,20 @@ Status addAddress6Once(Netlink& nl, int ifindex, const IpPrefix& prefix, bool* a
   return {};
 }
 
+// Changes only a link whose kernel reports the sizes (6.3+) and whose size differs.
+Status applySizing(Netlink& nl, const LinkInfo& link, LinkSizing sizing) {
+  if (sizing.ipv4GsoMax == 0 || link.gsoIpv4MaxSize == 0 ||
+      (link.gsoIpv4MaxSize == sizing.ipv4GsoMax && link.groIpv4MaxSize == sizing.ipv4GsoMax)) {
+    return {};
+  }
+  if (auto r = setLinkIpv4GsoGroMax(nl, link.index, sizing.ipv4GsoMax); !r) {
+    return r;
+  }
+  log::info("link ", link.name, ": IPv4 GSO/GRO max size ", sizing.ipv4GsoMax, ", the uplink's",
+            sizing.ipv4GsoMax > kLegacyGsoMaxSize ? " (BIG TCP)" : "");
+  return {};
+}
+
 } // namespace
 
 Status ensureBridge(Netlink& host, const BridgeRecord& bridge, Rollback* rollback) {
@@ -108,7 +122,7 @@ Status ensureBridge(Netlink& host, const BridgeRecord& bridge, Rollback* rollbac
 }
 
 Status wireNamespace(Netlink& host, const NamespaceRecord& rec, int bridgeIndex,
-                     Rollback* rollback) {
+                     LinkSizing sizing, Rollback* rollback) {
   if (!namespaceExists(rec.name)) {
     if (auto r = createNamespace(rec.name); !r) {
       return r;
@@ -161,6 +175,14 @@ Status wireNamespace(Netlink& host, const NamespaceRecord& rec, int bridgeIndex,
         return r;
       }
     }
+    // Only now: a bridge allows big packets once it has a port that does.
+    auto bridge = getLink(host, bridgeIndex);
+    if (!bridge) {
+      return std::unexpected(bridge.error());
+    }
+    if (auto r = applySizing(host, *bridge, sizing); !r) {
+      return r;
+    }
   } else {
     if (auto r = addAddressOnce(host, hostLink->index, rec.hostAddress); !r) {
       return r;
@@ -170,6 +192,9 @@ Status wireNamespace(Netlink& host, const NamespaceRecord& rec, int bridgeIndex,
         return r;
       }
     }
+  }
+  if (auto r = applySizing(host, *hostLink, sizing); !r) {
+    return r;
   }
   if (auto r = setLinkUp(host, hostLink->index, true); !r) {
     return r;
@@ -187,6 +212,9 @@ Status wireNamespace(Netlink& host, const NamespaceRecord& rec, int bridgeIndex,
     if (auto r = addAddress6Once(*inside, peer->index, *rec.address6); !r) {
       return r;
     }
+  }
+  if (auto r = applySizing(*inside, *peer, sizing); !r) {
+    return r;
   }
   if (auto r = setLinkUp(*inside, peer->index, true); !r) {
     return r;

@@ -14,12 +14,19 @@
 
 namespace gw {
 
+// The IPv4 GSO/GRO size the links we make get (IPv4 BIG TCP when above 65,536): the uplink's,
+// so a big packet from a namespace leaves by the uplink whole. 0 leaves the kernel's default.
+struct LinkSizing {
+  uint32_t ipv4GsoMax = 0;
+};
+
 // Ensures the bridge exists, is a bridge, carries its address and is up.
 Status ensureBridge(Netlink& host, const BridgeRecord& bridge, Rollback* rollback);
 
-// Ensures namespace, veth, addresses, routes and forwarding exist as `rec` says.
+// Ensures namespace, veth, addresses, routes and forwarding exist as `rec` says; the veth's
+// ends and its bridge get `sizing`.
 Status wireNamespace(Netlink& host, const NamespaceRecord& rec, int bridgeIndex,
-                     Rollback* rollback);
+                     LinkSizing sizing, Rollback* rollback);
 
 // Removes what wireNamespace made (veth and namespace); missing pieces are not errors.
 Status unwireNamespace(Netlink& host, const NamespaceRecord& rec);

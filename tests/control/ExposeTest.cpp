@@ -186,14 +186,42 @@ void enableBigTcp(const std::string& ns) {
   }
 }
 
+// The IPv4 GSO size of link `name` in namespace `ns`; 0 when it cannot be read.
+uint32_t ipv4GsoMaxOf(const std::string& ns, const std::string& name) {
+  auto nl = Netlink::openIn(ns);
+  if (!nl) {
+    return 0;
+  }
+  auto link = getLink(*nl, name);
+  return link ? link->gsoIpv4MaxSize : 0;
+}
+
 // With BIG TCP the kernel hands tc packets over 64 KiB with an IPv4 tot_len of 0: they are
-// translated both ways (uplink in, namespace link out), not dropped as malformed.
+// translated both ways (uplink in, namespace link out), not dropped as malformed. The admin
+// makes the uplink BIG; the links `ns add` makes follow it.
 TEST_F(ExposeTest, BigTcpPacketsAreTranslatedNotDropped) {
+  for (const auto& ns : {ext(), gwh()}) {
+    enableBigTcp(ns);
+  }
   startDaemon();
   std::string n1 = nsName("n1");
-  ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
-  for (const auto& ns : {ext(), gwh(), n1}) {
-    enableBigTcp(ns);
+  auto added = gwctl({"ns", "add", n1});
+  ASSERT_TRUE(added.ok()) << added.err;
+  EXPECT_EQ(ipv4GsoMaxOf(n1, "eth0"), 185000u) << "the namespace end follows the uplink";
+  {
+    auto nl = Netlink::openIn(gwh());
+    ASSERT_TRUE(nl) << nl.error().str();
+    auto links = listLinks(*nl);
+    ASSERT_TRUE(links) << links.error().str();
+    int veths = 0;
+    for (const auto& link : *links) {
+      if (link.kind == "veth" || link.kind == "bridge") {
+        veths += link.kind == "veth";
+        EXPECT_EQ(link.gsoIpv4MaxSize, 185000u) << link.name << " follows the uplink";
+        EXPECT_EQ(link.groIpv4MaxSize, 185000u) << link.name << " follows the uplink";
+      }
+    }
+    EXPECT_EQ(veths, 2) << "the uplink and n1's host end";
   }
   constexpr long kBytes = 64L << 20;
   servers_.push_back(Child::spawn({"ip", "netns", "exec", n1, "socat",
