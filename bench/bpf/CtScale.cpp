@@ -8,6 +8,7 @@
 #include <chrono>
 #include <random>
 
+#include "bench/CtFlows.h"
 #include "bench/bpf/Topology.h"
 #include "gateway/datapath/BpfDatapath.h"
 #include "gateway/datapath/ConntrackTable.h"
@@ -43,21 +44,12 @@ void makeFlows(const Topology& t, uint32_t begin, uint32_t end, uint64_t seenNs,
   keys.clear();
   values.clear();
   for (uint32_t i = begin; i < end; ++i) {
-    uint32_t c = flowClient(i);
-    uint16_t sp = flowPort(i);
-    gw_ct_key orig = ctKey(c, t.uplink, sp, kExposedPort, kTcp);
-    gw_ct_key reply = ctKey(t.ns1, c, kTargetPort, sp, kTcp);
-    gw_ct_entry o = ctEntry(ctKey(c, t.ns1, sp, kTargetPort, kTcp), reply, GW_CT_DIR_ORIG,
-                            GW_NAT_DNAT, kRule);
-    gw_ct_entry r = ctEntry(ctKey(t.uplink, c, kExposedPort, sp, kTcp), orig, GW_CT_DIR_REPLY,
-                            GW_NAT_DNAT, kRule);
-    o.tcp_flags = GW_CT_SEEN_SYN | GW_CT_SEEN_ACK;
-    r.tcp_flags = GW_CT_SEEN_SYNACK | GW_CT_SEEN_ACK;
-    o.created_ns = r.created_ns = o.last_seen_ns = r.last_seen_ns = seenNs;
-    keys.push_back(orig);
-    values.push_back(o);
-    keys.push_back(reply);
-    values.push_back(r);
+    CtPair f = establishedDnatFlow({flowClient(i), flowPort(i)}, {t.uplink, kExposedPort},
+                                   {t.ns1, kTargetPort}, kRule, seenNs);
+    keys.push_back(f.orig.key);
+    values.push_back(f.orig.entry);
+    keys.push_back(f.reply.key);
+    values.push_back(f.reply.entry);
   }
 }
 
