@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "gateway/services/ConntrackService.h"
 
+#include <algorithm>
+
 #include <pthread.h>
 #include <signal.h>
 
@@ -217,9 +219,20 @@ void ConntrackService::startMaintenance(std::chrono::milliseconds interval) {
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, nullptr);
     std::unique_lock lock(mu_);
-    while (!wake_.wait_for(lock, interval, [this] { return stopping_; })) {
+    std::chrono::milliseconds wait = interval;
+    sweepWaitMillis_ = static_cast<uint64_t>(wait.count());
+    while (!wake_.wait_for(lock, wait, [this] { return stopping_; })) {
       lock.unlock();
+      auto started = std::chrono::steady_clock::now();
       maintain();
+      auto took = std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::steady_clock::now() - started);
+      // A million flows take seconds of a core to walk: every 5 s that was half the machine
+      // here (bench/ctfull.py). Timeouts are minutes, so expiring later costs little.
+      wait = std::max(interval, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    took * kGcDutyDivisor));
+      lastSweepMicros_ = static_cast<uint64_t>(took.count());
+      sweepWaitMillis_ = static_cast<uint64_t>(wait.count());
       lock.lock();
     }
   });

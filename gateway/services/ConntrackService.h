@@ -28,8 +28,10 @@ public:
   Result<api::FlowsDeleted> remove(const api::ConntrackQuery& query);
   Result<api::StatsInfo> stats(const std::vector<ExposeRecord>& exposes);
 
-  // Every `interval`: removes expired flows, watches the map's fill, counts SNAT ports.
+  // Every `interval`: removes expired flows, watches the map's fill, counts SNAT ports. A
+  // round over a big table waits longer: at most 1/kGcDutyDivisor of a core goes to it.
   void startMaintenance(std::chrono::milliseconds interval);
+  static constexpr int kGcDutyDivisor = 20;
   void stopMaintenance();
   // One round of it, on the calling thread.
   void maintain();
@@ -38,11 +40,16 @@ public:
   uint64_t pressureSweeps() const { return pressureSweeps_.load(); }
   // Flows holding a masquerade/hairpin port at the last round.
   uint64_t snatPortsInUse() const { return snatPorts_.load(); }
+  // How long the last round took (µs), and the wait it set before the next one (ms).
+  uint64_t lastSweepMicros() const { return lastSweepMicros_.load(); }
+  uint64_t sweepWaitMillis() const { return sweepWaitMillis_.load(); }
 
 private:
   ServiceContext& ctx_;
   std::atomic<uint64_t> pressureSweeps_{0};
   std::atomic<uint64_t> snatPorts_{0};
+  std::atomic<uint64_t> lastSweepMicros_{0};
+  std::atomic<uint64_t> sweepWaitMillis_{0};
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable wake_;

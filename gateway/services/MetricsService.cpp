@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "gateway/services/MetricsService.h"
 
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +17,11 @@ public:
   void line(const std::string& name, const std::string& labels, uint64_t value) {
     out_ += name + (labels.empty() ? "" : "{" + labels + "}") + " " + std::to_string(value) +
             "\n";
+  }
+  void seconds(const std::string& name, uint64_t micros) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.6f", static_cast<double>(micros) / 1e6);
+    out_ += name + " " + text + "\n";
   }
   std::string take() { return std::move(out_); }
 
@@ -89,6 +95,11 @@ std::string MetricsService::render() {
     m.help("gateway_conntrack_pressure_sweeps_total", "counter",
            "conntrack sweeps that found the map at least 75% full (LRU evicting)");
     m.line("gateway_conntrack_pressure_sweeps_total", "", conntrack_.pressureSweeps());
+    m.help("gateway_conntrack_sweep_seconds", "gauge", "how long the last conntrack sweep took");
+    m.seconds("gateway_conntrack_sweep_seconds", conntrack_.lastSweepMicros());
+    m.help("gateway_conntrack_sweep_interval_seconds", "gauge",
+           "the wait before the next sweep: --gc-interval, or 20 times the last sweep if longer");
+    m.seconds("gateway_conntrack_sweep_interval_seconds", conntrack_.sweepWaitMillis() * 1000);
   }
   if (ctx_.datapath) {
     m.help("gateway_snat_ports_in_use", "gauge",
