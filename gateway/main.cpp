@@ -173,7 +173,8 @@ int main(int argc, char** argv) {
       ("ct-tcp-syn", po::value<unsigned>(), "TCP handshake timeout, s (120)")
       ("ct-udp", po::value<unsigned>(), "UDP timeout, s (120)")
       ("ct-icmp", po::value<unsigned>(), "ICMP timeout, s (60)")
-      ("gc-interval", po::value<unsigned>(), "seconds between conntrack sweeps (5)")
+      ("gc-interval", po::value<unsigned>(),
+       "seconds between conntrack sweeps (5; 20 times a sweep's length when longer)")
       ("proxy-relay", po::value(&relayText)->default_value("buffers"),
        "io_uring proxy relay: buffers (provided buffer ring) or splice (pooled pipes)")
       ("datapath", po::value(&datapathText)->default_value("auto"),
