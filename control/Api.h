@@ -64,6 +64,7 @@ constexpr auto fieldsOf(const UplinkInfo*) {
 struct DatapathInfo {
   bool loaded = false;
   std::optional<std::string> xdp{};
+  std::optional<std::string> tc{}; // how the tc programs are hooked: tcx or clsact
   std::optional<bool> adopted{};
   std::optional<std::string> error{};
 };
@@ -71,6 +72,7 @@ constexpr auto fieldsOf(const DatapathInfo*) {
   using T = DatapathInfo;
   return std::tuple{Field{"loaded", &T::loaded},
                     Field{"xdp", &T::xdp},
+                    Field{"tc", &T::tc},
                     Field{"adopted", &T::adopted},
                     Field{"error", &T::error}};
 }

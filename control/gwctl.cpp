@@ -1061,8 +1061,10 @@ int statusCommand(const Globals& g, const std::vector<std::string>& args) {
               << "namespaces " << s.namespaces << "\n"
               << "exposes    " << s.exposes << "\n"
               << "data path  "
-              << (s.datapath.loaded ? "eBPF, XDP " + s.datapath.xdp.value_or("?")
-                                    : "not loaded: " + s.datapath.error.value_or("?"))
+              << (s.datapath.loaded
+                      ? "eBPF, XDP " + s.datapath.xdp.value_or("?") +
+                            (s.datapath.tc ? ", tc hooks " + *s.datapath.tc : "")
+                      : "not loaded: " + s.datapath.error.value_or("?"))
               << "\n"
               << "pins       " << (s.bpffs.empty() ? "(none: --bpffs '')" : s.bpffs)
               << (s.bpffsFallback ? " (" + *s.bpffsFallback + ")" : std::string()) << "\n"

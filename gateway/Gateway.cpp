@@ -281,6 +281,7 @@ Status Gateway::startDatapath() {
   }
   DatapathConfig dc{.bpffsDir = config_.bpffs,
                     .xdp = xdp,
+                    .tc = config_.tc,
                     .timeouts = config_.timeouts,
                     .ctEntries = config_.ctEntries};
   auto dp = BpfDatapath::open(dc);
@@ -322,7 +323,7 @@ Status Gateway::startDatapath() {
   }
   log::info("eBPF data path ", dp_->adopted() ? "adopted from pins in " : "loaded, pins in ",
             config_.bpffs.empty() ? "(none)" : config_.bpffs, ", XDP ",
-            toString(dp_->uplinkXdpMode()));
+            toString(dp_->uplinkXdpMode()), ", tc hooks ", toString(dp_->tcHook()));
   return {};
 }
 
@@ -496,6 +497,7 @@ api::StatusInfo Gateway::status() {
   s.state = datapath_ ? "running" : "degraded";
   if (datapath_) {
     s.datapath.xdp = std::string(toString(datapath_.dp->uplinkXdpMode()));
+    s.datapath.tc = std::string(toString(datapath_.dp->tcHook()));
     s.datapath.adopted = datapath_.dp->adopted();
   } else {
     s.datapath.error = datapath_.error;

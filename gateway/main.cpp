@@ -143,6 +143,7 @@ int main(int argc, char** argv) {
   std::string configFile;
   std::string logLevel;
   std::string xdpText;
+  std::string tcText;
   std::string relayText;
   std::string datapathText;
   std::string group;
@@ -161,6 +162,8 @@ int main(int argc, char** argv) {
        "bpffs directory for pinned maps and programs (the default falls back to "
        "/run/gateway/bpffs where /sys/fs/bpf cannot be used)")
       ("xdp", po::value(&xdpText)->default_value("auto"), "XDP mode: auto|native|generic|off")
+      ("tc-attach", po::value(&tcText)->default_value("clsact"),
+       "tc hooks: clsact, tcx (links, kernel 6.6+) or auto (tcx where the kernel has it)")
       ("group", po::value(&group),
        "group whose members may read everything and expose services of managed namespaces")
       ("group-may-publish-any", po::bool_switch(&config.groupMayPublishAny),
@@ -232,6 +235,11 @@ int main(int argc, char** argv) {
     return die("--proxy-relay '" + relayText + "': expected buffers or splice");
   }
   config.proxyRelay = relayText == "splice" ? gw::RelayMode::Splice : gw::RelayMode::Buffers;
+  if (auto tc = gw::parseTcHook(tcText); !tc) {
+    return die("--tc-attach: " + tc.error().message);
+  } else {
+    config.tc = *tc;
+  }
   if (auto xdp = gw::parseXdpMode(xdpText); !xdp) {
     return die("--xdp: " + xdp.error().message);
   } else {

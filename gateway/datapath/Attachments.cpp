@@ -14,6 +14,7 @@
 #include "gateway/datapath/BpfObjects.h"
 #include "gateway/datapath/Bpffs.h"
 #include "gateway/datapath/MapDump.h"
+#include "base/Log.h"
 
 namespace gw {
 namespace {
@@ -27,6 +28,13 @@ constexpr uint32_t kAttachTcEgress = 1 << 1;
 constexpr uint32_t kAttachQdiscOurs = 1 << 2; // we created clsact: we delete it
 constexpr uint32_t kAttachXdp = 1 << 3;
 constexpr uint32_t kAttachUplink = 1 << 4;
+constexpr uint32_t kAttachTcxIngress = 1 << 5;
+constexpr uint32_t kAttachTcxEgress = 1 << 6;
+
+// From linux/bpf.h of 6.6; Debian 12's headers (6.1) and libbpf 1.1 lack them. libbpf's
+// bpf_link_create passes an attach type it does not know on with its flags only.
+constexpr auto kBpfTcxIngress = static_cast<bpf_attach_type>(46);
+constexpr auto kBpfTcxEgress = static_cast<bpf_attach_type>(47);
 
 // A fixed tc handle/priority: re-attaching with BPF_TC_F_REPLACE swaps the program in place.
 constexpr uint32_t kTcHandle = 0x6777;
@@ -34,6 +42,12 @@ constexpr uint32_t kTcPriority = 1;
 
 std::string xdpLinkName(int ifindex) { return "link_xdp_" + std::to_string(ifindex); }
 std::string cgroupLinkName(const std::string& prog) { return "link_cg_" + prog; }
+std::string tcxLinkName(int ifindex, bool ingress) {
+  return std::string(ingress ? "link_tcx_in_" : "link_tcx_eg_") + std::to_string(ifindex);
+}
+uint32_t tcxBit(bool ingress) { return ingress ? kAttachTcxIngress : kAttachTcxEgress; }
+uint32_t clsactBit(bool ingress) { return ingress ? kAttachTcIngress : kAttachTcEgress; }
+const char* direction(bool ingress) { return ingress ? "ingress" : "egress"; }
 
 // How XDP is attached on an interface right now (of the calling thread's netns).
 XdpMode queryXdpMode(int ifindex) {
@@ -55,8 +69,9 @@ XdpMode queryXdpMode(int ifindex) {
 
 } // namespace
 
-Result<std::unique_ptr<Attachments>> Attachments::open(const BpfObjects& objects, XdpMode xdp) {
-  std::unique_ptr<Attachments> a(new Attachments(objects, xdp));
+Result<std::unique_ptr<Attachments>> Attachments::open(const BpfObjects& objects, XdpMode xdp,
+                                                       TcHook tc) {
+  std::unique_ptr<Attachments> a(new Attachments(objects, xdp, tc));
   auto ns = openCurrentNamespace();
   if (!ns) {
     return std::unexpected(ns.error());
@@ -107,6 +122,16 @@ Status Attachments::loadRecord() {
     if (flags & kAttachUplink) {
       uplinkIfindex_ = ifindex;
     }
+    for (bool ingress : {true, false}) {
+      std::string tcxPath = pinPath(tcxLinkName(ifindex, ingress));
+      if ((flags & tcxBit(ingress)) && pathExists(tcxPath)) {
+        int fd = bpf_obj_get(tcxPath.c_str());
+        if (fd < 0) {
+          return sysError("bpf_obj_get " + tcxPath);
+        }
+        tcxLinks_[{ifindex, ingress}].reset(fd);
+      }
+    }
     std::string linkPath = pinPath(xdpLinkName(ifindex));
     if ((flags & kAttachXdp) && pathExists(linkPath)) {
       int fd = bpf_obj_get(linkPath.c_str());
@@ -153,6 +178,114 @@ Status Attachments::saveRecord(int ifindex) {
 }
 
 Status Attachments::attachTc(int ifindex, bool ingress, int progFd) {
+  if (tcUsed_ == TcHook::Tcx) {
+    auto linked = attachTcx(ifindex, ingress, progFd);
+    if (linked || tc_ != TcHook::Auto || linked.error().code != EINVAL) {
+      return linked;
+    }
+    // A kernel before 6.6 does not know the attach type: clsact serves, and says so (status).
+    log::info("tc hooks: the kernel refused a tcx link (", linked.error().str(),
+              "), clsact filters serve");
+    tcUsed_ = TcHook::Clsact;
+  }
+  return attachClsact(ifindex, ingress, progFd);
+}
+
+Status Attachments::attachTcx(int ifindex, bool ingress, int progFd) {
+  auto key = std::pair{ifindex, ingress};
+  if (auto it = tcxLinks_.find(key); it != tcxLinks_.end()) {
+    // Restart or upgrade: the program is swapped under the link, no packet misses a hook.
+    if (bpf_link_update(it->second.get(), progFd, nullptr) == 0) {
+      return {};
+    }
+    // The link outlived its interface (an ifindex used again): make a new one.
+    if (auto ok = detachTcx(ifindex, ingress); !ok) {
+      return ok;
+    }
+  }
+  bpf_link_create_opts opts{};
+  opts.sz = sizeof(opts);
+  int fd = bpf_link_create(progFd, ifindex, ingress ? kBpfTcxIngress : kBpfTcxEgress, &opts);
+  if (fd < 0) {
+    return sysError(std::string("attach tcx ") + direction(ingress) + " on ifindex " +
+                    std::to_string(ifindex));
+  }
+  UniqueFd link(fd);
+  if (pinning()) {
+    std::string path = pinPath(tcxLinkName(ifindex, ingress));
+    ::unlink(path.c_str()); // a pin left by a link that is gone
+    if (bpf_obj_pin(fd, path.c_str()) != 0) {
+      auto err = sysError("bpf_obj_pin " + path);
+      bpf_link_detach(fd);
+      return err;
+    }
+  }
+  tcxLinks_[key] = std::move(link);
+  records_[ifindex] |= tcxBit(ingress);
+  if (auto ok = saveRecord(ifindex); !ok) {
+    return ok;
+  }
+  // An earlier run's clsact filter (an upgrade from clsact) goes once the link is in place:
+  // the tcx program's verdict is final, so the filter no longer ran anyway.
+  if (records_[ifindex] & clsactBit(ingress)) {
+    return detachClsact(ifindex, ingress);
+  }
+  return {};
+}
+
+Status Attachments::detachTcx(int ifindex, bool ingress) {
+  Status result;
+  auto it = tcxLinks_.find({ifindex, ingress});
+  if (it != tcxLinks_.end()) {
+    // Detaching a link whose interface is gone fails harmlessly: the kernel took it already.
+    bpf_link_detach(it->second.get());
+    tcxLinks_.erase(it);
+  }
+  if (pinning()) {
+    ::unlink(pinPath(tcxLinkName(ifindex, ingress)).c_str());
+  }
+  auto rec = records_.find(ifindex);
+  if (rec != records_.end() && (rec->second & tcxBit(ingress))) {
+    rec->second &= ~tcxBit(ingress);
+    result = saveRecord(ifindex);
+  }
+  return result;
+}
+
+Status Attachments::detachClsact(int ifindex, bool ingress) {
+  uint32_t& flags = records_[ifindex];
+  auto gone = [](int err) { return err == -ENOENT || err == -ENODEV || err == -EINVAL; };
+  bpf_tc_hook hook{};
+  hook.sz = sizeof(hook);
+  hook.ifindex = ifindex;
+  hook.attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS;
+  bpf_tc_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.handle = kTcHandle;
+  opts.priority = kTcPriority;
+  Status result;
+  if (flags & clsactBit(ingress)) {
+    int err = bpf_tc_detach(&hook, &opts);
+    if (err != 0 && !gone(err)) {
+      result = sysError(std::string("detach tc ") + direction(ingress) + " on ifindex " +
+                        std::to_string(ifindex));
+    }
+    flags &= ~clsactBit(ingress);
+  }
+  if ((flags & kAttachQdiscOurs) && !(flags & (kAttachTcIngress | kAttachTcEgress))) {
+    // We created clsact and no filter of ours is left on it: it goes.
+    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+    int err = bpf_tc_hook_destroy(&hook);
+    if (err != 0 && !gone(err) && result) {
+      result = sysError("delete clsact qdisc on ifindex " + std::to_string(ifindex));
+    }
+    flags &= ~kAttachQdiscOurs;
+  }
+  auto saved = saveRecord(ifindex);
+  return result ? saved : result;
+}
+
+Status Attachments::attachClsact(int ifindex, bool ingress, int progFd) {
   uint32_t& flags = records_[ifindex];
   bpf_tc_hook hook{};
   hook.sz = sizeof(hook);
@@ -179,7 +312,14 @@ Status Attachments::attachTc(int ifindex, bool ingress, int progFd) {
                     " on ifindex " + std::to_string(ifindex));
   }
   flags |= ingress ? kAttachTcIngress : kAttachTcEgress;
-  return saveRecord(ifindex);
+  if (auto ok = saveRecord(ifindex); !ok) {
+    return ok;
+  }
+  // A tcx link of an earlier run would still run first, and its verdict is final: it goes.
+  if (records_[ifindex] & tcxBit(ingress)) {
+    return detachTcx(ifindex, ingress);
+  }
+  return {};
 }
 
 Status Attachments::attachXdp(int ifindex) {
@@ -305,37 +445,16 @@ Status Attachments::detachInterface(int ifindex) {
   if (it == records_.end()) {
     return {};
   }
-  uint32_t& flags = it->second;
   Status result;
-  auto gone = [](int err) { return err == -ENOENT || err == -ENODEV || err == -EINVAL; };
-  bpf_tc_hook hook{};
-  hook.sz = sizeof(hook);
-  hook.ifindex = ifindex;
-  bpf_tc_opts opts{};
-  opts.sz = sizeof(opts);
-  opts.handle = kTcHandle;
-  opts.priority = kTcPriority;
   for (bool ingress : {true, false}) {
-    uint32_t bit = ingress ? kAttachTcIngress : kAttachTcEgress;
-    if (!(flags & bit)) {
-      continue;
+    if (auto ok = detachTcx(ifindex, ingress); !ok && result) {
+      result = ok;
     }
-    hook.attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS;
-    int err = bpf_tc_detach(&hook, &opts);
-    if (err != 0 && !gone(err) && result) {
-      result = sysError("detach tc on ifindex " + std::to_string(ifindex));
+    if (auto ok = detachClsact(ifindex, ingress); !ok && result) {
+      result = ok;
     }
-    flags &= ~bit;
   }
-  if (flags & kAttachQdiscOurs) {
-    // We created clsact, so we remove it (and with it anything added to it since).
-    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-    int err = bpf_tc_hook_destroy(&hook);
-    if (err != 0 && !gone(err) && result) {
-      result = sysError("delete clsact qdisc on ifindex " + std::to_string(ifindex));
-    }
-    flags &= ~kAttachQdiscOurs;
-  }
+  uint32_t& flags = records_[ifindex];
   auto link = xdpLinks_.find(ifindex);
   if (link != xdpLinks_.end()) {
     bpf_link_detach(link->second.get());

@@ -37,7 +37,7 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::open(const DatapathConfig& con
     return std::unexpected(objects.error());
   }
   dp->objects_ = std::move(*objects);
-  auto attachments = Attachments::open(*dp->objects_, config.xdp);
+  auto attachments = Attachments::open(*dp->objects_, config.xdp, config.tc);
   if (!attachments) {
     return std::unexpected(attachments.error());
   }
@@ -100,6 +100,11 @@ Result<std::pair<IpAddress, IpAddress>> BpfDatapath::config6() const {
     return std::unexpected(c.error());
   }
   return std::pair{c->uplinkAddr, c->hairpinAddr};
+}
+
+TcHook BpfDatapath::tcHook() const {
+  std::lock_guard lock(mu_);
+  return attachments_->tcHook();
 }
 
 XdpMode BpfDatapath::uplinkXdpMode() const {

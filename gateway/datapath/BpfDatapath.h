@@ -48,6 +48,7 @@ public:
   Status detachUplink();
   // The XDP mode the uplink actually got (Auto resolves to Native or Off).
   XdpMode uplinkXdpMode() const override;
+  TcHook tcHook() const override;
 
   // tc ingress on the gateway-side end of a namespace link.
   Status attachEndpoint(int ifindex) override;

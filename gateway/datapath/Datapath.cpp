@@ -35,6 +35,31 @@ std::string_view toString(XdpMode mode) {
   return "?";
 }
 
+Result<TcHook> parseTcHook(std::string_view text) {
+  if (text == "auto") {
+    return TcHook::Auto;
+  }
+  if (text == "tcx") {
+    return TcHook::Tcx;
+  }
+  if (text == "clsact") {
+    return TcHook::Clsact;
+  }
+  return fail("unknown tc hook '" + std::string(text) + "' (auto, tcx, clsact)");
+}
+
+std::string_view toString(TcHook hook) {
+  switch (hook) {
+  case TcHook::Auto:
+    return "auto";
+  case TcHook::Tcx:
+    return "tcx";
+  case TcHook::Clsact:
+    return "clsact";
+  }
+  return "?";
+}
+
 Result<FlowPage> Datapath::listFlowPage(const FlowFilter& filter,
                                         const std::optional<FlowKey>& after, size_t limit) {
   auto flows = listFlows();

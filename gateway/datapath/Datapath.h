@@ -32,11 +32,23 @@ enum class XdpMode {
 Result<XdpMode> parseXdpMode(std::string_view text);
 std::string_view toString(XdpMode mode);
 
+// How the tc programs are hooked to an interface.
+enum class TcHook {
+  Auto,   // tcx where the kernel has it (6.6+), else clsact
+  Tcx,    // tcx links (pinned like the XDP links) or fail
+  Clsact, // a clsact qdisc with a direct-action filter per direction
+};
+
+// "auto", "tcx", "clsact".
+Result<TcHook> parseTcHook(std::string_view text);
+std::string_view toString(TcHook hook);
+
 struct DatapathConfig {
   // Where maps and links are pinned so a restart keeps flows and attachments ("" = no pins).
   // Must be on a bpffs: see ensureBpffs().
   std::string bpffsDir;
   XdpMode xdp = XdpMode::Auto;
+  TcHook tc = TcHook::Clsact;
   CtTimeouts timeouts;
   bool fibRedirect = true; // GW_CFG_FIB_REDIRECT: forward with bpf_fib_lookup + redirect
   uint32_t ctEntries = 0;  // conntrack map size (two entries a flow); 0 = GW_CT_MAX_ENTRIES
@@ -140,6 +152,8 @@ public:
   virtual Status setUplinkAddress(const IpAddress& addr) = 0;
   // The XDP mode the uplink actually got (Auto resolves to Native or Off).
   virtual XdpMode uplinkXdpMode() const = 0;
+  // How the tc programs are hooked now (Auto resolves to Tcx or Clsact).
+  virtual TcHook tcHook() const { return TcHook::Clsact; }
   // Whether maps were adopted from pins of an earlier run.
   virtual bool adopted() const = 0;
 

@@ -2,6 +2,9 @@
 // Hitless restart (issue 6 §1): live TCP streams through an expose and through masquerade, and
 // UDP request/response, keep going while gatewayd is stopped and started again (SIGTERM,
 // SIGKILL, a rebuilt binary). The clients measure the largest gap between answers.
+#include <bpf/bpf.h>
+#include <net/if.h>
+
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "netns/Namespace.h"
 #include "tests/control/ServiceFixture.h"
 
 namespace gw::test {
@@ -113,7 +117,34 @@ std::set<std::string> flowsOf(const json& flows) {
   return out;
 }
 
-enum class RestartKind { Sigterm, Sigkill, RebuiltBinary };
+// SigkillTcx: tcx links both runs; ClsactToTcx: clsact filters, then a start with tcx (an
+// upgrade that changes the hook under live flows).
+enum class RestartKind { Sigterm, Sigkill, RebuiltBinary, SigkillTcx, ClsactToTcx };
+
+// Programs on `dev`'s tcx hook in namespace `ns` (BPF_PROG_QUERY); -1 when the query fails.
+int tcxPrograms(const std::string& ns, const std::string& dev, bool ingress) {
+  auto fd = openNamespace(ns);
+  if (!fd) {
+    return -1;
+  }
+  auto inside = NetnsGuard::enter(fd->get());
+  if (!inside) {
+    return -1;
+  }
+  unsigned ifindex = if_nametoindex(dev.c_str());
+  if (ifindex == 0) {
+    return -1;
+  }
+  uint32_t ids[8] = {};
+  uint32_t count = 8;
+  uint32_t flags = 0;
+  // BPF_TCX_INGRESS/EGRESS (46/47, kernel 6.6); the query's target is the ifindex.
+  auto type = static_cast<bpf_attach_type>(ingress ? 46 : 47);
+  if (bpf_prog_query(static_cast<int>(ifindex), type, 0, &flags, ids, &count) != 0) {
+    return -1;
+  }
+  return static_cast<int>(count);
+}
 
 std::string nameOf(RestartKind kind) {
   switch (kind) {
@@ -123,6 +154,10 @@ std::string nameOf(RestartKind kind) {
     return "SigkillThenStart";
   case RestartKind::RebuiltBinary:
     return "RebuiltBinary";
+  case RestartKind::SigkillTcx:
+    return "SigkillTcx";
+  case RestartKind::ClsactToTcx:
+    return "ClsactToTcx";
   }
   return "unknown";
 }
@@ -191,7 +226,9 @@ protected:
 };
 
 TEST_P(RestartTest, FlowsKeepGoingAcrossARestart) {
-  startDaemon();
+  bool tcxAfter = GetParam() == RestartKind::SigkillTcx || GetParam() == RestartKind::ClsactToTcx;
+  startDaemon(GetParam() == RestartKind::SigkillTcx ? std::vector<std::string>{"--tc-attach", "tcx"}
+                                                    : std::vector<std::string>{});
   std::string n1 = nsName("n1");
   ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
   server(n1, "tcp-server", 8080);
@@ -217,7 +254,10 @@ TEST_P(RestartTest, FlowsKeepGoingAcrossARestart) {
   case RestartKind::Sigterm:
     break;
   case RestartKind::Sigkill:
+  case RestartKind::SigkillTcx:
     expected = 128 + SIGKILL;
+    break;
+  case RestartKind::ClsactToTcx:
     break;
   case RestartKind::RebuiltBinary: {
     // Another file with other bytes, as a package upgrade leaves it.
@@ -229,15 +269,28 @@ TEST_P(RestartTest, FlowsKeepGoingAcrossARestart) {
     break;
   }
   }
-  int sig = GetParam() == RestartKind::Sigkill ? SIGKILL : SIGTERM;
+  int sig = GetParam() == RestartKind::Sigkill || GetParam() == RestartKind::SigkillTcx
+                ? SIGKILL
+                : SIGTERM;
   auto restartStart = std::chrono::steady_clock::now();
-  EXPECT_EQ(restartDaemon(sig, binary), expected);
+  if (GetParam() == RestartKind::ClsactToTcx) {
+    EXPECT_EQ(stopDaemon(sig), expected);
+    startDaemon({"--tc-attach", "tcx"});
+  } else {
+    EXPECT_EQ(restartDaemon(sig, binary), expected);
+  }
   auto restartTook = std::chrono::steady_clock::now() - restartStart;
   ASSERT_TRUE(daemon_.running());
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
 
   auto log = readFile(log_);
   EXPECT_NE(log.find("adopted from pins"), std::string::npos) << "the new gatewayd did not adopt";
+  EXPECT_EQ(gwctlJson({"status"})["datapath"]["tc"], tcxAfter ? "tcx" : "clsact");
+  // One program on each of the uplink's hooks, however it was hooked before.
+  EXPECT_EQ(tcxPrograms(gwh(), "up0", true), tcxAfter ? 1 : 0);
+  EXPECT_EQ(tcxPrograms(gwh(), "up0", false), tcxAfter ? 1 : 0);
+  auto filters = shIn(gwh(), "tc filter show dev up0 ingress; tc filter show dev up0 egress");
+  EXPECT_EQ(filters.out.find("gw_uplink") == std::string::npos, tcxAfter) << filters.out;
   EXPECT_EQ(rulesOf(gwctlJson({"list"})), rulesBefore);
   EXPECT_EQ(flowsOf(gwctlJson({"conntrack"})), flowsBefore);
   // Per-rule counters live in pinned maps: they go on counting.
@@ -261,11 +314,21 @@ TEST_P(RestartTest, FlowsKeepGoingAcrossARestart) {
     EXPECT_LT(gap, 1.0) << name << " stalled: " << r.dump();
     EXPECT_GT(r.value("answers", 0), 20) << name << ": " << r.dump();
   }
+  if (tcxAfter) {
+    // Killed, the links stay pinned and attached; --cleanup takes them away.
+    EXPECT_EQ(stopDaemon(SIGKILL), 128 + SIGKILL);
+    EXPECT_EQ(tcxPrograms(gwh(), "up0", true), 1);
+    auto cleanup = runGatewayd({"--cleanup"});
+    EXPECT_TRUE(cleanup.ok()) << cleanup.err;
+    EXPECT_EQ(tcxPrograms(gwh(), "up0", true), 0);
+    EXPECT_EQ(tcxPrograms(gwh(), "up0", false), 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, RestartTest,
                          ::testing::Values(RestartKind::Sigterm, RestartKind::Sigkill,
-                                           RestartKind::RebuiltBinary),
+                                           RestartKind::RebuiltBinary, RestartKind::SigkillTcx,
+                                           RestartKind::ClsactToTcx),
                          [](const auto& info) { return nameOf(info.param); });
 
 } // namespace
