@@ -48,7 +48,7 @@ struct GatewayConfig {
   std::string stateDir;
   std::string bpffs;
   XdpMode xdp = XdpMode::Auto;
-  TcHook tc = TcHook::Clsact;
+  TcHook tc = TcHook::Auto;
   bool hostLocal = true; // cgroup connect4/sendmsg4 hooks for clients on the gateway host
   CtTimeouts timeouts;
   std::chrono::seconds gcInterval{5};

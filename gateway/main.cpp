@@ -162,8 +162,8 @@ int main(int argc, char** argv) {
        "bpffs directory for pinned maps and programs (the default falls back to "
        "/run/gateway/bpffs where /sys/fs/bpf cannot be used)")
       ("xdp", po::value(&xdpText)->default_value("auto"), "XDP mode: auto|native|generic|off")
-      ("tc-attach", po::value(&tcText)->default_value("clsact"),
-       "tc hooks: clsact, tcx (links, kernel 6.6+) or auto (tcx where the kernel has it)")
+      ("tc-attach", po::value(&tcText)->default_value("auto"),
+       "tc hooks: auto (tcx where the kernel has it, else clsact), tcx (links, 6.6+) or clsact")
       ("group", po::value(&group),
        "group whose members may read everything and expose services of managed namespaces")
       ("group-may-publish-any", po::bool_switch(&config.groupMayPublishAny),

@@ -463,10 +463,7 @@ TEST_F(ExposeTest, HandWiredNamespaceAndRanges) {
   EXPECT_EQ(curlFrom(gwh(), "http://127.0.0.1:6100/whoami"), hand);
   EXPECT_EQ(curlFrom(other, base + ":6100/whoami"), hand);
   EXPECT_EQ(curlFrom(hand, base + ":6101/whoami"), hand) << "hairpin";
-  auto endpointProgram = [&] {
-    return sh("tc -n " + gwh() + " filter show dev gwt-hand ingress").out.find("gw_endpoint") !=
-           std::string::npos;
-  };
+  auto endpointProgram = [&] { return tcHooked(gwh(), "gwt-hand", true).has("gw_endpoint"); };
   EXPECT_TRUE(endpointProgram());
   // It survives a restart, and goes with the last expose to the namespace.
   stopDaemon();
@@ -529,8 +526,7 @@ TEST_F(ExposeTest, TutorialNamespacesOnABridgeGetThePeerPath) {
   // 10 connections are more than 50 packets towards n1; none left by the host end.
   EXPECT_LT(txPackets("gwt-t1") - before, 10u) << "packets went through the bridge";
   auto program = [&](const std::string& dev) {
-    return sh("tc -n " + gwh() + " filter show dev " + dev + " ingress").out.find("gw_endpoint") !=
-           std::string::npos;
+    return tcHooked(gwh(), dev, true).has("gw_endpoint");
   };
   EXPECT_TRUE(program("gwt-t1"));
   EXPECT_TRUE(program("gwt-t2"));

@@ -2,9 +2,6 @@
 // Hitless restart (issue 6 §1): live TCP streams through an expose and through masquerade, and
 // UDP request/response, keep going while gatewayd is stopped and started again (SIGTERM,
 // SIGKILL, a rebuilt binary). The clients measure the largest gap between answers.
-#include <bpf/bpf.h>
-#include <net/if.h>
-
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -13,7 +10,6 @@
 #include <sstream>
 #include <thread>
 
-#include "netns/Namespace.h"
 #include "tests/control/ServiceFixture.h"
 
 namespace gw::test {
@@ -117,34 +113,10 @@ std::set<std::string> flowsOf(const json& flows) {
   return out;
 }
 
-// SigkillTcx: tcx links both runs; ClsactToTcx: clsact filters, then a start with tcx (an
-// upgrade that changes the hook under live flows).
-enum class RestartKind { Sigterm, Sigkill, RebuiltBinary, SigkillTcx, ClsactToTcx };
-
-// Programs on `dev`'s tcx hook in namespace `ns` (BPF_PROG_QUERY); -1 when the query fails.
-int tcxPrograms(const std::string& ns, const std::string& dev, bool ingress) {
-  auto fd = openNamespace(ns);
-  if (!fd) {
-    return -1;
-  }
-  auto inside = NetnsGuard::enter(fd->get());
-  if (!inside) {
-    return -1;
-  }
-  unsigned ifindex = if_nametoindex(dev.c_str());
-  if (ifindex == 0) {
-    return -1;
-  }
-  uint32_t ids[8] = {};
-  uint32_t count = 8;
-  uint32_t flags = 0;
-  // BPF_TCX_INGRESS/EGRESS (46/47, kernel 6.6); the query's target is the ifindex.
-  auto type = static_cast<bpf_attach_type>(ingress ? 46 : 47);
-  if (bpf_prog_query(static_cast<int>(ifindex), type, 0, &flags, ids, &count) != 0) {
-    return -1;
-  }
-  return static_cast<int>(count);
-}
+// The first three hook with gatewayd's default (tcx where the kernel has it). SigkillClsact:
+// clsact filters both runs; ClsactToDefault: clsact, then a start with the default (an upgrade
+// that changes the hook under live flows).
+enum class RestartKind { Sigterm, Sigkill, RebuiltBinary, SigkillClsact, ClsactToDefault };
 
 std::string nameOf(RestartKind kind) {
   switch (kind) {
@@ -154,10 +126,10 @@ std::string nameOf(RestartKind kind) {
     return "SigkillThenStart";
   case RestartKind::RebuiltBinary:
     return "RebuiltBinary";
-  case RestartKind::SigkillTcx:
-    return "SigkillTcx";
-  case RestartKind::ClsactToTcx:
-    return "ClsactToTcx";
+  case RestartKind::SigkillClsact:
+    return "SigkillClsact";
+  case RestartKind::ClsactToDefault:
+    return "ClsactToDefault";
   }
   return "unknown";
 }
@@ -226,9 +198,13 @@ protected:
 };
 
 TEST_P(RestartTest, FlowsKeepGoingAcrossARestart) {
-  bool tcxAfter = GetParam() == RestartKind::SigkillTcx || GetParam() == RestartKind::ClsactToTcx;
-  startDaemon(GetParam() == RestartKind::SigkillTcx ? std::vector<std::string>{"--tc-attach", "tcx"}
-                                                    : std::vector<std::string>{});
+  bool clsactFirst =
+      GetParam() == RestartKind::SigkillClsact || GetParam() == RestartKind::ClsactToDefault;
+  startDaemon(clsactFirst ? std::vector<std::string>{"--tc-attach", "clsact"}
+                          : std::vector<std::string>{});
+  // The kernel has tcx (6.6+) if it answers the query, programs or none.
+  bool tcxAfter = GetParam() != RestartKind::SigkillClsact &&
+                  tcHooked(gwh(), "up0", true).tcxQueried;
   std::string n1 = nsName("n1");
   ASSERT_TRUE(gwctl({"ns", "add", n1}).ok());
   server(n1, "tcp-server", 8080);
@@ -254,10 +230,10 @@ TEST_P(RestartTest, FlowsKeepGoingAcrossARestart) {
   case RestartKind::Sigterm:
     break;
   case RestartKind::Sigkill:
-  case RestartKind::SigkillTcx:
+  case RestartKind::SigkillClsact:
     expected = 128 + SIGKILL;
     break;
-  case RestartKind::ClsactToTcx:
+  case RestartKind::ClsactToDefault:
     break;
   case RestartKind::RebuiltBinary: {
     // Another file with other bytes, as a package upgrade leaves it.
@@ -269,13 +245,13 @@ TEST_P(RestartTest, FlowsKeepGoingAcrossARestart) {
     break;
   }
   }
-  int sig = GetParam() == RestartKind::Sigkill || GetParam() == RestartKind::SigkillTcx
+  int sig = GetParam() == RestartKind::Sigkill || GetParam() == RestartKind::SigkillClsact
                 ? SIGKILL
                 : SIGTERM;
   auto restartStart = std::chrono::steady_clock::now();
-  if (GetParam() == RestartKind::ClsactToTcx) {
+  if (GetParam() == RestartKind::ClsactToDefault) {
     EXPECT_EQ(stopDaemon(sig), expected);
-    startDaemon({"--tc-attach", "tcx"});
+    startDaemon();
   } else {
     EXPECT_EQ(restartDaemon(sig, binary), expected);
   }
@@ -287,10 +263,12 @@ TEST_P(RestartTest, FlowsKeepGoingAcrossARestart) {
   EXPECT_NE(log.find("adopted from pins"), std::string::npos) << "the new gatewayd did not adopt";
   EXPECT_EQ(gwctlJson({"status"})["datapath"]["tc"], tcxAfter ? "tcx" : "clsact");
   // One program on each of the uplink's hooks, however it was hooked before.
-  EXPECT_EQ(tcxPrograms(gwh(), "up0", true), tcxAfter ? 1 : 0);
-  EXPECT_EQ(tcxPrograms(gwh(), "up0", false), tcxAfter ? 1 : 0);
-  auto filters = shIn(gwh(), "tc filter show dev up0 ingress; tc filter show dev up0 egress");
-  EXPECT_EQ(filters.out.find("gw_uplink") == std::string::npos, tcxAfter) << filters.out;
+  for (bool ingress : {true, false}) {
+    auto hooked = tcHooked(gwh(), "up0", ingress);
+    EXPECT_EQ(hooked.tcx.size(), tcxAfter ? 1u : 0u) << (ingress ? "ingress" : "egress");
+    EXPECT_EQ(hooked.clsact.size(), tcxAfter ? 0u : 1u) << (ingress ? "ingress" : "egress");
+    EXPECT_TRUE(hooked.has("gw_uplink")) << (ingress ? "ingress" : "egress");
+  }
   EXPECT_EQ(rulesOf(gwctlJson({"list"})), rulesBefore);
   EXPECT_EQ(flowsOf(gwctlJson({"conntrack"})), flowsBefore);
   // Per-rule counters live in pinned maps: they go on counting.
@@ -314,21 +292,22 @@ TEST_P(RestartTest, FlowsKeepGoingAcrossARestart) {
     EXPECT_LT(gap, 1.0) << name << " stalled: " << r.dump();
     EXPECT_GT(r.value("answers", 0), 20) << name << ": " << r.dump();
   }
-  if (tcxAfter) {
-    // Killed, the links stay pinned and attached; --cleanup takes them away.
-    EXPECT_EQ(stopDaemon(SIGKILL), 128 + SIGKILL);
-    EXPECT_EQ(tcxPrograms(gwh(), "up0", true), 1);
-    auto cleanup = runGatewayd({"--cleanup"});
-    EXPECT_TRUE(cleanup.ok()) << cleanup.err;
-    EXPECT_EQ(tcxPrograms(gwh(), "up0", true), 0);
-    EXPECT_EQ(tcxPrograms(gwh(), "up0", false), 0);
+  // Killed, the hooks stay (pinned, attached); --cleanup takes them away.
+  EXPECT_EQ(stopDaemon(SIGKILL), 128 + SIGKILL);
+  EXPECT_TRUE(tcHooked(gwh(), "up0", true).has("gw_uplink"));
+  auto cleanup = runGatewayd({"--cleanup"});
+  EXPECT_TRUE(cleanup.ok()) << cleanup.err;
+  for (bool ingress : {true, false}) {
+    auto hooked = tcHooked(gwh(), "up0", ingress);
+    EXPECT_TRUE(hooked.tcx.empty() && hooked.clsact.empty()) << (ingress ? "ingress" : "egress");
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, RestartTest,
                          ::testing::Values(RestartKind::Sigterm, RestartKind::Sigkill,
-                                           RestartKind::RebuiltBinary, RestartKind::SigkillTcx,
-                                           RestartKind::ClsactToTcx),
+                                           RestartKind::RebuiltBinary,
+                                           RestartKind::SigkillClsact,
+                                           RestartKind::ClsactToDefault),
                          [](const auto& info) { return nameOf(info.param); });
 
 } // namespace

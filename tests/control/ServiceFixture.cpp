@@ -1,6 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "tests/control/ServiceFixture.h"
 
+#include "netns/Namespace.h"
+
+#include <bpf/bpf.h>
+#include <net/if.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +27,54 @@ nlohmann::json ipJson(const std::vector<std::string>& args) {
 
 bool pingFrom(const std::string& ns, const std::string& addr) {
   return run({"ip", "netns", "exec", ns, "ping", "-c1", "-W2", addr}).ok();
+}
+
+bool TcHooked::has(const std::string& namePrefix) const {
+  auto match = [&](const std::string& n) { return n.starts_with(namePrefix.substr(0, 15)); };
+  return std::ranges::any_of(clsact, match) || std::ranges::any_of(tcx, match);
+}
+
+TcHooked tcHooked(const std::string& ns, const std::string& dev, bool ingress) {
+  TcHooked out;
+  auto filters = run({"tc", "-n", ns, "filter", "show", "dev", dev, ingress ? "ingress" : "egress"});
+  std::istringstream lines(filters.out);
+  for (std::string word, last; lines >> word; last = word) {
+    if (last == "name") {
+      out.clsact.push_back(word);
+    }
+  }
+  auto nsFd = openNamespace(ns);
+  if (!nsFd) {
+    return out;
+  }
+  auto inside = NetnsGuard::enter(nsFd->get());
+  if (!inside) {
+    return out;
+  }
+  unsigned ifindex = if_nametoindex(dev.c_str());
+  uint32_t ids[16] = {};
+  uint32_t count = 16;
+  uint32_t flags = 0;
+  // BPF_TCX_INGRESS/EGRESS (46/47, kernel 6.6); the query's target is the ifindex.
+  auto type = static_cast<bpf_attach_type>(ingress ? 46 : 47);
+  if (ifindex == 0 ||
+      bpf_prog_query(static_cast<int>(ifindex), type, 0, &flags, ids, &count) != 0) {
+    return out;
+  }
+  out.tcxQueried = true;
+  for (uint32_t i = 0; i < count; ++i) {
+    int fd = bpf_prog_get_fd_by_id(ids[i]);
+    if (fd < 0) {
+      continue;
+    }
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
+      out.tcx.emplace_back(info.name);
+    }
+    ::close(fd);
+  }
+  return out;
 }
 
 void ServiceFixture::SetUp() {

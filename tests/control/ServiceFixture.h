@@ -74,4 +74,14 @@ private:
 nlohmann::json ipJson(const std::vector<std::string>& args);
 bool pingFrom(const std::string& ns, const std::string& addr);
 
+// The BPF programs on `dev`'s tc hook in namespace `ns`, however hooked: names of clsact
+// filters (tc, iproute2) and of tcx links (BPF_PROG_QUERY; names cut at 15 characters).
+struct TcHooked {
+  std::vector<std::string> clsact;
+  std::vector<std::string> tcx;
+  bool tcxQueried = false; // false: the query failed (no such link, or a kernel before 6.6)
+  bool has(const std::string& namePrefix) const;
+};
+TcHooked tcHooked(const std::string& ns, const std::string& dev, bool ingress);
+
 } // namespace gw::test

@@ -368,10 +368,9 @@ json StateOracleFixture::checkAgreement() {
     }
   }
   EXPECT_EQ(localMapAt(bpffs()), hostAddrs) << "local address map vs the host's addresses";
+  // A gw_ program on the hook, as a clsact filter or a tcx link.
   auto hasBpf = [&](const std::string& dev, const std::string& dir) {
-    auto r = run({"tc", "-n", gwh(), "filter", "show", "dev", dev, dir});
-    return r.out.find("bpf") != std::string::npos &&
-           r.out.find("direct-action") != std::string::npos;
+    return tcHooked(gwh(), dev, dir == "ingress").has("gw_");
   };
   EXPECT_TRUE(hasBpf("up0", "ingress")) << "uplink tc ingress attached";
   EXPECT_TRUE(hasBpf("up0", "egress")) << "uplink tc egress attached";

@@ -97,6 +97,7 @@ protected:
       for (const char* dir : {"ingress", "egress"}) {
         s["filters " + l + " " + dir] =
             jsonOf({"tc", "-j", "-n", gwh(), "filter", "show", "dev", l, dir});
+        s["tcx " + l + " " + dir] = tcHooked(gwh(), l, std::string(dir) == "ingress").tcx;
       }
     }
     json ours = json::array();

@@ -84,7 +84,8 @@ const Shape kStatusUplink = {{"name", Type::String},
                              {"addresses", Type::Array},
                              {"address6", Type::OptionalString}};
 const Shape kStatusDatapath = {
-    {"loaded", Type::Boolean}, {"xdp", Type::String}, {"adopted", Type::Boolean}};
+    {"loaded", Type::Boolean}, {"xdp", Type::String}, {"tc", Type::String},
+    {"adopted", Type::Boolean}};
 const Shape kStatusNoDatapath = {{"loaded", Type::Boolean}, {"error", Type::String}};
 // added: "address6", "prefix6", "gateway6" when the namespace has IPv6.
 const Shape kNamespaceAdded = {{"name", Type::String},
@@ -433,6 +434,8 @@ TEST_F(WireFormatTest, EveryEndpointAnswersItsShape) {
       {"gateway_conntrack_entries", "gauge"},
       {"gateway_conntrack_capacity", "gauge"},
       {"gateway_conntrack_pressure_sweeps_total", "counter"},
+      {"gateway_conntrack_sweep_seconds", "gauge"},
+      {"gateway_conntrack_sweep_interval_seconds", "gauge"},
       {"gateway_snat_ports_in_use", "gauge"},
       {"gateway_proxy_connections_active", "gauge"},
       {"gateway_proxy_backend_failures_total", "counter"}};
