@@ -317,8 +317,8 @@ def main():
         sys.exit(f"unknown method in {a.methods}; known: {METHODS}")
     if os.geteuid() != 0:
         sys.exit("bench/scale.py: run as root (it creates network namespaces)")
-    if any(n < 1 or n > 50000 for n in a.counts):
-        sys.exit("--counts: 1..50000")
+    if any(n < 1 or n > 65535 for n in a.counts):
+        sys.exit("--counts: 1..65535")
     command = os.environ.get("LAB_COMMAND") or "python3 bench/scale.py " + shlex.join(
         sys.argv[1:])
 

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <string>
 #include <tuple>
@@ -290,6 +291,13 @@ Status RuleMaps::addExpose(const ExposeEntry& entry) {
   value.target_port = htons(entry.targetPort);
   value.rule_id = entry.ruleId;
   if (bpf_map_update_elem(objects_.mapFd("gw_expose_v4"), &*key, &value, BPF_ANY) != 0) {
+    if (errno == E2BIG) {
+      // Full: say which limit, not "Argument list too long".
+      return conflict("add expose port " + std::to_string(entry.hostPort) +
+                          ": the expose map is full (" + std::to_string(GW_EXPOSE_MAX_ENTRIES) +
+                          " entries; a port takes one per family: 32,768 dual-stack ports)",
+                      E2BIG);
+    }
     return sysError("add expose port " + std::to_string(entry.hostPort));
   }
   return {};
