@@ -454,7 +454,7 @@ Status Attachments::detachInterface(int ifindex) {
       result = ok;
     }
   }
-  uint32_t& flags = records_[ifindex];
+  uint32_t& flags = it->second;
   auto link = xdpLinks_.find(ifindex);
   if (link != xdpLinks_.end()) {
     bpf_link_detach(link->second.get());

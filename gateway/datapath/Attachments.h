@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Where the loaded programs run: tc hooks (tcx links or clsact filters) and XDP links on
-// interfaces, BPF links on a cgroup for the socket hooks. What we attached is recorded in a pinned ifindex -> flags map so
-// a restart (or --cleanup) knows what is ours to remove.
+// interfaces, BPF links on a cgroup for the socket hooks. What we attached is recorded in a
+// pinned ifindex -> flags map so a restart (or --cleanup) knows what is ours to remove.
 #pragma once
 
 #include <cstdint>
@@ -27,7 +27,7 @@ public:
   // Re-opens the attachment record and the links an earlier run pinned in objects.pinDir().
   // `objects` must outlive this.
   static Result<std::unique_ptr<Attachments>> open(const BpfObjects& objects, XdpMode xdp,
-                                                   TcHook tc = TcHook::Clsact);
+                                                   TcHook tc);
   Attachments(const Attachments&) = delete;
   Attachments& operator=(const Attachments&) = delete;
 

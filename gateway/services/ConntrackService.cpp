@@ -220,7 +220,7 @@ void ConntrackService::startMaintenance(std::chrono::milliseconds interval) {
     pthread_sigmask(SIG_BLOCK, &all, nullptr);
     std::unique_lock lock(mu_);
     std::chrono::milliseconds wait = interval;
-    sweepWaitMillis_ = static_cast<uint64_t>(wait.count());
+    sweepWaitMicros_ = static_cast<uint64_t>(wait.count()) * 1000;
     while (!wake_.wait_for(lock, wait, [this] { return stopping_; })) {
       lock.unlock();
       auto started = std::chrono::steady_clock::now();
@@ -232,7 +232,7 @@ void ConntrackService::startMaintenance(std::chrono::milliseconds interval) {
       wait = std::max(interval, std::chrono::duration_cast<std::chrono::milliseconds>(
                                     took * kGcDutyDivisor));
       lastSweepMicros_ = static_cast<uint64_t>(took.count());
-      sweepWaitMillis_ = static_cast<uint64_t>(wait.count());
+      sweepWaitMicros_ = static_cast<uint64_t>(wait.count()) * 1000;
       lock.lock();
     }
   });

@@ -40,16 +40,16 @@ public:
   uint64_t pressureSweeps() const { return pressureSweeps_.load(); }
   // Flows holding a masquerade/hairpin port at the last round.
   uint64_t snatPortsInUse() const { return snatPorts_.load(); }
-  // How long the last round took (µs), and the wait it set before the next one (ms).
+  // How long the last round took, and the wait it set before the next one (µs).
   uint64_t lastSweepMicros() const { return lastSweepMicros_.load(); }
-  uint64_t sweepWaitMillis() const { return sweepWaitMillis_.load(); }
+  uint64_t sweepWaitMicros() const { return sweepWaitMicros_.load(); }
 
 private:
   ServiceContext& ctx_;
   std::atomic<uint64_t> pressureSweeps_{0};
   std::atomic<uint64_t> snatPorts_{0};
   std::atomic<uint64_t> lastSweepMicros_{0};
-  std::atomic<uint64_t> sweepWaitMillis_{0};
+  std::atomic<uint64_t> sweepWaitMicros_{0};
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable wake_;

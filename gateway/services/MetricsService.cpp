@@ -99,7 +99,7 @@ std::string MetricsService::render() {
     m.seconds("gateway_conntrack_sweep_seconds", conntrack_.lastSweepMicros());
     m.help("gateway_conntrack_sweep_interval_seconds", "gauge",
            "the wait before the next sweep: --gc-interval, or 20 times the last sweep if longer");
-    m.seconds("gateway_conntrack_sweep_interval_seconds", conntrack_.sweepWaitMillis() * 1000);
+    m.seconds("gateway_conntrack_sweep_interval_seconds", conntrack_.sweepWaitMicros());
   }
   if (ctx_.datapath) {
     m.help("gateway_snat_ports_in_use", "gauge",
